@@ -1,0 +1,54 @@
+//! Read-only memory maps of checkpoint files.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use super::error::{CheckpointError, Result};
+
+/// One checkpoint file, mapped read-only. Bytes are paged in by the OS only when touched, so a
+/// 100 GB file costs nothing until its tensors are read.
+#[derive(Debug)]
+pub struct MappedFile {
+    path: PathBuf,
+    map: Option<memmap2::Mmap>,
+}
+
+impl MappedFile {
+    /// Opens and maps `path`. An empty file is kept unmapped (mapping zero bytes fails on Linux).
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| CheckpointError::io(path, e))?;
+        let len = file.metadata().map_err(|e| CheckpointError::io(path, e))?.len();
+        if len == 0 {
+            return Ok(Self { path: path.to_owned(), map: None });
+        }
+        // SAFETY: the map is read-only and never handed out mutably. The one hazard of file-backed
+        // maps is another process truncating the file while it is mapped: reading the lost pages
+        // then raises SIGBUS. Checkpoints are opened for reading and weightbench never writes to
+        // its inputs (export writes new files and renames them into place, which leaves the
+        // mapped inode intact), so this only happens if a user truncates a model file in place
+        // while it is open — the same contract every mmap-based model loader has.
+        #[allow(unsafe_code)]
+        let map = unsafe { memmap2::MmapOptions::new().map(&file) }.map_err(|e| CheckpointError::io(path, e))?;
+        Ok(Self { path: path.to_owned(), map: Some(map) })
+    }
+
+    /// The file's path as opened.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// All bytes of the file.
+    pub fn bytes(&self) -> &[u8] {
+        self.map.as_deref().unwrap_or(&[])
+    }
+
+    /// The file's length in bytes.
+    pub fn len(&self) -> u64 {
+        self.bytes().len() as u64
+    }
+
+    /// Whether the file has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.bytes().is_empty()
+    }
+}

@@ -1,0 +1,334 @@
+//! Opening model files: safetensors (single file, sharded with an index, or a folder holding
+//! either), their tensor tables, and streamed decoding of tensor bytes through the memory map.
+//!
+//! A [`Checkpoint`] is cheap to open whatever the model's size: only headers are read. Tensor
+//! bytes are touched when a caller decodes them, a chunk at a time.
+
+mod config;
+pub mod error;
+mod json;
+mod mmap;
+pub mod names;
+mod safetensors;
+mod sharded;
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+pub use error::{CheckpointError, Result};
+pub use mmap::MappedFile;
+pub use names::{Role, classify};
+
+use crate::codec::{self, DType};
+
+/// The container format of a checkpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// Hugging Face safetensors.
+    Safetensors,
+}
+
+impl Format {
+    /// Lower-case name, as in JSON output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Safetensors => "safetensors",
+        }
+    }
+}
+
+/// One tensor of a checkpoint: where its bytes are and what they mean.
+#[derive(Clone, Debug)]
+pub struct TensorInfo {
+    /// Name as stored.
+    pub name: String,
+    /// Element type as stored.
+    pub dtype: DType,
+    /// Shape, outermost dimension first (empty for a scalar).
+    pub shape: Vec<u64>,
+    /// Index into [`Checkpoint::files`].
+    pub file: usize,
+    /// Absolute byte offset of the tensor's first byte in its file.
+    pub offset: u64,
+    /// Length in bytes.
+    pub bytes: u64,
+    /// Index of the repeated block this tensor belongs to, if any.
+    pub layer: Option<u32>,
+    /// Normalised module role.
+    pub role: Role,
+}
+
+impl TensorInfo {
+    /// Number of elements.
+    pub fn numel(&self) -> u64 {
+        self.shape.iter().product()
+    }
+
+    /// Sort key of reading order: embeddings, then blocks in order (roles in block order), then
+    /// the head.
+    pub fn reading_order(&self) -> (u8, u32, usize) {
+        names::reading_order(&self.name, self.layer, self.role)
+    }
+
+    /// Shape as `[a, b, c]`.
+    pub fn shape_string(&self) -> String {
+        let dims: Vec<String> = self.shape.iter().map(u64::to_string).collect();
+        format!("[{}]", dims.join(", "))
+    }
+}
+
+/// An opened checkpoint: its files (memory-mapped) and its tensor table.
+#[derive(Debug)]
+pub struct Checkpoint {
+    path: PathBuf,
+    format: Format,
+    files: Vec<MappedFile>,
+    tensors: Vec<TensorInfo>,
+    by_name: HashMap<String, usize>,
+    architecture: Option<String>,
+    config: Option<serde_json::Value>,
+    metadata: BTreeMap<String, String>,
+    warnings: Vec<String>,
+}
+
+/// The tensors of one or more files before they become a [`Checkpoint`].
+pub(crate) struct Loaded {
+    pub files: Vec<MappedFile>,
+    pub tensors: Vec<(usize, safetensors::RawTensor)>,
+    pub metadata: BTreeMap<String, String>,
+    pub warnings: Vec<String>,
+}
+
+/// Default number of elements decoded per chunk when streaming a tensor (4 MiB of f32).
+pub const DEFAULT_CHUNK_ELEMS: u64 = 1 << 20;
+
+impl Checkpoint {
+    /// Opens a `.safetensors` file, a `*.safetensors.index.json` with its shards, or a folder
+    /// holding either (Hugging Face layout; `config.json` there is read for the architecture).
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let meta = std::fs::metadata(path).map_err(|e| CheckpointError::io(path, e))?;
+        let (loaded, folder) = if meta.is_dir() {
+            (open_folder(path)?, path.to_owned())
+        } else {
+            let folder = path.parent().map(Path::to_owned).unwrap_or_default();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let loaded = if name.ends_with(".index.json") { sharded::open_index(path)? } else { open_single(path)? };
+            (loaded, folder)
+        };
+        let config = config::read(&folder)?;
+        Ok(Self::assemble(path, Format::Safetensors, loaded, config))
+    }
+
+    fn assemble(path: &Path, format: Format, loaded: Loaded, config: Option<serde_json::Value>) -> Self {
+        let mut tensors: Vec<TensorInfo> = loaded
+            .tensors
+            .into_iter()
+            .map(|(file, t)| {
+                let (layer, role) = classify(&t.name);
+                TensorInfo {
+                    name: t.name,
+                    dtype: t.dtype,
+                    shape: t.shape,
+                    file,
+                    offset: t.offset,
+                    bytes: t.bytes,
+                    layer,
+                    role,
+                }
+            })
+            .collect();
+        tensors.sort_by(|a, b| (a.reading_order(), &a.name).cmp(&(b.reading_order(), &b.name)));
+        let by_name = tensors.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+        let names: Vec<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
+        let architecture = config::architecture(config.as_ref(), &names);
+        Self {
+            path: path.to_owned(),
+            format,
+            files: loaded.files,
+            tensors,
+            by_name,
+            architecture,
+            config,
+            metadata: loaded.metadata,
+            warnings: loaded.warnings,
+        }
+    }
+
+    /// The path this checkpoint was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The container format.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// The files holding tensor data, in the order [`TensorInfo::file`] indexes.
+    pub fn files(&self) -> &[MappedFile] {
+        &self.files
+    }
+
+    /// All tensors, in reading order (see [`TensorInfo::reading_order`]).
+    pub fn tensors(&self) -> &[TensorInfo] {
+        &self.tensors
+    }
+
+    /// The tensor named `name`, if present.
+    pub fn tensor(&self, name: &str) -> Option<&TensorInfo> {
+        self.by_name.get(name).map(|&i| &self.tensors[i])
+    }
+
+    /// The tensor named `name`, or an error naming the checkpoint.
+    pub fn require(&self, name: &str) -> Result<&TensorInfo> {
+        self.tensor(name)
+            .ok_or_else(|| CheckpointError::NoSuchTensor { path: self.path.clone(), tensor: name.to_owned() })
+    }
+
+    /// The model architecture from `config.json` (`architectures[0]` or `model_type`), or guessed
+    /// from tensor names.
+    pub fn architecture(&self) -> Option<&str> {
+        self.architecture.as_deref()
+    }
+
+    /// The parsed `config.json`, when there is one.
+    pub fn config(&self) -> Option<&serde_json::Value> {
+        self.config.as_ref()
+    }
+
+    /// Free-form metadata of the file(s): safetensors `__metadata__`, index `metadata`.
+    pub fn metadata(&self) -> &BTreeMap<String, String> {
+        &self.metadata
+    }
+
+    /// Things that were odd but not wrong enough to refuse the checkpoint.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Total number of parameters (elements of all tensors).
+    pub fn total_params(&self) -> u64 {
+        self.tensors.iter().map(TensorInfo::numel).sum()
+    }
+
+    /// Total bytes of tensor data.
+    pub fn total_bytes(&self) -> u64 {
+        self.tensors.iter().map(|t| t.bytes).sum()
+    }
+
+    /// The file path of a tensor.
+    pub fn file_path(&self, tensor: &TensorInfo) -> &Path {
+        self.files.get(tensor.file).map(MappedFile::path).unwrap_or(&self.path)
+    }
+
+    /// The stored bytes of a tensor, straight from the memory map (not copied).
+    pub fn raw_bytes(&self, tensor: &TensorInfo) -> &[u8] {
+        let bytes = self.files.get(tensor.file).map(MappedFile::bytes).unwrap_or(&[]);
+        let start = tensor.offset as usize;
+        let end = start.saturating_add(tensor.bytes as usize);
+        bytes.get(start..end).unwrap_or(&[])
+    }
+
+    /// Element ranges that cover the tensor in order, each at most `chunk_elems` long and cut at
+    /// storage-block boundaries so that each can be decoded on its own.
+    pub fn chunks(&self, tensor: &TensorInfo, chunk_elems: u64) -> impl Iterator<Item = Range<u64>> + use<> {
+        let block = tensor.dtype.block_elems() as u64;
+        let step = (chunk_elems / block).max(1) * block;
+        let n = tensor.numel();
+        (0..n.div_ceil(step)).map(move |i| i * step..((i + 1) * step).min(n))
+    }
+
+    /// Decodes the elements `range` of `tensor` to f32 into `out` (resized to fit). The range
+    /// must start and end on storage-block boundaries (any range does for scalar types).
+    pub fn decode_range(&self, tensor: &TensorInfo, range: Range<u64>, out: &mut Vec<f32>) -> Result<()> {
+        let fail = |message: String| CheckpointError::Decode {
+            path: self.file_path(tensor).to_owned(),
+            tensor: tensor.name.clone(),
+            message,
+        };
+        let block_elems = tensor.dtype.block_elems() as u64;
+        let block_bytes = tensor.dtype.block_bytes() as u64;
+        if range.start > range.end || range.end > tensor.numel() || range.start % block_elems != 0 {
+            return Err(fail(format!("element range {range:?} is not within the tensor on block boundaries")));
+        }
+        let byte_start = (range.start / block_elems) * block_bytes;
+        let byte_end = range.end.div_ceil(block_elems) * block_bytes;
+        let bytes = self
+            .raw_bytes(tensor)
+            .get(byte_start as usize..byte_end as usize)
+            .ok_or_else(|| fail(format!("bytes {byte_start}..{byte_end} are outside the tensor")))?;
+        out.resize((range.end - range.start) as usize, 0.0);
+        codec::decode(tensor.dtype, bytes, out).map_err(|e| fail(e.to_string()))
+    }
+
+    /// Decodes a whole tensor. Meant for small tensors and tests: analysis streams with
+    /// [`Checkpoint::chunks`] and [`Checkpoint::decode_range`] instead.
+    pub fn decode_all(&self, tensor: &TensorInfo) -> Result<Vec<f32>> {
+        let mut out = Vec::new();
+        self.decode_range(tensor, 0..tensor.numel(), &mut out)?;
+        Ok(out)
+    }
+}
+
+/// Opens one safetensors file.
+fn open_single(path: &Path) -> Result<Loaded> {
+    let file = MappedFile::open(path)?;
+    let header = safetensors::read_header(&file)?;
+    Ok(Loaded {
+        tensors: header.tensors.into_iter().map(|t| (0, t)).collect(),
+        files: vec![file],
+        metadata: header.metadata,
+        warnings: Vec::new(),
+    })
+}
+
+/// Opens a folder: an index if there is one, else `model.safetensors`, else every `.safetensors`.
+fn open_folder(dir: &Path) -> Result<Loaded> {
+    let mut safetensors_files = Vec::new();
+    let mut indexes = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| CheckpointError::io(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| CheckpointError::io(dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".safetensors.index.json") {
+            indexes.push(entry.path());
+        } else if name.ends_with(".safetensors") {
+            safetensors_files.push(entry.path());
+        }
+    }
+    indexes.sort();
+    safetensors_files.sort();
+    let preferred_index = dir.join("model.safetensors.index.json");
+    if indexes.contains(&preferred_index) {
+        return sharded::open_index(&preferred_index);
+    }
+    if let [index] = indexes.as_slice() {
+        return sharded::open_index(index);
+    }
+    if indexes.len() > 1 {
+        return Err(CheckpointError::NotACheckpoint {
+            path: dir.to_owned(),
+            reason: format!(
+                "{} shard indexes and none is model.safetensors.index.json; open one of them",
+                indexes.len()
+            ),
+        });
+    }
+    let preferred = dir.join("model.safetensors");
+    if safetensors_files.contains(&preferred) {
+        return open_single(&preferred);
+    }
+    match safetensors_files.len() {
+        0 => Err(CheckpointError::NotACheckpoint {
+            path: dir.to_owned(),
+            reason: "the folder holds no .safetensors file and no .safetensors.index.json".into(),
+        }),
+        1 => open_single(&safetensors_files[0]),
+        _ => sharded::open_files(&safetensors_files),
+    }
+}

@@ -1,0 +1,199 @@
+//! Headless commands. Each prints a human table by default and one JSON object with `--json`;
+//! every number the GUI shows can be had here (DESIGN.md, invariant 1).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+
+use crate::checkpoint::{Checkpoint, Role, TensorInfo};
+use crate::format;
+
+/// weightbench: look inside neural-network checkpoints and compress them.
+///
+/// With no argument, opens the window on the bundled demo checkpoint; with a PATH, opens that
+/// file or folder. Subcommands run the same engine without a window.
+#[derive(Debug, Parser)]
+#[command(name = "weightbench", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// Checkpoint to open in the window: a .safetensors file, a *.safetensors.index.json, or a
+    /// folder holding either (Hugging Face layout).
+    pub path: Option<PathBuf>,
+
+    /// A headless command.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Headless commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the tensors of a checkpoint: name, dtype, shape, size, file, offset, layer and role.
+    Info(InfoArgs),
+}
+
+/// Arguments of `weightbench info`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Checkpoint: a .safetensors file, a *.safetensors.index.json, or a folder holding either.
+    pub path: PathBuf,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs a headless command, writing to `out`.
+pub fn run(command: &Command, out: &mut dyn Write) -> Result<()> {
+    match command {
+        Command::Info(args) => info(args, out),
+    }
+}
+
+fn open(path: &Path) -> Result<Checkpoint> {
+    Checkpoint::open(path).with_context(|| format!("cannot open checkpoint {}", path.display()))
+}
+
+/// `info --json`: one object describing the checkpoint and every tensor.
+#[derive(Debug, Serialize)]
+pub struct InfoJson {
+    /// Container format.
+    pub format: &'static str,
+    /// Path as opened.
+    pub path: String,
+    /// Data files, in the order `tensors[].file` refers to.
+    pub files: Vec<String>,
+    /// Architecture from config.json, or guessed from names.
+    pub architecture: Option<String>,
+    /// Sum of all tensors' element counts.
+    pub total_params: u64,
+    /// Sum of all tensors' byte sizes.
+    pub total_bytes: u64,
+    /// File-level metadata (`__metadata__`, index metadata).
+    pub metadata: std::collections::BTreeMap<String, String>,
+    /// Oddities that did not stop the checkpoint from opening.
+    pub warnings: Vec<String>,
+    /// Every tensor.
+    pub tensors: Vec<TensorJson>,
+}
+
+/// One tensor in `info --json`.
+#[derive(Debug, Serialize)]
+pub struct TensorJson {
+    /// Name as stored.
+    pub name: String,
+    /// dtype name (safetensors names).
+    pub dtype: String,
+    /// Shape.
+    pub shape: Vec<u64>,
+    /// Path of the file holding it.
+    pub file: String,
+    /// Absolute byte offset in that file.
+    pub offset: u64,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Block index, or null.
+    pub layer: Option<u32>,
+    /// Normalised role.
+    pub role: Role,
+}
+
+impl InfoJson {
+    /// Builds the description of an opened checkpoint.
+    pub fn new(ckpt: &Checkpoint) -> Self {
+        let tensor = |t: &TensorInfo| TensorJson {
+            name: t.name.clone(),
+            dtype: t.dtype.name().to_owned(),
+            shape: t.shape.clone(),
+            file: ckpt.file_path(t).display().to_string(),
+            offset: t.offset,
+            bytes: t.bytes,
+            layer: t.layer,
+            role: t.role,
+        };
+        Self {
+            format: ckpt.format().as_str(),
+            path: ckpt.path().display().to_string(),
+            files: ckpt.files().iter().map(|f| f.path().display().to_string()).collect(),
+            architecture: ckpt.architecture().map(str::to_owned),
+            total_params: ckpt.total_params(),
+            total_bytes: ckpt.total_bytes(),
+            metadata: ckpt.metadata().clone(),
+            warnings: ckpt.warnings().to_vec(),
+            tensors: ckpt.tensors().iter().map(tensor).collect(),
+        }
+    }
+}
+
+fn info(args: &InfoArgs, out: &mut dyn Write) -> Result<()> {
+    let ckpt = open(&args.path)?;
+    if args.json {
+        serde_json::to_writer(&mut *out, &InfoJson::new(&ckpt))?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    writeln!(out, "checkpoint    {}", ckpt.path().display())?;
+    writeln!(out, "format        {} ({} file(s))", ckpt.format().as_str(), ckpt.files().len())?;
+    writeln!(out, "architecture  {}", ckpt.architecture().unwrap_or("unknown"))?;
+    writeln!(
+        out,
+        "tensors       {} tensors, {} parameters, {}",
+        ckpt.tensors().len(),
+        format::count(ckpt.total_params()),
+        format::bytes(ckpt.total_bytes())
+    )?;
+    for w in ckpt.warnings() {
+        writeln!(out, "warning       {w}")?;
+    }
+    writeln!(out)?;
+    let name_width = ckpt.tensors().iter().map(|t| t.name.len()).max().unwrap_or(4).max(4);
+    let multi = ckpt.files().len() > 1;
+    writeln!(
+        out,
+        "{:<name_width$}  {:<7}  {:<18}  {:>10}  {:>5}  {:<9}{}",
+        "NAME",
+        "DTYPE",
+        "SHAPE",
+        "SIZE",
+        "LAYER",
+        "ROLE",
+        if multi { "  FILE" } else { "" }
+    )?;
+    for t in ckpt.tensors() {
+        let file = if multi {
+            let name = ckpt.file_path(t).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            format!("  {name}")
+        } else {
+            String::new()
+        };
+        writeln!(
+            out,
+            "{:<name_width$}  {:<7}  {:<18}  {:>10}  {:>5}  {:<9}{file}",
+            t.name,
+            t.dtype.name(),
+            t.shape_string(),
+            format::bytes(t.bytes),
+            t.layer.map(|l| l.to_string()).unwrap_or_else(|| "-".into()),
+            t.role.as_str(),
+        )?;
+    }
+    Ok(())
+}
+
+/// Where the bundled demo checkpoint is: `$WEIGHTBENCH_DEMO`, then `assets/demo` beside the
+/// executable or in `../share/weightbench/demo`, then the source tree it was built from.
+pub fn demo_checkpoint_path() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("WEIGHTBENCH_DEMO") {
+        return Some(PathBuf::from(p));
+    }
+    let mut candidates = Vec::new();
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(dir) = exe.parent()
+    {
+        candidates.push(dir.join("assets/demo"));
+        candidates.push(dir.join("../share/weightbench/demo"));
+    }
+    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo"));
+    candidates.into_iter().find(|p| p.join("model.safetensors").is_file())
+}

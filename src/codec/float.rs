@@ -1,0 +1,238 @@
+//! Scalar floating-point formats narrower than `f32`, decoded exactly.
+//!
+//! FP8 follows the OCP 8-bit floating point specification (OFP8, v1.0):
+//! - E4M3 ("fn"): bias 7, no infinities, `S.1111.111` is NaN, largest finite value ±448.
+//! - E5M2: bias 15, IEEE-754-like: exponent 31 with mantissa 0 is ±Inf, otherwise NaN.
+//!
+//! The "fnuz" variants (AMD/Graphcore, as in safetensors `F8_E4M3FNUZ`, `F8_E5M2FNUZ`) have one
+//! more exponent bias (8 and 16), no infinities, no negative zero, and `0x80` as their only NaN.
+//!
+//! E8M0 is the OCP MX scale format: `2^(e - 127)`, with `0xFF` as NaN and no sign or zero.
+//! Every 8-bit format is decoded through a 256-entry table built at compile time.
+
+/// IEEE half precision to `f32` (exact: every f16 is an f32).
+#[inline]
+pub fn f16_to_f32(bits: u16) -> f32 {
+    half::f16::from_bits(bits).to_f32()
+}
+
+/// bfloat16 to `f32` (exact: bf16 is the top half of an f32).
+#[inline]
+pub fn bf16_to_f32(bits: u16) -> f32 {
+    f32::from_bits(u32::from(bits) << 16)
+}
+
+/// OCP FP8 E4M3 to `f32`.
+#[inline]
+pub fn f8_e4m3_to_f32(bits: u8) -> f32 {
+    F8_E4M3_TABLE[bits as usize]
+}
+
+/// OCP FP8 E5M2 to `f32`.
+#[inline]
+pub fn f8_e5m2_to_f32(bits: u8) -> f32 {
+    F8_E5M2_TABLE[bits as usize]
+}
+
+/// FP8 E4M3 "fnuz" to `f32`.
+#[inline]
+pub fn f8_e4m3fnuz_to_f32(bits: u8) -> f32 {
+    F8_E4M3FNUZ_TABLE[bits as usize]
+}
+
+/// FP8 E5M2 "fnuz" to `f32`.
+#[inline]
+pub fn f8_e5m2fnuz_to_f32(bits: u8) -> f32 {
+    F8_E5M2FNUZ_TABLE[bits as usize]
+}
+
+/// OCP MX E8M0 scale to `f32`.
+#[inline]
+pub fn f8_e8m0_to_f32(bits: u8) -> f32 {
+    F8_E8M0_TABLE[bits as usize]
+}
+
+/// `2^e` for the exponents that 8-bit formats reach, as an exact f32 (normal or subnormal).
+const fn pow2(e: i32) -> f32 {
+    if e >= -126 {
+        f32::from_bits(((e + 127) as u32) << 23)
+    } else {
+        // Subnormal f32: 2^e = 2^-149 * 2^(e + 149).
+        f32::from_bits(1u32 << (e + 149))
+    }
+}
+
+/// Decodes a sign/exponent/mantissa byte with `m_bits` mantissa bits and the given bias.
+/// Special values are handled by the callers.
+const fn minifloat(bits: u8, m_bits: u32, bias: i32) -> f32 {
+    let sign = if bits & 0x80 != 0 { -1.0 } else { 1.0 };
+    let e_mask = (1u32 << (7 - m_bits)) - 1;
+    let exp = ((bits as u32) >> m_bits) & e_mask;
+    let man = (bits as u32) & ((1 << m_bits) - 1);
+    let scale = (1u32 << m_bits) as f32;
+    let value = if exp == 0 {
+        // Subnormal: 0.m * 2^(1 - bias)
+        (man as f32 / scale) * pow2(1 - bias)
+    } else {
+        (1.0 + man as f32 / scale) * pow2(exp as i32 - bias)
+    };
+    sign * value
+}
+
+const F8_E4M3_TABLE: [f32; 256] = {
+    let mut t = [0.0f32; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = if i & 0x7f == 0x7f { f32::NAN } else { minifloat(i as u8, 3, 7) };
+        i += 1;
+    }
+    t
+};
+
+const F8_E5M2_TABLE: [f32; 256] = {
+    let mut t = [0.0f32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let exp = (i >> 2) & 0x1f;
+        let man = i & 0x3;
+        t[i] = if exp == 0x1f {
+            if man != 0 {
+                f32::NAN
+            } else if i & 0x80 != 0 {
+                f32::NEG_INFINITY
+            } else {
+                f32::INFINITY
+            }
+        } else {
+            minifloat(i as u8, 2, 15)
+        };
+        i += 1;
+    }
+    t
+};
+
+const fn fnuz_table(m_bits: u32, bias: i32) -> [f32; 256] {
+    let mut t = [0.0f32; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = if i == 0x80 { f32::NAN } else { minifloat(i as u8, m_bits, bias) };
+        i += 1;
+    }
+    t
+}
+
+const F8_E4M3FNUZ_TABLE: [f32; 256] = fnuz_table(3, 8);
+const F8_E5M2FNUZ_TABLE: [f32; 256] = fnuz_table(2, 16);
+
+const F8_E8M0_TABLE: [f32; 256] = {
+    let mut t = [0.0f32; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = if i == 0xff {
+            f32::NAN
+        } else if i >= 1 {
+            pow2(i as i32 - 127)
+        } else {
+            // 2^-127 is an f32 subnormal.
+            f32::from_bits(1 << 22)
+        };
+        i += 1;
+    }
+    t
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bf16_hand_values() {
+        assert_eq!(bf16_to_f32(0x3f80), 1.0);
+        assert_eq!(bf16_to_f32(0xc000), -2.0);
+        assert_eq!(bf16_to_f32(0x3e20), 0.15625);
+        assert_eq!(bf16_to_f32(0x7f80), f32::INFINITY);
+        assert!(bf16_to_f32(0x7fc0).is_nan());
+        assert_eq!(bf16_to_f32(0x0001), f32::from_bits(0x0001_0000)); // subnormal
+        assert_eq!(bf16_to_f32(0x8000).to_bits(), (-0.0f32).to_bits());
+    }
+
+    #[test]
+    fn f16_hand_values() {
+        assert_eq!(f16_to_f32(0x3c00), 1.0);
+        assert_eq!(f16_to_f32(0xc000), -2.0);
+        assert_eq!(f16_to_f32(0x7bff), 65504.0);
+        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24)); // smallest subnormal
+        assert_eq!(f16_to_f32(0x0400), 2f32.powi(-14)); // smallest normal
+        assert_eq!(f16_to_f32(0x3555), 0.333_251_95);
+        assert_eq!(f16_to_f32(0xfc00), f32::NEG_INFINITY);
+        assert!(f16_to_f32(0x7e00).is_nan());
+    }
+
+    #[test]
+    fn e4m3_hand_values() {
+        assert_eq!(f8_e4m3_to_f32(0x00), 0.0);
+        assert_eq!(f8_e4m3_to_f32(0x80).to_bits(), (-0.0f32).to_bits());
+        assert_eq!(f8_e4m3_to_f32(0x38), 1.0); // exp 7, man 0
+        assert_eq!(f8_e4m3_to_f32(0x3c), 1.5);
+        assert_eq!(f8_e4m3_to_f32(0x7e), 448.0); // largest finite
+        assert_eq!(f8_e4m3_to_f32(0xfe), -448.0);
+        assert_eq!(f8_e4m3_to_f32(0x01), 2f32.powi(-9)); // smallest subnormal: 1/8 * 2^-6
+        assert_eq!(f8_e4m3_to_f32(0x07), 7.0 * 2f32.powi(-9));
+        assert_eq!(f8_e4m3_to_f32(0x08), 2f32.powi(-6)); // smallest normal
+        assert_eq!(f8_e4m3_to_f32(0x78), 256.0); // exp 15 man 0 is finite in E4M3
+        assert!(f8_e4m3_to_f32(0x7f).is_nan());
+        assert!(f8_e4m3_to_f32(0xff).is_nan());
+        // Exactly two NaN encodings and no infinities.
+        let nans = (0..=255u8).filter(|&b| f8_e4m3_to_f32(b).is_nan()).count();
+        assert_eq!(nans, 2);
+        assert!((0..=255u8).all(|b| !f8_e4m3_to_f32(b).is_infinite()));
+    }
+
+    #[test]
+    fn e5m2_hand_values() {
+        assert_eq!(f8_e5m2_to_f32(0x3c), 1.0); // exp 15 man 0
+        assert_eq!(f8_e5m2_to_f32(0x3e), 1.5);
+        assert_eq!(f8_e5m2_to_f32(0xc0), -2.0);
+        assert_eq!(f8_e5m2_to_f32(0x7b), 57344.0); // largest finite: 1.75 * 2^15
+        assert_eq!(f8_e5m2_to_f32(0x01), 2f32.powi(-16)); // smallest subnormal: 1/4 * 2^-14
+        assert_eq!(f8_e5m2_to_f32(0x04), 2f32.powi(-14));
+        assert_eq!(f8_e5m2_to_f32(0x7c), f32::INFINITY);
+        assert_eq!(f8_e5m2_to_f32(0xfc), f32::NEG_INFINITY);
+        for b in [0x7d, 0x7e, 0x7f, 0xfd, 0xfe, 0xff] {
+            assert!(f8_e5m2_to_f32(b).is_nan(), "{b:#x}");
+        }
+        // E5M2 is the top byte of an f16: check every value against that identity.
+        for b in 0..=255u8 {
+            let via_f16 = f16_to_f32(u16::from(b) << 8);
+            let direct = f8_e5m2_to_f32(b);
+            assert!(via_f16.to_bits() == direct.to_bits() || (via_f16.is_nan() && direct.is_nan()));
+        }
+    }
+
+    #[test]
+    fn fnuz_hand_values() {
+        assert_eq!(f8_e4m3fnuz_to_f32(0x40), 1.0); // exp 8 man 0
+        assert_eq!(f8_e4m3fnuz_to_f32(0x7f), 240.0); // largest: 1.875 * 2^7
+        assert_eq!(f8_e4m3fnuz_to_f32(0xff), -240.0);
+        assert_eq!(f8_e4m3fnuz_to_f32(0x01), 2f32.powi(-10)); // 1/8 * 2^-7
+        assert_eq!(f8_e5m2fnuz_to_f32(0x40), 1.0); // exp 16 man 0
+        assert_eq!(f8_e5m2fnuz_to_f32(0x7f), 57344.0); // exp 31 is finite
+        assert_eq!(f8_e5m2fnuz_to_f32(0x01), 2f32.powi(-17)); // 1/4 * 2^-15
+        for table in [f8_e4m3fnuz_to_f32 as fn(u8) -> f32, f8_e5m2fnuz_to_f32] {
+            assert!(table(0x80).is_nan());
+            assert_eq!(table(0x00), 0.0);
+            assert_eq!((0..=255u8).filter(|&b| table(b).is_nan()).count(), 1);
+            assert!((0..=255u8).all(|b| !table(b).is_infinite()));
+        }
+    }
+
+    #[test]
+    fn e8m0_hand_values() {
+        assert_eq!(f8_e8m0_to_f32(127), 1.0);
+        assert_eq!(f8_e8m0_to_f32(128), 2.0);
+        assert_eq!(f8_e8m0_to_f32(126), 0.5);
+        assert_eq!(f8_e8m0_to_f32(254), 2f32.powi(127));
+        assert_eq!(f8_e8m0_to_f32(0), 2f64.powi(-127) as f32);
+        assert!(f8_e8m0_to_f32(255).is_nan());
+    }
+}

@@ -1,0 +1,14 @@
+//! weightbench: a workbench for looking inside neural-network checkpoints and compressing them.
+//!
+//! Layers, lowest first (arrows point down only):
+//! - [`codec`]: number formats (no I/O);
+//! - [`checkpoint`]: model files, memory-mapped, their tensor tables and streamed decoding;
+//! - [`analysis`]: what is computed from tensors (histograms, statistics, ...);
+//! - [`app`] (the eframe GUI) and [`cli`] (headless commands): thin faces over the same engine.
+
+pub mod analysis;
+pub mod app;
+pub mod checkpoint;
+pub mod cli;
+pub mod codec;
+pub mod format;
