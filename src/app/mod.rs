@@ -114,9 +114,9 @@ impl WorkbenchApp {
             session.histograms.remove(&prev);
         }
         session.selected = Some(index);
-        if !session.histograms.contains_key(&index) {
+        if let std::collections::hash_map::Entry::Vacant(entry) = session.histograms.entry(index) {
             let cancel = Cancel::new();
-            session.histograms.insert(index, HistogramState::Pending(cancel.clone()));
+            entry.insert(HistogramState::Pending(cancel.clone()));
             self.jobs.histogram(session.ckpt.clone(), index, HISTOGRAM_BINS, cancel);
         }
     }

@@ -19,11 +19,11 @@ pub fn top_bar_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
                 app.jobs.pick(true);
             }
             ui.separator();
-            ui.label("Path:");
+            let label = ui.label("Path:");
             let field = egui::TextEdit::singleline(&mut app.path_input)
                 .hint_text("a .safetensors file, an index.json, or a folder")
                 .desired_width(ui.available_width() - 60.0);
-            let response = ui.add(field).labelled_by(ui.label("").id);
+            let response = ui.add(field).labelled_by(label.id);
             let enter = response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
             if (ui.button("Open").clicked() || enter) && !app.path_input.trim().is_empty() {
                 app.open(app.path_input.trim().into());
@@ -54,7 +54,7 @@ pub fn status_bar_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
             if let Some(message) = app.message.clone() {
                 ui.separator();
                 ui.colored_label(ui.visuals().warn_fg_color, message);
-                if ui.small_button("✕").on_hover_text("dismiss").clicked() {
+                if ui.small_button("Dismiss").clicked() {
                     app.message = None;
                 }
             }
@@ -66,8 +66,8 @@ pub fn status_bar_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
 pub fn tree_panel_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
     egui::Panel::left("tensor_tree").default_size(340.0).resizable(true).show(ui, |ui| {
         ui.horizontal(|ui| {
-            ui.label("Filter:");
-            ui.text_edit_singleline(&mut app.filter);
+            let label = ui.label("Filter:");
+            ui.text_edit_singleline(&mut app.filter).labelled_by(label.id);
         });
         ui.separator();
         let Some(session) = &app.session else {

@@ -253,7 +253,7 @@ impl Checkpoint {
         };
         let block_elems = tensor.dtype.block_elems() as u64;
         let block_bytes = tensor.dtype.block_bytes() as u64;
-        if range.start > range.end || range.end > tensor.numel() || range.start % block_elems != 0 {
+        if range.start > range.end || range.end > tensor.numel() || !range.start.is_multiple_of(block_elems) {
             return Err(fail(format!("element range {range:?} is not within the tensor on block boundaries")));
         }
         let byte_start = (range.start / block_elems) * block_bytes;

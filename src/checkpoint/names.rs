@@ -156,7 +156,8 @@ fn role_of(module: &[&str], in_block: bool) -> Role {
         if matches!(last, "lm_head" | "output" | "embed_out") || has("lm_head") {
             return Role::LmHead;
         }
-        if last.to_ascii_lowercase().contains("embed") || matches!(last, "wte" | "wpe" | "position_embd") {
+        let lower = last.to_ascii_lowercase();
+        if lower.contains("embed") || lower.contains("embd") || matches!(last, "wte" | "wpe") {
             return Role::Embed;
         }
         return Role::Other;

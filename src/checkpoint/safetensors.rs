@@ -129,7 +129,8 @@ pub fn read_header(file: &MappedFile) -> Result<Header> {
         }
         if end > data_len {
             return Err(invalid(format!(
-                "data_offsets [{begin}, {end}] end beyond the data section of {data_len} bytes"
+                "data_offsets [{begin}, {end}] end beyond the data section of {data_len} bytes \
+                 (is the file truncated?)"
             )));
         }
         let elems = entry.shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));

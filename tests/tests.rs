@@ -1,0 +1,11 @@
+//! Integration tests: one binary, one module per area (as ripgrep does), fixtures written by code.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod fixtures;
+
+mod checkpoint_open;
+mod cli;
+mod gui;
+mod malformed;
+mod real_models;
