@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what building, running and testing weightbench needs on a fresh Debian machine that
+# has Rust: system libraries loaded at run time (X11/Wayland, fonts), Mesa's software Vulkan
+# driver (lavapipe) so wgpu has an adapter without a GPU, Xvfb for screenshots, and a Python
+# virtual environment (.venv) with the reference libraries that checks compare against.
+#   scripts/install-deps.sh            everything
+#   scripts/install-deps.sh --system   system packages only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  # window and input (loaded at run time by winit)
+  libx11-6 libx11-xcb1 libxcursor1 libxi6 libxrandr2 libxkbcommon0 libxkbcommon-x11-0 libxcb-randr0 libwayland-client0
+  libfontconfig1 libfreetype6
+  # wgpu: Vulkan loader and Mesa's software Vulkan driver (lavapipe), EGL/GL fallback
+  libvulkan1 mesa-vulkan-drivers libegl1 libegl-mesa0 libgbm1 libgl1-mesa-dri
+  # screenshots of the real window
+  xvfb imagemagick
+  # reference checks
+  python3 python3-venv python3-pip
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing: ${missing[*]}"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+[ "${1:-}" = "--system" ] && exit 0
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -r scripts/reference/requirements.txt
