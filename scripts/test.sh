@@ -13,8 +13,7 @@ export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}
 
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
-cargo test
-cargo build   # the debug binary that the reference scripts call
+cargo test    # also builds target/debug/weightbench, which the reference scripts call
 
 refdir=$(mktemp -d)
 trap 'rm -rf "$refdir"' EXIT

@@ -70,8 +70,8 @@ pub struct InfoJson {
     pub total_params: u64,
     /// Sum of all tensors' byte sizes.
     pub total_bytes: u64,
-    /// File-level metadata (`__metadata__`, index metadata).
-    pub metadata: std::collections::BTreeMap<String, String>,
+    /// File-level metadata (`__metadata__`, index metadata, GGUF key-values).
+    pub metadata: std::collections::BTreeMap<String, serde_json::Value>,
     /// Oddities that did not stop the checkpoint from opening.
     pub warnings: Vec<String>,
     /// Every tensor.

@@ -59,12 +59,12 @@ fn every_dtype_written_by_the_official_writer_decodes_to_hand_computed_values() 
         let decoded = ckpt.decode_all(t).unwrap();
         assert!(same_bits(&decoded, expected), "{name}: decoded {decoded:?}, expected {expected:?}");
     }
-    assert_eq!(ckpt.metadata().get("format").map(String::as_str), Some("pt"));
+    assert_eq!(ckpt.metadata().get("format"), Some(&serde_json::json!("pt")));
 }
 
 #[test]
 fn every_dtype_that_we_name_is_known_to_the_reference_writer() {
-    for d in DType::ALL {
+    for d in DType::SAFETENSORS {
         let json = format!("\"{}\"", d.name());
         let parsed: Result<Dtype, _> = serde_json::from_str(&json);
         assert!(parsed.is_ok(), "{} is not a safetensors dtype name", d.name());
@@ -136,7 +136,7 @@ fn sharded_checkpoint_opens_from_its_index_and_from_its_folder() {
         assert_eq!(opened.files().len(), 3);
         assert_eq!(opened.tensors().len(), map.len());
         assert_eq!(opened.architecture(), Some("LlamaForCausalLM"));
-        assert_eq!(opened.metadata().get("total_size").map(String::as_str), Some("0"));
+        assert_eq!(opened.metadata().get("total_size"), Some(&serde_json::json!(0)));
         for (k, (name, shard)) in map.iter().enumerate() {
             let t = opened.require(name).unwrap();
             assert!(opened.file_path(t).ends_with(shard), "{name} should come from {shard}");

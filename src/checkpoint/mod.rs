@@ -6,6 +6,8 @@
 
 mod config;
 pub mod error;
+pub mod gguf;
+mod gguf_files;
 mod json;
 mod mmap;
 pub mod names;
@@ -19,6 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 pub use error::{CheckpointError, Result};
+pub use gguf::GgufValue;
 pub use mmap::MappedFile;
 pub use names::{Role, classify};
 
@@ -30,6 +33,8 @@ use crate::codec::{self, DType};
 pub enum Format {
     /// Hugging Face safetensors.
     Safetensors,
+    /// llama.cpp GGUF.
+    Gguf,
 }
 
 impl Format {
@@ -37,6 +42,7 @@ impl Format {
     pub fn as_str(self) -> &'static str {
         match self {
             Format::Safetensors => "safetensors",
+            Format::Gguf => "gguf",
         }
     }
 }
@@ -91,24 +97,49 @@ pub struct Checkpoint {
     by_name: HashMap<String, usize>,
     architecture: Option<String>,
     config: Option<serde_json::Value>,
-    metadata: BTreeMap<String, String>,
+    metadata: BTreeMap<String, serde_json::Value>,
+    gguf: Option<GgufInfo>,
     warnings: Vec<String>,
+}
+
+/// What a GGUF file says beyond its tensors.
+#[derive(Clone, Debug)]
+pub struct GgufInfo {
+    /// Format version.
+    pub version: u32,
+    /// Data alignment.
+    pub alignment: u64,
+    /// Every key-value, in file order, complete (arrays are not summarised).
+    pub metadata: Vec<(String, GgufValue)>,
+}
+
+impl GgufInfo {
+    /// The value of a metadata key.
+    pub fn get(&self, key: &str) -> Option<&GgufValue> {
+        self.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
 }
 
 /// The tensors of one or more files before they become a [`Checkpoint`].
 pub(crate) struct Loaded {
     pub files: Vec<MappedFile>,
     pub tensors: Vec<(usize, safetensors::RawTensor)>,
-    pub metadata: BTreeMap<String, String>,
+    pub metadata: BTreeMap<String, serde_json::Value>,
     pub warnings: Vec<String>,
+    pub format: Format,
+    pub gguf: Option<GgufInfo>,
 }
+
+/// Arrays longer than this are summarised in [`Checkpoint::metadata`].
+pub const METADATA_ARRAY_ITEMS: usize = 64;
 
 /// Default number of elements decoded per chunk when streaming a tensor (4 MiB of f32).
 pub const DEFAULT_CHUNK_ELEMS: u64 = 1 << 20;
 
 impl Checkpoint {
-    /// Opens a `.safetensors` file, a `*.safetensors.index.json` with its shards, or a folder
-    /// holding either (Hugging Face layout; `config.json` there is read for the architecture).
+    /// Opens a `.safetensors` file, a `*.safetensors.index.json` with its shards, a `.gguf` file
+    /// (with its siblings when it is split), or a folder holding one of these (Hugging Face
+    /// layout; `config.json` there is read for the architecture).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let meta = std::fs::metadata(path).map_err(|e| CheckpointError::io(path, e))?;
@@ -117,14 +148,24 @@ impl Checkpoint {
         } else {
             let folder = path.parent().map(Path::to_owned).unwrap_or_default();
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            let loaded = if name.ends_with(".index.json") { sharded::open_index(path)? } else { open_single(path)? };
+            let loaded = if name.ends_with(".index.json") {
+                sharded::open_index(path)?
+            } else if name.ends_with(".gguf") || looks_like_gguf(path) {
+                gguf_files::open(path)?
+            } else {
+                open_single(path)?
+            };
             (loaded, folder)
         };
-        let config = config::read(&folder)?;
-        Ok(Self::assemble(path, Format::Safetensors, loaded, config))
+        let config = match loaded.format {
+            Format::Safetensors => config::read(&folder)?,
+            // A GGUF file carries its own configuration in its metadata.
+            Format::Gguf => None,
+        };
+        Ok(Self::assemble(path, loaded, config))
     }
 
-    fn assemble(path: &Path, format: Format, loaded: Loaded, config: Option<serde_json::Value>) -> Self {
+    fn assemble(path: &Path, loaded: Loaded, config: Option<serde_json::Value>) -> Self {
         let mut tensors: Vec<TensorInfo> = loaded
             .tensors
             .into_iter()
@@ -145,16 +186,23 @@ impl Checkpoint {
         tensors.sort_by(|a, b| (a.reading_order(), &a.name).cmp(&(b.reading_order(), &b.name)));
         let by_name = tensors.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
         let names: Vec<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
-        let architecture = config::architecture(config.as_ref(), &names);
+        let from_gguf = loaded
+            .gguf
+            .as_ref()
+            .and_then(|g| g.get("general.architecture"))
+            .and_then(GgufValue::as_str)
+            .map(str::to_owned);
+        let architecture = from_gguf.or_else(|| config::architecture(config.as_ref(), &names));
         Self {
             path: path.to_owned(),
-            format,
+            format: loaded.format,
             files: loaded.files,
             tensors,
             by_name,
             architecture,
             config,
             metadata: loaded.metadata,
+            gguf: loaded.gguf,
             warnings: loaded.warnings,
         }
     }
@@ -201,9 +249,15 @@ impl Checkpoint {
         self.config.as_ref()
     }
 
-    /// Free-form metadata of the file(s): safetensors `__metadata__`, index `metadata`.
-    pub fn metadata(&self) -> &BTreeMap<String, String> {
+    /// Metadata of the file(s) as JSON: safetensors `__metadata__` (strings), index `metadata`,
+    /// or GGUF key-values (arrays longer than [`METADATA_ARRAY_ITEMS`] summarised).
+    pub fn metadata(&self) -> &BTreeMap<String, serde_json::Value> {
         &self.metadata
+    }
+
+    /// The complete GGUF header information, for GGUF checkpoints.
+    pub fn gguf(&self) -> Option<&GgufInfo> {
+        self.gguf.as_ref()
     }
 
     /// Things that were odd but not wrong enough to refuse the checkpoint.
@@ -282,15 +336,25 @@ fn open_single(path: &Path) -> Result<Loaded> {
     Ok(Loaded {
         tensors: header.tensors.into_iter().map(|t| (0, t)).collect(),
         files: vec![file],
-        metadata: header.metadata,
+        metadata: header.metadata.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect(),
         warnings: Vec::new(),
+        format: Format::Safetensors,
+        gguf: None,
     })
+}
+
+/// Whether the file at `path` starts with the GGUF magic.
+fn looks_like_gguf(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && &magic == gguf::MAGIC
 }
 
 /// Opens a folder: an index if there is one, else `model.safetensors`, else every `.safetensors`.
 fn open_folder(dir: &Path) -> Result<Loaded> {
     let mut safetensors_files = Vec::new();
     let mut indexes = Vec::new();
+    let mut gguf_paths = Vec::new();
     let entries = std::fs::read_dir(dir).map_err(|e| CheckpointError::io(dir, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| CheckpointError::io(dir, e))?;
@@ -299,7 +363,13 @@ fn open_folder(dir: &Path) -> Result<Loaded> {
             indexes.push(entry.path());
         } else if name.ends_with(".safetensors") {
             safetensors_files.push(entry.path());
+        } else if name.ends_with(".gguf") {
+            gguf_paths.push(entry.path());
         }
+    }
+    gguf_paths.sort();
+    if indexes.is_empty() && safetensors_files.is_empty() && !gguf_paths.is_empty() {
+        return gguf_files::open_folder(dir, &gguf_paths);
     }
     indexes.sort();
     safetensors_files.sort();
@@ -326,7 +396,7 @@ fn open_folder(dir: &Path) -> Result<Loaded> {
     match safetensors_files.len() {
         0 => Err(CheckpointError::NotACheckpoint {
             path: dir.to_owned(),
-            reason: "the folder holds no .safetensors file and no .safetensors.index.json".into(),
+            reason: "the folder holds no .safetensors, .safetensors.index.json or .gguf file".into(),
         }),
         1 => open_single(&safetensors_files[0]),
         _ => sharded::open_files(&safetensors_files),

@@ -90,8 +90,7 @@ pub fn open_index(index_path: &Path) -> Result<Loaded> {
     }
     loaded.tensors = tensors;
     for (key, value) in index.metadata.unwrap_or_default() {
-        let text = value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string());
-        loaded.metadata.insert(key, text);
+        loaded.metadata.insert(key, value);
     }
     Ok(loaded)
 }
@@ -118,11 +117,11 @@ pub fn open_files(paths: &[PathBuf]) -> Result<Loaded> {
             tensors.push((i, t));
         }
         for (k, v) in header.metadata {
-            metadata.entry(k).or_insert(v);
+            metadata.entry(k).or_insert(serde_json::Value::String(v));
         }
         files.push(file);
     }
-    Ok(Loaded { files, tensors, metadata, warnings: Vec::new() })
+    Ok(Loaded { files, tensors, metadata, warnings: Vec::new(), format: super::Format::Safetensors, gguf: None })
 }
 
 fn file_name(path: &Path) -> String {

@@ -1,6 +1,7 @@
 //! Element types of tensors and their decoding to `f32`.
 
 use super::float;
+use super::ggml::{self, QK_K};
 
 /// The element type of a stored tensor.
 ///
@@ -45,7 +46,96 @@ pub enum DType {
     U8,
     /// Boolean stored as one byte (0 is false, anything else true).
     Bool,
+    // ggml block types (GGUF). Names are ggml's.
+    /// ggml Q4_0: 32 values, 4 bits, f16 scale.
+    Q4_0,
+    /// ggml Q4_1: 32 values, 4 bits, f16 scale and minimum.
+    Q4_1,
+    /// ggml Q5_0: 32 values, 5 bits, f16 scale.
+    Q5_0,
+    /// ggml Q5_1: 32 values, 5 bits, f16 scale and minimum.
+    Q5_1,
+    /// ggml Q8_0: 32 values, 8 bits, f16 scale.
+    Q8_0,
+    /// ggml Q8_1: 32 values, 8 bits, f16 scale and sum (an intermediate format; not decoded).
+    Q8_1,
+    /// ggml Q2_K: 256-value super-blocks, 2 bits.
+    Q2K,
+    /// ggml Q3_K: 256-value super-blocks, 3 bits.
+    Q3K,
+    /// ggml Q4_K: 256-value super-blocks, 4 bits.
+    Q4K,
+    /// ggml Q5_K: 256-value super-blocks, 5 bits.
+    Q5K,
+    /// ggml Q6_K: 256-value super-blocks, 6 bits.
+    Q6K,
+    /// ggml Q8_K: 256-value super-blocks, 8 bits, f32 scale.
+    Q8K,
+    /// ggml IQ2_XXS (not decoded yet).
+    IQ2XXS,
+    /// ggml IQ2_XS (not decoded yet).
+    IQ2XS,
+    /// ggml IQ3_XXS (not decoded yet).
+    IQ3XXS,
+    /// ggml IQ1_S (not decoded yet).
+    IQ1S,
+    /// ggml IQ4_NL: 32 values, 4-bit indices into a non-linear table.
+    IQ4NL,
+    /// ggml IQ3_S (not decoded yet).
+    IQ3S,
+    /// ggml IQ2_S (not decoded yet).
+    IQ2S,
+    /// ggml IQ4_XS: 256-value super-blocks of IQ4_NL levels with 6-bit scales.
+    IQ4XS,
+    /// ggml IQ1_M (not decoded yet).
+    IQ1M,
+    /// ggml TQ1_0: ternary, 1.69 bits per value.
+    TQ1_0,
+    /// ggml TQ2_0: ternary, 2 bits per value.
+    TQ2_0,
+    /// ggml MXFP4: 32 FP4 E2M1 values with an E8M0 scale.
+    MXFP4,
+    /// ggml NVFP4 (not decoded yet).
+    NVFP4,
 }
+
+/// ggml type ids (enum ggml_type) of the types above; ids not listed are unknown or retired.
+const GGML_IDS: [(u32, DType); 33] = [
+    (0, DType::F32),
+    (1, DType::F16),
+    (2, DType::Q4_0),
+    (3, DType::Q4_1),
+    (6, DType::Q5_0),
+    (7, DType::Q5_1),
+    (8, DType::Q8_0),
+    (9, DType::Q8_1),
+    (10, DType::Q2K),
+    (11, DType::Q3K),
+    (12, DType::Q4K),
+    (13, DType::Q5K),
+    (14, DType::Q6K),
+    (15, DType::Q8K),
+    (16, DType::IQ2XXS),
+    (17, DType::IQ2XS),
+    (18, DType::IQ3XXS),
+    (19, DType::IQ1S),
+    (20, DType::IQ4NL),
+    (21, DType::IQ3S),
+    (22, DType::IQ2S),
+    (23, DType::IQ4XS),
+    (24, DType::I8),
+    (25, DType::I16),
+    (26, DType::I32),
+    (27, DType::I64),
+    (28, DType::F64),
+    (29, DType::IQ1M),
+    (30, DType::BF16),
+    (34, DType::TQ1_0),
+    (35, DType::TQ2_0),
+    (39, DType::MXFP4),
+    (40, DType::NVFP4),
+    // Q1_0 (41) is not known here yet.
+];
 
 /// Errors of element decoding.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -53,6 +143,9 @@ pub enum DTypeError {
     /// A name that is no known element type.
     #[error("unknown or unsupported dtype {0:?}")]
     Unknown(String),
+    /// A known type that this build cannot decode yet.
+    #[error("decoding {0} is not supported yet")]
+    Unsupported(DType),
     /// A byte buffer that does not hold whole blocks for the requested number of values.
     #[error("{dtype}: {bytes} bytes do not hold {values} values")]
     Length {
@@ -66,8 +159,8 @@ pub enum DTypeError {
 }
 
 impl DType {
-    /// Every supported type, in a stable order.
-    pub const ALL: [DType; 18] = [
+    /// The types a safetensors header may name, in a stable order.
+    pub const SAFETENSORS: [DType; 18] = [
         DType::F64,
         DType::F32,
         DType::F16,
@@ -109,22 +202,112 @@ impl DType {
             DType::U16 => "U16",
             DType::U8 => "U8",
             DType::Bool => "BOOL",
+            DType::Q4_0 => "Q4_0",
+            DType::Q4_1 => "Q4_1",
+            DType::Q5_0 => "Q5_0",
+            DType::Q5_1 => "Q5_1",
+            DType::Q8_0 => "Q8_0",
+            DType::Q8_1 => "Q8_1",
+            DType::Q2K => "Q2_K",
+            DType::Q3K => "Q3_K",
+            DType::Q4K => "Q4_K",
+            DType::Q5K => "Q5_K",
+            DType::Q6K => "Q6_K",
+            DType::Q8K => "Q8_K",
+            DType::IQ2XXS => "IQ2_XXS",
+            DType::IQ2XS => "IQ2_XS",
+            DType::IQ3XXS => "IQ3_XXS",
+            DType::IQ1S => "IQ1_S",
+            DType::IQ4NL => "IQ4_NL",
+            DType::IQ3S => "IQ3_S",
+            DType::IQ2S => "IQ2_S",
+            DType::IQ4XS => "IQ4_XS",
+            DType::IQ1M => "IQ1_M",
+            DType::TQ1_0 => "TQ1_0",
+            DType::TQ2_0 => "TQ2_0",
+            DType::MXFP4 => "MXFP4",
+            DType::NVFP4 => "NVFP4",
         }
+    }
+
+    /// The type of a ggml type id, if known.
+    pub fn from_ggml_id(id: u32) -> Option<Self> {
+        GGML_IDS.iter().find(|(i, _)| *i == id).map(|(_, d)| *d)
+    }
+
+    /// The ggml type id, for types that GGUF can hold.
+    pub fn ggml_id(self) -> Option<u32> {
+        GGML_IDS.iter().find(|(_, d)| *d == self).map(|(i, _)| *i)
+    }
+
+    /// Whether [`decode`] can decode this type.
+    pub fn can_decode(self) -> bool {
+        self.block_elems() == 1 || ggml::can_decode(self)
     }
 
     /// Parses a safetensors dtype name.
     pub fn from_safetensors_name(name: &str) -> Result<Self, DTypeError> {
-        DType::ALL.into_iter().find(|d| d.name() == name).ok_or_else(|| DTypeError::Unknown(name.to_owned()))
+        DType::SAFETENSORS.into_iter().find(|d| d.name() == name).ok_or_else(|| DTypeError::Unknown(name.to_owned()))
     }
 
     /// Elements per storage block (1 for scalar types).
     pub fn block_elems(self) -> usize {
-        1
+        match self {
+            DType::Q4_0
+            | DType::Q4_1
+            | DType::Q5_0
+            | DType::Q5_1
+            | DType::Q8_0
+            | DType::Q8_1
+            | DType::IQ4NL
+            | DType::MXFP4 => 32,
+            DType::NVFP4 => 64,
+            DType::Q2K
+            | DType::Q3K
+            | DType::Q4K
+            | DType::Q5K
+            | DType::Q6K
+            | DType::Q8K
+            | DType::IQ2XXS
+            | DType::IQ2XS
+            | DType::IQ3XXS
+            | DType::IQ1S
+            | DType::IQ3S
+            | DType::IQ2S
+            | DType::IQ4XS
+            | DType::IQ1M
+            | DType::TQ1_0
+            | DType::TQ2_0 => QK_K,
+            _ => 1,
+        }
     }
 
-    /// Bytes per storage block.
+    /// Bytes per storage block (sizes as in ggml-common.h).
     pub fn block_bytes(self) -> usize {
         match self {
+            DType::Q4_0 | DType::IQ4NL => 18,
+            DType::Q4_1 => 20,
+            DType::Q5_0 => 22,
+            DType::Q5_1 => 24,
+            DType::Q8_0 => 34,
+            DType::Q8_1 => 36,
+            DType::Q2K => 84,
+            DType::Q3K | DType::IQ3S => 110,
+            DType::Q4K => 144,
+            DType::Q5K => 176,
+            DType::Q6K => 210,
+            DType::Q8K => 292,
+            DType::IQ2XXS => 66,
+            DType::IQ2XS => 74,
+            DType::IQ3XXS => 98,
+            DType::IQ1S => 50,
+            DType::IQ2S => 82,
+            DType::IQ4XS => 136,
+            DType::IQ1M => 56,
+            DType::TQ1_0 => 54,
+            DType::TQ2_0 => 66,
+            DType::MXFP4 => 17,
+            DType::NVFP4 => 36,
             DType::F64 | DType::I64 | DType::U64 => 8,
             DType::F32 | DType::I32 | DType::U32 => 4,
             DType::F16 | DType::BF16 | DType::I16 | DType::U16 => 2,
@@ -199,6 +382,11 @@ pub fn decode(dtype: DType, bytes: &[u8], out: &mut [f32]) -> Result<(), DTypeEr
         DType::U16 => map_le::<2>(bytes, out, |b| f32::from(u16::from_le_bytes(b))),
         DType::U8 => map_le::<1>(bytes, out, |b| f32::from(b[0])),
         DType::Bool => map_le::<1>(bytes, out, |b| if b[0] != 0 { 1.0 } else { 0.0 }),
+        block => {
+            if !ggml::decode_blocks(block, bytes, out) {
+                return Err(DTypeError::Unsupported(block));
+            }
+        }
     }
     Ok(())
 }
@@ -237,9 +425,10 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for d in DType::ALL {
+        for d in DType::SAFETENSORS {
             assert_eq!(DType::from_safetensors_name(d.name()), Ok(d));
         }
+        assert!(DType::from_safetensors_name("Q4_K").is_err(), "block types are GGUF-only");
         assert_eq!(DType::from_safetensors_name("F4"), Err(DTypeError::Unknown("F4".into())));
     }
 
@@ -279,6 +468,24 @@ mod tests {
             decode(DType::F32, &[0; 7], &mut out),
             Err(DTypeError::Length { dtype: DType::F32, bytes: 7, values: 2 })
         );
+    }
+
+    #[test]
+    fn ggml_ids_round_trip_and_sizes_match_ggml() {
+        for id in 0..64 {
+            if let Some(d) = DType::from_ggml_id(id) {
+                assert_eq!(d.ggml_id(), Some(id));
+            }
+        }
+        assert_eq!(DType::from_ggml_id(4), None, "Q4_2 was retired");
+        assert_eq!(DType::from_ggml_id(u32::MAX), None);
+        // bytes per value of the common types
+        assert_eq!(DType::Q4K.byte_len(256), Some(144));
+        assert_eq!(DType::Q8_0.byte_len(64), Some(68));
+        assert_eq!(DType::Q6K.byte_len(100), None, "not a whole number of blocks");
+        assert!(DType::Q4K.can_decode() && !DType::IQ2XXS.can_decode());
+        let mut out = [0.0; 256];
+        assert_eq!(decode(DType::IQ2XXS, &[0; 66], &mut out), Err(DTypeError::Unsupported(DType::IQ2XXS)));
     }
 
     #[test]

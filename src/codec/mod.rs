@@ -5,6 +5,7 @@
 
 mod dtype;
 mod float;
+pub mod ggml;
 
 pub use dtype::{DType, DTypeError, decode};
 pub use float::{
