@@ -32,6 +32,45 @@ pub struct Cli {
 pub enum Command {
     /// List the tensors of a checkpoint: name, dtype, shape, size, file, offset, layer and role.
     Info(InfoArgs),
+    /// Convert a GGUF checkpoint to safetensors with transformers names and a config.json.
+    ///
+    /// Every tensor is dequantized exactly as llama.cpp does, llama.cpp's Q/K row permutation
+    /// (Llama) and norm shift (Gemma) are undone, and config.json is built from the GGUF
+    /// metadata, so that the folder loads in transformers. The tokenizer is not converted.
+    Convert(ConvertArgs),
+}
+
+/// Output element types of `convert`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum OutDtype {
+    /// 32-bit float: the exact dequantized values.
+    F32,
+    /// bfloat16, rounded to nearest even.
+    Bf16,
+    /// IEEE half, rounded to nearest even.
+    F16,
+}
+
+/// Arguments of `weightbench convert`.
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// The GGUF file (or folder holding one).
+    pub path: PathBuf,
+    /// Output folder; model.safetensors and config.json are written there.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Stored type of the output tensors.
+    #[arg(long, value_enum, default_value = "f32")]
+    pub dtype: OutDtype,
+    /// Keep GGUF names and layouts: plain dequantization, no renaming, no permutation, no config.
+    #[arg(long)]
+    pub keep_names: bool,
+    /// Replace output files that already exist.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `weightbench info`.
@@ -48,6 +87,7 @@ pub struct InfoArgs {
 pub fn run(command: &Command, out: &mut dyn Write) -> Result<()> {
     match command {
         Command::Info(args) => info(args, out),
+        Command::Convert(args) => convert(args, out),
     }
 }
 
@@ -179,6 +219,44 @@ fn info(args: &InfoArgs, out: &mut dyn Write) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+fn convert(args: &ConvertArgs, out: &mut dyn Write) -> Result<()> {
+    use crate::export::convert::{ConvertOptions, gguf_to_safetensors};
+    let ckpt = open(&args.path)?;
+    let dtype = match args.dtype {
+        OutDtype::F32 => crate::codec::DType::F32,
+        OutDtype::Bf16 => crate::codec::DType::BF16,
+        OutDtype::F16 => crate::codec::DType::F16,
+    };
+    let opts = ConvertOptions { out_dir: args.output.clone(), dtype, keep_names: args.keep_names, overwrite: args.overwrite };
+    let bar = progress_bar(ckpt.total_bytes(), "converting");
+    let report = gguf_to_safetensors(&ckpt, &opts, &crate::analysis::Cancel::new(), &|done, _| bar.set_position(done))
+        .with_context(|| format!("cannot convert {}", args.path.display()))?;
+    bar.finish_and_clear();
+    if args.json {
+        serde_json::to_writer(&mut *out, &report)?;
+        writeln!(out)?;
+    } else {
+        for f in &report.files {
+            writeln!(out, "wrote {}", f.display())?;
+        }
+        writeln!(out, "{} tensors, {} with values restored to transformers' layout", report.tensors, report.transformed.len())?;
+        for s in &report.skipped {
+            writeln!(out, "skipped {s}")?;
+        }
+    }
+    Ok(())
+}
+
+/// A progress bar on stderr, hidden when stderr is not a terminal.
+fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} {wide_bar} {bytes}/{total_bytes} ({eta})") {
+        bar.set_style(style);
+    }
+    bar.set_message(what.to_owned());
+    bar
 }
 
 /// Where the bundled demo checkpoint is: `$WEIGHTBENCH_DEMO`, then `assets/demo` beside the

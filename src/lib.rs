@@ -4,6 +4,7 @@
 //! - [`codec`]: number formats (no I/O);
 //! - [`checkpoint`]: model files, memory-mapped, their tensor tables and streamed decoding;
 //! - [`analysis`]: what is computed from tensors (histograms, statistics, ...);
+//! - [`export`]: writers of new files (atomic, read back before they are renamed into place);
 //! - [`app`] (the eframe GUI) and [`cli`] (headless commands): thin faces over the same engine.
 
 pub mod analysis;
@@ -11,4 +12,5 @@ pub mod app;
 pub mod checkpoint;
 pub mod cli;
 pub mod codec;
+pub mod export;
 pub mod format;

@@ -8,6 +8,7 @@ mod config;
 pub mod error;
 pub mod gguf;
 mod gguf_files;
+pub mod hf_names;
 mod json;
 mod mmap;
 pub mod names;

@@ -391,6 +391,20 @@ pub fn decode(dtype: DType, bytes: &[u8], out: &mut [f32]) -> Result<(), DTypeEr
     Ok(())
 }
 
+/// Encodes `values` as little-endian `dtype` elements, appending to `out`. F32 is exact; F16 and
+/// BF16 round to nearest even (values beyond F16's range become ±Inf). Other types are not
+/// encoded here yet (the quantizers will add the block types).
+pub fn encode(dtype: DType, values: &[f32], out: &mut Vec<u8>) -> Result<(), DTypeError> {
+    out.reserve(values.len() * dtype.block_bytes());
+    match dtype {
+        DType::F32 => values.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+        DType::F16 => values.iter().for_each(|v| out.extend_from_slice(&half::f16::from_f32(*v).to_le_bytes())),
+        DType::BF16 => values.iter().for_each(|v| out.extend_from_slice(&half::bf16::from_f32(*v).to_le_bytes())),
+        other => return Err(DTypeError::Unsupported(other)),
+    }
+    Ok(())
+}
+
 /// Applies `f` to each `N`-byte little-endian element.
 #[inline]
 fn map_le<const N: usize>(bytes: &[u8], out: &mut [f32], f: impl Fn([u8; N]) -> f32) {
@@ -486,6 +500,29 @@ mod tests {
         assert!(DType::Q4K.can_decode() && !DType::IQ2XXS.can_decode());
         let mut out = [0.0; 256];
         assert_eq!(decode(DType::IQ2XXS, &[0; 66], &mut out), Err(DTypeError::Unsupported(DType::IQ2XXS)));
+    }
+
+    #[test]
+    fn encode_round_trips_and_rounds_to_nearest_even() {
+        let values = [1.0f32, -2.5, 65504.0, 1e-3];
+        for dtype in [DType::F32, DType::F16, DType::BF16] {
+            let mut bytes = Vec::new();
+            encode(dtype, &values, &mut bytes).unwrap();
+            let back = dec(dtype, &bytes);
+            for (v, b) in values.iter().zip(&back) {
+                let expected = match dtype {
+                    DType::F16 => half::f16::from_f32(*v).to_f32(),
+                    DType::BF16 => half::bf16::from_f32(*v).to_f32(),
+                    _ => *v,
+                };
+                assert_eq!(*b, expected, "{dtype}");
+            }
+        }
+        // 1 + 2^-8 lies halfway between two bf16 values: ties go to the even one (1.0).
+        let mut bytes = Vec::new();
+        encode(DType::BF16, &[1.0 + 2f32.powi(-8)], &mut bytes).unwrap();
+        assert_eq!(dec(DType::BF16, &bytes), [1.0]);
+        assert_eq!(encode(DType::Q4K, &[0.0], &mut bytes), Err(DTypeError::Unsupported(DType::Q4K)));
     }
 
     #[test]

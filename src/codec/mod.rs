@@ -7,7 +7,7 @@ mod dtype;
 mod float;
 pub mod ggml;
 
-pub use dtype::{DType, DTypeError, decode};
+pub use dtype::{DType, DTypeError, decode, encode};
 pub use float::{
     bf16_to_f32, f8_e4m3_to_f32, f8_e4m3fnuz_to_f32, f8_e5m2_to_f32, f8_e5m2fnuz_to_f32, f8_e8m0_to_f32, f16_to_f32,
 };

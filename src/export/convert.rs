@@ -1,0 +1,184 @@
+//! GGUF to safetensors: every tensor decoded to f32 through the codecs (exactly as llama.cpp
+//! dequantizes), optionally rounded to BF16/F16, renamed to transformers names with llama.cpp's
+//! Q/K row permutation and Gemma's norm shift undone, plus a `config.json` from the metadata.
+//! Streams through the memory map a chunk (or a row, for permuted tensors) at a time.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::ExportError;
+use super::atomic;
+use super::hf_config::config_from_gguf;
+use super::safetensors::{self, PlannedTensor};
+use crate::analysis::Cancel;
+use crate::checkpoint::hf_names::{HfTransform, hf_name, hf_transform, unpermuted_source_row};
+use crate::checkpoint::{Checkpoint, DEFAULT_CHUNK_ELEMS, Format, GgufValue, TensorInfo};
+use crate::codec::{self, DType};
+
+/// What `convert` is asked to do.
+#[derive(Clone, Debug)]
+pub struct ConvertOptions {
+    /// Output folder (created if missing).
+    pub out_dir: PathBuf,
+    /// Stored type of the output tensors: F32, BF16 or F16.
+    pub dtype: DType,
+    /// Keep GGUF names and layouts (no renaming, no permutation, no norm shift, no config).
+    pub keep_names: bool,
+    /// Replace existing output files.
+    pub overwrite: bool,
+}
+
+/// What `convert` wrote.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ConvertReport {
+    /// Files written.
+    pub files: Vec<PathBuf>,
+    /// Tensors written.
+    pub tensors: usize,
+    /// GGUF tensors left out, with the reason.
+    pub skipped: Vec<String>,
+    /// Tensors whose values were changed back to transformers' form (permutation, norm shift).
+    pub transformed: Vec<String>,
+}
+
+struct Job<'a> {
+    source: &'a TensorInfo,
+    transform: HfTransform,
+}
+
+/// Converts a GGUF checkpoint into `model.safetensors` (+ `config.json`) in `opts.out_dir`.
+/// `progress(done, total)` is called with bytes of source data handled.
+pub fn gguf_to_safetensors(
+    ckpt: &Checkpoint,
+    opts: &ConvertOptions,
+    cancel: &Cancel,
+    progress: &dyn Fn(u64, u64),
+) -> Result<ConvertReport, ExportError> {
+    if ckpt.format() != Format::Gguf {
+        return Err(ExportError::Unsupported { message: "convert reads GGUF checkpoints".into() });
+    }
+    if !matches!(opts.dtype, DType::F32 | DType::BF16 | DType::F16) {
+        return Err(ExportError::Unsupported { message: format!("output dtype {} is not one of F32, BF16, F16", opts.dtype) });
+    }
+    let gguf = ckpt.gguf().ok_or_else(|| ExportError::Unsupported { message: "no GGUF header".into() })?;
+    let arch = gguf.get("general.architecture").and_then(GgufValue::as_str).unwrap_or("").to_owned();
+    let meta_u64 = |k: &str| gguf.get(&format!("{arch}.{k}")).and_then(GgufValue::as_u64);
+    let heads = meta_u64("attention.head_count").unwrap_or(1).max(1);
+    let kv_heads = meta_u64("attention.head_count_kv").unwrap_or(heads).max(1);
+
+    let mut planned = Vec::new();
+    let mut jobs = Vec::new();
+    let mut report = ConvertReport { files: Vec::new(), tensors: 0, skipped: Vec::new(), transformed: Vec::new() };
+    for t in ckpt.tensors() {
+        if !t.dtype.can_decode() {
+            return Err(ExportError::Unsupported {
+                message: format!("tensor {:?}: decoding {} is not supported yet", t.name, t.dtype),
+            });
+        }
+        let (name, transform) = if opts.keep_names {
+            (t.name.clone(), HfTransform::None)
+        } else {
+            match hf_name(&t.name, &arch) {
+                Some(name) => (name, hf_transform(&t.name, &arch, heads, kv_heads)),
+                None if t.name == "rope_freqs.weight" => {
+                    report.skipped.push(format!("{} (transformers computes it from the config)", t.name));
+                    continue;
+                }
+                None => {
+                    return Err(ExportError::Unsupported {
+                        message: format!(
+                            "no transformers name is known for tensor {:?} of architecture {arch:?}; \
+                             use --keep-names to keep GGUF names",
+                            t.name
+                        ),
+                    });
+                }
+            }
+        };
+        if let HfTransform::UnpermuteRows { heads } = transform {
+            let rows = t.shape.first().copied().unwrap_or(0);
+            if t.shape.len() != 2 || rows % (2 * heads) != 0 {
+                return Err(ExportError::Unsupported {
+                    message: format!("tensor {:?}: {rows} rows do not split into {heads} heads of even size", t.name),
+                });
+            }
+        }
+        if transform != HfTransform::None {
+            report.transformed.push(name.clone());
+        }
+        planned.push(PlannedTensor { name, dtype: opts.dtype, shape: t.shape.clone() });
+        jobs.push(Job { source: t, transform });
+    }
+
+    std::fs::create_dir_all(&opts.out_dir).map_err(|e| ExportError::io(&opts.out_dir, e))?;
+    let inputs: Vec<&Path> = ckpt.files().iter().map(|f| f.path()).collect();
+    let total: u64 = jobs.iter().map(|j| j.source.bytes).sum();
+    let mut done = 0u64;
+    let source_name = ckpt.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let metadata = BTreeMap::from([
+        ("format".to_owned(), "pt".to_owned()),
+        ("source".to_owned(), format!("converted from {source_name} by weightbench {}", env!("CARGO_PKG_VERSION"))),
+    ]);
+    let target = opts.out_dir.join("model.safetensors");
+    let written = safetensors::write(&target, &inputs, opts.overwrite, &metadata, &planned, cancel, |i, sink| {
+        let job = &jobs[i];
+        write_tensor(ckpt, job, opts.dtype, cancel, &mut |bytes| sink.write(bytes))?;
+        done += job.source.bytes;
+        progress(done, total);
+        Ok(())
+    })?;
+    report.files.push(written);
+    report.tensors = planned.len();
+
+    if !opts.keep_names && let Some(config) = config_from_gguf(ckpt, opts.dtype) {
+        let text = serde_json::to_string_pretty(&config).unwrap_or_default();
+        report.files.push(atomic::write_text(&opts.out_dir.join("config.json"), &text, &inputs, opts.overwrite)?);
+    }
+    Ok(report)
+}
+
+/// Decodes one tensor, applies its transform, encodes it and hands the bytes to `write`.
+fn write_tensor(
+    ckpt: &Checkpoint,
+    job: &Job<'_>,
+    dtype: DType,
+    cancel: &Cancel,
+    write: &mut dyn FnMut(&[u8]) -> Result<(), ExportError>,
+) -> Result<(), ExportError> {
+    let t = job.source;
+    let mut values = Vec::new();
+    let mut bytes = Vec::new();
+    let mut emit = |values: &mut Vec<f32>, write: &mut dyn FnMut(&[u8]) -> Result<(), ExportError>| {
+        if let HfTransform::Add(delta) = job.transform {
+            values.iter_mut().for_each(|v| *v += delta);
+        }
+        bytes.clear();
+        codec::encode(dtype, values, &mut bytes)
+            .map_err(|e| ExportError::Unsupported { message: format!("tensor {:?}: {e}", t.name) })?;
+        write(&bytes)
+    };
+    match job.transform {
+        HfTransform::UnpermuteRows { heads } => {
+            let rows = t.shape[0];
+            let row_len = t.numel() / rows.max(1);
+            for row in 0..rows {
+                if cancel.is_cancelled() {
+                    return Err(ExportError::Cancelled);
+                }
+                let src = unpermuted_source_row(row, rows, heads);
+                ckpt.decode_range(t, src * row_len..(src + 1) * row_len, &mut values)?;
+                emit(&mut values, write)?;
+            }
+        }
+        _ => {
+            for range in ckpt.chunks(t, DEFAULT_CHUNK_ELEMS) {
+                if cancel.is_cancelled() {
+                    return Err(ExportError::Cancelled);
+                }
+                ckpt.decode_range(t, range, &mut values)?;
+                emit(&mut values, write)?;
+            }
+        }
+    }
+    Ok(())
+}
