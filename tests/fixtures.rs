@@ -112,3 +112,104 @@ pub fn real_model(relative: &str) -> Option<PathBuf> {
 pub fn demo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo")
 }
+
+/// A GGUF file built byte by byte, so tests can also break it on purpose.
+pub struct Gguf {
+    pub version: u32,
+    pub alignment: u64,
+    /// (key, value type id, encoded value)
+    pub kvs: Vec<(String, u32, Vec<u8>)>,
+    /// (name, ggml dims ne[0..], ggml type id, data)
+    pub tensors: Vec<(String, Vec<u64>, u32, Vec<u8>)>,
+}
+
+pub fn gguf_string(s: &str) -> Vec<u8> {
+    let mut v = (s.len() as u64).to_le_bytes().to_vec();
+    v.extend_from_slice(s.as_bytes());
+    v
+}
+
+impl Gguf {
+    pub fn new(arch: &str) -> Self {
+        let mut g = Self { version: 3, alignment: 32, kvs: Vec::new(), tensors: Vec::new() };
+        g.kv_str("general.architecture", arch);
+        g
+    }
+    pub fn kv_str(&mut self, key: &str, value: &str) -> &mut Self {
+        self.kvs.push((key.into(), 8, gguf_string(value)));
+        self
+    }
+    pub fn kv_u32(&mut self, key: &str, value: u32) -> &mut Self {
+        self.kvs.push((key.into(), 4, value.to_le_bytes().to_vec()));
+        self
+    }
+    pub fn kv_f32(&mut self, key: &str, value: f32) -> &mut Self {
+        self.kvs.push((key.into(), 6, value.to_le_bytes().to_vec()));
+        self
+    }
+    /// An array of strings.
+    pub fn kv_strings(&mut self, key: &str, values: &[&str]) -> &mut Self {
+        let mut v = 8u32.to_le_bytes().to_vec();
+        v.extend_from_slice(&(values.len() as u64).to_le_bytes());
+        for s in values {
+            v.extend_from_slice(&gguf_string(s));
+        }
+        self.kvs.push((key.into(), 9, v));
+        self
+    }
+    /// A tensor with `shape` given outermost first (as transformers sees it).
+    pub fn tensor(&mut self, name: &str, shape: &[u64], ggml_type: u32, data: Vec<u8>) -> &mut Self {
+        self.tensors.push((name.into(), shape.iter().rev().copied().collect(), ggml_type, data));
+        self
+    }
+    pub fn f32(&mut self, name: &str, shape: &[u64], values: &[f32]) -> &mut Self {
+        self.tensor(name, shape, 0, values.iter().flat_map(|v| v.to_le_bytes()).collect())
+    }
+
+    /// The header up to the end of the tensor infos, and the data section, with tensors placed
+    /// at aligned offsets in order.
+    pub fn build(&self) -> Vec<u8> {
+        let mut out = b"GGUF".to_vec();
+        out.extend_from_slice(&self.version.to_le_bytes());
+        out.extend_from_slice(&(self.tensors.len() as u64).to_le_bytes());
+        out.extend_from_slice(&(self.kvs.len() as u64).to_le_bytes());
+        for (k, t, v) in &self.kvs {
+            out.extend_from_slice(&gguf_string(k));
+            out.extend_from_slice(&t.to_le_bytes());
+            out.extend_from_slice(v);
+        }
+        let mut offset = 0u64;
+        let mut offsets = Vec::new();
+        for (name, ne, t, data) in &self.tensors {
+            out.extend_from_slice(&gguf_string(name));
+            out.extend_from_slice(&(ne.len() as u32).to_le_bytes());
+            for d in ne {
+                out.extend_from_slice(&d.to_le_bytes());
+            }
+            out.extend_from_slice(&t.to_le_bytes());
+            out.extend_from_slice(&offset.to_le_bytes());
+            offsets.push(offset);
+            offset = (offset + data.len() as u64).div_ceil(self.alignment) * self.alignment;
+        }
+        while out.len() as u64 % self.alignment != 0 {
+            out.push(0);
+        }
+        let data_start = out.len();
+        for ((_, _, _, data), off) in self.tensors.iter().zip(offsets) {
+            out.resize(data_start + off as usize, 0);
+            out.extend_from_slice(data);
+        }
+        out
+    }
+
+    pub fn write(&self, path: &Path) {
+        std::fs::write(path, self.build()).unwrap();
+    }
+}
+
+/// One Q8_0 block: scale `d` and 32 codes.
+pub fn q8_0_block(d: f32, codes: &[i8; 32]) -> Vec<u8> {
+    let mut b = half::f16::from_f32(d).to_le_bytes().to_vec();
+    b.extend(codes.iter().map(|&c| c as u8));
+    b
+}

@@ -6,6 +6,7 @@ mod fixtures;
 
 mod checkpoint_open;
 mod cli;
+mod gguf;
 mod gui;
 mod malformed;
 mod real_models;

@@ -387,10 +387,6 @@ pub fn read_header(file: &MappedFile) -> Result<GgufHeader> {
                 dtype: format!("GGML type {type_id}"),
             });
         };
-        let elems = ne.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
-        let Some(bytes) = elems.and_then(|n| dtype.byte_len(n)) else {
-            return Err(tensor_err(format!("shape {ne:?} (ggml order) of {dtype} overflows a 64-bit byte count")));
-        };
         if ne.first().is_some_and(|&n0| n0 % dtype.block_elems() as u64 != 0) {
             return Err(tensor_err(format!(
                 "rows of {} values are not whole {dtype} blocks of {}",
@@ -398,6 +394,10 @@ pub fn read_header(file: &MappedFile) -> Result<GgufHeader> {
                 dtype.block_elems()
             )));
         }
+        let elems = ne.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
+        let Some(bytes) = elems.and_then(|n| dtype.byte_len(n)) else {
+            return Err(tensor_err(format!("shape {ne:?} (ggml order) of {dtype} overflows a 64-bit byte count")));
+        };
         if relative % alignment != 0 {
             return Err(tensor_err(format!("data offset {relative} is not a multiple of the alignment {alignment}")));
         }

@@ -1,0 +1,427 @@
+//! GGUF files: reading, decoding, refusing broken ones, and converting to safetensors.
+
+use std::path::Path;
+
+use weightbench::analysis::Cancel;
+use weightbench::checkpoint::{Checkpoint, CheckpointError, Format, Role};
+use weightbench::codec::DType;
+use weightbench::export::ExportError;
+use weightbench::export::convert::{ConvertOptions, gguf_to_safetensors};
+
+use crate::fixtures::{Gguf, TempDir, gguf_string, q8_0_block, real_model};
+
+fn small_llama() -> Gguf {
+    let mut g = Gguf::new("llama");
+    g.kv_u32("llama.block_count", 1).kv_strings("general.tags", &["a", "b"]);
+    g.f32("token_embd.weight", &[4, 32], &(0..128).map(|i| i as f32).collect::<Vec<_>>());
+    let mut codes = [0i8; 32];
+    codes[0] = 5;
+    codes[31] = -7;
+    let mut q8 = q8_0_block(0.5, &codes);
+    q8.extend(q8_0_block(-2.0, &[1; 32]));
+    g.tensor("blk.0.attn_q.weight", &[2, 32], 8, q8);
+    let f16: Vec<u8> = [1.0f32, -0.5].iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect();
+    g.tensor("blk.0.attn_norm.weight", &[2], 1, f16);
+    g
+}
+
+#[test]
+fn a_gguf_file_opens_with_metadata_shapes_and_roles() {
+    let dir = TempDir::new();
+    let path = dir.join("tiny.gguf");
+    small_llama().write(&path);
+    let ckpt = Checkpoint::open(&path).unwrap();
+    assert_eq!(ckpt.format(), Format::Gguf);
+    assert_eq!(ckpt.architecture(), Some("llama"));
+    assert_eq!(ckpt.metadata()["llama.block_count"], serde_json::json!(1));
+    assert_eq!(ckpt.metadata()["general.tags"], serde_json::json!(["a", "b"]));
+    let gguf = ckpt.gguf().unwrap();
+    assert_eq!((gguf.version, gguf.alignment), (3, 32));
+
+    let embd = ckpt.require("token_embd.weight").unwrap();
+    assert_eq!((embd.shape.clone(), embd.dtype, embd.role, embd.layer), (vec![4, 32], DType::F32, Role::Embed, None));
+    assert_eq!(embd.offset % 32, 0, "tensor data is aligned");
+    assert_eq!(ckpt.decode_all(embd).unwrap()[127], 127.0);
+
+    let q = ckpt.require("blk.0.attn_q.weight").unwrap();
+    assert_eq!((q.dtype.name(), q.shape.clone(), q.layer, q.role), ("Q8_0", vec![2, 32], Some(0), Role::AttnQ));
+    let values = ckpt.decode_all(q).unwrap();
+    assert_eq!((values[0], values[1], values[31], values[32]), (2.5, 0.0, -3.5, -2.0));
+    let norm = ckpt.require("blk.0.attn_norm.weight").unwrap();
+    assert_eq!(ckpt.decode_all(norm).unwrap(), [1.0, -0.5]);
+}
+
+#[test]
+fn a_folder_with_one_gguf_opens_it() {
+    let dir = TempDir::new();
+    small_llama().write(&dir.join("model-q8.gguf"));
+    let ckpt = Checkpoint::open(dir.path()).unwrap();
+    assert_eq!(ckpt.tensors().len(), 3);
+}
+
+#[test]
+fn split_gguf_parts_open_together() {
+    let dir = TempDir::new();
+    let mut a = Gguf::new("llama");
+    a.kv_u32("split.count", 2).f32("token_embd.weight", &[2], &[1.0, 2.0]);
+    let mut b = Gguf::new("llama");
+    b.kv_u32("split.count", 2).f32("output.weight", &[2], &[3.0, 4.0]);
+    a.write(&dir.join("m-00001-of-00002.gguf"));
+    b.write(&dir.join("m-00002-of-00002.gguf"));
+    let ckpt = Checkpoint::open(dir.join("m-00001-of-00002.gguf")).unwrap();
+    assert_eq!(ckpt.files().len(), 2);
+    assert_eq!(ckpt.decode_all(ckpt.require("output.weight").unwrap()).unwrap(), [3.0, 4.0]);
+    std::fs::remove_file(dir.join("m-00002-of-00002.gguf")).unwrap();
+    let err = Checkpoint::open(dir.join("m-00001-of-00002.gguf")).err().unwrap();
+    assert!(err.to_string().contains("part 2 of 2"), "{err}");
+}
+
+#[test]
+fn types_without_a_decoder_open_but_decoding_says_why() {
+    let dir = TempDir::new();
+    let path = dir.join("iq2.gguf");
+    let mut g = Gguf::new("llama");
+    g.tensor("blk.0.ffn_up.weight", &[1, 256], 16, vec![0; 66]); // IQ2_XXS
+    g.write(&path);
+    let ckpt = Checkpoint::open(&path).unwrap();
+    let t = ckpt.require("blk.0.ffn_up.weight").unwrap();
+    assert_eq!(t.dtype.name(), "IQ2_XXS");
+    let err = ckpt.decode_all(t).unwrap_err().to_string();
+    assert!(err.contains("IQ2_XXS") && err.contains("not supported") && err.contains("iq2.gguf"), "{err}");
+}
+
+// ---- malformed files: each gives a clear error naming the file, none panics ----
+
+fn expect(path: &Path, fragments: &[&str]) -> CheckpointError {
+    let err = Checkpoint::open(path).err().unwrap_or_else(|| panic!("{} should be refused", path.display()));
+    let message = err.to_string();
+    assert!(message.contains(&path.file_name().unwrap().to_string_lossy().to_string()), "{message}");
+    for f in fragments {
+        assert!(message.contains(f), "message lacks {f:?}: {message}");
+    }
+    err
+}
+
+fn write_bytes(dir: &TempDir, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn wrong_magic() {
+    let dir = TempDir::new();
+    let mut bytes = small_llama().build();
+    bytes[0..4].copy_from_slice(b"GGML");
+    let path = write_bytes(&dir, "magic.gguf", &bytes);
+    expect(&path, &["magic"]);
+}
+
+#[test]
+fn unsupported_versions() {
+    let dir = TempDir::new();
+    for (version, fragment) in [(1u32, "version 1"), (4, "version 4"), (3u32.swap_bytes(), "big-endian")] {
+        let mut g = small_llama();
+        g.version = version;
+        let path = write_bytes(&dir, "version.gguf", &g.build());
+        expect(&path, &[fragment]);
+    }
+}
+
+#[test]
+fn every_truncation_of_a_header_is_refused_without_panic() {
+    let dir = TempDir::new();
+    let bytes = small_llama().build();
+    let path = dir.join("cut.gguf");
+    for len in 1..bytes.len() {
+        std::fs::write(&path, &bytes[..len]).unwrap();
+        let err = Checkpoint::open(&path).err();
+        assert!(err.is_some(), "a file cut at {len} of {} bytes opened", bytes.len());
+    }
+}
+
+#[test]
+fn truncated_tensor_data() {
+    let dir = TempDir::new();
+    let bytes = small_llama().build();
+    let path = write_bytes(&dir, "short-data.gguf", &bytes[..bytes.len() - 1]);
+    let err = expect(&path, &["blk.0.attn_norm.weight"]);
+    assert!(matches!(err, CheckpointError::Truncated { .. }), "{err:?}");
+}
+
+#[test]
+fn misaligned_offset() {
+    let dir = TempDir::new();
+    let mut bytes = small_llama().build();
+    // The offset field of the second tensor info is 8 bytes before the name of the third: find
+    // it by searching for the encoded name of the third tensor.
+    let third = gguf_string("blk.0.attn_norm.weight");
+    let at = bytes.windows(third.len()).position(|w| w == third.as_slice()).unwrap();
+    bytes[at - 8] += 4;
+    let path = write_bytes(&dir, "misaligned.gguf", &bytes);
+    expect(&path, &["not a multiple of the alignment 32"]);
+}
+
+#[test]
+fn absurd_counts_and_lengths_are_refused_before_allocating() {
+    let dir = TempDir::new();
+    let good = small_llama().build();
+    // tensor count and kv count fields
+    for (at, fragment) in [(8usize, "tensors cannot fit"), (16, "metadata entries cannot fit")] {
+        let mut bytes = good.clone();
+        bytes[at..at + 8].copy_from_slice(&(u64::MAX / 2).to_le_bytes());
+        let path = write_bytes(&dir, "counts.gguf", &bytes);
+        expect(&path, &[fragment]);
+    }
+    // the first key's string length
+    let mut bytes = good.clone();
+    bytes[24..32].copy_from_slice(&(1u64 << 60).to_le_bytes());
+    let path = write_bytes(&dir, "strlen.gguf", &bytes);
+    expect(&path, &["string of 1152921504606846976 bytes"]);
+    // an array count
+    let mut g = Gguf::new("llama");
+    let mut v = 6u32.to_le_bytes().to_vec();
+    v.extend_from_slice(&(1u64 << 40).to_le_bytes());
+    g.kvs.push(("huge".into(), 9, v));
+    let path = write_bytes(&dir, "array.gguf", &g.build());
+    expect(&path, &["\"huge\"", "array claims 1099511627776 elements"]);
+}
+
+#[test]
+fn unknown_tensor_type_and_value_type() {
+    let dir = TempDir::new();
+    let mut g = Gguf::new("llama");
+    g.tensor("t", &[32], 99, vec![0; 32]);
+    let path = write_bytes(&dir, "type.gguf", &g.build());
+    let err = expect(&path, &["\"t\"", "GGML type 99"]);
+    assert!(matches!(err, CheckpointError::UnknownDtype { .. }));
+    let mut g = Gguf::new("llama");
+    g.kvs.push(("weird".into(), 13, vec![0; 8]));
+    let path = write_bytes(&dir, "value.gguf", &g.build());
+    expect(&path, &["\"weird\"", "unknown value type 13"]);
+}
+
+#[test]
+fn duplicates_dims_alignment_and_overlaps() {
+    let dir = TempDir::new();
+    let mut g = Gguf::new("llama");
+    g.f32("t", &[1], &[1.0]).f32("t", &[1], &[2.0]);
+    expect(&write_bytes(&dir, "dup-tensor.gguf", &g.build()), &["\"t\"", "twice"]);
+
+    let mut g = Gguf::new("llama");
+    g.kv_u32("k", 1).kv_u32("k", 2);
+    expect(&write_bytes(&dir, "dup-key.gguf", &g.build()), &["\"k\"", "twice"]);
+
+    let mut g = Gguf::new("llama");
+    g.f32("t", &[1, 1, 1, 1, 1], &[1.0]);
+    expect(&write_bytes(&dir, "dims.gguf", &g.build()), &["5 dimensions"]);
+
+    let mut g = Gguf::new("llama");
+    g.kv_u32("general.alignment", 48);
+    expect(&write_bytes(&dir, "align.gguf", &g.build()), &["general.alignment"]);
+
+    let mut g = Gguf::new("llama");
+    g.tensor("q", &[1, 16], 8, vec![0; 34]); // 16 values are not a whole Q8_0 block
+    expect(&write_bytes(&dir, "rows.gguf", &g.build()), &["\"q\"", "not whole Q8_0 blocks"]);
+
+    // Two tensors pointing at the same bytes.
+    let mut g = Gguf::new("llama");
+    g.f32("a", &[16], &[0.0; 16]).f32("b", &[16], &[0.0; 16]);
+    let mut bytes = g.build();
+    let b_name = gguf_string("b");
+    let at = bytes.windows(b_name.len()).rposition(|w| w == b_name.as_slice()).unwrap();
+    let offset_at = at + b_name.len() + 4 + 8 + 4;
+    bytes[offset_at..offset_at + 8].copy_from_slice(&0u64.to_le_bytes());
+    expect(&write_bytes(&dir, "overlap.gguf", &bytes), &["overlaps"]);
+}
+
+// ---- conversion ----
+
+/// llama.cpp's permutation of Q/K rows: HF row (h, j, i) goes to GGUF row (h, i, j).
+fn llama_cpp_permute(w: &[f32], rows: usize, cols: usize, heads: usize) -> Vec<f32> {
+    let hd = rows / heads;
+    let mut out = vec![0.0; w.len()];
+    for h in 0..heads {
+        for j in 0..2 {
+            for i in 0..hd / 2 {
+                let hf = h * hd + j * hd / 2 + i;
+                let gg = h * hd + 2 * i + j;
+                out[gg * cols..(gg + 1) * cols].copy_from_slice(&w[hf * cols..(hf + 1) * cols]);
+            }
+        }
+    }
+    out
+}
+
+fn llama_for_conversion() -> (Gguf, Vec<f32>, Vec<f32>) {
+    let (heads, kv_heads, hd, hidden) = (4usize, 2usize, 8usize, 32usize);
+    let q: Vec<f32> = (0..heads * hd * hidden).map(|i| (i as f32 * 0.37).sin()).collect();
+    let k: Vec<f32> = (0..kv_heads * hd * hidden).map(|i| (i as f32 * 0.11).cos()).collect();
+    let mut g = Gguf::new("llama");
+    g.kv_u32("llama.block_count", 1)
+        .kv_u32("llama.embedding_length", hidden as u32)
+        .kv_u32("llama.feed_forward_length", 64)
+        .kv_u32("llama.attention.head_count", heads as u32)
+        .kv_u32("llama.attention.head_count_kv", kv_heads as u32)
+        .kv_u32("llama.context_length", 128)
+        .kv_f32("llama.attention.layer_norm_rms_epsilon", 1e-5)
+        .kv_f32("llama.rope.freq_base", 10000.0)
+        .kv_u32("tokenizer.ggml.bos_token_id", 1);
+    g.f32("token_embd.weight", &[10, hidden as u64], &vec![0.25; 10 * hidden]);
+    g.f32("blk.0.attn_q.weight", &[(heads * hd) as u64, hidden as u64], &llama_cpp_permute(&q, heads * hd, hidden, heads));
+    g.f32(
+        "blk.0.attn_k.weight",
+        &[(kv_heads * hd) as u64, hidden as u64],
+        &llama_cpp_permute(&k, kv_heads * hd, hidden, kv_heads),
+    );
+    g.f32("blk.0.attn_norm.weight", &[hidden as u64], &vec![1.5; hidden]);
+    g.f32("output_norm.weight", &[hidden as u64], &vec![0.5; hidden]);
+    g.f32("rope_freqs.weight", &[4], &[1.0; 4]);
+    (g, q, k)
+}
+
+fn options(out: &Path) -> ConvertOptions {
+    ConvertOptions { out_dir: out.to_owned(), dtype: DType::F32, keep_names: false, overwrite: false }
+}
+
+#[test]
+fn convert_restores_transformers_names_layout_and_config() {
+    let dir = TempDir::new();
+    let (g, q, k) = llama_for_conversion();
+    let src = dir.join("tiny-llama.gguf");
+    g.write(&src);
+    let ckpt = Checkpoint::open(&src).unwrap();
+    let out = dir.join("hf");
+    let report = gguf_to_safetensors(&ckpt, &options(&out), &Cancel::new(), &|_, _| {}).unwrap();
+    assert_eq!(report.tensors, 5);
+    assert_eq!(report.skipped.len(), 1, "rope_freqs is computed by transformers");
+
+    let hf = Checkpoint::open(&out).unwrap();
+    assert_eq!(hf.architecture(), Some("LlamaForCausalLM"));
+    assert_eq!(hf.decode_all(hf.require("model.layers.0.self_attn.q_proj.weight").unwrap()).unwrap(), q);
+    assert_eq!(hf.decode_all(hf.require("model.layers.0.self_attn.k_proj.weight").unwrap()).unwrap(), k);
+    assert!(hf.tensor("model.layers.0.input_layernorm.weight").is_some());
+    assert!(hf.tensor("model.norm.weight").is_some());
+    assert!(hf.tensor("lm_head.weight").is_none());
+    let config = hf.config().unwrap();
+    assert_eq!(config["model_type"], "llama");
+    assert_eq!(config["num_attention_heads"], 4);
+    assert_eq!(config["num_key_value_heads"], 2);
+    assert_eq!(config["hidden_size"], 32);
+    assert_eq!(config["tie_word_embeddings"], true);
+    assert_eq!(config["rms_norm_eps"].as_f64().unwrap() as f32, 1e-5);
+    // Only the two output files, no temporary leftovers.
+    let mut names: Vec<String> =
+        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(names, ["config.json", "model.safetensors"]);
+}
+
+#[test]
+fn convert_undoes_gemma_norm_shift_and_rounds_to_bf16() {
+    let dir = TempDir::new();
+    let mut g = Gguf::new("gemma3");
+    g.kv_u32("gemma3.attention.head_count", 1);
+    g.f32("blk.0.attn_q_norm.weight", &[3], &[1.5, 1.0, 0.25]);
+    g.f32("blk.0.ffn_norm.weight", &[2], &[2.0, 1.0]);
+    g.f32("blk.0.attn_q.weight", &[1, 2], &[1.0 + 2f32.powi(-9), 3.0]);
+    let src = dir.join("g.gguf");
+    g.write(&src);
+    let ckpt = Checkpoint::open(&src).unwrap();
+    let out = dir.join("hf");
+    let opts = ConvertOptions { dtype: DType::BF16, ..options(&out) };
+    gguf_to_safetensors(&ckpt, &opts, &Cancel::new(), &|_, _| {}).unwrap();
+    let hf = Checkpoint::open(&out).unwrap();
+    let t = |n: &str| hf.decode_all(hf.require(n).unwrap()).unwrap();
+    assert_eq!(t("model.layers.0.self_attn.q_norm.weight"), [0.5, 0.0, -0.75]);
+    assert_eq!(t("model.layers.0.pre_feedforward_layernorm.weight"), [1.0, 0.0]);
+    assert_eq!(hf.require("model.layers.0.self_attn.q_proj.weight").unwrap().dtype, DType::BF16);
+    assert_eq!(t("model.layers.0.self_attn.q_proj.weight"), [1.0, 3.0], "rounded to nearest even");
+    assert_eq!(hf.config().unwrap()["model_type"], "gemma3_text");
+}
+
+#[test]
+fn convert_never_overwrites_its_input_or_existing_output() {
+    let dir = TempDir::new();
+    // A GGUF file that happens to be named model.safetensors: converting into its own folder
+    // would replace it.
+    let src = dir.join("model.safetensors");
+    small_llama().write(&src);
+    let before = std::fs::read(&src).unwrap();
+    let ckpt = Checkpoint::open(&src).unwrap();
+    let err = gguf_to_safetensors(&ckpt, &options(dir.path()), &Cancel::new(), &|_, _| {}).unwrap_err();
+    assert!(matches!(err, ExportError::WouldOverwriteInput { .. }), "{err:?}");
+    assert_eq!(std::fs::read(&src).unwrap(), before);
+
+    let out = dir.join("out");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("model.safetensors"), b"keep me").unwrap();
+    let err = gguf_to_safetensors(&ckpt, &options(&out), &Cancel::new(), &|_, _| {}).unwrap_err();
+    assert!(matches!(err, ExportError::Exists { .. }), "{err:?}");
+    assert_eq!(std::fs::read(out.join("model.safetensors")).unwrap(), b"keep me");
+    let opts = ConvertOptions { overwrite: true, keep_names: true, ..options(&out) };
+    gguf_to_safetensors(&ckpt, &opts, &Cancel::new(), &|_, _| {}).unwrap();
+    assert_eq!(Checkpoint::open(&out).unwrap().tensors().len(), 3);
+}
+
+#[test]
+fn a_cancelled_or_failed_conversion_leaves_nothing_behind() {
+    let dir = TempDir::new();
+    let (g, _, _) = llama_for_conversion();
+    let src = dir.join("tiny-llama.gguf");
+    g.write(&src);
+    let ckpt = Checkpoint::open(&src).unwrap();
+    let out = dir.join("out");
+    let cancel = Cancel::new();
+    let err = gguf_to_safetensors(&ckpt, &options(&out), &cancel, &|_, _| cancel.cancel()).unwrap_err();
+    assert!(matches!(err, ExportError::Cancelled), "{err:?}");
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0, "no partial or temporary file");
+
+    let mut g = Gguf::new("llama");
+    g.f32("token_embd.weight", &[1], &[1.0]);
+    g.tensor("blk.0.ffn_up.weight", &[1, 256], 16, vec![0; 66]); // IQ2_XXS: no decoder yet
+    g.write(&src);
+    let ckpt = Checkpoint::open(&src).unwrap();
+    let err = gguf_to_safetensors(&ckpt, &options(&out), &Cancel::new(), &|_, _| {}).unwrap_err();
+    assert!(err.to_string().contains("IQ2_XXS"), "{err}");
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+}
+
+// ---- real models ----
+
+#[test]
+fn smollm2_gguf_opens_and_its_4_bit_grid_shows() {
+    let Some(path) = real_model("SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf") else { return };
+    let ckpt = Checkpoint::open(&path).unwrap();
+    assert_eq!(ckpt.architecture(), Some("llama"));
+    assert_eq!(ckpt.tensors().len(), 272);
+    assert_eq!(ckpt.metadata()["llama.attention.head_count"], 9);
+    let count = |d: DType| ckpt.tensors().iter().filter(|t| t.dtype == d).count();
+    assert_eq!((count(DType::Q4_1), count(DType::Q8_0), count(DType::F32)), (210, 1, 61));
+    let q = ckpt.require("blk.7.attn_q.weight").unwrap();
+    assert_eq!(q.shape, [576, 576]);
+    let values = ckpt.decode_all(q).unwrap();
+    // Q4_1: every block of 32 holds at most 16 distinct values, d*q + m with q in 0..16.
+    for block in values.chunks(32) {
+        let mut distinct: Vec<u32> = block.iter().map(|v| v.to_bits()).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert!(distinct.len() <= 16);
+    }
+    let std = (values.iter().map(|v| v * v).sum::<f32>() / values.len() as f32).sqrt();
+    assert!(std > 0.01 && std < 1.0, "trained weights, not noise or zeros: rms {std}");
+}
+
+#[test]
+fn gemma3_gguf_opens_with_every_quant_type_decoding() {
+    let Some(path) = real_model("gemma-3-270m/gemma-3-270m-q4_k_m.gguf") else { return };
+    let ckpt = Checkpoint::open(&path).unwrap();
+    assert_eq!(ckpt.architecture(), Some("gemma3"));
+    assert_eq!(ckpt.tensors().len(), 236);
+    for dtype in [DType::Q4K, DType::Q5_0, DType::Q6K, DType::Q8_0] {
+        let t = ckpt.tensors().iter().find(|t| t.dtype == dtype).unwrap();
+        let values = ckpt.decode_all(t).unwrap();
+        assert!(values.iter().all(|v| v.is_finite()), "{}", t.name);
+        assert!(values.iter().any(|v| *v != 0.0), "{}", t.name);
+    }
+}
