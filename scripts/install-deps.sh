@@ -36,3 +36,5 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r scripts/reference/requirements.txt
+# transformers and torch for the conversion check (a large download: torch brings CUDA libraries).
+.venv/bin/python -m pip install -q --disable-pip-version-check -r scripts/reference/requirements-torch.txt

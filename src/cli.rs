@@ -229,7 +229,8 @@ fn convert(args: &ConvertArgs, out: &mut dyn Write) -> Result<()> {
         OutDtype::Bf16 => crate::codec::DType::BF16,
         OutDtype::F16 => crate::codec::DType::F16,
     };
-    let opts = ConvertOptions { out_dir: args.output.clone(), dtype, keep_names: args.keep_names, overwrite: args.overwrite };
+    let opts =
+        ConvertOptions { out_dir: args.output.clone(), dtype, keep_names: args.keep_names, overwrite: args.overwrite };
     let bar = progress_bar(ckpt.total_bytes(), "converting");
     let report = gguf_to_safetensors(&ckpt, &opts, &crate::analysis::Cancel::new(), &|done, _| bar.set_position(done))
         .with_context(|| format!("cannot convert {}", args.path.display()))?;
@@ -241,7 +242,12 @@ fn convert(args: &ConvertArgs, out: &mut dyn Write) -> Result<()> {
         for f in &report.files {
             writeln!(out, "wrote {}", f.display())?;
         }
-        writeln!(out, "{} tensors, {} with values restored to transformers' layout", report.tensors, report.transformed.len())?;
+        writeln!(
+            out,
+            "{} tensors, {} with values restored to transformers' layout",
+            report.tensors,
+            report.transformed.len()
+        )?;
         for s in &report.skipped {
             writeln!(out, "skipped {s}")?;
         }

@@ -191,7 +191,7 @@ impl Gguf {
             offsets.push(offset);
             offset = (offset + data.len() as u64).div_ceil(self.alignment) * self.alignment;
         }
-        while out.len() as u64 % self.alignment != 0 {
+        while !(out.len() as u64).is_multiple_of(self.alignment) {
             out.push(0);
         }
         let data_start = out.len();

@@ -10,7 +10,7 @@ use weightbench::export::convert::{ConvertOptions, gguf_to_safetensors};
 
 use crate::fixtures::{Gguf, TempDir, gguf_string, q8_0_block, real_model};
 
-fn small_llama() -> Gguf {
+pub fn small_llama() -> Gguf {
     let mut g = Gguf::new("llama");
     g.kv_u32("llama.block_count", 1).kv_strings("general.tags", &["a", "b"]);
     g.f32("token_embd.weight", &[4, 32], &(0..128).map(|i| i as f32).collect::<Vec<_>>());
@@ -268,7 +268,11 @@ fn llama_for_conversion() -> (Gguf, Vec<f32>, Vec<f32>) {
         .kv_f32("llama.rope.freq_base", 10000.0)
         .kv_u32("tokenizer.ggml.bos_token_id", 1);
     g.f32("token_embd.weight", &[10, hidden as u64], &vec![0.25; 10 * hidden]);
-    g.f32("blk.0.attn_q.weight", &[(heads * hd) as u64, hidden as u64], &llama_cpp_permute(&q, heads * hd, hidden, heads));
+    g.f32(
+        "blk.0.attn_q.weight",
+        &[(heads * hd) as u64, hidden as u64],
+        &llama_cpp_permute(&q, heads * hd, hidden, heads),
+    );
     g.f32(
         "blk.0.attn_k.weight",
         &[(kv_heads * hd) as u64, hidden as u64],

@@ -75,3 +75,27 @@ fn a_bad_path_shows_an_error_in_the_window() {
     assert!(shows(&harness, "broken.safetensors"));
     assert!(shows(&harness, "JSON"), "the reason is shown");
 }
+
+#[test]
+fn a_gguf_file_shows_its_metadata_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiny.gguf");
+    crate::gguf::small_llama().write(&path);
+    let mut harness =
+        Harness::builder().with_size([1000.0, 600.0]).build_eframe(|cc| WorkbenchApp::new(&cc.egui_ctx, Some(path)));
+    step_until(&mut harness, 30, "the GGUF to open", |app| app.session.is_some());
+    harness.get_by_role_and_label(Role::Button, "gguf metadata (3 keys)").click();
+    harness.run_steps(2);
+    assert!(harness.state().session.as_ref().unwrap().show_metadata);
+    assert!(shows(&harness, "general.architecture"));
+    assert!(shows(&harness, "llama.block_count"));
+    assert!(shows(&harness, "UINT32"), "value types are shown");
+    // Selecting a tensor leaves the metadata view.
+    harness.get_by_label_contains("layer 0 (").click();
+    harness.run_steps(2);
+    harness.get_by_role_and_label(Role::Button, "attn_q.weight").click();
+    harness.run_steps(2);
+    assert!(!harness.state().session.as_ref().unwrap().show_metadata);
+    step_until(&mut harness, 30, "the Q8_0 histogram", selected_histogram_ready);
+    assert!(shows(&harness, "Q8_0"));
+}

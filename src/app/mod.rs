@@ -47,6 +47,8 @@ pub struct Session {
     pub groups: Vec<tree::Group>,
     /// Selected tensor index.
     pub selected: Option<usize>,
+    /// Whether the central panel shows the file metadata instead of the selected tensor.
+    pub show_metadata: bool,
     /// Histograms by tensor index; revisiting a tensor shows the cached one.
     pub histograms: HashMap<usize, HistogramState>,
 }
@@ -103,6 +105,7 @@ impl WorkbenchApp {
     /// Selects tensor `index` and asks for its histogram unless it is cached.
     pub fn select(&mut self, index: usize) {
         let Some(session) = &mut self.session else { return };
+        session.show_metadata = false;
         if session.selected == Some(index) {
             return;
         }
@@ -132,7 +135,13 @@ impl WorkbenchApp {
                     Ok(ckpt) => {
                         let groups = tree::groups(&ckpt);
                         self.message = ckpt.warnings().first().cloned();
-                        self.session = Some(Session { ckpt, groups, selected: None, histograms: HashMap::new() });
+                        self.session = Some(Session {
+                            ckpt,
+                            groups,
+                            selected: None,
+                            show_metadata: false,
+                            histograms: HashMap::new(),
+                        });
                         // Start on the largest tensor: usually the most interesting one.
                         let largest = self.session.as_ref().and_then(|s| {
                             s.ckpt.tensors().iter().enumerate().max_by_key(|(_, t)| t.bytes).map(|(i, _)| i)

@@ -76,7 +76,13 @@ pub fn tree_panel_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
         };
         let filter = app.filter.to_lowercase();
         let mut clicked = None;
+        let mut metadata_clicked = false;
         egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
+            let keys = session.ckpt.metadata().len();
+            let label = format!("{} metadata ({keys} keys)", session.ckpt.format().as_str());
+            if ui.selectable_label(session.show_metadata, label).clicked() {
+                metadata_clicked = true;
+            }
             for group in &session.groups {
                 let tensors = session.ckpt.tensors();
                 let visible: Vec<usize> = group
@@ -111,6 +117,9 @@ pub fn tree_panel_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
         if let Some(i) = clicked {
             app.select(i);
         }
+        if metadata_clicked && let Some(session) = &mut app.session {
+            session.show_metadata = true;
+        }
     });
 }
 
@@ -127,6 +136,10 @@ pub fn central_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
             });
             return;
         };
+        if session.show_metadata {
+            metadata_ui(ui, &session.ckpt);
+            return;
+        }
         let Some(index) = session.selected else {
             ui.label("Select a tensor in the tree.");
             return;
@@ -158,6 +171,36 @@ pub fn central_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
             }
             None => {}
         }
+    });
+}
+
+/// The file's key-values as a table (long GGUF arrays summarised).
+fn metadata_ui(ui: &mut egui::Ui, ckpt: &crate::checkpoint::Checkpoint) {
+    ui.heading("Metadata");
+    if let Some(g) = ckpt.gguf() {
+        ui.label(format!("GGUF version {}, data alignment {} bytes", g.version, g.alignment));
+    }
+    egui::ScrollArea::both().auto_shrink([false, false]).show(ui, |ui| {
+        egui::Grid::new("metadata_table").num_columns(3).striped(true).show(ui, |ui| {
+            ui.strong("key");
+            ui.strong("type");
+            ui.strong("value");
+            ui.end_row();
+            for (key, value) in ckpt.metadata() {
+                ui.label(key);
+                let ty = ckpt.gguf().and_then(|g| g.get(key)).map(|v| v.type_name()).unwrap_or("STRING");
+                ui.weak(ty);
+                let text = match value {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                // Long values (chat templates, summarised token lists) are cut for the table.
+                let shown: String = text.chars().take(200).collect();
+                let suffix = if shown.len() < text.len() { " …" } else { "" };
+                ui.label(format!("{shown}{suffix}")).on_hover_text(text.chars().take(4000).collect::<String>());
+                ui.end_row();
+            }
+        });
     });
 }
 

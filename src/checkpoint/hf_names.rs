@@ -94,7 +94,10 @@ mod tests {
     #[test]
     fn llama_names() {
         assert_eq!(hf_name("blk.3.attn_q.weight", "llama").as_deref(), Some("model.layers.3.self_attn.q_proj.weight"));
-        assert_eq!(hf_name("blk.3.ffn_norm.weight", "llama").as_deref(), Some("model.layers.3.post_attention_layernorm.weight"));
+        assert_eq!(
+            hf_name("blk.3.ffn_norm.weight", "llama").as_deref(),
+            Some("model.layers.3.post_attention_layernorm.weight")
+        );
         assert_eq!(hf_name("blk.0.attn_v.bias", "qwen2").as_deref(), Some("model.layers.0.self_attn.v_proj.bias"));
         assert_eq!(hf_name("output.weight", "llama").as_deref(), Some("lm_head.weight"));
         assert_eq!(hf_name("rope_freqs.weight", "llama"), None);

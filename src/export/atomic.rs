@@ -89,9 +89,7 @@ impl Drop for AtomicFile {
 /// Whether `path` names the same file as one of `inputs`.
 fn is_one_of(path: &Path, inputs: &[&Path]) -> bool {
     let resolved = std::fs::canonicalize(path).ok();
-    inputs.iter().any(|input| {
-        *input == path || (resolved.is_some() && std::fs::canonicalize(input).ok() == resolved)
-    })
+    inputs.iter().any(|input| *input == path || (resolved.is_some() && std::fs::canonicalize(input).ok() == resolved))
 }
 
 /// Writes a small text file atomically (no read-back beyond the rename).

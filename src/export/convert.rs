@@ -58,7 +58,9 @@ pub fn gguf_to_safetensors(
         return Err(ExportError::Unsupported { message: "convert reads GGUF checkpoints".into() });
     }
     if !matches!(opts.dtype, DType::F32 | DType::BF16 | DType::F16) {
-        return Err(ExportError::Unsupported { message: format!("output dtype {} is not one of F32, BF16, F16", opts.dtype) });
+        return Err(ExportError::Unsupported {
+            message: format!("output dtype {} is not one of F32, BF16, F16", opts.dtype),
+        });
     }
     let gguf = ckpt.gguf().ok_or_else(|| ExportError::Unsupported { message: "no GGUF header".into() })?;
     let arch = gguf.get("general.architecture").and_then(GgufValue::as_str).unwrap_or("").to_owned();
@@ -130,7 +132,9 @@ pub fn gguf_to_safetensors(
     report.files.push(written);
     report.tensors = planned.len();
 
-    if !opts.keep_names && let Some(config) = config_from_gguf(ckpt, opts.dtype) {
+    if !opts.keep_names
+        && let Some(config) = config_from_gguf(ckpt, opts.dtype)
+    {
         let text = serde_json::to_string_pretty(&config).unwrap_or_default();
         report.files.push(atomic::write_text(&opts.out_dir.join("config.json"), &text, &inputs, opts.overwrite)?);
     }

@@ -68,7 +68,7 @@ fn header_bytes(tensors: &[PlannedTensor], metadata: &BTreeMap<String, String>) 
         offset += bytes;
     }
     let mut text = serde_json::to_vec(&serde_json::Value::Object(map)).unwrap_or_default();
-    while text.len() % 8 != 0 {
+    while !text.len().is_multiple_of(8) {
         text.push(b' ');
     }
     Ok(text)
