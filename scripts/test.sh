@@ -16,7 +16,7 @@ cargo clippy --all-targets -- -D warnings
 cargo test    # also builds target/debug/weightbench, which the reference scripts call
 
 # Reference comparisons against numpy/safetensors, gguf-py and transformers (all offline).
-export HF_HUB_OFFLINE=1 HF_HUB_DISABLE_PROGRESS_BARS=1 TRANSFORMERS_VERBOSITY=error
+export HF_HUB_OFFLINE=1 HF_HUB_DISABLE_PROGRESS_BARS=1 TRANSFORMERS_VERBOSITY=error TQDM_DISABLE=1
 bin=target/debug/weightbench
 scripts/fetch-test-models.sh --convert "$bin"
 refdir=$(mktemp -d)
@@ -26,6 +26,7 @@ $py scripts/reference/check_info.py --bin "$bin" \
   --sharded-copy "$refdir/minilm-sharded" test-models/all-MiniLM-L6-v2 assets/demo test-models/SmolLM2-135M-Instruct-hf
 $py scripts/reference/check_gguf.py --bin "$bin" \
   test-models/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf test-models/gemma-3-270m/gemma-3-270m-q4_k_m.gguf
+$py scripts/reference/check_analysis.py --bin "$bin" test-models/all-MiniLM-L6-v2 test-models/SmolLM2-135M-Instruct-hf
 $py scripts/reference/check_convert_transformers.py --bin "$bin" \
   test-models/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf test-models/gemma-3-270m/gemma-3-270m-q4_k_m.gguf
 echo "all checks passed"

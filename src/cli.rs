@@ -38,6 +38,72 @@ pub enum Command {
     /// (Llama) and norm shift (Gemma) are undone, and config.json is built from the GGUF
     /// metadata, so that the folder loads in transformers. The tokenizer is not converted.
     Convert(ConvertArgs),
+    /// Per-tensor statistics: moments, special values, 3σ/6σ outliers and a histogram.
+    ///
+    /// Moments are accumulated in f64 by exact block merging over the finite values; NaN and
+    /// ±Inf are counted and left out. Histogram counts equal numpy.histogram(values,
+    /// bins=thresholds) for the reported f32 thresholds (parse them as float32).
+    Stats(StatsArgs),
+    /// Per-channel view of one weight matrix: abs-max, L2 and kurtosis per row and column, the
+    /// most outlying channels, and a tiled abs-max map.
+    Channels(ChannelsArgs),
+    /// Singular values and WeightWatcher's spectral metrics (alpha, D, xmin, ...) of 2-D tensors.
+    Spectrum(SpectrumArgs),
+}
+
+/// Arguments of `weightbench stats`.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Checkpoint (file or folder).
+    pub path: PathBuf,
+    /// Only tensors whose name matches this regular expression.
+    #[arg(long)]
+    pub tensor: Option<String>,
+    /// Histogram bins.
+    #[arg(long, default_value_t = 256)]
+    pub bins: usize,
+    /// Bin log10(|x|) of the non-zero values instead of x.
+    #[arg(long)]
+    pub log_abs: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `weightbench channels`.
+#[derive(Debug, Args)]
+pub struct ChannelsArgs {
+    /// Checkpoint (file or folder).
+    pub path: PathBuf,
+    /// The tensor (exact name); higher ranks are seen as [dim0, rest].
+    #[arg(long)]
+    pub tensor: String,
+    /// How many of the most outlying channels to list.
+    #[arg(long, default_value_t = 16)]
+    pub top: usize,
+    /// Tiles per side of the abs-max map, at most.
+    #[arg(long, default_value_t = 256)]
+    pub grid: usize,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `weightbench spectrum`.
+#[derive(Debug, Args)]
+pub struct SpectrumArgs {
+    /// Checkpoint (file or folder).
+    pub path: PathBuf,
+    /// Only tensors whose name matches this regular expression (default: every 2-D tensor).
+    #[arg(long)]
+    pub tensor: Option<String>,
+    /// How singular values are computed: direct SVD, eigenvalues of the smaller Gram matrix, or
+    /// auto (SVD up to 8192 per side).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub method: crate::analysis::spectrum::SpectrumMethod,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Output element types of `convert`.
@@ -88,6 +154,9 @@ pub fn run(command: &Command, out: &mut dyn Write) -> Result<()> {
     match command {
         Command::Info(args) => info(args, out),
         Command::Convert(args) => convert(args, out),
+        Command::Stats(args) => stats(args, out),
+        Command::Channels(args) => channels(args, out),
+        Command::Spectrum(args) => spectrum(args, out),
     }
 }
 
@@ -251,6 +320,174 @@ fn convert(args: &ConvertArgs, out: &mut dyn Write) -> Result<()> {
         for s in &report.skipped {
             writeln!(out, "skipped {s}")?;
         }
+    }
+    Ok(())
+}
+
+/// Tensors of `ckpt` matching `pattern` and `keep`; tensors whose type cannot be decoded yet are
+/// reported on stderr and left out.
+fn select<'a>(
+    ckpt: &'a Checkpoint,
+    pattern: Option<&str>,
+    keep: impl Fn(&TensorInfo) -> bool,
+) -> Result<(Vec<&'a TensorInfo>, Vec<String>)> {
+    let re = pattern.map(regex::Regex::new).transpose().context("invalid --tensor regular expression")?;
+    let mut chosen = Vec::new();
+    let mut skipped = Vec::new();
+    for t in ckpt.tensors() {
+        if re.as_ref().is_some_and(|re| !re.is_match(&t.name)) || !keep(t) {
+            continue;
+        }
+        if t.dtype.can_decode() {
+            chosen.push(t);
+        } else {
+            eprintln!("skipping {}: decoding {} is not supported yet", t.name, t.dtype);
+            skipped.push(t.name.clone());
+        }
+    }
+    if chosen.is_empty() {
+        anyhow::bail!("no tensor of {} matches", ckpt.path().display());
+    }
+    Ok((chosen, skipped))
+}
+
+fn stats(args: &StatsArgs, out: &mut dyn Write) -> Result<()> {
+    use crate::analysis::stats::tensor_stats;
+    use crate::compute::{BinScale, StatsRequest};
+    let ckpt = open(&args.path)?;
+    let (tensors, skipped) = select(&ckpt, args.tensor.as_deref(), |_| true)?;
+    let backend = crate::compute::cpu::CpuBackend;
+    let req = StatsRequest {
+        bins: args.bins.max(1),
+        scale: if args.log_abs { BinScale::Log10Abs } else { BinScale::Linear },
+    };
+    let bar = progress_bar(tensors.iter().map(|t| t.bytes).sum(), "statistics");
+    let cancel = crate::analysis::Cancel::new();
+    let mut results = Vec::with_capacity(tensors.len());
+    for t in tensors {
+        results.push(tensor_stats(&backend, &ckpt, t, &req, &cancel)?);
+        bar.inc(t.bytes);
+    }
+    bar.finish_and_clear();
+    if args.json {
+        serde_json::to_writer(&mut *out, &serde_json::json!({"tensors": results, "skipped": skipped}))?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let w = results.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
+    writeln!(
+        out,
+        "{:<w$}  {:<7} {:>11} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>6}",
+        "NAME", "DTYPE", "MEAN", "STD", "MIN", "MAX", "SKEW", "KURT", ">3σ", ">6σ"
+    )?;
+    for r in &results {
+        writeln!(
+            out,
+            "{:<w$}  {:<7} {:>11.3e} {:>10.3e} {:>10.3e} {:>10.3e} {:>8.2} {:>8.2} {:>8} {:>6}{}",
+            r.name,
+            r.dtype,
+            r.mean,
+            r.std,
+            r.min,
+            r.max,
+            r.skewness,
+            r.kurtosis,
+            r.outliers_3sigma,
+            r.outliers_6sigma,
+            if r.nan + r.pos_inf + r.neg_inf > 0 {
+                format!("  NaN {} +Inf {} -Inf {}", r.nan, r.pos_inf, r.neg_inf)
+            } else {
+                String::new()
+            }
+        )?;
+    }
+    Ok(())
+}
+
+fn channels(args: &ChannelsArgs, out: &mut dyn Write) -> Result<()> {
+    use crate::analysis::channels::channel_report;
+    let ckpt = open(&args.path)?;
+    let t = ckpt.require(&args.tensor)?;
+    let report = channel_report(&crate::compute::cpu::CpuBackend, &ckpt, t, args.top, args.grid, &Default::default())?;
+    if args.json {
+        serde_json::to_writer(&mut *out, &report)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{} {}: {} rows (output channels) x {} columns (input channels)",
+        t.name,
+        t.shape_string(),
+        report.channels.rows,
+        report.channels.cols
+    )?;
+    for (title, list, median) in [
+        ("input channels (columns)", &report.top_input_channels, report.col_abs_max_median),
+        ("output channels (rows)", &report.top_output_channels, report.row_abs_max_median),
+    ] {
+        writeln!(out, "\ntop {title} by abs-max / median ({median:.4e}):")?;
+        writeln!(out, "{:>8} {:>12} {:>9} {:>12} {:>10}", "INDEX", "ABS_MAX", "RATIO", "L2", "KURTOSIS")?;
+        for c in list {
+            writeln!(
+                out,
+                "{:>8} {:>12.4e} {:>9.2} {:>12.4e} {:>10.2}",
+                c.index, c.abs_max, c.ratio_to_median, c.l2, c.kurtosis
+            )?;
+        }
+    }
+    writeln!(
+        out,
+        "\nabs-max map: {} x {} tiles of {} x {} values (in --json)",
+        report.channels.grid_rows, report.channels.grid_cols, report.channels.tile_rows, report.channels.tile_cols
+    )?;
+    Ok(())
+}
+
+fn spectrum(args: &SpectrumArgs, out: &mut dyn Write) -> Result<()> {
+    use crate::analysis::spectrum::spectrum_report;
+    let ckpt = open(&args.path)?;
+    let (tensors, skipped) =
+        select(&ckpt, args.tensor.as_deref(), |t| t.shape.len() >= 2 && t.numel() > 0 && !t.dtype.is_integer())?;
+    let backend = crate::compute::cpu::CpuBackend;
+    let bar = progress_bar(tensors.iter().map(|t| t.bytes).sum(), "spectra");
+    let cancel = crate::analysis::Cancel::new();
+    let mut results = Vec::with_capacity(tensors.len());
+    for t in tensors {
+        results.push(spectrum_report(&backend, &ckpt, t, args.method, &cancel)?);
+        bar.inc(t.bytes);
+    }
+    bar.finish_and_clear();
+    if args.json {
+        serde_json::to_writer(&mut *out, &serde_json::json!({"tensors": results, "skipped": skipped}))?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let w = results.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
+    let opt = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into());
+    writeln!(
+        out,
+        "{:<w$}  {:<14} {:>6} {:>7} {:>6} {:>10} {:>8} {:>8} {:>8} {:>8} {:>6} {:>6}",
+        "NAME", "SHAPE", "METHOD", "ALPHA", "D", "XMIN", "ALPHA_W", "LOG_NRM", "LOG_SPN", "ST_RANK", "SPIKES", "RANK"
+    )?;
+    for r in &results {
+        let shape: Vec<String> = r.shape.iter().map(u64::to_string).collect();
+        writeln!(
+            out,
+            "{:<w$}  {:<14} {:>6} {:>7} {:>6} {:>10} {:>8} {:>8.3} {:>8.3} {:>8.2} {:>6} {:>6}",
+            r.name,
+            shape.join("x"),
+            format!("{:?}", r.method).to_lowercase(),
+            opt(r.alpha),
+            opt(r.d),
+            r.xmin.map(|v| format!("{v:.3e}")).unwrap_or_else(|| "-".into()),
+            opt(r.alpha_weighted),
+            r.log_norm,
+            r.log_spectral_norm,
+            r.stable_rank,
+            r.num_pl_spikes.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
+            r.rank
+        )?;
     }
     Ok(())
 }

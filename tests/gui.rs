@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use weightbench::app::{HistogramState, WorkbenchApp};
+use weightbench::app::{StatsState, WorkbenchApp};
 
 use crate::fixtures::demo;
 
@@ -35,7 +35,7 @@ fn shows(harness: &Harness<'_, WorkbenchApp>, text: &str) -> bool {
 fn selected_histogram_ready(app: &WorkbenchApp) -> bool {
     app.session
         .as_ref()
-        .is_some_and(|s| s.selected.is_some_and(|i| matches!(s.histograms.get(&i), Some(HistogramState::Ready(_)))))
+        .is_some_and(|s| s.selected.is_some_and(|i| matches!(s.stats.get(&i), Some(StatsState::Ready(_)))))
 }
 
 #[test]

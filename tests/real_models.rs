@@ -3,9 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use weightbench::analysis::{Cancel, histogram};
+use weightbench::analysis::Cancel;
+use weightbench::analysis::stats::tensor_stats;
 use weightbench::checkpoint::{Checkpoint, Role};
 use weightbench::codec::DType;
+use weightbench::compute::StatsRequest;
+use weightbench::compute::cpu::CpuBackend;
 
 use crate::fixtures::{demo, real_model};
 
@@ -33,9 +36,10 @@ fn demo_checkpoint_is_all_minilm_l6_v2() {
 fn demo_histogram_counts_every_value_once() {
     let ckpt = Checkpoint::open(demo()).unwrap();
     let t = ckpt.require("embeddings.word_embeddings.weight").unwrap();
-    let h = histogram(&ckpt, t, 256, &Cancel::new()).unwrap();
+    let s = tensor_stats(&CpuBackend, &ckpt, t, &StatsRequest::default(), &Cancel::new()).unwrap();
+    let h = &s.histogram;
     assert_eq!(h.counts.iter().sum::<u64>(), t.numel());
-    assert_eq!(h.non_finite, 0);
+    assert_eq!(s.nan + s.pos_inf + s.neg_inf, 0);
     let values = ckpt.decode_all(t).unwrap();
     let min = values.iter().copied().fold(f32::INFINITY, f32::min);
     let max = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);

@@ -1,14 +1,17 @@
-//! What is computed from tensors. Every function streams tensor bytes in chunks through the
-//! memory map, so memory stays bounded whatever the tensor's size, and checks a [`Cancel`] flag
-//! between chunks so long work can be stopped.
+//! What is computed from tensors, written against the [`crate::compute::Backend`] trait:
+//! statistics and histograms ([`stats`]), per-channel outliers and tiled maps ([`channels`]),
+//! singular values and WeightWatcher's spectral metrics ([`spectrum`], [`powerlaw`]).
 
 mod cancel;
-pub mod histogram;
+pub mod channels;
+pub mod powerlaw;
+pub mod spectrum;
+pub mod stats;
 
 pub use cancel::Cancel;
-pub use histogram::{Histogram, histogram};
 
 use crate::checkpoint::CheckpointError;
+use crate::compute::ComputeError;
 
 /// Why an analysis did not produce a result.
 #[derive(Debug, thiserror::Error)]
@@ -16,7 +19,20 @@ pub enum AnalysisError {
     /// Reading the tensor failed.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// A kernel failed.
+    #[error(transparent)]
+    Compute(ComputeError),
     /// The caller cancelled the work.
     #[error("cancelled")]
     Cancelled,
+}
+
+impl From<ComputeError> for AnalysisError {
+    fn from(e: ComputeError) -> Self {
+        match e {
+            ComputeError::Cancelled => AnalysisError::Cancelled,
+            ComputeError::Checkpoint(c) => AnalysisError::Checkpoint(c),
+            other => AnalysisError::Compute(other),
+        }
+    }
 }

@@ -6,8 +6,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 
-use crate::analysis::{self, AnalysisError, Cancel, Histogram};
+use crate::analysis::stats::{TensorStats, tensor_stats};
+use crate::analysis::{AnalysisError, Cancel};
 use crate::checkpoint::Checkpoint;
+use crate::compute::{Backend, StatsRequest};
 
 /// A finished job.
 pub enum JobResult {
@@ -18,14 +20,14 @@ pub enum JobResult {
         /// The checkpoint, or the error's full message.
         result: Result<Arc<Checkpoint>, String>,
     },
-    /// A histogram was computed (or failed, or was cancelled).
-    Histogram {
+    /// Statistics and a histogram were computed (or failed, or were cancelled).
+    Stats {
         /// Which checkpoint it belongs to (its path), so stale results are dropped.
         checkpoint: PathBuf,
         /// Index of the tensor in the checkpoint.
         tensor: usize,
-        /// The histogram, or why there is none.
-        result: Result<Histogram, String>,
+        /// The statistics, or why there are none.
+        result: Result<Box<TensorStats>, String>,
     },
     /// A path picked in the native file dialog.
     Picked(PathBuf),
@@ -70,17 +72,18 @@ impl Jobs {
         });
     }
 
-    /// Computes the histogram of tensor `index` in the background.
-    pub fn histogram(&self, ckpt: Arc<Checkpoint>, index: usize, bins: usize, cancel: Cancel) {
-        self.spawn("histogram", move || {
+    /// Computes the statistics and histogram of tensor `index` in the background.
+    pub fn stats(&self, backend: Arc<dyn Backend>, ckpt: Arc<Checkpoint>, index: usize, bins: usize, cancel: Cancel) {
+        self.spawn("stats", move || {
+            let req = StatsRequest { bins, ..StatsRequest::default() };
             let result = match ckpt.tensors().get(index) {
-                Some(t) => analysis::histogram(&ckpt, t, bins, &cancel).map_err(|e| match e {
+                Some(t) => tensor_stats(backend.as_ref(), &ckpt, t, &req, &cancel).map(Box::new).map_err(|e| match e {
                     AnalysisError::Cancelled => "cancelled".to_owned(),
                     other => other.to_string(),
                 }),
                 None => Err(format!("no tensor #{index}")),
             };
-            JobResult::Histogram { checkpoint: ckpt.path().to_owned(), tensor: index, result }
+            JobResult::Stats { checkpoint: ckpt.path().to_owned(), tensor: index, result }
         });
     }
 

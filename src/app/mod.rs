@@ -9,8 +9,11 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::analysis::{Cancel, Histogram};
+use crate::analysis::Cancel;
+use crate::analysis::stats::TensorStats;
 use crate::checkpoint::Checkpoint;
+use crate::compute::Backend;
+use crate::compute::cpu::CpuBackend;
 use jobs::{JobResult, Jobs};
 
 /// Bins of the histogram shown for the selected tensor.
@@ -29,12 +32,12 @@ pub fn run_native(path: Option<PathBuf>) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
 }
 
-/// State of a histogram for one tensor.
-pub enum HistogramState {
+/// State of the statistics of one tensor.
+pub enum StatsState {
     /// Being computed; the flag stops it.
     Pending(Cancel),
     /// Done.
-    Ready(Histogram),
+    Ready(Box<TensorStats>),
     /// Failed, with the message.
     Failed(String),
 }
@@ -49,13 +52,14 @@ pub struct Session {
     pub selected: Option<usize>,
     /// Whether the central panel shows the file metadata instead of the selected tensor.
     pub show_metadata: bool,
-    /// Histograms by tensor index; revisiting a tensor shows the cached one.
-    pub histograms: HashMap<usize, HistogramState>,
+    /// Statistics by tensor index; revisiting a tensor shows the cached ones.
+    pub stats: HashMap<usize, StatsState>,
 }
 
 /// The application.
 pub struct WorkbenchApp {
     jobs: Jobs,
+    backend: Arc<dyn Backend>,
     /// The open checkpoint, if any.
     pub session: Option<Session>,
     /// A checkpoint being opened.
@@ -73,6 +77,7 @@ impl WorkbenchApp {
     pub fn new(ctx: &egui::Context, path: Option<PathBuf>) -> Self {
         let mut app = Self {
             jobs: Jobs::new(ctx.clone()),
+            backend: Arc::new(CpuBackend),
             session: None,
             opening: None,
             path_input: String::new(),
@@ -96,10 +101,7 @@ impl WorkbenchApp {
     /// Whether background work is still running.
     pub fn busy(&self) -> bool {
         self.opening.is_some()
-            || self
-                .session
-                .as_ref()
-                .is_some_and(|s| s.histograms.values().any(|h| matches!(h, HistogramState::Pending(_))))
+            || self.session.as_ref().is_some_and(|s| s.stats.values().any(|h| matches!(h, StatsState::Pending(_))))
     }
 
     /// Selects tensor `index` and asks for its histogram unless it is cached.
@@ -111,16 +113,16 @@ impl WorkbenchApp {
         }
         // Stop the previous tensor's work if it is still running: the user moved on.
         if let Some(prev) = session.selected
-            && let Some(HistogramState::Pending(cancel)) = session.histograms.get(&prev)
+            && let Some(StatsState::Pending(cancel)) = session.stats.get(&prev)
         {
             cancel.cancel();
-            session.histograms.remove(&prev);
+            session.stats.remove(&prev);
         }
         session.selected = Some(index);
-        if let std::collections::hash_map::Entry::Vacant(entry) = session.histograms.entry(index) {
+        if let std::collections::hash_map::Entry::Vacant(entry) = session.stats.entry(index) {
             let cancel = Cancel::new();
-            entry.insert(HistogramState::Pending(cancel.clone()));
-            self.jobs.histogram(session.ckpt.clone(), index, HISTOGRAM_BINS, cancel);
+            entry.insert(StatsState::Pending(cancel.clone()));
+            self.jobs.stats(self.backend.clone(), session.ckpt.clone(), index, HISTOGRAM_BINS, cancel);
         }
     }
 
@@ -135,13 +137,8 @@ impl WorkbenchApp {
                     Ok(ckpt) => {
                         let groups = tree::groups(&ckpt);
                         self.message = ckpt.warnings().first().cloned();
-                        self.session = Some(Session {
-                            ckpt,
-                            groups,
-                            selected: None,
-                            show_metadata: false,
-                            histograms: HashMap::new(),
-                        });
+                        self.session =
+                            Some(Session { ckpt, groups, selected: None, show_metadata: false, stats: HashMap::new() });
                         // Start on the largest tensor: usually the most interesting one.
                         let largest = self.session.as_ref().and_then(|s| {
                             s.ckpt.tensors().iter().enumerate().max_by_key(|(_, t)| t.bytes).map(|(i, _)| i)
@@ -153,16 +150,16 @@ impl WorkbenchApp {
                     Err(message) => self.message = Some(message),
                 }
             }
-            JobResult::Histogram { checkpoint, tensor, result } => {
+            JobResult::Stats { checkpoint, tensor, result } => {
                 let Some(session) = &mut self.session else { return };
-                if session.ckpt.path() != checkpoint || !session.histograms.contains_key(&tensor) {
+                if session.ckpt.path() != checkpoint || !session.stats.contains_key(&tensor) {
                     return;
                 }
                 let state = match result {
-                    Ok(h) => HistogramState::Ready(h),
-                    Err(e) => HistogramState::Failed(e),
+                    Ok(h) => StatsState::Ready(h),
+                    Err(e) => StatsState::Failed(e),
                 };
-                session.histograms.insert(tensor, state);
+                session.stats.insert(tensor, state);
             }
             JobResult::Picked(path) => self.open(path),
             JobResult::Notice(text) => self.message = Some(text),

@@ -2,7 +2,7 @@
 
 use egui_plot::{Bar, BarChart, Plot};
 
-use super::{HistogramState, WorkbenchApp};
+use super::{StatsState, WorkbenchApp};
 use crate::checkpoint::TensorInfo;
 use crate::format;
 
@@ -148,25 +148,32 @@ pub fn central_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
         ui.heading(&t.name);
         details_ui(ui, t, &session.ckpt.file_path(t).display().to_string());
         ui.separator();
-        match session.histograms.get(&index) {
-            Some(HistogramState::Ready(h)) => {
+        match session.stats.get(&index) {
+            Some(StatsState::Ready(s)) => {
+                ui.label(format!(
+                    "mean {:.4e} · std {:.4e} · min {} · max {} · skewness {:.3} · kurtosis {:.3} · \
+                     outliers >3σ {} · >6σ {} · zeros {}",
+                    s.mean, s.std, s.min, s.max, s.skewness, s.kurtosis, s.outliers_3sigma, s.outliers_6sigma, s.zeros
+                ));
+                let h = &s.histogram;
+                let non_finite = s.nan + s.pos_inf + s.neg_inf;
                 ui.label(format!(
                     "Histogram of {} finite values in {} bins over [{}, {}]{}",
-                    h.finite,
+                    s.finite,
                     h.counts.len(),
                     h.edges.first().copied().unwrap_or(0.0),
                     h.edges.last().copied().unwrap_or(0.0),
-                    if h.non_finite > 0 { format!(" · {} NaN/Inf left out", h.non_finite) } else { String::new() }
+                    if non_finite > 0 { format!(" · {non_finite} NaN/Inf left out") } else { String::new() }
                 ));
                 histogram_plot_ui(ui, &h.edges, &h.counts);
             }
-            Some(HistogramState::Pending(_)) => {
+            Some(StatsState::Pending(_)) => {
                 ui.horizontal(|ui| {
                     ui.spinner();
                     ui.label("computing histogram…");
                 });
             }
-            Some(HistogramState::Failed(e)) => {
+            Some(StatsState::Failed(e)) => {
                 ui.colored_label(ui.visuals().error_fg_color, format!("histogram failed: {e}"));
             }
             None => {}

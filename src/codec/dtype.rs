@@ -332,6 +332,22 @@ impl DType {
         (elems / block).checked_mul(self.block_bytes() as u64)
     }
 
+    /// Whether values are integers or booleans (ids, masks), as opposed to weights.
+    pub fn is_integer(self) -> bool {
+        matches!(
+            self,
+            DType::I64
+                | DType::I32
+                | DType::I16
+                | DType::I8
+                | DType::U64
+                | DType::U32
+                | DType::U16
+                | DType::U8
+                | DType::Bool
+        )
+    }
+
     /// Whether values are floating point (as opposed to integers or booleans).
     pub fn is_float(self) -> bool {
         matches!(
