@@ -103,3 +103,81 @@ fn every_command_explains_itself() {
     let info = stdout(&weightbench(&["info", "--help"]));
     assert!(info.contains("--json"), "{info}");
 }
+
+#[test]
+fn stats_spectrum_and_channels_print_the_documented_json() {
+    let demo = crate::fixtures::demo();
+    let demo = demo.to_str().unwrap();
+    let out = weightbench(&[
+        "stats",
+        demo,
+        "--tensor",
+        "layer\\.0\\.attention\\.self\\.query\\.weight",
+        "--bins",
+        "16",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let t = &v["tensors"][0];
+    for key in [
+        "name",
+        "dtype",
+        "shape",
+        "count",
+        "mean",
+        "std",
+        "min",
+        "max",
+        "abs_max",
+        "skewness",
+        "kurtosis",
+        "nan",
+        "pos_inf",
+        "neg_inf",
+        "zeros",
+        "outliers_3sigma",
+        "outliers_6sigma",
+        "histogram",
+    ] {
+        assert!(t.get(key).is_some(), "stats lacks {key}");
+    }
+    assert_eq!(t["histogram"]["edges"].as_array().unwrap().len(), 17);
+    assert_eq!(
+        t["histogram"]["counts"].as_array().unwrap().iter().map(|c| c.as_u64().unwrap()).sum::<u64>(),
+        384 * 384
+    );
+
+    let out = weightbench(&["spectrum", demo, "--tensor", "layer\\.1\\.output\\.dense", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tensors = v["tensors"].as_array().unwrap();
+    assert_eq!(tensors.len(), 1, "1-D biases are left out");
+    let t = &tensors[0];
+    for key in [
+        "name",
+        "shape",
+        "singular_values",
+        "alpha",
+        "xmin",
+        "D",
+        "alpha_weighted",
+        "log_norm",
+        "log_spectral_norm",
+        "stable_rank",
+        "num_pl_spikes",
+        "rank",
+    ] {
+        assert!(t.get(key).is_some(), "spectrum lacks {key}");
+    }
+    assert_eq!(t["singular_values"].as_array().unwrap().len(), 384);
+
+    let out = weightbench(&["channels", demo, "--tensor", "encoder.layer.3.output.dense.weight", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["col_abs_max"].as_array().unwrap().len(), 1536);
+    assert_eq!(v["top_input_channels"][0]["index"], 358, "a known outlier input channel of MiniLM layer 3");
+    let out = weightbench(&["channels", demo, "--tensor", "encoder.layer.3.output.dense.bias"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("need a matrix"), "{}", stderr(&out));
+}

@@ -4,6 +4,7 @@
 
 mod fixtures;
 
+mod analysis;
 mod checkpoint_open;
 mod cli;
 mod gguf;

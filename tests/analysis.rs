@@ -1,0 +1,226 @@
+//! Analysis on constructed data with known answers, and on the real demo model.
+
+use weightbench::analysis::channels::channel_report;
+use weightbench::analysis::spectrum::{SpectrumMethod, singular_values, spectrum_report};
+use weightbench::analysis::stats::tensor_stats;
+use weightbench::analysis::{AnalysisError, Cancel};
+use weightbench::checkpoint::Checkpoint;
+use weightbench::compute::cpu::CpuBackend;
+use weightbench::compute::{BinScale, StatsRequest};
+
+use crate::fixtures::{Spec, TempDir, demo, write_safetensors};
+
+/// A Householder reflection I − 2vvᵀ/vᵀv, an orthogonal n×n matrix (row-major).
+fn householder(n: usize, seed: u64) -> Vec<f64> {
+    let v: Vec<f64> =
+        (0..n).map(|i| (((i as u64 + 1) * (seed * 2654435761 + 97)) % 1009) as f64 / 1009.0 - 0.5).collect();
+    let vv: f64 = v.iter().map(|x| x * x).sum();
+    let mut h = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..n {
+            h[i * n + j] = f64::from(u8::from(i == j)) - 2.0 * v[i] * v[j] / vv;
+        }
+    }
+    h
+}
+
+/// W = U[:, :k] diag(s) Vᵀ for orthogonal U (m×m) and V (n×n), k = n ≤ m.
+fn matrix_with_singular_values(m: usize, s: &[f64]) -> Vec<f32> {
+    let n = s.len();
+    let (u, v) = (householder(m, 3), householder(n, 7));
+    let mut w = vec![0f32; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            w[i * n + j] = (0..n).map(|k| u[i * m + k] * s[k] * v[j * n + k]).sum::<f64>() as f32;
+        }
+    }
+    w
+}
+
+fn open_one(dir: &TempDir, specs: &[Spec]) -> Checkpoint {
+    let path = dir.join("m.safetensors");
+    write_safetensors(&path, specs);
+    Checkpoint::open(&path).unwrap()
+}
+
+#[test]
+fn singular_values_of_a_constructed_matrix_by_svd_and_by_gram() {
+    let s: Vec<f64> = (0..40).map(|i| 10.0 * 0.9f64.powi(i)).collect();
+    let w = matrix_with_singular_values(300, &s);
+    let dir = TempDir::new();
+    let ckpt = open_one(&dir, &[Spec::f32("w", &[300, 40], &w)]);
+    let t = ckpt.require("w").unwrap();
+    for method in [SpectrumMethod::Svd, SpectrumMethod::Gram] {
+        let (got, used) = singular_values(&CpuBackend, &ckpt, t, method, &Cancel::new()).unwrap();
+        assert_eq!(used, method);
+        assert_eq!(got.len(), 40);
+        for (g, e) in got.iter().zip(&s) {
+            // The matrix is stored as f32: its singular values move by about 1e-7·smax.
+            assert!((g - e).abs() < 1e-5 * s[0], "{method:?}: {g} vs {e}");
+        }
+    }
+    let r = spectrum_report(&CpuBackend, &ckpt, t, SpectrumMethod::Auto, &Cancel::new()).unwrap();
+    assert_eq!((r.method, r.rank), (SpectrumMethod::Svd, 40));
+    let evals: Vec<f64> = s.iter().map(|v| v * v).collect();
+    let sum: f64 = evals.iter().sum();
+    assert!((r.log_norm - sum.log10()).abs() < 1e-6);
+    assert!((r.log_spectral_norm - 2.0).abs() < 1e-6);
+    assert!((r.stable_rank - sum / 100.0).abs() < 1e-5);
+    let alpha = r.alpha.unwrap();
+    assert!((r.alpha_weighted.unwrap() - alpha * r.log_spectral_norm).abs() < 1e-12);
+    assert_eq!(r.num_pl_spikes.unwrap(), evals.iter().filter(|&&l| l >= r.xmin.unwrap()).count());
+}
+
+#[test]
+fn rank_of_an_exactly_rank_two_matrix() {
+    // a bᵀ + c dᵀ with small integers: exact in f32, rank 2 by both methods.
+    let (m, n) = (300usize, 50usize);
+    let w: Vec<f32> = (0..m * n)
+        .map(|k| {
+            let (i, j) = ((k / n) as f32, (k % n) as f32);
+            (i % 7.0 - 3.0) * (j % 5.0 + 1.0) + (i % 3.0) * (j % 4.0 - 2.0)
+        })
+        .collect();
+    let dir = TempDir::new();
+    let ckpt = open_one(&dir, &[Spec::f32("w", &[m, n], &w)]);
+    for method in [SpectrumMethod::Svd, SpectrumMethod::Gram] {
+        let r = spectrum_report(&CpuBackend, &ckpt, ckpt.require("w").unwrap(), method, &Cancel::new()).unwrap();
+        assert_eq!(r.rank, 2, "{method:?}");
+    }
+}
+
+#[test]
+fn statistics_of_known_values() {
+    // 500 × {−1, +1}, one 100, zeros, NaN and infinities.
+    let mut v: Vec<f32> = (0..1000).map(|i| if i % 2 == 0 { -1.0 } else { 1.0 }).collect();
+    v.extend([100.0, 0.0, 0.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, f32::INFINITY]);
+    let dir = TempDir::new();
+    let ckpt = open_one(&dir, &[Spec::f32("v", &[v.len()], &v)]);
+    let s = tensor_stats(
+        &CpuBackend,
+        &ckpt,
+        ckpt.require("v").unwrap(),
+        &StatsRequest { bins: 10, ..Default::default() },
+        &Cancel::new(),
+    )
+    .unwrap();
+    let finite: Vec<f64> = v.iter().filter(|x| x.is_finite()).map(|&x| f64::from(x)).collect();
+    let n = finite.len() as f64;
+    let mean = finite.iter().sum::<f64>() / n;
+    let c = |p: i32| finite.iter().map(|x| (x - mean).powi(p)).sum::<f64>() / n;
+    assert_eq!((s.count, s.finite, s.nan, s.pos_inf, s.neg_inf, s.zeros), (1007, 1003, 1, 2, 1, 2));
+    assert!((s.mean - mean).abs() < 1e-15);
+    assert!((s.std - c(2).sqrt()).abs() < 1e-13);
+    assert!((s.skewness - c(3) / c(2).powf(1.5)).abs() < 1e-10);
+    assert!((s.kurtosis - (c(4) / (c(2) * c(2)) - 3.0)).abs() < 1e-9);
+    assert_eq!((s.min, s.max, s.abs_max), (-1.0, 100.0, 100.0));
+    // Only 100 is beyond 3σ (σ ≈ 3.3) and 6σ.
+    assert_eq!((s.outliers_3sigma, s.outliers_6sigma), (1, 1));
+    let h = &s.histogram;
+    assert_eq!((h.edges[0], h.edges[10]), (-1.0, 100.0));
+    assert_eq!(h.counts.iter().sum::<u64>(), 1003);
+    assert_eq!(h.counts[0], 1002, "−1, 0 and +1 fall in the first of ten bins of width 10.1");
+    assert_eq!(h.counts[9], 1);
+
+    let log = tensor_stats(
+        &CpuBackend,
+        &ckpt,
+        ckpt.require("v").unwrap(),
+        &StatsRequest { bins: 2, scale: BinScale::Log10Abs },
+        &Cancel::new(),
+    )
+    .unwrap();
+    assert_eq!(log.histogram.edges, [0.0, 1.0, 2.0]);
+    assert_eq!(log.histogram.counts, [1000, 1], "|x| = 1 and |x| = 100; zeros left out");
+}
+
+#[test]
+fn quantized_tensors_have_the_statistics_of_their_decoded_values() {
+    let dir = TempDir::new();
+    let path = dir.join("q.gguf");
+    let mut g = crate::fixtures::Gguf::new("llama");
+    let codes: [i8; 32] = std::array::from_fn(|i| i as i8 - 16);
+    let mut data = crate::fixtures::q8_0_block(0.5, &codes);
+    data.extend(crate::fixtures::q8_0_block(-0.25, &codes));
+    g.tensor("q", &[2, 32], 8, data);
+    g.write(&path);
+    let ckpt = Checkpoint::open(&path).unwrap();
+    let t = ckpt.require("q").unwrap();
+    let decoded = ckpt.decode_all(t).unwrap();
+    let plain = open_one(&dir, &[Spec::f32("q", &[2, 32], &decoded)]);
+    let a = tensor_stats(&CpuBackend, &ckpt, t, &StatsRequest::default(), &Cancel::new()).unwrap();
+    let b = tensor_stats(&CpuBackend, &plain, plain.require("q").unwrap(), &StatsRequest::default(), &Cancel::new())
+        .unwrap();
+    assert_eq!(
+        (a.mean, a.std, a.kurtosis, a.histogram.counts.clone()),
+        (b.mean, b.std, b.kurtosis, b.histogram.counts)
+    );
+    assert_eq!(a.dtype, "Q8_0");
+}
+
+#[test]
+fn channel_statistics_find_an_outlier_input_channel() {
+    let (rows, cols) = (64usize, 48usize);
+    let w: Vec<f32> = (0..rows * cols)
+        .map(|k| {
+            let (i, j) = (k / cols, k % cols);
+            let base = ((i * 31 + j * 17) % 23) as f32 / 23.0 - 0.5;
+            if j == 7 { base * 50.0 + 30.0 } else { base }
+        })
+        .collect();
+    let dir = TempDir::new();
+    let ckpt = open_one(&dir, &[Spec::f32("w", &[rows, cols], &w)]);
+    let r = channel_report(&CpuBackend, &ckpt, ckpt.require("w").unwrap(), 3, 16, &Cancel::new()).unwrap();
+    assert_eq!(r.top_input_channels[0].index, 7);
+    assert!(r.top_input_channels[0].ratio_to_median > 50.0);
+    let c = &r.channels;
+    assert_eq!((c.rows, c.cols, c.tile_rows, c.tile_cols, c.grid_rows, c.grid_cols), (64, 48, 4, 3, 16, 16));
+    for j in [0usize, 7, 47] {
+        let col: Vec<f64> = (0..rows).map(|i| f64::from(w[i * cols + j])).collect();
+        let abs_max = col.iter().fold(0f64, |a, x| a.max(x.abs()));
+        let l2 = col.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let mean = col.iter().sum::<f64>() / rows as f64;
+        let m = |p: i32| col.iter().map(|x| (x - mean).powi(p)).sum::<f64>() / rows as f64;
+        assert_eq!(f64::from(c.col_abs_max[j]), abs_max);
+        assert!((c.col_l2[j] - l2).abs() < 1e-9 * l2);
+        assert!((c.col_kurtosis[j] - (m(4) / (m(2) * m(2)) - 3.0)).abs() < 1e-9);
+    }
+    for i in [0usize, 63] {
+        let row = &w[i * cols..(i + 1) * cols];
+        assert_eq!(c.row_abs_max[i], row.iter().fold(0f32, |a, x| a.max(x.abs())));
+    }
+    // Each tile is the max |x| of its 4 × 3 block.
+    for (ti, tj) in [(0usize, 0usize), (5, 2), (15, 15)] {
+        let mut expected = 0f32;
+        for i in ti * 4..ti * 4 + 4 {
+            for j in tj * 3..tj * 3 + 3 {
+                expected = expected.max(w[i * cols + j].abs());
+            }
+        }
+        assert_eq!(c.tile_abs_max[ti * 16 + tj], expected);
+    }
+}
+
+#[test]
+fn a_cancelled_analysis_stops() {
+    let ckpt = Checkpoint::open(demo()).unwrap();
+    let cancel = Cancel::new();
+    cancel.cancel();
+    let t = ckpt.require("embeddings.word_embeddings.weight").unwrap();
+    let err = tensor_stats(&CpuBackend, &ckpt, t, &StatsRequest::default(), &cancel).unwrap_err();
+    assert!(matches!(err, AnalysisError::Cancelled), "{err:?}");
+}
+
+#[test]
+fn demo_embedding_spectrum_by_gram_agrees_with_direct_svd() {
+    // 30522 × 384: `auto` takes the Gram route; the direct SVD of the same matrix agrees.
+    let ckpt = Checkpoint::open(demo()).unwrap();
+    let t = ckpt.require("embeddings.word_embeddings.weight").unwrap();
+    let (gram, method) = singular_values(&CpuBackend, &ckpt, t, SpectrumMethod::Auto, &Cancel::new()).unwrap();
+    assert_eq!(method, SpectrumMethod::Gram);
+    let (svd, _) = singular_values(&CpuBackend, &ckpt, t, SpectrumMethod::Svd, &Cancel::new()).unwrap();
+    assert_eq!(gram.len(), 384);
+    for (a, b) in gram.iter().zip(&svd) {
+        assert!((a - b).abs() <= 1e-9 * b.max(1e-3 * svd[0]), "{a} vs {b}");
+    }
+}
