@@ -97,8 +97,8 @@ pub struct SpectrumArgs {
     /// Only tensors whose name matches this regular expression (default: every 2-D tensor).
     #[arg(long)]
     pub tensor: Option<String>,
-    /// How singular values are computed: direct SVD, eigenvalues of the smaller Gram matrix, or
-    /// auto (SVD up to 8192 per side).
+    /// How singular values are computed: eigenvalues of the smaller Gram matrix (auto, the
+    /// default: fast, any size) or a direct SVD (exact down to the smallest singular values).
     #[arg(long, value_enum, default_value = "auto")]
     pub method: crate::analysis::spectrum::SpectrumMethod,
     /// Print one JSON object.
@@ -445,18 +445,15 @@ fn channels(args: &ChannelsArgs, out: &mut dyn Write) -> Result<()> {
 }
 
 fn spectrum(args: &SpectrumArgs, out: &mut dyn Write) -> Result<()> {
-    use crate::analysis::spectrum::spectrum_report;
     let ckpt = open(&args.path)?;
     let (tensors, skipped) =
         select(&ckpt, args.tensor.as_deref(), |t| t.shape.len() >= 2 && t.numel() > 0 && !t.dtype.is_integer())?;
     let backend = crate::compute::cpu::CpuBackend;
     let bar = progress_bar(tensors.iter().map(|t| t.bytes).sum(), "spectra");
     let cancel = crate::analysis::Cancel::new();
-    let mut results = Vec::with_capacity(tensors.len());
-    for t in tensors {
-        results.push(spectrum_report(&backend, &ckpt, t, args.method, &cancel)?);
-        bar.inc(t.bytes);
-    }
+    let results = crate::analysis::spectrum::spectra(&backend, &ckpt, &tensors, args.method, &cancel, &|i| {
+        bar.inc(tensors[i].bytes)
+    })?;
     bar.finish_and_clear();
     if args.json {
         serde_json::to_writer(&mut *out, &serde_json::json!({"tensors": results, "skipped": skipped}))?;

@@ -27,11 +27,16 @@ pub struct PowerLawFit {
     pub tail: usize,
 }
 
-/// KS distance between the power law (alpha, xmin = tail[0]) and the empirical CDF of `tail`.
-fn ks_distance(tail: &[f64], alpha: f64) -> f64 {
-    let xmin = tail[0];
-    let n = tail.len() as f64;
-    tail.iter().enumerate().map(|(j, &x)| (1.0 - (x / xmin).powf(1.0 - alpha) - j as f64 / n).abs()).fold(0.0, f64::max)
+/// KS distance between the power law (alpha, xmin = tail[0]) and the empirical CDF of the tail
+/// whose logarithms are `log_tail`: `(x/xmin)^(1−alpha)` as `exp((1−alpha)(ln x − ln xmin))`.
+fn ks_distance(log_tail: &[f64], alpha: f64) -> f64 {
+    let log_xmin = log_tail[0];
+    let n = log_tail.len() as f64;
+    log_tail
+        .iter()
+        .enumerate()
+        .map(|(j, &lx)| (1.0 - ((1.0 - alpha) * (lx - log_xmin)).exp() - j as f64 / n).abs())
+        .fold(0.0, f64::max)
 }
 
 /// Fits a power law to `data` (positive values; sorted here). Returns `None` for fewer than
@@ -66,7 +71,7 @@ pub fn fit(data: &[f64]) -> Option<PowerLawFit> {
         };
         alphas[i] = alpha;
         if alpha > 1.0 {
-            ds[i] = ks_distance(&x[i..], alpha);
+            ds[i] = ks_distance(&logs[i..], alpha);
         }
     }
     // First smallest D, as numpy's argmin.

@@ -6,9 +6,10 @@
 //! xmin; `rank` = singular values above `smax · N · ε` (N the larger dimension), as numpy's
 //! `matrix_rank`.
 //!
-//! Two methods: `svd` (faer's SVD of the f64 matrix, for matrices up to [`SVD_MAX_DIM`] on each
-//! side) and `gram` (eigenvalues of the smaller Gram matrix, accumulated by the backend; any size,
-//! which is how embeddings and LM heads of 128k rows are handled — WeightWatcher skips them).
+//! Two methods: `gram` (eigenvalues of the smaller Gram matrix, accumulated by the backend in
+//! f64; any size, which is how embeddings and LM heads of 128k rows are handled, and the faster
+//! one: the default) and `svd` (faer's SVD of the f64 matrix; exact down to the smallest
+//! singular values, for when those matter).
 //! With `gram`, eigenvalues carry an absolute error of about ε·λmax, so `rank` counts singular
 //! values above `smax · √(N·ε)` there, the level that error allows.
 
@@ -20,8 +21,6 @@ use crate::checkpoint::{Checkpoint, TensorInfo};
 use crate::compute::cpu::decode_parallel;
 use crate::compute::{Backend, ComputeError, TensorRef};
 
-/// Largest dimension for which `auto` uses the direct SVD.
-pub const SVD_MAX_DIM: usize = 8192;
 /// Eigenvalues at or below this are left out of the power-law fit (WeightWatcher's EVALS_THRESH).
 pub const EVALS_THRESHOLD: f64 = 1e-5;
 
@@ -29,7 +28,7 @@ pub const EVALS_THRESHOLD: f64 = 1e-5;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum SpectrumMethod {
-    /// `svd` when both sides are at most [`SVD_MAX_DIM`], else `gram`.
+    /// `gram` (the default).
     Auto,
     /// Direct SVD of the f64 matrix.
     Svd,
@@ -94,7 +93,6 @@ pub fn singular_values(
         }));
     }
     let method = match method {
-        SpectrumMethod::Auto if rows.max(cols) <= SVD_MAX_DIM => SpectrumMethod::Svd,
         SpectrumMethod::Auto => SpectrumMethod::Gram,
         m => m,
     };
@@ -157,4 +155,38 @@ pub fn spectrum_report(
         singular_values: s,
         backend: if method == SpectrumMethod::Svd { "cpu".into() } else { backend.info().kind.to_owned() },
     })
+}
+
+/// Spectra of several tensors: small ones several at a time (one thread each), large ones one
+/// after another with every thread on each. Results come back in the order of `tensors`;
+/// `progress(i)` is called as tensor `i` finishes.
+pub fn spectra(
+    backend: &dyn Backend,
+    ckpt: &Checkpoint,
+    tensors: &[&TensorInfo],
+    method: SpectrumMethod,
+    cancel: &Cancel,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<Vec<SpectrumReport>, AnalysisError> {
+    use rayon::prelude::*;
+    const SMALL_VALUES: u64 = 1 << 22;
+    let mut out: Vec<Option<SpectrumReport>> = vec![None; tensors.len()];
+    let (small, large): (Vec<usize>, Vec<usize>) =
+        (0..tensors.len()).partition(|&i| tensors[i].numel() <= SMALL_VALUES);
+    let small_reports: Vec<(usize, SpectrumReport)> = small
+        .par_iter()
+        .map(|&i| {
+            let r = spectrum_report(backend, ckpt, tensors[i], method, cancel)?;
+            progress(i);
+            Ok((i, r))
+        })
+        .collect::<Result<_, AnalysisError>>()?;
+    for (i, r) in small_reports {
+        out[i] = Some(r);
+    }
+    for i in large {
+        out[i] = Some(spectrum_report(backend, ckpt, tensors[i], method, cancel)?);
+        progress(i);
+    }
+    Ok(out.into_iter().flatten().collect())
 }

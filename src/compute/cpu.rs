@@ -34,6 +34,14 @@ pub enum Values<'a> {
 impl<'a> Values<'a> {
     /// Decodes `t` into memory when it fits the resident limit, else streams it.
     pub fn load(t: TensorRef<'a>, cancel: &Cancel) -> Result<Self, ComputeError> {
+        // F32 little-endian bytes that are 4-aligned in the map are used in place: no copy.
+        #[cfg(target_endian = "little")]
+        if t.tensor.dtype == crate::codec::DType::F32
+            && let Ok(values) = bytemuck::try_cast_slice::<u8, f32>(t.ckpt.raw_bytes(t.tensor))
+            && values.len() as u64 == t.tensor.numel()
+        {
+            return Ok(Values::Resident(Cow::Borrowed(values)));
+        }
         if t.tensor.numel() * 4 > RESIDENT_LIMIT_BYTES {
             return Ok(Values::Streamed(t));
         }
@@ -129,9 +137,8 @@ fn finish_stats(
     };
     let pass = |_: usize, chunk: &[f32]| {
         let mut counts = vec![0u64; bins];
-        kernels::add_histogram_counts(chunk, &thresholds, req.scale, &mut counts);
         let mut outliers = [0u64; 2];
-        kernels::add_outlier_counts(chunk, &bounds, &mut outliers);
+        kernels::add_histogram_and_outliers(chunk, &thresholds, req.scale, &bounds, &mut counts, &mut outliers);
         (counts, outliers)
     };
     let parts: Vec<(Vec<u64>, [u64; 2])> = values.par_blocks(1 << 16, cancel, pass)?;

@@ -45,7 +45,102 @@ impl Moments {
 }
 
 /// Moments of one block, two passes in f64: the block mean, then central sums about it.
+/// Blocks without NaN or infinities take a vectorised path (SIMD chosen at run time).
 pub fn block_moments(values: &[f32]) -> Moments {
+    pulp::Arch::new().dispatch(MomentsKernel(values))
+}
+
+struct MomentsKernel<'a>(&'a [f32]);
+
+impl pulp::WithSimd for MomentsKernel<'_> {
+    type Output = Moments;
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) -> Moments {
+        if all_finite(self.0) { finite_block_moments(self.0) } else { general_block_moments(self.0) }
+    }
+}
+
+/// Lanes of the vectorised loops: independent accumulators that LLVM maps onto SIMD registers.
+const LANES: usize = 8;
+
+#[inline(always)]
+fn all_finite(values: &[f32]) -> bool {
+    // Exponent all ones means Inf or NaN; OR-ing a flag per value vectorises (no early exit).
+    values.iter().fold(0u32, |acc, x| acc | u32::from(x.to_bits() & 0x7f80_0000 == 0x7f80_0000)) == 0
+}
+
+#[inline(always)]
+fn finite_block_moments(values: &[f32]) -> Moments {
+    let mut m = Moments::empty();
+    if values.is_empty() {
+        return m;
+    }
+    let chunks = values.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    let mut sum = [0f64; LANES];
+    let mut lo = [f32::INFINITY; LANES];
+    let mut hi = [f32::NEG_INFINITY; LANES];
+    let mut min_abs = [f32::INFINITY; LANES];
+    let mut zeros = [0u32; LANES];
+    for c in chunks {
+        for l in 0..LANES {
+            let x = c[l];
+            sum[l] += f64::from(x);
+            lo[l] = if x < lo[l] { x } else { lo[l] };
+            hi[l] = if x > hi[l] { x } else { hi[l] };
+            let a = if x == 0.0 { f32::INFINITY } else { x.abs() };
+            min_abs[l] = if a < min_abs[l] { a } else { min_abs[l] };
+            zeros[l] += u32::from(x == 0.0);
+        }
+    }
+    let mut total = sum.iter().sum::<f64>();
+    for &x in rest {
+        total += f64::from(x);
+        m.min = m.min.min(x);
+        m.max = m.max.max(x);
+        if x == 0.0 {
+            m.zeros += 1;
+        } else {
+            m.min_abs_nonzero = m.min_abs_nonzero.min(x.abs());
+        }
+    }
+    for l in 0..LANES {
+        m.min = m.min.min(lo[l]);
+        m.max = m.max.max(hi[l]);
+        m.min_abs_nonzero = m.min_abs_nonzero.min(min_abs[l]);
+        m.zeros += u64::from(zeros[l]);
+    }
+    m.n = values.len() as u64;
+    m.mean = total / m.n as f64;
+    let mean = m.mean;
+    let (mut s2, mut s3, mut s4) = ([0f64; LANES], [0f64; LANES], [0f64; LANES]);
+    let chunks = values.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for l in 0..LANES {
+            let d = f64::from(c[l]) - mean;
+            let d2 = d * d;
+            s2[l] += d2;
+            s3[l] += d2 * d;
+            s4[l] += d2 * d2;
+        }
+    }
+    let (mut t2, mut t3, mut t4) = (s2.iter().sum::<f64>(), s3.iter().sum::<f64>(), s4.iter().sum::<f64>());
+    for &x in rest {
+        let d = f64::from(x) - mean;
+        let d2 = d * d;
+        t2 += d2;
+        t3 += d2 * d;
+        t4 += d2 * d2;
+    }
+    m.m2 = t2;
+    m.m3 = t3;
+    m.m4 = t4;
+    m
+}
+
+/// The same with NaN and infinities counted and left out (branchy, for the rare blocks with them).
+fn general_block_moments(values: &[f32]) -> Moments {
     let mut m = Moments::empty();
     let mut sum = 0f64;
     for &x in values {
@@ -183,36 +278,112 @@ pub fn bin_of(v: f32, t: &[f32], lo: f64, scale: f64) -> usize {
 /// Adds the histogram counts of `values` to `counts` (finite values only; for log bins, |x| of
 /// the non-zero ones).
 pub fn add_histogram_counts(values: &[f32], thresholds: &[f32], scale: BinScale, counts: &mut [u64]) {
-    let bins = thresholds.len() - 1;
-    let (lo, hi) = (thresholds[0], thresholds[bins]);
-    match scale {
-        BinScale::Linear => {
-            let s = if hi > lo { bins as f64 / (f64::from(hi) - f64::from(lo)) } else { 0.0 };
-            for &x in values {
-                if x.is_finite() && x >= lo && x <= hi {
-                    counts[bin_of(x, thresholds, f64::from(lo), s)] += 1;
-                }
+    add_histogram_and_outliers(values, thresholds, scale, &[], counts, &mut []);
+}
+
+/// One pass over `values`: histogram counts (as [`add_histogram_counts`]) and, for each bound
+/// pair, the count of finite values outside it (as [`add_outlier_counts`]).
+pub fn add_histogram_and_outliers(
+    values: &[f32],
+    thresholds: &[f32],
+    scale: BinScale,
+    bounds: &[(f32, f32)],
+    counts: &mut [u64],
+    outliers: &mut [u64],
+) {
+    pulp::Arch::new().dispatch(HistogramKernel { values, thresholds, scale, bounds, counts, outliers });
+}
+
+struct HistogramKernel<'a> {
+    values: &'a [f32],
+    thresholds: &'a [f32],
+    scale: BinScale,
+    bounds: &'a [(f32, f32)],
+    counts: &'a mut [u64],
+    outliers: &'a mut [u64],
+}
+
+impl pulp::WithSimd for HistogramKernel<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let t = self.thresholds;
+        let bins = t.len() - 1;
+        let (lo, hi) = (t[0], t[bins]);
+        // Local u32 counts: cheaper increments (callers pass blocks far below 2^32 values).
+        let mut local = vec![0u32; bins];
+        match self.scale {
+            BinScale::Linear => {
+                let s = if hi > lo { (bins as f64 / (f64::from(hi) - f64::from(lo))) as f32 } else { 0.0 };
+                count_bins(self.values, t, regular_bins(t), &mut local, |x| {
+                    (x >= lo && x <= hi).then(|| ((x - lo) * s) as usize).map(|g| (x, g))
+                });
+            }
+            BinScale::Log10Abs => {
+                let (llo, lhi) = (f64::from(lo).log10(), f64::from(hi).log10());
+                let s = if lhi > llo { bins as f64 / (lhi - llo) } else { 0.0 };
+                // log10 only guesses; the comparisons with the thresholds decide, so the wide
+                // correction is used.
+                count_bins(self.values, t, false, &mut local, |x| {
+                    let a = x.abs();
+                    (a != 0.0 && a >= lo && a <= hi)
+                        .then(|| ((f64::from(a).log10() - llo) * s).max(0.0) as usize)
+                        .map(|g| (a, g))
+                });
             }
         }
-        BinScale::Log10Abs => {
-            let (llo, lhi) = (f64::from(lo).log10(), f64::from(hi).log10());
-            let s = if lhi > llo { bins as f64 / (lhi - llo) } else { 0.0 };
-            for &x in values {
-                let a = x.abs();
-                if x.is_finite() && a != 0.0 && a >= lo && a <= hi {
-                    let guess_pos = (f64::from(a).log10() - llo) * s;
-                    let i = bin_of_guess(a, thresholds, guess_pos);
-                    counts[i] += 1;
-                }
-            }
+        for (c, l) in self.counts.iter_mut().zip(&local) {
+            *c += u64::from(*l);
+        }
+        for (count, &(lo, hi)) in self.outliers.iter_mut().zip(self.bounds) {
+            // NaN compares false both ways, so it is never counted; ±Inf is excluded explicitly.
+            *count += self.values.iter().map(|&x| u64::from((x < lo || x > hi) && x.is_finite())).sum::<u64>();
         }
     }
 }
 
-#[inline]
-fn bin_of_guess(v: f32, t: &[f32], guess: f64) -> usize {
+/// Whether a linear guess is always within one bin of the answer: thresholds strictly
+/// increasing and bins far wider than the rounding of values of this magnitude.
+fn regular_bins(t: &[f32]) -> bool {
     let bins = t.len() - 1;
-    let mut i = (guess.max(0.0) as usize).min(bins - 1);
+    let (lo, hi) = (t[0], t[bins]);
+    let ulp = f64::from(lo.abs().max(hi.abs())) * f64::from(f32::EPSILON);
+    t.windows(2).all(|w| w[0] < w[1]) && (f64::from(hi) - f64::from(lo)) / bins as f64 > 64.0 * ulp
+}
+
+/// Counts values into `local`. `guess` maps a value to the value compared against the
+/// thresholds and a guessed bin, or `None` to leave it out.
+#[inline(always)]
+fn count_bins(
+    values: &[f32],
+    t: &[f32],
+    regular: bool,
+    local: &mut [u32],
+    guess: impl Fn(f32) -> Option<(f32, usize)>,
+) {
+    let bins = t.len() - 1;
+    let place = |v: f32, g: usize| -> usize {
+        let g = g.min(bins - 1);
+        if regular {
+            // Both comparisons depend only on the guess, not on each other.
+            let down = usize::from(g > 0 && v < t[g]);
+            let up = usize::from(g + 1 < bins && v >= t[g + 1]);
+            g + up - down
+        } else {
+            settle(v, t, g)
+        }
+    };
+    for &x in values {
+        if let Some((v, g)) = guess(x) {
+            local[place(v, g)] += 1;
+        }
+    }
+}
+
+/// Moves a guessed bin to the one whose thresholds hold `v` (any guess gives the same answer).
+#[inline(always)]
+fn settle(v: f32, t: &[f32], mut i: usize) -> usize {
+    let bins = t.len() - 1;
     while i > 0 && v < t[i] {
         i -= 1;
     }
@@ -245,15 +416,8 @@ pub fn f32_at_least(v: f64) -> f32 {
 
 /// Counts finite values outside `[lo, hi]` for each bound pair.
 pub fn add_outlier_counts(values: &[f32], bounds: &[(f32, f32)], counts: &mut [u64]) {
-    for &x in values {
-        if !x.is_finite() {
-            continue;
-        }
-        for (c, &(lo, hi)) in counts.iter_mut().zip(bounds) {
-            if x < lo || x > hi {
-                *c += 1;
-            }
-        }
+    for (count, &(lo, hi)) in counts.iter_mut().zip(bounds) {
+        *count += values.iter().filter(|&&x| x.is_finite() && (x < lo || x > hi)).count() as u64;
     }
 }
 
@@ -332,6 +496,24 @@ mod tests {
         add_histogram_counts(&values, &t, BinScale::Log10Abs, &mut counts);
         assert_eq!(counts.iter().sum::<u64>(), 5, "the zero is left out");
         assert_eq!(counts[0], 3);
+    }
+
+    #[test]
+    fn collapsed_thresholds_still_count_by_comparison() {
+        // Values 1000 ± a few ulps: 64 bins narrower than the f32 spacing collapse onto a handful
+        // of distinct thresholds, and the guess can be many bins off.
+        let values: Vec<f32> = (0..1000).map(|i| 1000.0 + (i % 5) as f32 * 1e-4 - 2e-4).collect();
+        let m = block_moments(&values);
+        let (_, t) = histogram_bins(&m, 64, BinScale::Linear);
+        assert!(!regular_bins(&t));
+        let mut counts = vec![0u64; 64];
+        add_histogram_counts(&values, &t, BinScale::Linear, &mut counts);
+        let mut brute = vec![0u64; 64];
+        for &x in &values {
+            brute[t.partition_point(|&e| e <= x).saturating_sub(1).min(63)] += 1;
+        }
+        assert_eq!(counts, brute);
+        assert_eq!(counts.iter().sum::<u64>(), 1000);
     }
 
     #[test]

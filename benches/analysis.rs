@@ -1,0 +1,129 @@
+//! Timings of the CPU analysis, printed as one JSON object per line for
+//! `benches/analysis_vs_peers.py`, which runs numpy and WeightWatcher on the same data in the
+//! same run and prints the ratios.
+//!
+//!     cargo bench --bench analysis -- read DIR        touch every tensor byte through the mmap
+//!     cargo bench --bench analysis -- stats DIR       statistics + 256-bin histogram of every tensor
+//!     cargo bench --bench analysis -- spectra DIR     spectrum (auto method) of every 2-D tensor
+//!     cargo bench --bench analysis -- svd N FILE      write a random N×N f32 matrix to FILE, time its singular values
+//!     cargo bench --bench analysis -- tensor DIR NAME singular values of one tensor (svd and gram)
+
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use rayon::prelude::*;
+use weightbench::analysis::Cancel;
+use weightbench::analysis::spectrum::{SpectrumMethod, singular_values, spectra};
+use weightbench::analysis::stats::tensor_stats;
+use weightbench::checkpoint::Checkpoint;
+use weightbench::compute::StatsRequest;
+use weightbench::compute::cpu::CpuBackend;
+
+fn best_of<T>(n: usize, mut f: impl FnMut() -> Result<T>) -> Result<(f64, T)> {
+    let mut best = f64::INFINITY;
+    let mut last = None;
+    for _ in 0..n {
+        let start = Instant::now();
+        let v = f()?;
+        best = best.min(start.elapsed().as_secs_f64());
+        last = Some(v);
+    }
+    Ok((best, last.context("no run")?))
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let cancel = Cancel::new();
+    match args.first().map(String::as_str) {
+        Some("read") => {
+            let ckpt = Checkpoint::open(&args[1])?;
+            let (secs, sum) = best_of(3, || {
+                Ok(ckpt
+                    .tensors()
+                    .par_iter()
+                    .map(|t| {
+                        ckpt.raw_bytes(t)
+                            .chunks(1 << 16)
+                            .map(|c| c.iter().map(|&b| u64::from(b)).sum::<u64>())
+                            .sum::<u64>()
+                    })
+                    .sum::<u64>())
+            })?;
+            println!(
+                "{}",
+                serde_json::json!({"what": "read", "seconds": secs, "bytes": ckpt.total_bytes(), "checksum": sum})
+            );
+        }
+        Some("stats") => {
+            let ckpt = Checkpoint::open(&args[1])?;
+            let (secs, n) = best_of(3, || {
+                let mut n = 0;
+                for t in ckpt.tensors() {
+                    tensor_stats(&CpuBackend, &ckpt, t, &StatsRequest::default(), &cancel)?;
+                    n += 1;
+                }
+                Ok(n)
+            })?;
+            println!(
+                "{}",
+                serde_json::json!({"what": "stats", "seconds": secs, "tensors": n, "values": ckpt.total_params()})
+            );
+        }
+        Some("spectra") => {
+            let ckpt = Checkpoint::open(&args[1])?;
+            let tensors: Vec<_> =
+                ckpt.tensors().iter().filter(|t| t.shape.len() == 2 && !t.dtype.is_integer()).collect();
+            let (secs, n) =
+                best_of(
+                    1,
+                    || Ok(spectra(&CpuBackend, &ckpt, &tensors, SpectrumMethod::Auto, &cancel, &|_| {})?.len()),
+                )?;
+            println!("{}", serde_json::json!({"what": "spectra", "seconds": secs, "tensors": n}));
+        }
+        Some("svd") | Some("tensor") => {
+            let (ckpt, name) = if args[0] == "svd" {
+                let n: usize = args.get(1).context("svd N FILE")?.parse()?;
+                let path = std::path::PathBuf::from(args.get(2).context("svd N FILE")?);
+                write_random(&path, n)?;
+                (Checkpoint::open(&path)?, "w".to_owned())
+            } else {
+                (Checkpoint::open(&args[1])?, args.get(2).context("tensor DIR NAME")?.clone())
+            };
+            let t = ckpt.require(&name)?;
+            for method in [SpectrumMethod::Svd, SpectrumMethod::Gram] {
+                let (secs, s) = best_of(1, || Ok(singular_values(&CpuBackend, &ckpt, t, method, &cancel)?.0))?;
+                println!(
+                    "{}",
+                    serde_json::json!({"what": "singular_values", "method": format!("{method:?}").to_lowercase(),
+                                       "shape": t.shape, "seconds": secs, "smax": s[0], "smin": s[s.len() - 1]})
+                );
+            }
+        }
+        _ => bail!("usage: analysis read|stats|spectra DIR | svd N | tensor DIR NAME"),
+    }
+    Ok(())
+}
+
+/// An N×N matrix of uniform values in [−1, 1) from a fixed xorshift sequence, as F32.
+fn write_random(path: &std::path::Path, n: usize) -> Result<()> {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut bytes = Vec::with_capacity(n * n * 4);
+    for _ in 0..n * n {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let v = (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0;
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    let header =
+        serde_json::json!({"w": {"dtype": "F32", "shape": [n, n], "data_offsets": [0, bytes.len()]}}).to_string();
+    let mut header = header.into_bytes();
+    while !header.len().is_multiple_of(8) {
+        header.push(b' ');
+    }
+    let mut out = (header.len() as u64).to_le_bytes().to_vec();
+    out.extend(header);
+    out.extend(bytes);
+    std::fs::write(path, out)?;
+    Ok(())
+}
