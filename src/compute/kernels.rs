@@ -316,7 +316,7 @@ impl pulp::WithSimd for HistogramKernel<'_> {
             BinScale::Linear => {
                 let s = if hi > lo { (bins as f64 / (f64::from(hi) - f64::from(lo))) as f32 } else { 0.0 };
                 count_bins(self.values, t, regular_bins(t), &mut local, |x| {
-                    (x >= lo && x <= hi).then(|| ((x - lo) * s) as usize).map(|g| (x, g))
+                    (x >= lo && x <= hi).then_some((x, ((x - lo) * s) as usize))
                 });
             }
             BinScale::Log10Abs => {
