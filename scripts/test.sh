@@ -9,6 +9,7 @@ scripts/install-deps.sh
 scripts/fetch-test-models.sh
 
 export WEIGHTBENCH_REQUIRE_MODELS=1   # a missing real model fails instead of skipping
+export WEIGHTBENCH_REQUIRE_GPU=1      # GPU tests run on lavapipe (mesa-vulkan-drivers) and must not skip
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}
 
 cargo fmt --all -- --check

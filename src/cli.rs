@@ -22,6 +22,11 @@ pub struct Cli {
     /// folder holding either (Hugging Face layout).
     pub path: Option<PathBuf>,
 
+    /// Where kernels run: the GPU when a hardware adapter exists (auto), the CPU, or the GPU on
+    /// any adapter including software Vulkan. A GPU failure falls back to the CPU with a notice.
+    #[arg(long, global = true, value_enum, default_value = "auto")]
+    pub backend: crate::compute::select::BackendChoice,
+
     /// A headless command.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -149,15 +154,26 @@ pub struct InfoArgs {
     pub json: bool,
 }
 
-/// Runs a headless command, writing to `out`.
-pub fn run(command: &Command, out: &mut dyn Write) -> Result<()> {
-    match command {
+/// Runs a headless command, writing to `out`; kernels run on the backend `choice` selects.
+pub fn run(command: &Command, choice: crate::compute::select::BackendChoice, out: &mut dyn Write) -> Result<()> {
+    let selected = crate::compute::select::select(choice);
+    if let Some(notice) = &selected.notice {
+        eprintln!("note: {notice}");
+    }
+    let backend = selected.backend.as_ref();
+    let result = match command {
         Command::Info(args) => info(args, out),
         Command::Convert(args) => convert(args, out),
-        Command::Stats(args) => stats(args, out),
-        Command::Channels(args) => channels(args, out),
-        Command::Spectrum(args) => spectrum(args, out),
+        Command::Stats(args) => stats(args, backend, out),
+        Command::Channels(args) => channels(args, backend, out),
+        Command::Spectrum(args) => spectrum(args, backend, out),
+    };
+    if let Some(gpu) = &selected.gpu {
+        for notice in gpu.take_notices() {
+            eprintln!("note: {notice}");
+        }
     }
+    result
 }
 
 fn open(path: &Path) -> Result<Checkpoint> {
@@ -351,12 +367,11 @@ fn select<'a>(
     Ok((chosen, skipped))
 }
 
-fn stats(args: &StatsArgs, out: &mut dyn Write) -> Result<()> {
+fn stats(args: &StatsArgs, backend: &dyn crate::compute::Backend, out: &mut dyn Write) -> Result<()> {
     use crate::analysis::stats::tensor_stats;
     use crate::compute::{BinScale, StatsRequest};
     let ckpt = open(&args.path)?;
     let (tensors, skipped) = select(&ckpt, args.tensor.as_deref(), |_| true)?;
-    let backend = crate::compute::cpu::CpuBackend;
     let req = StatsRequest {
         bins: args.bins.max(1),
         scale: if args.log_abs { BinScale::Log10Abs } else { BinScale::Linear },
@@ -365,7 +380,7 @@ fn stats(args: &StatsArgs, out: &mut dyn Write) -> Result<()> {
     let cancel = crate::analysis::Cancel::new();
     let mut results = Vec::with_capacity(tensors.len());
     for t in tensors {
-        results.push(tensor_stats(&backend, &ckpt, t, &req, &cancel)?);
+        results.push(tensor_stats(backend, &ckpt, t, &req, &cancel)?);
         bar.inc(t.bytes);
     }
     bar.finish_and_clear();
@@ -404,11 +419,11 @@ fn stats(args: &StatsArgs, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-fn channels(args: &ChannelsArgs, out: &mut dyn Write) -> Result<()> {
+fn channels(args: &ChannelsArgs, backend: &dyn crate::compute::Backend, out: &mut dyn Write) -> Result<()> {
     use crate::analysis::channels::channel_report;
     let ckpt = open(&args.path)?;
     let t = ckpt.require(&args.tensor)?;
-    let report = channel_report(&crate::compute::cpu::CpuBackend, &ckpt, t, args.top, args.grid, &Default::default())?;
+    let report = channel_report(backend, &ckpt, t, args.top, args.grid, &Default::default())?;
     if args.json {
         serde_json::to_writer(&mut *out, &report)?;
         writeln!(out)?;
@@ -444,14 +459,13 @@ fn channels(args: &ChannelsArgs, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-fn spectrum(args: &SpectrumArgs, out: &mut dyn Write) -> Result<()> {
+fn spectrum(args: &SpectrumArgs, backend: &dyn crate::compute::Backend, out: &mut dyn Write) -> Result<()> {
     let ckpt = open(&args.path)?;
     let (tensors, skipped) =
         select(&ckpt, args.tensor.as_deref(), |t| t.shape.len() >= 2 && t.numel() > 0 && !t.dtype.is_integer())?;
-    let backend = crate::compute::cpu::CpuBackend;
     let bar = progress_bar(tensors.iter().map(|t| t.bytes).sum(), "spectra");
     let cancel = crate::analysis::Cancel::new();
-    let results = crate::analysis::spectrum::spectra(&backend, &ckpt, &tensors, args.method, &cancel, &|i| {
+    let results = crate::analysis::spectrum::spectra(backend, &ckpt, &tensors, args.method, &cancel, &|i| {
         bar.inc(tensors[i].bytes)
     })?;
     bar.finish_and_clear();

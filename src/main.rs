@@ -8,8 +8,8 @@ use weightbench::cli::{self, Cli};
 fn main() -> ExitCode {
     let args = Cli::parse();
     let result = match &args.command {
-        Some(command) => cli::run(command, &mut std::io::stdout().lock()),
-        None => weightbench::app::run_native(args.path.or_else(cli::demo_checkpoint_path)),
+        Some(command) => cli::run(command, args.backend, &mut std::io::stdout().lock()),
+        None => weightbench::app::run_native(args.path.or_else(cli::demo_checkpoint_path), args.backend),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -181,3 +181,30 @@ fn stats_spectrum_and_channels_print_the_documented_json() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("need a matrix"), "{}", stderr(&out));
 }
+
+#[test]
+fn every_command_takes_a_backend_and_the_gpu_agrees_with_the_cpu() {
+    let demo = crate::fixtures::demo();
+    let demo = demo.to_str().unwrap();
+    let run = |backend: &str| {
+        let out = weightbench(&[
+            "stats",
+            demo,
+            "--tensor",
+            "layer\\.4\\.output\\.dense\\.weight",
+            "--json",
+            "--backend",
+            backend,
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let (cpu, gpu) = (run("cpu"), run("gpu"));
+    assert_eq!(cpu["tensors"][0]["backend"], "cpu");
+    assert_eq!(cpu["tensors"][0]["histogram"]["counts"], gpu["tensors"][0]["histogram"]["counts"]);
+    assert_eq!(cpu["tensors"][0]["outliers_3sigma"], gpu["tensors"][0]["outliers_3sigma"]);
+    let out = weightbench(&["info", demo, "--backend", "cpu"]);
+    assert!(out.status.success());
+    let out = weightbench(&["stats", demo, "--backend", "tpu"]);
+    assert_eq!(out.status.code(), Some(2), "clap refuses an unknown backend");
+}

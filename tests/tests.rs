@@ -8,6 +8,8 @@ mod analysis;
 mod checkpoint_open;
 mod cli;
 mod gguf;
+mod gpu;
 mod gui;
 mod malformed;
 mod real_models;
+mod shader_validation;

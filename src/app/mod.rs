@@ -14,13 +14,15 @@ use crate::analysis::stats::TensorStats;
 use crate::checkpoint::Checkpoint;
 use crate::compute::Backend;
 use crate::compute::cpu::CpuBackend;
+use crate::compute::select::{BackendChoice, WithFallback, select};
 use jobs::{JobResult, Jobs};
 
 /// Bins of the histogram shown for the selected tensor.
 pub const HISTOGRAM_BINS: usize = 128;
 
-/// Opens the native window on `path` (or an empty workbench when `None`).
-pub fn run_native(path: Option<PathBuf>) -> anyhow::Result<()> {
+/// Opens the native window on `path` (or an empty workbench when `None`), computing on the
+/// backend `choice` selects (changeable in the window).
+pub fn run_native(path: Option<PathBuf>, choice: BackendChoice) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("weightbench")
@@ -28,8 +30,16 @@ pub fn run_native(path: Option<PathBuf>) -> anyhow::Result<()> {
             .with_drag_and_drop(true),
         ..Default::default()
     };
-    eframe::run_native("weightbench", options, Box::new(move |cc| Ok(Box::new(WorkbenchApp::new(&cc.egui_ctx, path)))))
-        .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
+    eframe::run_native(
+        "weightbench",
+        options,
+        Box::new(move |cc| {
+            let mut app = WorkbenchApp::new(&cc.egui_ctx, path);
+            app.set_backend(choice);
+            Ok(Box::new(app))
+        }),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
 }
 
 /// State of the statistics of one tensor.
@@ -60,6 +70,9 @@ pub struct Session {
 pub struct WorkbenchApp {
     jobs: Jobs,
     backend: Arc<dyn Backend>,
+    gpu: Option<Arc<WithFallback>>,
+    /// The backend the user chose.
+    pub backend_choice: BackendChoice,
     /// The open checkpoint, if any.
     pub session: Option<Session>,
     /// A checkpoint being opened.
@@ -78,6 +91,8 @@ impl WorkbenchApp {
         let mut app = Self {
             jobs: Jobs::new(ctx.clone()),
             backend: Arc::new(CpuBackend),
+            gpu: None,
+            backend_choice: BackendChoice::Cpu,
             session: None,
             opening: None,
             path_input: String::new(),
@@ -89,6 +104,24 @@ impl WorkbenchApp {
             None => app.message = Some("no checkpoint: open a file or folder".into()),
         }
         app
+    }
+
+    /// Switches the compute backend; results computed so far stay cached. Opening a GPU device
+    /// takes a moment, once per process.
+    pub fn set_backend(&mut self, choice: BackendChoice) {
+        let selected = select(choice);
+        self.backend = selected.backend;
+        self.gpu = selected.gpu;
+        self.backend_choice = choice;
+        if let Some(notice) = selected.notice {
+            self.message = Some(notice);
+        }
+    }
+
+    /// What the current backend runs on, for display.
+    pub fn backend_label(&self) -> String {
+        let info = self.backend.info();
+        format!("{}: {}", info.kind, info.device)
     }
 
     /// Starts opening `path` in the background.
@@ -170,6 +203,9 @@ impl WorkbenchApp {
     pub fn poll(&mut self, ctx: &egui::Context) {
         for result in self.jobs.drain() {
             self.apply(result);
+        }
+        if let Some(notice) = self.gpu.as_ref().and_then(|g| g.take_notices().pop()) {
+            self.message = Some(notice);
         }
         let dropped: Vec<PathBuf> = ctx.input(|i| {
             i.raw.dropped_files.iter().map(|f| f.path().to_owned()).filter(|p| !p.as_os_str().is_empty()).collect()

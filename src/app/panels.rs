@@ -19,6 +19,23 @@ pub fn top_bar_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
                 app.jobs.pick(true);
             }
             ui.separator();
+            ui.separator();
+            let mut choice = app.backend_choice;
+            egui::ComboBox::from_label("Compute")
+                .selected_text(format!("{choice:?}").to_lowercase())
+                .show_ui(ui, |ui| {
+                    ui.selectable_value(&mut choice, crate::compute::select::BackendChoice::Auto, "auto")
+                        .on_hover_text("the GPU when a hardware adapter exists, else the CPU");
+                    ui.selectable_value(&mut choice, crate::compute::select::BackendChoice::Gpu, "gpu")
+                        .on_hover_text("any GPU adapter, software Vulkan included");
+                    ui.selectable_value(&mut choice, crate::compute::select::BackendChoice::Cpu, "cpu");
+                })
+                .response
+                .on_hover_text(app.backend_label());
+            if choice != app.backend_choice {
+                app.set_backend(choice);
+            }
+            ui.separator();
             let label = ui.label("Path:");
             let field = egui::TextEdit::singleline(&mut app.path_input)
                 .hint_text("a .safetensors file, an index.json, or a folder")
@@ -42,13 +59,14 @@ pub fn status_bar_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
             } else if let Some(s) = &app.session {
                 let ckpt = &s.ckpt;
                 ui.label(format!(
-                    "{} · {} · {} tensors · {} parameters · {} in {} file(s)",
+                    "{} · {} · {} tensors · {} parameters · {} in {} file(s) · computing on {}",
                     ckpt.path().display(),
                     ckpt.architecture().unwrap_or("unknown architecture"),
                     ckpt.tensors().len(),
                     format::count(ckpt.total_params()),
                     format::bytes(ckpt.total_bytes()),
-                    ckpt.files().len()
+                    ckpt.files().len(),
+                    app.backend_label()
                 ));
             }
             if let Some(message) = app.message.clone() {
@@ -155,6 +173,7 @@ pub fn central_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
                      outliers >3σ {} · >6σ {} · zeros {}",
                     s.mean, s.std, s.min, s.max, s.skewness, s.kurtosis, s.outliers_3sigma, s.outliers_6sigma, s.zeros
                 ));
+                ui.weak(format!("computed on the {}", s.backend));
                 let h = &s.histogram;
                 let non_finite = s.nan + s.pos_inf + s.neg_inf;
                 ui.label(format!(

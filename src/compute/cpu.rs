@@ -10,8 +10,8 @@ use rayon::prelude::*;
 
 use super::kernels::{self, MOMENT_BLOCK};
 use super::{
-    Backend, BackendInfo, ChannelResult, ComputeError, Gram, HistogramCounts, Moments, StatsRequest, StatsResult,
-    TensorRef,
+    Backend, BackendInfo, ChannelResult, ComputeError, Gram, HistogramCounts, Moments, RtnResult, RtnSpec,
+    StatsRequest, StatsResult, TensorRef,
 };
 use crate::analysis::Cancel;
 use crate::checkpoint::DEFAULT_CHUNK_ELEMS;
@@ -184,6 +184,30 @@ impl Backend for CpuBackend {
         }
         let values = Values::load(t, cancel)?;
         gram_of(&values, rows, cols, cancel)
+    }
+
+    fn quantize_rtn(&self, t: TensorRef<'_>, spec: &RtnSpec, cancel: &Cancel) -> Result<RtnResult, ComputeError> {
+        let (_, cols) = t.matrix_shape();
+        kernels::check_rtn(t, spec, cols)?;
+        let qmax = kernels::rtn_qmax(spec.bits);
+        let values = Values::load(t, cancel)?;
+        // Blocks of whole groups, in parallel; results joined in order.
+        let block = aligned_block(t, (1 << 16) / spec.group * spec.group).max(spec.group);
+        let block = block.div_ceil(spec.group) * spec.group;
+        let parts = values.par_blocks(block, cancel, |_, chunk| {
+            let scales = kernels::rtn_scales(&kernels::group_absmax(chunk, spec.group), qmax);
+            let mut codes = Vec::with_capacity(chunk.len());
+            let err = kernels::rtn_codes(chunk, spec.group, &scales, qmax, &mut codes);
+            (scales, codes, err)
+        })?;
+        let mut out =
+            RtnResult { scales: Vec::new(), codes: Vec::with_capacity(t.tensor.numel() as usize), sq_err: 0.0 };
+        for (scales, codes, err) in parts {
+            out.scales.extend(scales.iter().map(|&(s, _)| s));
+            out.codes.extend(codes);
+            out.sq_err += err;
+        }
+        Ok(out)
     }
 }
 

@@ -421,6 +421,63 @@ pub fn add_outlier_counts(values: &[f32], bounds: &[(f32, f32)], counts: &mut [u
     }
 }
 
+/// Largest code of symmetric RTN with `bits` bits.
+pub fn rtn_qmax(bits: u32) -> u32 {
+    (1u32 << (bits.clamp(2, 8) - 1)) - 1
+}
+
+/// Checks that an RTN spec fits a tensor whose rows have `cols` values.
+pub fn check_rtn(t: super::TensorRef<'_>, spec: &super::RtnSpec, cols: usize) -> Result<(), super::ComputeError> {
+    if !(2..=8).contains(&spec.bits) || spec.group == 0 || !cols.is_multiple_of(spec.group) {
+        return Err(super::ComputeError::Shape {
+            tensor: t.tensor.name.clone(),
+            message: format!(
+                "RTN with {} bits and groups of {} needs 2..=8 bits and groups dividing the row length {cols}",
+                spec.bits, spec.group
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Max |x| of each group of `group` consecutive finite values.
+pub fn group_absmax(values: &[f32], group: usize) -> Vec<f32> {
+    values.chunks(group).map(|g| g.iter().filter(|x| x.is_finite()).fold(0f32, |m, x| m.max(x.abs()))).collect()
+}
+
+/// `(scale, 1/scale)` per group: scale = absmax / qmax with IEEE f32 division, and a zero
+/// reciprocal for an all-zero group.
+pub fn rtn_scales(absmax: &[f32], qmax: u32) -> Vec<(f32, f32)> {
+    absmax
+        .iter()
+        .map(|&a| {
+            let scale = a / qmax as f32;
+            (scale, if scale > 0.0 { 1.0 / scale } else { 0.0 })
+        })
+        .collect()
+}
+
+/// Codes `clamp(round_ties_even(x · inv), −qmax, qmax)` and the squared error, in f64, of the
+/// dequantized values `code · scale` (non-finite values get code 0 and no error).
+pub fn rtn_codes(values: &[f32], group: usize, scales: &[(f32, f32)], qmax: u32, codes: &mut Vec<i8>) -> f64 {
+    let qm = qmax as f32;
+    let mut err = 0f64;
+    for (g, chunk) in values.chunks(group).enumerate() {
+        let (scale, inv) = scales[g];
+        for &x in chunk {
+            if x.is_finite() {
+                let code = (x * inv).round_ties_even().clamp(-qm, qm);
+                let d = x - code * scale;
+                err += f64::from(d * d);
+                codes.push(code as i8);
+            } else {
+                codes.push(0);
+            }
+        }
+    }
+    err
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -472,6 +529,22 @@ mod tests {
         let m = block_moments(&[1.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 3.0, 0.0, -0.0]);
         assert_eq!((m.n, m.nan, m.pos_inf, m.neg_inf, m.zeros), (4, 1, 1, 1, 2));
         assert_eq!((m.mean, m.min, m.max, m.min_abs_nonzero), (1.0, 0.0, 3.0, 1.0));
+    }
+
+    #[test]
+    fn rtn_rounds_half_to_even_and_clamps() {
+        assert_eq!(rtn_qmax(4), 7);
+        assert_eq!(rtn_qmax(8), 127);
+        let values = [0.5f32, 1.5, 2.5, -2.5, 7.0, -7.0, 0.0, f32::NAN];
+        let absmax = group_absmax(&values, 8);
+        assert_eq!(absmax, [7.0]);
+        let scales = rtn_scales(&absmax, 7);
+        assert_eq!(scales, [(1.0, 1.0)]);
+        let mut codes = Vec::new();
+        let err = rtn_codes(&values, 8, &scales, 7, &mut codes);
+        assert_eq!(codes, [0, 2, 2, -2, 7, -7, 0, 0]);
+        assert_eq!(err, 0.25 + 0.25 + 0.25 + 0.25);
+        assert_eq!(rtn_scales(&[0.0], 7), [(0.0, 0.0)]);
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! the stored bytes and decodes on the device.
 
 pub mod cpu;
+pub mod gpu;
 pub mod kernels;
+pub mod select;
 
 use serde::Serialize;
 
@@ -54,6 +56,10 @@ pub enum ComputeError {
         /// What is wrong.
         message: String,
     },
+    /// The GPU failed (no adapter, device lost, out of memory, input too large for its
+    /// buffers); callers fall back to the CPU.
+    #[error("GPU: {0}")]
+    Gpu(String),
     /// A linear-algebra routine failed to converge.
     #[error("tensor {tensor:?}: {message}")]
     Numerical {
@@ -185,6 +191,26 @@ pub struct Gram {
     pub values: Vec<f64>,
 }
 
+/// Symmetric integer round-to-nearest quantization with groups of consecutive values along rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RtnSpec {
+    /// Bits per code (2..=8): codes lie in [−(2^(bits−1)−1), 2^(bits−1)−1].
+    pub bits: u32,
+    /// Values per group (must divide the row length).
+    pub group: usize,
+}
+
+/// Codes, scales and error of an RTN quantization.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RtnResult {
+    /// Scale per group (absmax / qmax), row-major group order.
+    pub scales: Vec<f32>,
+    /// Code per value.
+    pub codes: Vec<i8>,
+    /// Σ (x − code·scale)² over the finite values.
+    pub sq_err: f64,
+}
+
 /// Which implementation a backend is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct BackendInfo {
@@ -208,4 +234,7 @@ pub trait Backend: Send + Sync {
 
     /// The Gram matrix of the smaller side of the tensor seen as a matrix.
     fn gram(&self, t: TensorRef<'_>, cancel: &Cancel) -> Result<Gram, ComputeError>;
+
+    /// Quantizes the tensor with symmetric RTN in groups: codes, scales and squared error.
+    fn quantize_rtn(&self, t: TensorRef<'_>, spec: &RtnSpec, cancel: &Cancel) -> Result<RtnResult, ComputeError>;
 }

@@ -1,0 +1,31 @@
+//! The WGSL sources, embedded at build time, each with `common.wgsl` in front.
+
+/// Helpers every kernel file uses.
+pub const COMMON: &str = include_str!("../../../shaders/common.wgsl");
+
+/// (file name, source with the common prelude) of every kernel family.
+pub const ALL: [(&str, &str); 6] = [
+    (
+        "decode.wgsl",
+        concat!(include_str!("../../../shaders/common.wgsl"), include_str!("../../../shaders/decode.wgsl")),
+    ),
+    (
+        "moments.wgsl",
+        concat!(include_str!("../../../shaders/common.wgsl"), include_str!("../../../shaders/moments.wgsl")),
+    ),
+    (
+        "histogram.wgsl",
+        concat!(include_str!("../../../shaders/common.wgsl"), include_str!("../../../shaders/histogram.wgsl")),
+    ),
+    (
+        "channels.wgsl",
+        concat!(include_str!("../../../shaders/common.wgsl"), include_str!("../../../shaders/channels.wgsl")),
+    ),
+    ("gram.wgsl", concat!(include_str!("../../../shaders/common.wgsl"), include_str!("../../../shaders/gram.wgsl"))),
+    ("quant.wgsl", concat!(include_str!("../../../shaders/common.wgsl"), include_str!("../../../shaders/quant.wgsl"))),
+];
+
+/// The source of one kernel family, by file name.
+pub fn source(file: &str) -> Option<&'static str> {
+    ALL.iter().find(|(name, _)| *name == file).map(|(_, src)| *src)
+}

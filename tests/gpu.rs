@@ -1,0 +1,346 @@
+//! Every GPU kernel against its CPU twin, on random and real data (`*_matches_cpu`). Run on
+//! whatever adapter exists — Mesa's lavapipe in CI, where `WEIGHTBENCH_REQUIRE_GPU=1` makes a
+//! missing adapter fail instead of skip.
+
+use std::sync::Arc;
+
+use weightbench::analysis::Cancel;
+use weightbench::analysis::spectrum::{SpectrumMethod, spectrum_report};
+use weightbench::checkpoint::Checkpoint;
+use weightbench::compute::cpu::CpuBackend;
+use weightbench::compute::gpu::GpuBackend;
+use weightbench::compute::select::{BackendChoice, WithFallback, select};
+use weightbench::compute::{Backend, BinScale, RtnSpec, StatsRequest, TensorRef, kernels};
+
+use crate::fixtures::{Gguf, Spec, TempDir, demo, real_model, write_safetensors};
+
+fn gpu() -> Option<Arc<GpuBackend>> {
+    match GpuBackend::shared(true) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            let required = std::env::var("WEIGHTBENCH_REQUIRE_GPU").is_ok_and(|v| v == "1");
+            assert!(!required, "no GPU adapter, and WEIGHTBENCH_REQUIRE_GPU=1: {e}");
+            eprintln!("\n*** SKIPPED GPU test: {e} (install mesa-vulkan-drivers for lavapipe) ***\n");
+            None
+        }
+    }
+}
+
+/// Deterministic heavy-tailed values (a Student-t-like mix) with a few special values.
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut next = || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 11) as f64 / (1u64 << 53) as f64
+    };
+    (0..n)
+        .map(|i| {
+            let u = next().max(1e-12);
+            let v = next() - 0.5;
+            let x = (v / u.powf(0.3)) as f32 * 0.02;
+            match i % 9973 {
+                0 => 0.0,
+                1 => f32::NAN,
+                2 => f32::INFINITY,
+                3 => -0.0,
+                _ => x,
+            }
+        })
+        .collect()
+}
+
+fn close(a: f64, b: f64, rel: f64, what: &str) {
+    assert!((a - b).abs() <= rel * b.abs().max(1e-30), "{what}: gpu {a} vs cpu {b}");
+}
+
+fn assert_stats_match(gpu: &dyn Backend, t: TensorRef<'_>, req: &StatsRequest) {
+    let cancel = Cancel::new();
+    let g = gpu.stats(t, req, &cancel).unwrap();
+    let c = CpuBackend.stats(t, req, &cancel).unwrap();
+    let (gm, cm) = (g.moments, c.moments);
+    let name = &t.tensor.name;
+    assert_eq!(
+        (gm.n, gm.nan, gm.pos_inf, gm.neg_inf, gm.zeros),
+        (cm.n, cm.nan, cm.pos_inf, cm.neg_inf, cm.zeros),
+        "{name}: counts"
+    );
+    assert_eq!((gm.min, gm.max, gm.min_abs_nonzero), (cm.min, cm.max, cm.min_abs_nonzero), "{name}: extremes");
+    // f32 block sums on the device: mean within 1e-5 of the std, the rest 1e-4 relative.
+    assert!((gm.mean - cm.mean).abs() <= 1e-5 * cm.std(), "{name}: mean {} vs {}", gm.mean, cm.mean);
+    close(gm.std(), cm.std(), 1e-5, "std");
+    close(gm.skewness(), cm.skewness(), 1e-3, "skewness");
+    close(gm.kurtosis(), cm.kurtosis(), 1e-4, "kurtosis");
+    assert_eq!(g.histogram.edges, c.histogram.edges, "{name}: edges");
+    assert_eq!(g.histogram.counts, c.histogram.counts, "{name}: histogram counts");
+    assert_eq!(g.outliers, c.outliers, "{name}: outlier counts");
+}
+
+fn write(dir: &TempDir, specs: &[Spec]) -> Checkpoint {
+    let path = dir.join("t.safetensors");
+    write_safetensors(&path, specs);
+    Checkpoint::open(&path).unwrap()
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Random blocks of a ggml type with finite f16 scales at the given offsets.
+fn random_blocks(block_bytes: usize, blocks: usize, f16_at: &[usize], seed: u64) -> Vec<u8> {
+    let mut s = seed | 1;
+    let mut out = Vec::with_capacity(block_bytes * blocks);
+    for _ in 0..blocks {
+        let mut b: Vec<u8> = (0..block_bytes)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 24) as u8
+            })
+            .collect();
+        for &at in f16_at {
+            let v = ((s % 2001) as f32 - 1000.0) * 1e-5;
+            b[at..at + 2].copy_from_slice(&half::f16::from_f32(v).to_le_bytes());
+            s = s.rotate_left(7) ^ 0x9e37;
+        }
+        out.extend(b);
+    }
+    out
+}
+
+#[test]
+fn decode_matches_cpu_for_every_device_decoder() {
+    let Some(gpu) = gpu() else { return };
+    let dir = TempDir::new();
+    // Float types through safetensors, random bit patterns (NaN and Inf included).
+    let raw: Vec<u8> = (0..8192u32).flat_map(|i| (i.wrapping_mul(2654435761)).to_le_bytes()).collect();
+    use safetensors::Dtype as D;
+    let ckpt = write(
+        &dir,
+        &[
+            Spec::new("f32", D::F32, &[8192], raw.clone()),
+            Spec::new("f16", D::F16, &[16384], raw.clone()),
+            Spec::new("bf16", D::BF16, &[16384], raw.clone()),
+            Spec::new("e4m3", D::F8_E4M3, &[32768], raw.clone()),
+            Spec::new("e5m2", D::F8_E5M2, &[32768], raw.clone()),
+        ],
+    );
+    // ggml blocks through GGUF: (type id, block bytes, values per block, f16 offsets).
+    let kinds: [(u32, usize, usize, &[usize]); 8] = [
+        (8, 34, 32, &[0]),
+        (2, 18, 32, &[0]),
+        (3, 20, 32, &[0, 2]),
+        (6, 22, 32, &[0]),
+        (7, 24, 32, &[0, 2]),
+        (12, 144, 256, &[0, 2]),
+        (13, 176, 256, &[0, 2]),
+        (14, 210, 256, &[208]),
+    ];
+    let mut g = Gguf::new("llama");
+    for (k, &(id, bytes, per, f16s)) in kinds.iter().enumerate() {
+        g.tensor(&format!("q{id}"), &[8, (per * 4) as u64], id, random_blocks(bytes, 32, f16s, k as u64 + 7));
+    }
+    let gguf_path = dir.join("q.gguf");
+    g.write(&gguf_path);
+    let gguf = Checkpoint::open(&gguf_path).unwrap();
+    for ckpt in [&ckpt, &gguf] {
+        for t in ckpt.tensors() {
+            assert!(weightbench::compute::gpu::decodes_on_device(t.dtype), "{}", t.dtype);
+            let n = t.numel();
+            let on_gpu = gpu.decode_to_vec(TensorRef::new(ckpt, t), 0..n).unwrap();
+            let on_cpu = ckpt.decode_all(t).unwrap();
+            let mut mismatched = 0;
+            for (a, b) in on_gpu.iter().zip(&on_cpu) {
+                // Bit-identical, NaN payloads aside. Block types allow the one rounding that a
+                // fused multiply-add (which WGSL permits) changes: 1 ulp.
+                let same = a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+                let ulp = (a.to_bits() as i64 - b.to_bits() as i64).abs() <= 1 && t.dtype.block_elems() > 1;
+                if !same && !ulp {
+                    mismatched += 1;
+                }
+            }
+            assert_eq!(mismatched, 0, "{} ({}): {mismatched} values differ", t.name, t.dtype);
+        }
+    }
+}
+
+#[test]
+fn histogram_and_outlier_kernel_matches_cpu_exactly() {
+    let Some(gpu) = gpu() else { return };
+    let v = values(200_003, 1);
+    let m = kernels::merge_all(&v.chunks(4096).map(kernels::block_moments).collect::<Vec<_>>());
+    let bounds = [kernels::outlier_bounds(m.mean, m.std(), 3.0), kernels::outlier_bounds(m.mean, m.std(), 6.0)];
+    for (bins, scale) in
+        [(256, BinScale::Linear), (97, BinScale::Linear), (4096, BinScale::Linear), (128, BinScale::Log10Abs)]
+    {
+        let (_, t) = kernels::histogram_bins(&m, bins, scale);
+        let (g_counts, g_out) = gpu.histogram_counts(&v, &t, scale, &bounds).unwrap();
+        let mut c_counts = vec![0u64; bins];
+        let mut c_out = [0u64; 2];
+        kernels::add_histogram_and_outliers(&v, &t, scale, &bounds, &mut c_counts, &mut c_out);
+        assert_eq!(g_counts, c_counts, "{bins} {scale:?} bins");
+        assert_eq!(g_out, c_out);
+    }
+}
+
+#[test]
+fn stats_match_cpu_on_random_and_real_tensors() {
+    let Some(gpu) = gpu() else { return };
+    let dir = TempDir::new();
+    let v = values(150_001, 2);
+    let bf16: Vec<u8> = v.iter().flat_map(|x| half::bf16::from_f32(*x).to_le_bytes()).collect();
+    let ckpt = write(
+        &dir,
+        &[
+            Spec::new("r32", safetensors::Dtype::F32, &[150_001], f32_bytes(&v)),
+            Spec::new("r16", safetensors::Dtype::BF16, &[150_001], bf16),
+        ],
+    );
+    for t in ckpt.tensors() {
+        assert_stats_match(gpu.as_ref(), TensorRef::new(&ckpt, t), &StatsRequest::default());
+        assert_stats_match(
+            gpu.as_ref(),
+            TensorRef::new(&ckpt, t),
+            &StatsRequest { bins: 64, scale: BinScale::Log10Abs },
+        );
+    }
+    let demo = Checkpoint::open(demo()).unwrap();
+    for name in [
+        "encoder.layer.0.attention.self.query.weight",
+        "embeddings.LayerNorm.weight",
+        "encoder.layer.5.output.dense.weight",
+    ] {
+        let t = demo.require(name).unwrap();
+        assert_stats_match(gpu.as_ref(), TensorRef::new(&demo, t), &StatsRequest::default());
+    }
+    // Quantized real weights, decoded on the device.
+    if let Some(path) = real_model("gemma-3-270m/gemma-3-270m-q4_k_m.gguf") {
+        let g = Checkpoint::open(path).unwrap();
+        for name in ["blk.0.attn_output.weight", "blk.0.ffn_down.weight", "blk.0.attn_q.weight", "blk.0.attn_v.weight"]
+        {
+            let t = g.require(name).unwrap();
+            assert_stats_match(gpu.as_ref(), TensorRef::new(&g, t), &StatsRequest::default());
+        }
+    }
+}
+
+#[test]
+fn chunked_processing_matches_one_buffer() {
+    let Some(_) = gpu() else { return };
+    // A device of its own whose bindings are capped at 64 KiB: 100k values take many chunks.
+    let small = GpuBackend::new(true).unwrap();
+    small.context().cap_binding(64 << 10);
+    let dir = TempDir::new();
+    let v = values(100_000, 3);
+    let w: Vec<f32> = v.iter().map(|x| if x.is_finite() { *x } else { 0.5 }).collect();
+    let ckpt = write(&dir, &[Spec::f32("v", &[100_000], &v), Spec::f32("w", &[2000, 50], &w)]);
+    assert_stats_match(&small, TensorRef::new(&ckpt, ckpt.require("v").unwrap()), &StatsRequest::default());
+    let t = TensorRef::new(&ckpt, ckpt.require("w").unwrap());
+    let (g, c) = (small.gram(t, &Cancel::new()).unwrap(), CpuBackend.gram(t, &Cancel::new()).unwrap());
+    let max = c.values.iter().fold(0f64, |m, v| m.max(v.abs()));
+    assert!(g.values.iter().zip(&c.values).all(|(a, b)| (a - b).abs() <= 1e-5 * max));
+    // Too large for one buffer: channels fall back to the CPU with a notice.
+    let fallback = WithFallback::new(Arc::new(small));
+    let r = fallback.channels(t, 16, &Cancel::new()).unwrap();
+    assert_eq!(r.col_abs_max, CpuBackend.channels(t, 16, &Cancel::new()).unwrap().col_abs_max);
+    let notices = fallback.take_notices();
+    assert!(notices.len() == 1 && notices[0].contains("computed on the CPU"), "{notices:?}");
+}
+
+#[test]
+fn channels_match_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let demo = Checkpoint::open(demo()).unwrap();
+    for name in ["encoder.layer.3.output.dense.weight", "embeddings.position_embeddings.weight"] {
+        let t = TensorRef::new(&demo, demo.require(name).unwrap());
+        let g = gpu.channels(t, 64, &Cancel::new()).unwrap();
+        let c = CpuBackend.channels(t, 64, &Cancel::new()).unwrap();
+        assert_eq!(
+            (g.grid_rows, g.grid_cols, g.tile_rows, g.tile_cols),
+            (c.grid_rows, c.grid_cols, c.tile_rows, c.tile_cols)
+        );
+        assert_eq!(g.row_abs_max, c.row_abs_max, "{name}: max is exact");
+        assert_eq!(g.col_abs_max, c.col_abs_max);
+        assert_eq!(g.tile_abs_max, c.tile_abs_max);
+        for (a, b) in g.row_l2.iter().zip(&c.row_l2).chain(g.col_l2.iter().zip(&c.col_l2)) {
+            close(*a, *b, 1e-5, "L2");
+        }
+        for (a, b) in g.row_kurtosis.iter().zip(&c.row_kurtosis).chain(g.col_kurtosis.iter().zip(&c.col_kurtosis)) {
+            assert!((a - b).abs() <= 1e-3 * (1.0 + b.abs()), "{name}: kurtosis gpu {a} vs cpu {b}");
+        }
+    }
+}
+
+#[test]
+fn gram_and_spectra_match_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let dir = TempDir::new();
+    let v: Vec<f32> = values(300 * 40, 4).into_iter().map(|x| if x.is_finite() { x } else { 0.1 }).collect();
+    let ckpt = write(&dir, &[Spec::f32("tall", &[300, 40], &v), Spec::f32("wide", &[40, 300], &v)]);
+    let demo = Checkpoint::open(demo()).unwrap();
+    let cases = [
+        (&ckpt, "tall"),
+        (&ckpt, "wide"),
+        (&demo, "encoder.layer.1.attention.self.key.weight"),
+        (&demo, "encoder.layer.1.intermediate.dense.weight"),
+    ];
+    for (c, name) in cases {
+        let t = c.require(name).unwrap();
+        let r = TensorRef::new(c, t);
+        let (g, cpu) = (gpu.gram(r, &Cancel::new()).unwrap(), CpuBackend.gram(r, &Cancel::new()).unwrap());
+        assert_eq!((g.n, g.of_columns), (cpu.n, cpu.of_columns));
+        let max = cpu.values.iter().fold(0f64, |m, v| m.max(v.abs()));
+        let worst = g.values.iter().zip(&cpu.values).map(|(a, b)| (a - b).abs()).fold(0f64, f64::max);
+        assert!(worst <= 1e-5 * max, "{name}: Gram differs by {worst} of {max}");
+        let sg = spectrum_report(gpu.as_ref(), c, t, SpectrumMethod::Gram, &Cancel::new()).unwrap();
+        let sc = spectrum_report(&CpuBackend, c, t, SpectrumMethod::Gram, &Cancel::new()).unwrap();
+        let smax = sc.singular_values[0];
+        for (a, b) in sg.singular_values.iter().zip(&sc.singular_values).filter(|(_, b)| **b >= 1e-2 * smax) {
+            close(*a, *b, 1e-4, "singular value");
+        }
+        if let (Some(a), Some(b)) = (sg.alpha, sc.alpha) {
+            assert!((a - b).abs() < 0.01, "{name}: alpha {a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn rtn_quantization_matches_cpu_exactly() {
+    let Some(gpu) = gpu() else { return };
+    let dir = TempDir::new();
+    let v = values(64 * 256, 5);
+    let ckpt = write(&dir, &[Spec::f32("w", &[64, 256], &v)]);
+    let demo = Checkpoint::open(demo()).unwrap();
+    let cases = [(&ckpt, "w"), (&demo, "encoder.layer.2.attention.output.dense.weight")];
+    for (c, name) in cases {
+        let t = TensorRef::new(c, c.require(name).unwrap());
+        for spec in [RtnSpec { bits: 4, group: 32 }, RtnSpec { bits: 8, group: 128 }, RtnSpec { bits: 3, group: 64 }] {
+            let g = gpu.quantize_rtn(t, &spec, &Cancel::new()).unwrap();
+            let cpu = CpuBackend.quantize_rtn(t, &spec, &Cancel::new()).unwrap();
+            assert_eq!(g.scales, cpu.scales, "{name} {spec:?}: scales");
+            assert_eq!(g.codes, cpu.codes, "{name} {spec:?}: codes");
+            close(g.sq_err, cpu.sq_err, 1e-5, "squared error");
+        }
+    }
+    let bad = gpu.quantize_rtn(
+        TensorRef::new(&ckpt, ckpt.require("w").unwrap()),
+        &RtnSpec { bits: 4, group: 100 },
+        &Cancel::new(),
+    );
+    assert!(bad.is_err(), "groups must divide the rows");
+}
+
+#[test]
+fn backend_selection_never_fails() {
+    // `cpu` is the CPU; `gpu` is a GPU (here, any adapter); `auto` takes only hardware GPUs.
+    assert_eq!(select(BackendChoice::Cpu).backend.info().kind, "cpu");
+    let g = select(BackendChoice::Gpu);
+    if gpu().is_some() {
+        assert_eq!(g.backend.info().kind, "gpu");
+        assert!(g.notice.is_none());
+    }
+    let auto = select(BackendChoice::Auto);
+    assert!(matches!(auto.backend.info().kind, "cpu" | "gpu"));
+}
