@@ -136,6 +136,54 @@ impl GpuBackend {
         fit.min(t.tensor.numel().div_ceil(unit) * unit).max(unit)
     }
 
+    /// Decodes `n` values of `dtype` stored in the device buffer `src` into a new f32 buffer.
+    pub fn decode_buffer(
+        &self,
+        src: &wgpu::Buffer,
+        dtype: DType,
+        n: u64,
+    ) -> Result<context::PooledBuffer<'_>, ComputeError> {
+        let entry = decoder(dtype).ok_or_else(|| gpu_error(format!("no device decoder for {dtype}")))?;
+        let dst = self.ctx.storage(n * 4)?;
+        let params = self.ctx.uniform(bytemuck::bytes_of(&CountParams { n: n as u32, a: 0, b: 0, c: 0 }))?;
+        self.ctx.dispatch("decode.wgsl", entry, &[(0, src), (1, dst.get()), (2, &params)], n.div_ceil(256) as u32)?;
+        Ok(dst)
+    }
+
+    /// The statistics pipeline (decode, moments, 256-bin histogram and outliers) over `n` values
+    /// of `dtype` already on the device in `src`: the kernel part alone, for benchmarks.
+    pub fn stats_on_device(
+        &self,
+        src: &wgpu::Buffer,
+        dtype: DType,
+        n: u64,
+        bins: usize,
+    ) -> Result<StatsResult, ComputeError> {
+        let values = self.decode_buffer(src, dtype, n)?;
+        let moments = kernels::merge_all(&self.moments_of(values.get(), n)?);
+        let (edges, thresholds) = kernels::histogram_bins(&moments, bins, BinScale::Linear);
+        let std = moments.std();
+        let b = |k: f64| {
+            if std > 0.0 { kernels::outlier_bounds(moments.mean, std, k) } else { (f32::NEG_INFINITY, f32::INFINITY) }
+        };
+        let (lo, hi) = (thresholds[0], thresholds[bins]);
+        let params = HistParams {
+            n: n as u32,
+            bins: bins as u32,
+            log_abs: 0,
+            n_bounds: 2,
+            lo,
+            hi,
+            scale: if hi > lo { (bins as f64 / (f64::from(hi) - f64::from(lo))) as f32 } else { 0.0 },
+            log_lo: 0.0,
+            b0: [b(3.0).0, b(3.0).1],
+            b1: [b(6.0).0, b(6.0).1],
+        };
+        let t_buf = self.ctx.upload(bytemuck::cast_slice(&thresholds))?;
+        let (counts, outliers) = self.histogram_of(values.get(), n, t_buf.get(), &params)?;
+        Ok(StatsResult { moments, histogram: HistogramCounts { scale: BinScale::Linear, edges, thresholds, counts }, outliers })
+    }
+
     /// Decodes the values `range` of `t` into a device buffer of f32.
     pub fn decode(
         &self,
@@ -144,7 +192,7 @@ impl GpuBackend {
     ) -> Result<context::PooledBuffer<'_>, ComputeError> {
         let n = range.end - range.start;
         match decoder(t.tensor.dtype) {
-            Some(entry) => {
+            Some(_) => {
                 let b = t.tensor.dtype.block_elems() as u64;
                 let bb = t.tensor.dtype.block_bytes() as u64;
                 let start = (range.start / b * bb) as usize;
@@ -155,15 +203,7 @@ impl GpuBackend {
                     .get(start..end)
                     .ok_or_else(|| tensor_error(t, format!("bytes {start}..{end} are outside the tensor")))?;
                 let src = self.ctx.upload(bytes)?;
-                let dst = self.ctx.storage(n * 4)?;
-                let params = self.ctx.uniform(bytemuck::bytes_of(&CountParams { n: n as u32, a: 0, b: 0, c: 0 }))?;
-                self.ctx.dispatch(
-                    "decode.wgsl",
-                    entry,
-                    &[(0, src.get()), (1, dst.get()), (2, &params)],
-                    n.div_ceil(256) as u32,
-                )?;
-                Ok(dst)
+                self.decode_buffer(src.get(), t.tensor.dtype, n)
             }
             None => {
                 let mut values = Vec::new();
