@@ -27,7 +27,9 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("make") => make(&args[1..]),
         Some("copy") => copy(args.get(1).and_then(|g| g.parse().ok()).unwrap_or(1.0)),
-        Some("stats") => stats(args.get(1).context("stats DIR")?, args.get(2).and_then(|r| r.parse().ok()).unwrap_or(3)),
+        Some("stats") => {
+            stats(args.get(1).context("stats DIR")?, args.get(2).and_then(|r| r.parse().ok()).unwrap_or(3))
+        }
         Some("spectra") => spectra_bench(args.get(1).context("spectra DIR")?),
         _ => bail!("usage: gpu make|copy|stats|spectra ..."),
     }

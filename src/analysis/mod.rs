@@ -4,7 +4,9 @@
 
 mod cancel;
 pub mod channels;
+pub mod imatrix;
 pub mod powerlaw;
+pub mod salience;
 pub mod spectrum;
 pub mod stats;
 

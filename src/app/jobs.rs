@@ -1,17 +1,58 @@
-//! Background work for the GUI. The UI thread never reads tensor bytes or parses files: it asks
-//! for work here, and results come back through a channel that the UI drains each frame. Each job
-//! runs on its own thread (heavy kernels then fan out on rayon) and wakes the UI when done.
+//! Background work for the GUI. The UI thread never reads tensor bytes or runs a kernel: it asks
+//! for work here; each job runs on its own thread (kernels fan out on rayon or the GPU) and sends
+//! its results through a bounded channel that the UI drains within a time budget each frame,
+//! waking the UI after each send.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
+use crate::analysis::channels::{ChannelReport, channel_report};
+use crate::analysis::imatrix::{Imatrix, read_imatrix};
+use crate::analysis::salience::{SalienceMap, salience_map};
+use crate::analysis::spectrum::{SpectrumMethod, SpectrumReport, spectrum_report};
 use crate::analysis::stats::{TensorStats, tensor_stats};
 use crate::analysis::{AnalysisError, Cancel};
 use crate::checkpoint::Checkpoint;
-use crate::compute::{Backend, StatsRequest};
+use crate::compute::{Backend, BinScale, StatsRequest};
 
-/// A finished job.
+/// Parameters that select a cached statistics result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StatsKey {
+    /// Histogram bins.
+    pub bins: usize,
+    /// log10|x| bins instead of x.
+    pub log_abs: bool,
+}
+
+impl StatsKey {
+    fn request(self) -> StatsRequest {
+        StatsRequest { bins: self.bins, scale: if self.log_abs { BinScale::Log10Abs } else { BinScale::Linear } }
+    }
+}
+
+/// Which whole-model job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelJobKind {
+    /// Statistics of every tensor.
+    Stats,
+    /// Spectra of every 2-D weight.
+    Spectra,
+}
+
+/// What one job produced.
+pub enum Output {
+    /// Statistics of a tensor.
+    Stats(StatsKey, Arc<TensorStats>),
+    /// Spectrum of a tensor.
+    Spectrum(Arc<SpectrumReport>),
+    /// Channel report of a tensor.
+    Channels(Arc<ChannelReport>),
+    /// Salience map of a tensor.
+    Salience(Arc<SalienceMap>),
+}
+
+/// A finished job or a step of one.
 pub enum JobResult {
     /// A checkpoint was opened (or failed to open).
     Opened {
@@ -20,93 +61,266 @@ pub enum JobResult {
         /// The checkpoint, or the error's full message.
         result: Result<Arc<Checkpoint>, String>,
     },
-    /// Statistics and a histogram were computed (or failed, or were cancelled).
-    Stats {
+    /// A per-tensor result (or why there is none), for the checkpoint at `checkpoint`.
+    Tensor {
         /// Which checkpoint it belongs to (its path), so stale results are dropped.
         checkpoint: PathBuf,
         /// Index of the tensor in the checkpoint.
         tensor: usize,
-        /// The statistics, or why there are none.
-        result: Result<Box<TensorStats>, String>,
+        /// What kind of result was asked for (to clear the pending entry on failure).
+        kind: ResultKind,
+        /// The output, or the error message (`cancelled` when cancelled).
+        result: Result<Output, String>,
     },
-    /// A path picked in the native file dialog.
-    Picked(PathBuf),
-    /// Something to tell the user that is not a result (a dialog closed, a thread refused).
+    /// A whole-model job finished one tensor.
+    ModelProgress {
+        /// Which job.
+        kind: ModelJobKind,
+        /// Bytes of tensors done so far.
+        done_bytes: u64,
+    },
+    /// A whole-model job ended.
+    ModelDone {
+        /// Which job.
+        kind: ModelJobKind,
+        /// Whether it was cancelled.
+        cancelled: bool,
+    },
+    /// An importance matrix was loaded (or failed to load).
+    Imatrix(Result<Arc<Imatrix>, String>),
+    /// A path picked in a native dialog, and for what.
+    Picked(Pick, PathBuf),
+    /// Something to tell the user that is not a result.
     Notice(String),
+}
+
+/// Kinds of per-tensor results (cache families).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ResultKind {
+    /// Statistics with these parameters.
+    Stats(StatsKey),
+    /// Spectrum.
+    Spectrum,
+    /// Channel report.
+    Channels,
+    /// Salience map.
+    Salience,
+}
+
+/// What a file dialog was opened for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pick {
+    /// A checkpoint file.
+    CheckpointFile,
+    /// A checkpoint folder.
+    CheckpointFolder,
+    /// An imatrix file.
+    Imatrix,
+    /// Where to save data or a picture (the payload is kept by the app).
+    Save,
 }
 
 /// Starts jobs and collects their results.
 pub struct Jobs {
     ctx: egui::Context,
-    sender: Sender<JobResult>,
+    sender: SyncSender<JobResult>,
     receiver: Receiver<JobResult>,
+}
+
+/// Results waiting in the channel at most; a job blocks when the UI is this far behind.
+const CHANNEL_CAPACITY: usize = 256;
+
+/// A way for a job to report results and wake the UI.
+#[derive(Clone)]
+pub struct Reporter {
+    ctx: egui::Context,
+    sender: SyncSender<JobResult>,
+}
+
+impl Reporter {
+    /// Sends a result (blocking while the channel is full) and wakes the UI; false when the app
+    /// has closed.
+    pub fn send(&self, result: JobResult) -> bool {
+        let ok = self.sender.send(result).is_ok();
+        self.ctx.request_repaint();
+        ok
+    }
+}
+
+fn message(e: AnalysisError) -> String {
+    match e {
+        AnalysisError::Cancelled => "cancelled".to_owned(),
+        other => other.to_string(),
+    }
 }
 
 impl Jobs {
     /// A job runner that wakes `ctx` when a result arrives.
     pub fn new(ctx: egui::Context) -> Self {
-        let (sender, receiver) = channel();
+        let (sender, receiver) = sync_channel(CHANNEL_CAPACITY);
         Self { ctx, sender, receiver }
     }
 
-    fn spawn(&self, name: &str, work: impl FnOnce() -> JobResult + Send + 'static) {
-        let sender = self.sender.clone();
-        let ctx = self.ctx.clone();
-        let spawned = std::thread::Builder::new().name(format!("weightbench-{name}")).spawn(move || {
-            // The receiver lives as long as the app; a send error only means the app is closing.
-            if sender.send(work()).is_ok() {
-                ctx.request_repaint();
-            }
-        });
+    fn reporter(&self) -> Reporter {
+        Reporter { ctx: self.ctx.clone(), sender: self.sender.clone() }
+    }
+
+    fn spawn(&self, name: &str, work: impl FnOnce(Reporter) + Send + 'static) {
+        let reporter = self.reporter();
+        let spawned = std::thread::Builder::new().name(format!("weightbench-{name}")).spawn(move || work(reporter));
         if let Err(e) = spawned {
-            // Out of threads: report it like any failed job instead of crashing.
-            let _ignored_if_closing = self.sender.send(JobResult::Notice(format!("cannot start a worker thread: {e}")));
+            // Out of threads: tell the user like any failed job, never block the UI.
+            if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
+                self.sender.try_send(JobResult::Notice(format!("cannot start a worker thread: {e}")))
+            {
+                self.ctx.request_repaint();
+            }
         }
     }
 
     /// Opens a checkpoint in the background.
     pub fn open(&self, path: PathBuf) {
-        self.spawn("open", move || {
+        self.spawn("open", move |r| {
             let result = Checkpoint::open(&path).map(Arc::new).map_err(|e| e.to_string());
-            JobResult::Opened { path, result }
+            r.send(JobResult::Opened { path, result });
         });
     }
 
-    /// Computes the statistics and histogram of tensor `index` in the background.
-    pub fn stats(&self, backend: Arc<dyn Backend>, ckpt: Arc<Checkpoint>, index: usize, bins: usize, cancel: Cancel) {
-        self.spawn("stats", move || {
-            let req = StatsRequest { bins, ..StatsRequest::default() };
-            let result = match ckpt.tensors().get(index) {
-                Some(t) => tensor_stats(backend.as_ref(), &ckpt, t, &req, &cancel).map(Box::new).map_err(|e| match e {
-                    AnalysisError::Cancelled => "cancelled".to_owned(),
-                    other => other.to_string(),
-                }),
-                None => Err(format!("no tensor #{index}")),
-            };
-            JobResult::Stats { checkpoint: ckpt.path().to_owned(), tensor: index, result }
+    /// Computes one per-tensor result in the background.
+    pub fn tensor(
+        &self,
+        backend: Arc<dyn Backend>,
+        ckpt: Arc<Checkpoint>,
+        index: usize,
+        kind: ResultKind,
+        importance: Option<Arc<Imatrix>>,
+        cancel: Cancel,
+    ) {
+        self.spawn("tensor", move |r| {
+            let result = compute(backend.as_ref(), &ckpt, index, kind, importance.as_deref(), &cancel);
+            r.send(JobResult::Tensor { checkpoint: ckpt.path().to_owned(), tensor: index, kind, result });
         });
     }
 
-    /// Shows the native file (or folder) dialog on a worker thread: some desktops block in it.
-    pub fn pick(&self, folder: bool) {
-        self.spawn("dialog", move || {
-            let dialog = rfd::FileDialog::new().set_title("Open a checkpoint");
-            let picked = if folder {
-                dialog.pick_folder()
-            } else {
-                dialog.add_filter("checkpoints", &["safetensors", "json", "gguf"]).pick_file()
+    /// Runs a whole-model job: every tensor in `order`, results sent as they come.
+    pub fn model(
+        &self,
+        backend: Arc<dyn Backend>,
+        ckpt: Arc<Checkpoint>,
+        kind: ModelJobKind,
+        order: Vec<usize>,
+        cancel: Cancel,
+    ) {
+        self.spawn("model", move |r| {
+            let mut done_bytes = 0;
+            for index in order {
+                if cancel.is_cancelled() {
+                    break;
+                }
+                let Some(t) = ckpt.tensors().get(index) else { continue };
+                let result_kind = match kind {
+                    ModelJobKind::Stats => ResultKind::Stats(StatsKey { bins: super::HISTOGRAM_BINS, log_abs: false }),
+                    ModelJobKind::Spectra => ResultKind::Spectrum,
+                };
+                let result = compute(backend.as_ref(), &ckpt, index, result_kind, None, &cancel);
+                done_bytes += t.bytes;
+                let checkpoint = ckpt.path().to_owned();
+                if !r.send(JobResult::Tensor { checkpoint, tensor: index, kind: result_kind, result })
+                    || !r.send(JobResult::ModelProgress { kind, done_bytes })
+                {
+                    return;
+                }
+            }
+            r.send(JobResult::ModelDone { kind, cancelled: cancel.is_cancelled() });
+        });
+    }
+
+    /// Loads an importance matrix in the background.
+    pub fn imatrix(&self, path: PathBuf) {
+        self.spawn("imatrix", move |r| {
+            r.send(JobResult::Imatrix(read_imatrix(&path).map(Arc::new).map_err(|e| e.to_string())));
+        });
+    }
+
+    /// Shows a native open (or save) dialog on a worker thread: some desktops block in it.
+    pub fn pick(&self, pick: Pick, suggested_name: Option<String>) {
+        self.spawn("dialog", move |r| {
+            let dialog = rfd::FileDialog::new();
+            let picked = match pick {
+                Pick::CheckpointFolder => dialog.set_title("Open a checkpoint folder").pick_folder(),
+                Pick::CheckpointFile => dialog
+                    .set_title("Open a checkpoint")
+                    .add_filter("checkpoints", &["safetensors", "json", "gguf"])
+                    .pick_file(),
+                Pick::Imatrix => {
+                    dialog.set_title("Load an importance matrix").add_filter("imatrix", &["gguf", "dat"]).pick_file()
+                }
+                Pick::Save => dialog.set_title("Save").set_file_name(suggested_name.unwrap_or_default()).save_file(),
             };
-            match picked {
-                Some(path) => JobResult::Picked(path),
+            r.send(match picked {
+                Some(path) => JobResult::Picked(pick, path),
                 None => JobResult::Notice(
                     "no file chosen (where no file dialog is available, type or paste a path, or drop a file)".into(),
                 ),
-            }
+            });
         });
     }
 
-    /// Results that arrived since the last call.
-    pub fn drain(&self) -> Vec<JobResult> {
-        self.receiver.try_iter().collect()
+    /// Saves the screen rectangle `rect` (points) of the next frame as a PNG at `path`; the
+    /// picture is cropped and written off the UI thread, and the outcome comes back as a notice.
+    pub fn save_picture(&self, rect: egui::Rect, path: PathBuf) {
+        let reporter = self.reporter();
+        let ppp = self.ctx.pixels_per_point();
+        let callback = egui::ScreenshotCallback::new(move |image| {
+            let text = match super::panels::save::write_png(&image, rect, ppp, &path) {
+                Ok(()) => format!("saved {}", path.display()),
+                Err(e) => format!("cannot save {}: {e}", path.display()),
+            };
+            reporter.send(JobResult::Notice(text));
+        });
+        self.ctx.send_viewport_cmd(egui::ViewportCommand::Screenshot(callback));
+        self.ctx.request_repaint();
+    }
+
+    /// Results that arrived since the last call, for at most `budget` of wall time.
+    pub fn drain(&self, budget: std::time::Duration) -> Vec<JobResult> {
+        let start = std::time::Instant::now();
+        let mut out = Vec::new();
+        while start.elapsed() < budget {
+            match self.receiver.try_recv() {
+                Ok(r) => out.push(r),
+                Err(_) => break,
+            }
+        }
+        out
+    }
+}
+
+fn compute(
+    backend: &dyn Backend,
+    ckpt: &Checkpoint,
+    index: usize,
+    kind: ResultKind,
+    importance: Option<&Imatrix>,
+    cancel: &Cancel,
+) -> Result<Output, String> {
+    let t = ckpt.tensors().get(index).ok_or_else(|| format!("no tensor #{index}"))?;
+    match kind {
+        ResultKind::Stats(key) => tensor_stats(backend, ckpt, t, &key.request(), cancel)
+            .map(|s| Output::Stats(key, Arc::new(s)))
+            .map_err(message),
+        ResultKind::Spectrum => spectrum_report(backend, ckpt, t, SpectrumMethod::Auto, cancel)
+            .map(|s| Output::Spectrum(Arc::new(s)))
+            .map_err(message),
+        ResultKind::Channels => channel_report(backend, ckpt, t, 16, crate::analysis::channels::DEFAULT_GRID, cancel)
+            .map(|c| Output::Channels(Arc::new(c)))
+            .map_err(message),
+        ResultKind::Salience => {
+            let arch = ckpt.architecture().unwrap_or("");
+            let imported = importance.and_then(|m| m.for_tensor(&t.name, arch).map(|v| (v, m.source.clone())));
+            salience_map(ckpt, t, imported, crate::analysis::channels::DEFAULT_GRID, cancel)
+                .map(|s| Output::Salience(Arc::new(s)))
+                .map_err(message)
+        }
     }
 }

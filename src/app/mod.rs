@@ -1,24 +1,33 @@
 //! The desktop workbench (eframe). The app holds only what it draws; files are opened and
-//! tensors analysed by [`jobs`] on worker threads, whose results are drained each frame.
+//! tensors analysed by [`jobs`] on worker threads, whose results are drained each frame within a
+//! time budget and cached per (tensor, parameters), so revisiting a view is instant.
 
 pub mod jobs;
 mod panels;
+pub mod recent;
 pub mod tree;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::analysis::Cancel;
+use crate::analysis::channels::ChannelReport;
+use crate::analysis::imatrix::Imatrix;
+use crate::analysis::salience::SalienceMap;
+use crate::analysis::spectrum::SpectrumReport;
 use crate::analysis::stats::TensorStats;
 use crate::checkpoint::Checkpoint;
 use crate::compute::Backend;
 use crate::compute::cpu::CpuBackend;
 use crate::compute::select::{BackendChoice, WithFallback, select};
-use jobs::{JobResult, Jobs};
+use jobs::{JobResult, Jobs, ModelJobKind, Output, Pick, ResultKind, StatsKey};
 
-/// Bins of the histogram shown for the selected tensor.
+/// Bins of the histograms the window shows.
 pub const HISTOGRAM_BINS: usize = 128;
+/// Wall time the UI spends taking job results per frame, at most.
+const DRAIN_BUDGET: Duration = Duration::from_millis(4);
 
 /// Opens the native window on `path` (or an empty workbench when `None`), computing on the
 /// backend `choice` selects (changeable in the window).
@@ -26,7 +35,7 @@ pub fn run_native(path: Option<PathBuf>, choice: BackendChoice) -> anyhow::Resul
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("weightbench")
-            .with_inner_size([1280.0, 800.0])
+            .with_inner_size([1360.0, 860.0])
             .with_drag_and_drop(true),
         ..Default::default()
     };
@@ -36,20 +45,91 @@ pub fn run_native(path: Option<PathBuf>, choice: BackendChoice) -> anyhow::Resul
         Box::new(move |cc| {
             let mut app = WorkbenchApp::new(&cc.egui_ctx, path);
             app.set_backend(choice);
+            app.recent = recent::load();
             Ok(Box::new(app))
         }),
     )
     .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
 }
 
-/// State of the statistics of one tensor.
-pub enum StatsState {
+/// A result being computed, computed, or failed.
+pub enum Computed<T> {
     /// Being computed; the flag stops it.
     Pending(Cancel),
     /// Done.
-    Ready(Box<TensorStats>),
+    Ready(Arc<T>),
     /// Failed, with the message.
     Failed(String),
+}
+
+impl<T> Computed<T> {
+    /// The result, when ready.
+    pub fn ready(&self) -> Option<&Arc<T>> {
+        match self {
+            Computed::Ready(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// Which view the central panel shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum View {
+    /// One row per tensor, and metrics across layers.
+    Overview,
+    /// Histogram of the selected tensor.
+    Distribution,
+    /// Singular values and ESD of the selected tensor.
+    Spectrum,
+    /// Tiled abs-max and salience maps of the selected tensor.
+    Heatmap,
+    /// The file's key-values.
+    Metadata,
+}
+
+impl View {
+    /// Every view, in tab order.
+    pub const ALL: [View; 5] = [View::Overview, View::Distribution, View::Spectrum, View::Heatmap, View::Metadata];
+
+    /// Tab label.
+    pub fn label(self) -> &'static str {
+        match self {
+            View::Overview => "Overview",
+            View::Distribution => "Distribution",
+            View::Spectrum => "Spectrum",
+            View::Heatmap => "Heatmap",
+            View::Metadata => "Metadata",
+        }
+    }
+}
+
+/// A whole-model job in progress (or just finished).
+pub struct ModelJob {
+    /// Which job.
+    pub kind: ModelJobKind,
+    /// Its stop flag.
+    pub cancel: Cancel,
+    /// When it started.
+    pub started: Instant,
+    /// Bytes done.
+    pub done_bytes: u64,
+    /// Bytes in all.
+    pub total_bytes: u64,
+    /// Set when it ended, with whether it was cancelled.
+    pub ended: Option<bool>,
+}
+
+impl ModelJob {
+    /// Fraction done, 0..=1.
+    pub fn fraction(&self) -> f32 {
+        if self.total_bytes == 0 { 1.0 } else { (self.done_bytes as f64 / self.total_bytes as f64) as f32 }
+    }
+
+    /// Estimated time left, from the rate so far.
+    pub fn eta(&self) -> Option<Duration> {
+        let f = f64::from(self.fraction());
+        (f > 0.0 && f < 1.0).then(|| self.started.elapsed().mul_f64((1.0 - f) / f))
+    }
 }
 
 /// The open checkpoint and what has been computed for it.
@@ -60,10 +140,61 @@ pub struct Session {
     pub groups: Vec<tree::Group>,
     /// Selected tensor index.
     pub selected: Option<usize>,
-    /// Whether the central panel shows the file metadata instead of the selected tensor.
-    pub show_metadata: bool,
-    /// Statistics by tensor index; revisiting a tensor shows the cached ones.
-    pub stats: HashMap<usize, StatsState>,
+    /// A second tensor drawn with the selected one in the distribution view.
+    pub compare: Option<usize>,
+    /// Statistics by (tensor, parameters).
+    pub stats: HashMap<(usize, StatsKey), Computed<TensorStats>>,
+    /// Spectra by tensor.
+    pub spectra: HashMap<usize, Computed<SpectrumReport>>,
+    /// Channel reports by tensor.
+    pub channels: HashMap<usize, Computed<ChannelReport>>,
+    /// Salience maps by tensor (cleared when the importance source changes).
+    pub salience: HashMap<usize, Computed<SalienceMap>>,
+    /// The whole-model job, if one ran.
+    pub model_job: Option<ModelJob>,
+    /// Heatmap textures by (tensor, salience, log colour scale).
+    pub textures: HashMap<(usize, bool, bool), egui::TextureHandle>,
+}
+
+/// Display options of the views.
+#[derive(Clone, Debug)]
+pub struct ViewOptions {
+    /// Histogram counts on a log scale.
+    pub log_counts: bool,
+    /// Histogram of log10|x|.
+    pub log_abs: bool,
+    /// Draw the normal with the tensor's mean and std over the histogram.
+    pub normal_overlay: bool,
+    /// Heatmap of salience instead of abs-max.
+    pub salience: bool,
+    /// Heatmap colours on a log scale.
+    pub log_color: bool,
+    /// Metric of the overview's strip chart.
+    pub strip_metric: panels::overview::Metric,
+    /// Overview sort column and direction.
+    pub sort: (panels::overview::Column, bool),
+}
+
+impl Default for ViewOptions {
+    fn default() -> Self {
+        Self {
+            log_counts: false,
+            log_abs: false,
+            normal_overlay: true,
+            salience: false,
+            log_color: true,
+            strip_metric: panels::overview::Metric::Kurtosis,
+            sort: (panels::overview::Column::Order, true),
+        }
+    }
+}
+
+/// What a pending save will write.
+pub enum SavePayload {
+    /// Text (CSV or JSON).
+    Text(String),
+    /// A picture of a screen rectangle, taken from the next frame's screenshot.
+    Picture(egui::Rect),
 }
 
 /// The application.
@@ -81,12 +212,26 @@ pub struct WorkbenchApp {
     pub path_input: String,
     /// The tree's name filter.
     pub filter: String,
+    /// Whether the filter is a regular expression.
+    pub filter_regex: bool,
+    /// The current view.
+    pub view: View,
+    /// Display options.
+    pub options: ViewOptions,
+    /// Recently opened paths, newest first.
+    pub recent: Vec<PathBuf>,
+    /// A loaded importance matrix.
+    pub imatrix: Option<Arc<Imatrix>>,
     /// The last error or notice, shown until dismissed.
     pub message: Option<String>,
+    /// Data waiting for a save dialog's answer.
+    pending_save: Option<SavePayload>,
+    /// Dark or light.
+    pub dark: bool,
 }
 
 impl WorkbenchApp {
-    /// A workbench that starts opening `path`, if given.
+    /// A workbench that starts opening `path`, if given, computing on the CPU.
     pub fn new(ctx: &egui::Context, path: Option<PathBuf>) -> Self {
         let mut app = Self {
             jobs: Jobs::new(ctx.clone()),
@@ -97,7 +242,14 @@ impl WorkbenchApp {
             opening: None,
             path_input: String::new(),
             filter: String::new(),
+            filter_regex: false,
+            view: View::Distribution,
+            options: ViewOptions::default(),
+            recent: Vec::new(),
+            imatrix: None,
             message: None,
+            pending_save: None,
+            dark: true,
         };
         match path {
             Some(path) => app.open(path),
@@ -134,29 +286,104 @@ impl WorkbenchApp {
     /// Whether background work is still running.
     pub fn busy(&self) -> bool {
         self.opening.is_some()
-            || self.session.as_ref().is_some_and(|s| s.stats.values().any(|h| matches!(h, StatsState::Pending(_))))
+            || self.session.as_ref().is_some_and(|s| {
+                s.model_job.as_ref().is_some_and(|j| j.ended.is_none())
+                    || s.stats.values().any(|c| matches!(c, Computed::Pending(_)))
+                    || s.spectra.values().any(|c| matches!(c, Computed::Pending(_)))
+                    || s.channels.values().any(|c| matches!(c, Computed::Pending(_)))
+                    || s.salience.values().any(|c| matches!(c, Computed::Pending(_)))
+            })
     }
 
-    /// Selects tensor `index` and asks for its histogram unless it is cached.
+    /// The statistics parameters the distribution view uses now.
+    pub fn stats_key(&self) -> StatsKey {
+        StatsKey { bins: HISTOGRAM_BINS, log_abs: self.options.log_abs }
+    }
+
+    /// Selects tensor `index` (the current view then asks for what it needs).
     pub fn select(&mut self, index: usize) {
         let Some(session) = &mut self.session else { return };
-        session.show_metadata = false;
         if session.selected == Some(index) {
             return;
         }
-        // Stop the previous tensor's work if it is still running: the user moved on.
-        if let Some(prev) = session.selected
-            && let Some(StatsState::Pending(cancel)) = session.stats.get(&prev)
-        {
-            cancel.cancel();
-            session.stats.remove(&prev);
+        // Stop the previous tensor's distribution work if still running: the user moved on.
+        if let Some(prev) = session.selected {
+            let key = StatsKey { bins: HISTOGRAM_BINS, log_abs: self.options.log_abs };
+            if let Some(Computed::Pending(cancel)) = session.stats.get(&(prev, key)) {
+                cancel.cancel();
+                session.stats.remove(&(prev, key));
+            }
         }
         session.selected = Some(index);
-        if let std::collections::hash_map::Entry::Vacant(entry) = session.stats.entry(index) {
-            let cancel = Cancel::new();
-            entry.insert(StatsState::Pending(cancel.clone()));
-            self.jobs.stats(self.backend.clone(), session.ckpt.clone(), index, HISTOGRAM_BINS, cancel);
+        if self.view == View::Metadata || self.view == View::Overview {
+            self.view = View::Distribution;
         }
+    }
+
+    /// Asks for a per-tensor result unless it is cached or being computed.
+    pub fn request(&mut self, index: usize, kind: ResultKind) {
+        let Some(session) = &mut self.session else { return };
+        let cancel = Cancel::new();
+        let missing = match kind {
+            ResultKind::Stats(key) => insert_pending(&mut session.stats, (index, key), &cancel),
+            ResultKind::Spectrum => insert_pending(&mut session.spectra, index, &cancel),
+            ResultKind::Channels => insert_pending(&mut session.channels, index, &cancel),
+            ResultKind::Salience => insert_pending(&mut session.salience, index, &cancel),
+        };
+        if missing {
+            let importance = if kind == ResultKind::Salience { self.imatrix.clone() } else { None };
+            self.jobs.tensor(self.backend.clone(), session.ckpt.clone(), index, kind, importance, cancel);
+        }
+    }
+
+    /// Starts a whole-model job (replacing a finished one; a running one is left alone).
+    pub fn start_model_job(&mut self, kind: ModelJobKind) {
+        let Some(session) = &mut self.session else { return };
+        if session.model_job.as_ref().is_some_and(|j| j.ended.is_none()) {
+            return;
+        }
+        let key = StatsKey { bins: HISTOGRAM_BINS, log_abs: false };
+        let order: Vec<usize> = (0..session.ckpt.tensors().len())
+            .filter(|&i| {
+                let t = &session.ckpt.tensors()[i];
+                let wanted = match kind {
+                    ModelJobKind::Stats => session.stats.get(&(i, key)).is_none_or(|c| c.ready().is_none()),
+                    ModelJobKind::Spectra => {
+                        t.shape.len() >= 2 && !t.dtype.is_integer() && !session.spectra.contains_key(&i)
+                    }
+                };
+                wanted && t.dtype.can_decode() && t.numel() > 0
+            })
+            .collect();
+        let total_bytes = order.iter().map(|&i| session.ckpt.tensors()[i].bytes).sum();
+        let cancel = Cancel::new();
+        session.model_job = Some(ModelJob {
+            kind,
+            cancel: cancel.clone(),
+            started: Instant::now(),
+            done_bytes: 0,
+            total_bytes,
+            ended: None,
+        });
+        self.jobs.model(self.backend.clone(), session.ckpt.clone(), kind, order, cancel);
+    }
+
+    /// Cancels the running whole-model job.
+    pub fn cancel_model_job(&mut self) {
+        if let Some(job) = self.session.as_ref().and_then(|s| s.model_job.as_ref()) {
+            job.cancel.cancel();
+        }
+    }
+
+    /// Opens a file dialog.
+    pub fn pick(&self, pick: Pick) {
+        self.jobs.pick(pick, None);
+    }
+
+    /// Offers to save `payload` under a name like `suggested` (dialog on a worker thread).
+    pub fn save(&mut self, payload: SavePayload, suggested: String) {
+        self.pending_save = Some(payload);
+        self.jobs.pick(Pick::Save, Some(suggested));
     }
 
     fn apply(&mut self, result: JobResult) {
@@ -168,14 +395,23 @@ impl WorkbenchApp {
                 self.opening = None;
                 match result {
                     Ok(ckpt) => {
+                        self.recent = recent::remember(std::mem::take(&mut self.recent), &path);
                         let groups = tree::groups(&ckpt);
                         self.message = ckpt.warnings().first().cloned();
-                        self.session =
-                            Some(Session { ckpt, groups, selected: None, show_metadata: false, stats: HashMap::new() });
-                        // Start on the largest tensor: usually the most interesting one.
-                        let largest = self.session.as_ref().and_then(|s| {
-                            s.ckpt.tensors().iter().enumerate().max_by_key(|(_, t)| t.bytes).map(|(i, _)| i)
+                        let largest = ckpt.tensors().iter().enumerate().max_by_key(|(_, t)| t.bytes).map(|(i, _)| i);
+                        self.session = Some(Session {
+                            ckpt,
+                            groups,
+                            selected: None,
+                            compare: None,
+                            stats: HashMap::new(),
+                            spectra: HashMap::new(),
+                            channels: HashMap::new(),
+                            salience: HashMap::new(),
+                            model_job: None,
+                            textures: HashMap::new(),
                         });
+                        // Start on the largest tensor: usually the most interesting one.
                         if let Some(i) = largest {
                             self.select(i);
                         }
@@ -183,25 +419,79 @@ impl WorkbenchApp {
                     Err(message) => self.message = Some(message),
                 }
             }
-            JobResult::Stats { checkpoint, tensor, result } => {
+            JobResult::Tensor { checkpoint, tensor, kind, result } => {
                 let Some(session) = &mut self.session else { return };
-                if session.ckpt.path() != checkpoint || !session.stats.contains_key(&tensor) {
+                if session.ckpt.path() != checkpoint {
                     return;
                 }
-                let state = match result {
-                    Ok(h) => StatsState::Ready(h),
-                    Err(e) => StatsState::Failed(e),
-                };
-                session.stats.insert(tensor, state);
+                match result {
+                    Ok(Output::Stats(key, s)) => {
+                        session.stats.insert((tensor, key), Computed::Ready(s));
+                    }
+                    Ok(Output::Spectrum(s)) => {
+                        session.spectra.insert(tensor, Computed::Ready(s));
+                    }
+                    Ok(Output::Channels(c)) => {
+                        session.channels.insert(tensor, Computed::Ready(c));
+                    }
+                    Ok(Output::Salience(s)) => {
+                        session.salience.insert(tensor, Computed::Ready(s));
+                    }
+                    Err(e) if e == "cancelled" => match kind {
+                        ResultKind::Stats(key) => drop(session.stats.remove(&(tensor, key))),
+                        ResultKind::Spectrum => drop(session.spectra.remove(&tensor)),
+                        ResultKind::Channels => drop(session.channels.remove(&tensor)),
+                        ResultKind::Salience => drop(session.salience.remove(&tensor)),
+                    },
+                    Err(e) => match kind {
+                        ResultKind::Stats(key) => drop(session.stats.insert((tensor, key), Computed::Failed(e))),
+                        ResultKind::Spectrum => drop(session.spectra.insert(tensor, Computed::Failed(e))),
+                        ResultKind::Channels => drop(session.channels.insert(tensor, Computed::Failed(e))),
+                        ResultKind::Salience => drop(session.salience.insert(tensor, Computed::Failed(e))),
+                    },
+                }
             }
-            JobResult::Picked(path) => self.open(path),
-            JobResult::Notice(text) => self.message = Some(text),
+            JobResult::ModelProgress { kind, done_bytes } => {
+                if let Some(job) = self.session.as_mut().and_then(|s| s.model_job.as_mut()).filter(|j| j.kind == kind) {
+                    job.done_bytes = done_bytes;
+                }
+            }
+            JobResult::ModelDone { kind, cancelled } => {
+                if let Some(job) = self.session.as_mut().and_then(|s| s.model_job.as_mut()).filter(|j| j.kind == kind) {
+                    job.ended = Some(cancelled);
+                }
+            }
+            JobResult::Imatrix(Ok(m)) => {
+                self.message = Some(format!("importance matrix {}: {} weights", m.source, m.vectors.len()));
+                self.imatrix = Some(m);
+                if let Some(s) = &mut self.session {
+                    s.salience.clear();
+                    s.textures.retain(|(_, salience, _), _| !salience);
+                }
+            }
+            JobResult::Imatrix(Err(e)) => self.message = Some(e),
+            JobResult::Picked(Pick::CheckpointFile | Pick::CheckpointFolder, path) => self.open(path),
+            JobResult::Picked(Pick::Imatrix, path) => self.jobs.imatrix(path),
+            JobResult::Picked(Pick::Save, path) => match self.pending_save.take() {
+                Some(SavePayload::Text(text)) => {
+                    self.message = Some(match std::fs::write(&path, text) {
+                        Ok(()) => format!("saved {}", path.display()),
+                        Err(e) => format!("cannot save {}: {e}", path.display()),
+                    });
+                }
+                Some(SavePayload::Picture(rect)) => self.jobs.save_picture(rect, path),
+                None => {}
+            },
+            JobResult::Notice(text) => {
+                self.pending_save = None;
+                self.message = Some(text);
+            }
         }
     }
 
     /// Takes results of background work; called once per frame before drawing.
     pub fn poll(&mut self, ctx: &egui::Context) {
-        for result in self.jobs.drain() {
+        for result in self.jobs.drain(DRAIN_BUDGET) {
             self.apply(result);
         }
         if let Some(notice) = self.gpu.as_ref().and_then(|g| g.take_notices().pop()) {
@@ -213,7 +503,19 @@ impl WorkbenchApp {
         if let Some(path) = dropped.into_iter().next() {
             self.open(path);
         }
+        if self.busy() {
+            // Results arrive with a repaint request; this keeps progress and spinners moving.
+            ctx.request_repaint_after(Duration::from_millis(100));
+        }
     }
+}
+
+fn insert_pending<K: std::hash::Hash + Eq, T>(map: &mut HashMap<K, Computed<T>>, key: K, cancel: &Cancel) -> bool {
+    if map.contains_key(&key) {
+        return false;
+    }
+    map.insert(key, Computed::Pending(cancel.clone()));
+    true
 }
 
 impl eframe::App for WorkbenchApp {
@@ -222,9 +524,10 @@ impl eframe::App for WorkbenchApp {
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        ui.ctx().set_theme(if self.dark { egui::Theme::Dark } else { egui::Theme::Light });
         panels::top_bar_ui(self, ui);
         panels::status_bar_ui(self, ui);
-        panels::tree_panel_ui(self, ui);
+        panels::tree::tree_panel_ui(self, ui);
         panels::central_ui(self, ui);
     }
 }

@@ -181,7 +181,11 @@ impl GpuBackend {
         };
         let t_buf = self.ctx.upload(bytemuck::cast_slice(&thresholds))?;
         let (counts, outliers) = self.histogram_of(values.get(), n, t_buf.get(), &params)?;
-        Ok(StatsResult { moments, histogram: HistogramCounts { scale: BinScale::Linear, edges, thresholds, counts }, outliers })
+        Ok(StatsResult {
+            moments,
+            histogram: HistogramCounts { scale: BinScale::Linear, edges, thresholds, counts },
+            outliers,
+        })
     }
 
     /// Decodes the values `range` of `t` into a device buffer of f32.
