@@ -18,9 +18,21 @@ use crate::format;
 #[derive(Debug, Parser)]
 #[command(name = "weightbench", version, args_conflicts_with_subcommands = true)]
 pub struct Cli {
-    /// Checkpoint to open in the window: a .safetensors file, a *.safetensors.index.json, or a
-    /// folder holding either (Hugging Face layout).
+    /// Checkpoint to open in the window: a .safetensors or .gguf file, a
+    /// *.safetensors.index.json, or a folder holding one (Hugging Face layout).
     pub path: Option<PathBuf>,
+
+    /// Window only: the view to open on.
+    #[arg(long, value_enum)]
+    pub view: Option<crate::app::StartView>,
+
+    /// Window only: the tensor to select first (exact name); default the largest.
+    #[arg(long)]
+    pub select: Option<String>,
+
+    /// Window only: start a whole-model job on opening.
+    #[arg(long, value_enum)]
+    pub run: Option<crate::app::StartJob>,
 
     /// Where kernels run: the GPU when a hardware adapter exists (auto), the CPU, or the GPU on
     /// any adapter including software Vulkan. A GPU failure falls back to the CPU with a notice.

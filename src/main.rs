@@ -9,7 +9,10 @@ fn main() -> ExitCode {
     let args = Cli::parse();
     let result = match &args.command {
         Some(command) => cli::run(command, args.backend, &mut std::io::stdout().lock()),
-        None => weightbench::app::run_native(args.path.or_else(cli::demo_checkpoint_path), args.backend),
+        None => {
+            let startup = weightbench::app::Startup { view: args.view, select: args.select.clone(), run: args.run };
+            weightbench::app::run_native(args.path.or_else(cli::demo_checkpoint_path), args.backend, startup)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

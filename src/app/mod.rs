@@ -29,9 +29,44 @@ pub const HISTOGRAM_BINS: usize = 128;
 /// Wall time the UI spends taking job results per frame, at most.
 const DRAIN_BUDGET: Duration = Duration::from_millis(4);
 
+/// Views the window can open on (command line `--view`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StartView {
+    /// The model overview.
+    Overview,
+    /// The distribution of the selected tensor.
+    Distribution,
+    /// The spectrum of the selected tensor.
+    Spectrum,
+    /// The heatmaps of the selected tensor.
+    Heatmap,
+    /// The file's metadata.
+    Metadata,
+}
+
+/// Whole-model jobs the window can start on opening (command line `--run`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StartJob {
+    /// Statistics of every tensor.
+    Stats,
+    /// Spectra of every matrix.
+    Spectra,
+}
+
+/// What to do once the first checkpoint is open.
+#[derive(Clone, Debug, Default)]
+pub struct Startup {
+    /// View to show.
+    pub view: Option<StartView>,
+    /// Tensor to select.
+    pub select: Option<String>,
+    /// Job to start.
+    pub run: Option<StartJob>,
+}
+
 /// Opens the native window on `path` (or an empty workbench when `None`), computing on the
 /// backend `choice` selects (changeable in the window).
-pub fn run_native(path: Option<PathBuf>, choice: BackendChoice) -> anyhow::Result<()> {
+pub fn run_native(path: Option<PathBuf>, choice: BackendChoice, startup: Startup) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("weightbench")
@@ -45,6 +80,7 @@ pub fn run_native(path: Option<PathBuf>, choice: BackendChoice) -> anyhow::Resul
         Box::new(move |cc| {
             let mut app = WorkbenchApp::new(&cc.egui_ctx, path);
             app.set_backend(choice);
+            app.startup = Some(startup);
             app.recent = recent::load();
             Ok(Box::new(app))
         }),
@@ -228,6 +264,8 @@ pub struct WorkbenchApp {
     pending_save: Option<SavePayload>,
     /// Dark or light.
     pub dark: bool,
+    /// What to do when the first checkpoint opens.
+    pub startup: Option<Startup>,
 }
 
 impl WorkbenchApp {
@@ -250,6 +288,7 @@ impl WorkbenchApp {
             message: None,
             pending_save: None,
             dark: true,
+            startup: None,
         };
         match path {
             Some(path) => app.open(path),
@@ -317,6 +356,29 @@ impl WorkbenchApp {
         session.selected = Some(index);
         if self.view == View::Metadata || self.view == View::Overview {
             self.view = View::Distribution;
+        }
+    }
+
+    fn apply_startup(&mut self, startup: Startup) {
+        if let Some(name) = &startup.select {
+            match self.session.as_ref().and_then(|s| s.ckpt.tensors().iter().position(|t| &t.name == name)) {
+                Some(i) => self.select(i),
+                None => self.message = Some(format!("no tensor named {name:?}")),
+            }
+        }
+        if let Some(view) = startup.view {
+            self.view = match view {
+                StartView::Overview => View::Overview,
+                StartView::Distribution => View::Distribution,
+                StartView::Spectrum => View::Spectrum,
+                StartView::Heatmap => View::Heatmap,
+                StartView::Metadata => View::Metadata,
+            };
+        }
+        match startup.run {
+            Some(StartJob::Stats) => self.start_model_job(ModelJobKind::Stats),
+            Some(StartJob::Spectra) => self.start_model_job(ModelJobKind::Spectra),
+            None => {}
         }
     }
 
@@ -414,6 +476,9 @@ impl WorkbenchApp {
                         // Start on the largest tensor: usually the most interesting one.
                         if let Some(i) = largest {
                             self.select(i);
+                        }
+                        if let Some(startup) = self.startup.take() {
+                            self.apply_startup(startup);
                         }
                     }
                     Err(message) => self.message = Some(message),

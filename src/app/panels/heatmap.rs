@@ -117,22 +117,17 @@ pub fn heatmap_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
                     PlotPoint::new(cols / 2.0, -rows / 2.0),
                     egui::vec2(cols as f32, rows as f32),
                 ));
-                if let Some(pos) = p.pointer_coordinate() {
-                    let (c, r) = (pos.x.floor(), (-pos.y).floor());
-                    if c >= 0.0 && r >= 0.0 && c < cols && r < rows {
-                        let (ti, tj) = (r as usize / grid.tile_rows, c as usize / grid.tile_cols);
-                        let v = grid.tiles[ti * grid.grid_cols + tj];
-                        p.text(egui_plot::Text::new(
-                            "cursor",
-                            pos,
-                            format!(
-                                "row {r}, column {c}\ntile max {v:.4e}\n(tile {}×{})",
-                                grid.tile_rows, grid.tile_cols
-                            ),
-                        ));
-                    }
-                }
+                let pos = p.pointer_coordinate()?;
+                let (c, r) = (pos.x.floor(), (-pos.y).floor());
+                (c >= 0.0 && r >= 0.0 && c < cols && r < rows).then(|| {
+                    let (ti, tj) = (r as usize / grid.tile_rows, c as usize / grid.tile_cols);
+                    let v = grid.tiles[ti * grid.grid_cols + tj];
+                    format!("row {r}, column {c}\nmax over its {}×{} tile: {v:.5e}", grid.tile_rows, grid.tile_cols)
+                })
             });
+        if let Some(text) = &r.inner {
+            r.response.clone().on_hover_text_at_pointer(text);
+        }
         // Row profile to the right, sharing the row axis.
         let rp: Vec<[f64; 2]> =
             grid.row_profile.iter().enumerate().map(|(i, v)| [f64::from(*v), -(i as f64 + 0.5)]).collect();

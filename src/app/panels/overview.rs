@@ -179,8 +179,8 @@ pub fn overview_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
             .striped(true)
             .max_scroll_height(height)
             .sense(egui::Sense::click())
-            .column(Col::initial(330.0).clip(true))
-            .columns(Col::initial(90.0).clip(true), 10)
+            .column(Col::initial(300.0).clip(true))
+            .columns(Col::initial(66.0).clip(true), 10)
             .header(20.0, |mut h| {
                 for (label, col) in [
                     ("name", Column::Name),
@@ -305,12 +305,22 @@ fn sort(rows: &mut [Row], column: Column, ascending: bool) {
 }
 
 fn strip_chart_ui(ui: &mut egui::Ui, rows: &[Row], metric: Metric) {
-    let mut by_role: BTreeMap<Role, Vec<[f64; 2]>> = BTreeMap::new();
+    // One point per (role, layer): its largest tensor (the weight, not the bias or a second norm).
+    let mut chosen: BTreeMap<(Role, u32), &Row> = BTreeMap::new();
     for r in rows.iter().filter(|r| r.shape.len() >= 2 || !metric.needs_spectra()) {
         if let (Some(layer), Some(v)) = (r.layer, value(r, metric))
             && v.is_finite()
         {
-            by_role.entry(r.role).or_default().push([f64::from(layer), v]);
+            let entry = chosen.entry((r.role, layer)).or_insert(r);
+            if r.params > entry.params {
+                *entry = r;
+            }
+        }
+    }
+    let mut by_role: BTreeMap<Role, Vec<[f64; 2]>> = BTreeMap::new();
+    for ((role, layer), r) in chosen {
+        if let Some(v) = value(r, metric) {
+            by_role.entry(role).or_default().push([f64::from(layer), v]);
         }
     }
     if by_role.is_empty() {
@@ -327,8 +337,7 @@ fn strip_chart_ui(ui: &mut egui::Ui, rows: &[Row], metric: Metric) {
         .x_axis_label("layer")
         .y_axis_label(metric.label())
         .show(ui, |p| {
-            for (role, mut points) in by_role {
-                points.sort_by(|a, b| a[0].total_cmp(&b[0]));
+            for (role, points) in by_role {
                 p.line(Line::new(role.to_string(), PlotPoints::from(points)).width(1.5));
             }
         });

@@ -70,7 +70,7 @@ pub fn tree_panel_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
                 let open = if filtering || (keyboard_move.is_some() && contains_selection) { Some(true) } else { None };
                 egui::CollapsingHeader::new(format!("{} ({})", group.label, shown.len()))
                     .id_salt(&group.label)
-                    .default_open(group.prefix.is_empty())
+                    .default_open(group.prefix.is_empty() || contains_selection)
                     .open(open)
                     .show(ui, |ui| {
                         for i in shown {
