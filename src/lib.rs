@@ -10,6 +10,7 @@
 
 pub mod analysis;
 pub mod app;
+pub mod cancel;
 pub mod checkpoint;
 pub mod cli;
 pub mod codec;

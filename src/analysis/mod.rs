@@ -2,7 +2,6 @@
 //! statistics and histograms ([`stats`]), per-channel outliers and tiled maps ([`channels`]),
 //! singular values and WeightWatcher's spectral metrics ([`spectrum`], [`powerlaw`]).
 
-mod cancel;
 pub mod channels;
 pub mod imatrix;
 pub mod powerlaw;
@@ -10,7 +9,7 @@ pub mod salience;
 pub mod spectrum;
 pub mod stats;
 
-pub use cancel::Cancel;
+pub use crate::cancel::Cancel;
 
 use crate::checkpoint::CheckpointError;
 use crate::compute::ComputeError;

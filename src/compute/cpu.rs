@@ -13,7 +13,7 @@ use super::{
     Backend, BackendInfo, ChannelResult, ComputeError, Gram, HistogramCounts, Moments, RtnResult, RtnSpec,
     StatsRequest, StatsResult, TensorRef,
 };
-use crate::analysis::Cancel;
+use crate::cancel::Cancel;
 use crate::checkpoint::DEFAULT_CHUNK_ELEMS;
 
 /// Largest tensor (in f32 bytes) decoded once and kept in memory for all passes.

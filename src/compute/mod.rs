@@ -13,7 +13,7 @@ pub mod select;
 
 use serde::Serialize;
 
-use crate::analysis::Cancel;
+use crate::cancel::Cancel;
 use crate::checkpoint::{Checkpoint, CheckpointError, TensorInfo};
 
 /// A tensor to compute on.

@@ -7,7 +7,7 @@ use super::gpu::GpuBackend;
 use super::{
     Backend, BackendInfo, ChannelResult, ComputeError, Gram, RtnResult, RtnSpec, StatsRequest, StatsResult, TensorRef,
 };
-use crate::analysis::Cancel;
+use crate::cancel::Cancel;
 
 /// Which backend the user asked for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]

@@ -10,7 +10,7 @@ use super::ExportError;
 use super::atomic;
 use super::hf_config::config_from_gguf;
 use super::safetensors::{self, PlannedTensor};
-use crate::analysis::Cancel;
+use crate::cancel::Cancel;
 use crate::checkpoint::hf_names::{HfTransform, hf_name, hf_transform, unpermuted_source_row};
 use crate::checkpoint::{Checkpoint, DEFAULT_CHUNK_ELEMS, Format, GgufValue, TensorInfo};
 use crate::codec::{self, DType};

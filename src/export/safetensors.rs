@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::ExportError;
 use super::atomic::AtomicFile;
-use crate::analysis::Cancel;
+use crate::cancel::Cancel;
 use crate::checkpoint::Checkpoint;
 use crate::codec::DType;
 

@@ -23,7 +23,7 @@ use super::{
     Backend, BackendInfo, BinScale, ChannelResult, ComputeError, Gram, HistogramCounts, Moments, RtnResult, RtnSpec,
     StatsRequest, StatsResult, TensorRef,
 };
-use crate::analysis::Cancel;
+use crate::cancel::Cancel;
 use crate::codec::DType;
 
 /// Largest number of histogram bins the GPU kernel holds in workgroup memory.

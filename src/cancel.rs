@@ -1,3 +1,6 @@
+//! Cooperative cancellation shared by every layer: kernels, analyses, exports and GUI jobs
+//! check it between chunks.
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
