@@ -129,12 +129,7 @@ fn finish_stats(
 ) -> Result<StatsResult, ComputeError> {
     let bins = req.bins.max(1);
     let (edges, thresholds) = kernels::histogram_bins(&moments, bins, req.scale);
-    let std = moments.std();
-    let bounds: Vec<(f32, f32)> = if moments.n > 0 && std > 0.0 {
-        [3.0, 6.0].iter().map(|&k| kernels::outlier_bounds(moments.mean, std, k)).collect()
-    } else {
-        vec![(f32::NEG_INFINITY, f32::INFINITY); 2]
-    };
+    let bounds = kernels::sigma_bounds(&moments);
     let pass = |_: usize, chunk: &[f32]| {
         let mut counts = vec![0u64; bins];
         let mut outliers = [0u64; 2];

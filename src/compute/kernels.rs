@@ -402,6 +402,17 @@ pub fn outlier_bounds(mean: f64, std: f64, k: f64) -> (f32, f32) {
     (f32_at_least(lo), f32_at_most(hi))
 }
 
+/// The outlier bound pairs of the statistics kernels: beyond 3σ and beyond 6σ of the mean (no
+/// outliers at all when the variance is zero).
+pub fn sigma_bounds(m: &Moments) -> Vec<(f32, f32)> {
+    let std = m.std();
+    if m.n > 0 && std > 0.0 {
+        [3.0, 6.0].iter().map(|&k| outlier_bounds(m.mean, std, k)).collect()
+    } else {
+        vec![(f32::NEG_INFINITY, f32::INFINITY); 2]
+    }
+}
+
 /// The largest f32 ≤ `v`.
 pub fn f32_at_most(v: f64) -> f32 {
     let f = v as f32;

@@ -101,6 +101,33 @@ pub fn decodes_on_device(dtype: DType) -> bool {
     decoder(dtype).is_some()
 }
 
+/// Kernel parameters of a histogram over `n` values against `thresholds`, with up to two outlier
+/// bound pairs.
+fn hist_params(thresholds: &[f32], scale: BinScale, bounds: &[(f32, f32)], n: u64) -> HistParams {
+    let bins = thresholds.len() - 1;
+    let (lo, hi) = (thresholds[0], thresholds[bins]);
+    let (s, log_lo) = match scale {
+        BinScale::Linear => (if hi > lo { (bins as f64 / (f64::from(hi) - f64::from(lo))) as f32 } else { 0.0 }, 0.0),
+        BinScale::Log10Abs => {
+            let (llo, lhi) = (f64::from(lo).log10(), f64::from(hi).log10());
+            (if lhi > llo { (bins as f64 / (lhi - llo)) as f32 } else { 0.0 }, llo as f32)
+        }
+    };
+    let b = |i: usize| bounds.get(i).map(|&(l, h)| [l, h]).unwrap_or([0.0, 0.0]);
+    HistParams {
+        n: n as u32,
+        bins: bins as u32,
+        log_abs: u32::from(scale == BinScale::Log10Abs),
+        n_bounds: bounds.len().min(2) as u32,
+        lo,
+        hi,
+        scale: s,
+        log_lo,
+        b0: b(0),
+        b1: b(1),
+    }
+}
+
 fn tensor_error(t: TensorRef<'_>, message: String) -> ComputeError {
     ComputeError::Shape { tensor: t.tensor.name.clone(), message }
 }
@@ -162,23 +189,7 @@ impl GpuBackend {
         let values = self.decode_buffer(src, dtype, n)?;
         let moments = kernels::merge_all(&self.moments_of(values.get(), n)?);
         let (edges, thresholds) = kernels::histogram_bins(&moments, bins, BinScale::Linear);
-        let std = moments.std();
-        let b = |k: f64| {
-            if std > 0.0 { kernels::outlier_bounds(moments.mean, std, k) } else { (f32::NEG_INFINITY, f32::INFINITY) }
-        };
-        let (lo, hi) = (thresholds[0], thresholds[bins]);
-        let params = HistParams {
-            n: n as u32,
-            bins: bins as u32,
-            log_abs: 0,
-            n_bounds: 2,
-            lo,
-            hi,
-            scale: if hi > lo { (bins as f64 / (f64::from(hi) - f64::from(lo))) as f32 } else { 0.0 },
-            log_lo: 0.0,
-            b0: [b(3.0).0, b(3.0).1],
-            b1: [b(6.0).0, b(6.0).1],
-        };
+        let params = hist_params(&thresholds, BinScale::Linear, &kernels::sigma_bounds(&moments), n);
         let t_buf = self.ctx.upload(bytemuck::cast_slice(&thresholds))?;
         let (counts, outliers) = self.histogram_of(values.get(), n, t_buf.get(), &params)?;
         Ok(StatsResult {
@@ -237,29 +248,7 @@ impl GpuBackend {
         if bins == 0 || bins > MAX_BINS || bounds.len() > 2 {
             return Err(gpu_error(format!("{bins} bins or {} bound pairs are out of range", bounds.len())));
         }
-        let (lo, hi) = (thresholds[0], thresholds[bins]);
-        let (s, log_lo) = match scale {
-            BinScale::Linear => {
-                (if hi > lo { (bins as f64 / (f64::from(hi) - f64::from(lo))) as f32 } else { 0.0 }, 0.0)
-            }
-            BinScale::Log10Abs => {
-                let (llo, lhi) = (f64::from(lo).log10(), f64::from(hi).log10());
-                (if lhi > llo { (bins as f64 / (lhi - llo)) as f32 } else { 0.0 }, llo as f32)
-            }
-        };
-        let b = |i: usize| bounds.get(i).map(|&(l, h)| [l, h]).unwrap_or([0.0, 0.0]);
-        let params = HistParams {
-            n: values.len() as u32,
-            bins: bins as u32,
-            log_abs: u32::from(scale == BinScale::Log10Abs),
-            n_bounds: bounds.len() as u32,
-            lo,
-            hi,
-            scale: s,
-            log_lo,
-            b0: b(0),
-            b1: b(1),
-        };
+        let params = hist_params(thresholds, scale, bounds, values.len() as u64);
         let buf = self.ctx.upload(bytemuck::cast_slice(values))?;
         let t_buf = self.ctx.upload(bytemuck::cast_slice(thresholds))?;
         self.histogram_of(buf.get(), values.len() as u64, t_buf.get(), &params)
@@ -360,36 +349,8 @@ impl Backend for GpuBackend {
         }
         let moments = kernels::merge_all(&blocks);
         let (edges, thresholds) = kernels::histogram_bins(&moments, bins, req.scale);
-        let std = moments.std();
-        let bounds: Vec<(f32, f32)> = if moments.n > 0 && std > 0.0 {
-            [3.0, 6.0].iter().map(|&k| kernels::outlier_bounds(moments.mean, std, k)).collect()
-        } else {
-            vec![(f32::NEG_INFINITY, f32::INFINITY); 2]
-        };
-        let (lo, hi) = (thresholds[0], thresholds[bins]);
-        let params = |len: u64| {
-            let (scale, log_lo) = match req.scale {
-                BinScale::Linear => {
-                    (if hi > lo { (bins as f64 / (f64::from(hi) - f64::from(lo))) as f32 } else { 0.0 }, 0.0)
-                }
-                BinScale::Log10Abs => {
-                    let (llo, lhi) = (f64::from(lo).log10(), f64::from(hi).log10());
-                    (if lhi > llo { (bins as f64 / (lhi - llo)) as f32 } else { 0.0 }, llo as f32)
-                }
-            };
-            HistParams {
-                n: len as u32,
-                bins: bins as u32,
-                log_abs: u32::from(req.scale == BinScale::Log10Abs),
-                n_bounds: 2,
-                lo,
-                hi,
-                scale,
-                log_lo,
-                b0: [bounds[0].0, bounds[0].1],
-                b1: [bounds[1].0, bounds[1].1],
-            }
-        };
+        let bounds = kernels::sigma_bounds(&moments);
+        let params = |len: u64| hist_params(&thresholds, req.scale, &bounds, len);
         let t_buf = self.ctx.upload(bytemuck::cast_slice(&thresholds))?;
         let mut counts = vec![0u64; bins];
         let mut outliers = [0u64; 2];
