@@ -43,8 +43,12 @@ fn selected_stats_ready(app: &WorkbenchApp) -> bool {
 }
 
 fn open_demo(size: [f32; 2]) -> Harness<'static, WorkbenchApp> {
+    open_at(size, demo())
+}
+
+fn open_at(size: [f32; 2], path: std::path::PathBuf) -> Harness<'static, WorkbenchApp> {
     let mut harness =
-        Harness::builder().with_size(size).build_eframe(|cc| WorkbenchApp::new(&cc.egui_ctx, Some(demo())));
+        Harness::builder().with_size(size).build_eframe(move |cc| WorkbenchApp::new(&cc.egui_ctx, Some(path)));
     step_until(&mut harness, 60, "the demo to open", |app| app.session.is_some());
     step_until(&mut harness, 60, "the first histogram", selected_stats_ready);
     harness
@@ -232,7 +236,12 @@ fn a_gguf_file_shows_its_metadata_table() {
 
 #[test]
 fn snapshots_of_the_main_views() {
-    let mut harness = open_demo([900.0, 560.0]);
+    // The window shows the checkpoint's path: open the demo through a link at a fixed place so the
+    // pictures do not depend on where the repository is checked out.
+    let fixed = std::env::temp_dir().join("weightbench-snapshot-demo");
+    let _ = std::fs::remove_file(&fixed);
+    std::os::unix::fs::symlink(demo(), &fixed).unwrap();
+    let mut harness = open_at([900.0, 560.0], fixed);
     let index = harness
         .state()
         .session

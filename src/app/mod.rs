@@ -82,6 +82,7 @@ pub fn run_native(path: Option<PathBuf>, choice: BackendChoice, startup: Startup
             app.set_backend(choice);
             app.startup = Some(startup);
             app.recent = recent::load();
+            app.persist_recent = true;
             Ok(Box::new(app))
         }),
     )
@@ -266,6 +267,8 @@ pub struct WorkbenchApp {
     pub dark: bool,
     /// What to do when the first checkpoint opens.
     pub startup: Option<Startup>,
+    /// Whether the recent-files list is saved (the real window; not tests).
+    pub persist_recent: bool,
 }
 
 impl WorkbenchApp {
@@ -289,6 +292,7 @@ impl WorkbenchApp {
             pending_save: None,
             dark: true,
             startup: None,
+            persist_recent: false,
         };
         match path {
             Some(path) => app.open(path),
@@ -457,7 +461,7 @@ impl WorkbenchApp {
                 self.opening = None;
                 match result {
                     Ok(ckpt) => {
-                        self.recent = recent::remember(std::mem::take(&mut self.recent), &path);
+                        self.recent = recent::remember(std::mem::take(&mut self.recent), &path, self.persist_recent);
                         let groups = tree::groups(&ckpt);
                         self.message = ckpt.warnings().first().cloned();
                         let largest = ckpt.tensors().iter().enumerate().max_by_key(|(_, t)| t.bytes).map(|(i, _)| i);

@@ -21,13 +21,14 @@ pub fn load() -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
-/// Puts `path` first in `list`, saves it, and returns it.
-pub fn remember(mut list: Vec<PathBuf>, path: &Path) -> Vec<PathBuf> {
+/// Puts `path` first in `list`, saves it when `persist`, and returns it.
+pub fn remember(mut list: Vec<PathBuf>, path: &Path, persist: bool) -> Vec<PathBuf> {
     let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
     list.retain(|p| *p != path);
     list.insert(0, path);
     list.truncate(KEEP);
-    if let Some(f) = file()
+    if persist
+        && let Some(f) = file()
         && let Some(dir) = f.parent()
         && std::fs::create_dir_all(dir).is_ok()
         && let Ok(text) = serde_json::to_string_pretty(&list)
