@@ -124,3 +124,22 @@ fn tile_absmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     }
     out[tile] = amax;
 }
+
+@group(0) @binding(3) var<storage, read> importance: array<f32>;
+
+// One invocation per tile: max of |x| * |importance[column]| over the tile (the salience map).
+@compute @workgroup_size(256)
+fn tile_salience(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let tile = linear_index(wid, nwg, lid);
+    if (tile >= p.grid_rows * p.grid_cols) { return; }
+    let r0 = (tile / p.grid_cols) * p.tile_rows;
+    let c0 = (tile % p.grid_cols) * p.tile_cols;
+    var m = 0.0;
+    for (var i = r0; i < min(r0 + p.tile_rows, p.rows); i = i + 1u) {
+        for (var j = c0; j < min(c0 + p.tile_cols, p.cols); j = j + 1u) {
+            let v = x[i * p.cols + j];
+            if (is_finite_bits(bitcast<u32>(v))) { m = max(m, abs(v) * abs(importance[j])); }
+        }
+    }
+    out[tile] = m;
+}

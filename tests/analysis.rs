@@ -224,3 +224,37 @@ fn demo_embedding_spectrum_by_gram_agrees_with_direct_svd() {
         assert!((a - b).abs() <= 1e-9 * b.max(1e-3 * svd[0]), "{a} vs {b}");
     }
 }
+
+#[test]
+fn salience_weighs_each_column_by_its_importance() {
+    use weightbench::analysis::salience::{ImportanceSource, salience_map};
+    let (rows, cols) = (40usize, 30usize);
+    let w: Vec<f32> = (0..rows * cols).map(|k| ((k * 37 % 101) as f32 - 50.0) / 50.0).collect();
+    let dir = TempDir::new();
+    let ckpt = open_one(&dir, &[Spec::f32("w", &[rows, cols], &w)]);
+    let t = ckpt.require("w").unwrap();
+    // Weight-only: column L2 norms.
+    let m = salience_map(&CpuBackend, &ckpt, t, None, 8, &Cancel::new()).unwrap();
+    assert_eq!(m.source, ImportanceSource::ColumnNorms);
+    assert_eq!((m.tile_rows, m.tile_cols, m.grid_rows, m.grid_cols), (5, 4, 8, 8));
+    let norms: Vec<f32> =
+        (0..cols).map(|j| (0..rows).map(|i| f64::from(w[i * cols + j]).powi(2)).sum::<f64>().sqrt() as f32).collect();
+    for (a, b) in m.importance.iter().zip(&norms) {
+        assert!((a - b).abs() <= 1e-6 * b);
+    }
+    // Imported: a one-hot importance keeps only that column.
+    let mut imp = vec![0f32; cols];
+    imp[13] = 2.0;
+    let m = salience_map(&CpuBackend, &ckpt, t, Some((&imp, "test".into())), 8, &Cancel::new()).unwrap();
+    for ti in 0..8 {
+        for tj in 0..8 {
+            let expected = if tj == 13 / 4 {
+                (ti * 5..ti * 5 + 5).map(|i| w[i * cols + 13].abs() * 2.0).fold(0f32, f32::max)
+            } else {
+                0.0
+            };
+            assert_eq!(m.tiles[ti * 8 + tj], expected, "tile {ti},{tj}");
+        }
+    }
+    assert!(salience_map(&CpuBackend, &ckpt, t, Some((&imp[..10], "short".into())), 8, &Cancel::new()).is_err());
+}

@@ -274,6 +274,17 @@ fn channels_match_cpu() {
 }
 
 #[test]
+fn salience_tiles_match_cpu_exactly() {
+    let Some(gpu) = gpu() else { return };
+    let demo = Checkpoint::open(demo()).unwrap();
+    let t = TensorRef::new(&demo, demo.require("encoder.layer.3.output.dense.weight").unwrap());
+    let importance: Vec<f32> = (0..1536).map(|j| ((j * 7919) % 1000) as f32 / 250.0).collect();
+    let g = gpu.salience_tiles(t, &importance, 64, &Cancel::new()).unwrap();
+    let c = CpuBackend.salience_tiles(t, &importance, 64, &Cancel::new()).unwrap();
+    assert_eq!(g, c, "products are correctly rounded on both sides and max is exact");
+}
+
+#[test]
 fn gram_and_spectra_match_cpu() {
     let Some(gpu) = gpu() else { return };
     let dir = TempDir::new();

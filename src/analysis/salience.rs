@@ -8,8 +8,7 @@ use serde::Serialize;
 
 use super::{AnalysisError, Cancel};
 use crate::checkpoint::{Checkpoint, TensorInfo};
-use crate::compute::ComputeError;
-use crate::compute::cpu::decode_parallel;
+use crate::compute::{Backend, TensorRef};
 
 /// Where an importance vector came from.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -44,73 +43,41 @@ pub struct SalienceMap {
     pub tiles: Vec<f32>,
     /// Importance per input column.
     pub importance: Vec<f32>,
+    /// Which backend computed it.
+    pub backend: String,
 }
 
-/// Computes the salience map of `tensor`; `importance` (one value per column) replaces the
-/// column norms when given.
+/// Computes the salience map of `tensor` on `backend`; `importance` (one value per column)
+/// replaces the column norms when given.
 pub fn salience_map(
+    backend: &dyn Backend,
     ckpt: &Checkpoint,
     tensor: &TensorInfo,
     importance: Option<(&[f32], String)>,
     max_grid: usize,
     cancel: &Cancel,
 ) -> Result<SalienceMap, AnalysisError> {
-    let t = crate::compute::TensorRef::new(ckpt, tensor);
+    let t = TensorRef::new(ckpt, tensor);
     let (rows, cols) = t.matrix_shape();
-    if tensor.shape.len() < 2 || rows == 0 || cols == 0 {
-        return Err(AnalysisError::Compute(ComputeError::Shape {
-            tensor: tensor.name.clone(),
-            message: format!("a salience map needs a matrix; the shape is {}", tensor.shape_string()),
-        }));
-    }
-    let values = decode_parallel(t, cancel)?;
     let (importance, source) = match importance {
-        Some((v, _)) if v.len() != cols => {
-            return Err(AnalysisError::Compute(ComputeError::Shape {
-                tensor: tensor.name.clone(),
-                message: format!("the importance vector has {} values for {cols} input channels", v.len()),
-            }));
-        }
         Some((v, name)) => (v.to_vec(), ImportanceSource::Imported(name)),
         None => {
-            let mut norms = vec![0f64; cols];
-            for row in values.chunks_exact(cols) {
-                for (n, &x) in norms.iter_mut().zip(row) {
-                    if x.is_finite() {
-                        *n += f64::from(x) * f64::from(x);
-                    }
-                }
-            }
-            (norms.into_iter().map(|n| n.sqrt() as f32).collect(), ImportanceSource::ColumnNorms)
+            let c = backend.channels(t, 1, cancel)?;
+            (c.col_l2.iter().map(|&n| n as f32).collect(), ImportanceSource::ColumnNorms)
         }
     };
-    let max_grid = max_grid.max(1);
-    let (tile_rows, tile_cols) = (rows.div_ceil(max_grid), cols.div_ceil(max_grid));
-    let (grid_rows, grid_cols) = (rows.div_ceil(tile_rows), cols.div_ceil(tile_cols));
-    let mut tiles = vec![0f32; grid_rows * grid_cols];
-    for (r, row) in values.chunks_exact(cols).enumerate() {
-        if r % 1024 == 0 && cancel.is_cancelled() {
-            return Err(AnalysisError::Cancelled);
-        }
-        let tr = r / tile_rows;
-        for (c, (&x, &s)) in row.iter().zip(&importance).enumerate() {
-            if x.is_finite() {
-                let v = x.abs() * s.abs();
-                let tile = &mut tiles[tr * grid_cols + c / tile_cols];
-                *tile = tile.max(v);
-            }
-        }
-    }
+    let map = backend.salience_tiles(t, &importance, max_grid, cancel)?;
     Ok(SalienceMap {
         name: tensor.name.clone(),
         source,
         rows,
         cols,
-        tile_rows,
-        tile_cols,
-        grid_rows,
-        grid_cols,
-        tiles,
+        tile_rows: map.tile_rows,
+        tile_cols: map.tile_cols,
+        grid_rows: map.grid_rows,
+        grid_cols: map.grid_cols,
+        tiles: map.values,
         importance,
+        backend: backend.info().kind.to_owned(),
     })
 }

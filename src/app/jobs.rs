@@ -318,7 +318,7 @@ fn compute(
         ResultKind::Salience => {
             let arch = ckpt.architecture().unwrap_or("");
             let imported = importance.and_then(|m| m.for_tensor(&t.name, arch).map(|v| (v, m.source.clone())));
-            salience_map(ckpt, t, imported, crate::analysis::channels::DEFAULT_GRID, cancel)
+            salience_map(backend, ckpt, t, imported, crate::analysis::channels::DEFAULT_GRID, cancel)
                 .map(|s| Output::Salience(Arc::new(s)))
                 .map_err(message)
         }

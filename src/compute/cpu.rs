@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use super::kernels::{self, MOMENT_BLOCK};
 use super::{
     Backend, BackendInfo, ChannelResult, ComputeError, Gram, HistogramCounts, Moments, RtnResult, RtnSpec,
-    StatsRequest, StatsResult, TensorRef,
+    StatsRequest, StatsResult, TensorRef, TileMap,
 };
 use crate::cancel::Cancel;
 use crate::checkpoint::DEFAULT_CHUNK_ELEMS;
@@ -181,6 +181,29 @@ impl Backend for CpuBackend {
         gram_of(&values, rows, cols, cancel)
     }
 
+    fn salience_tiles(
+        &self,
+        t: TensorRef<'_>,
+        importance: &[f32],
+        max_grid: usize,
+        cancel: &Cancel,
+    ) -> Result<TileMap, ComputeError> {
+        let (rows, cols) = check_importance(t, importance)?;
+        let (tr, tc, gr, gc) = kernels::tiling(rows, cols, max_grid);
+        let values = Values::load(t, cancel)?;
+        // Blocks of whole tile-rows, so each block owns its tiles; joined in order.
+        let block = tr * cols * (1usize << 16).div_ceil(tr * cols).max(1);
+        let parts = values.par_blocks(block, cancel, |start, chunk| {
+            let row0 = start / cols;
+            let first_tile_row = row0 / tr;
+            let tile_rows_here = (chunk.len() / cols).div_ceil(tr);
+            let mut tiles = vec![0f32; tile_rows_here * gc];
+            kernels::add_salience(chunk, row0 - first_tile_row * tr, cols, importance, (tr, tc, gc), &mut tiles);
+            tiles
+        })?;
+        Ok(TileMap { tile_rows: tr, tile_cols: tc, grid_rows: gr, grid_cols: gc, values: parts.concat() })
+    }
+
     fn quantize_rtn(&self, t: TensorRef<'_>, spec: &RtnSpec, cancel: &Cancel) -> Result<RtnResult, ComputeError> {
         let (_, cols) = t.matrix_shape();
         kernels::check_rtn(t, spec, cols)?;
@@ -204,6 +227,24 @@ impl Backend for CpuBackend {
         }
         Ok(out)
     }
+}
+
+/// `(rows, cols)` of a matrix whose columns `importance` weighs, or why it does not fit.
+pub fn check_importance(t: TensorRef<'_>, importance: &[f32]) -> Result<(usize, usize), ComputeError> {
+    let (rows, cols) = t.matrix_shape();
+    if t.tensor.shape.len() < 2 || rows == 0 || cols == 0 {
+        return Err(ComputeError::Shape {
+            tensor: t.tensor.name.clone(),
+            message: format!("a salience map needs a matrix; the shape is {}", t.tensor.shape_string()),
+        });
+    }
+    if importance.len() != cols {
+        return Err(ComputeError::Shape {
+            tensor: t.tensor.name.clone(),
+            message: format!("the importance vector has {} values for {cols} input channels", importance.len()),
+        });
+    }
+    Ok((rows, cols))
 }
 
 /// Per-row/per-column statistics and the tiled abs-max map, over row blocks.

@@ -180,6 +180,21 @@ pub struct ChannelResult {
     pub tile_abs_max: Vec<f32>,
 }
 
+/// A tiled map of a matrix: one value per tile of `tile_rows × tile_cols` values.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TileMap {
+    /// Tile height in rows.
+    pub tile_rows: usize,
+    /// Tile width in columns.
+    pub tile_cols: usize,
+    /// Tiles down.
+    pub grid_rows: usize,
+    /// Tiles across.
+    pub grid_cols: usize,
+    /// Row-major `[grid_rows, grid_cols]` values.
+    pub values: Vec<f32>,
+}
+
 /// The Gram matrix of a tensor's smaller side, in f64.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Gram {
@@ -234,6 +249,16 @@ pub trait Backend: Send + Sync {
 
     /// The Gram matrix of the smaller side of the tensor seen as a matrix.
     fn gram(&self, t: TensorRef<'_>, cancel: &Cancel) -> Result<Gram, ComputeError>;
+
+    /// The salience map: per tile of at most `max_grid × max_grid` tiles, the max of
+    /// |x_ij| · |importance_j| (one importance per column).
+    fn salience_tiles(
+        &self,
+        t: TensorRef<'_>,
+        importance: &[f32],
+        max_grid: usize,
+        cancel: &Cancel,
+    ) -> Result<TileMap, ComputeError>;
 
     /// Quantizes the tensor with symmetric RTN in groups: codes, scales and squared error.
     fn quantize_rtn(&self, t: TensorRef<'_>, spec: &RtnSpec, cancel: &Cancel) -> Result<RtnResult, ComputeError>;

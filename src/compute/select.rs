@@ -6,6 +6,7 @@ use super::cpu::CpuBackend;
 use super::gpu::GpuBackend;
 use super::{
     Backend, BackendInfo, ChannelResult, ComputeError, Gram, RtnResult, RtnSpec, StatsRequest, StatsResult, TensorRef,
+    TileMap,
 };
 use crate::cancel::Cancel;
 
@@ -74,6 +75,20 @@ impl Backend for WithFallback {
 
     fn gram(&self, t: TensorRef<'_>, cancel: &Cancel) -> Result<Gram, ComputeError> {
         self.run(t, || self.gpu.gram(t, cancel), || self.cpu.gram(t, cancel))
+    }
+
+    fn salience_tiles(
+        &self,
+        t: TensorRef<'_>,
+        importance: &[f32],
+        max_grid: usize,
+        cancel: &Cancel,
+    ) -> Result<TileMap, ComputeError> {
+        self.run(
+            t,
+            || self.gpu.salience_tiles(t, importance, max_grid, cancel),
+            || self.cpu.salience_tiles(t, importance, max_grid, cancel),
+        )
     }
 
     fn quantize_rtn(&self, t: TensorRef<'_>, spec: &RtnSpec, cancel: &Cancel) -> Result<RtnResult, ComputeError> {

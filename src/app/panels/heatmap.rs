@@ -86,6 +86,19 @@ pub fn heatmap_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
             return;
         }
     };
+    let backend = if salience {
+        ready_salience.as_ref().map(|s| s.backend.clone())
+    } else {
+        ready_channels.as_ref().map(|c| c.backend.clone())
+    };
+    ui.weak(format!(
+        "{} × {} tiles of {} × {} values · computed on the {}",
+        grid.grid_rows,
+        grid.grid_cols,
+        grid.tile_rows,
+        grid.tile_cols,
+        backend.unwrap_or_default()
+    ));
     let texture = session
         .textures
         .entry((index, salience, log))
@@ -101,7 +114,7 @@ pub fn heatmap_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
     let link = egui::Id::unique("heatmap_axes");
     let side = 140.0;
     let main_h = (ui.available_height() - side - 50.0).max(200.0);
-    let main_w = (ui.available_width() - side - 30.0).max(200.0);
+    let main_w = (ui.available_width() - side - 50.0).max(200.0);
     let mut rect = None;
     ui.horizontal(|ui| {
         let r = Plot::new("heatmap")

@@ -21,7 +21,7 @@ pub use context::{GpuContext, gpu_error};
 use super::kernels::{self, MOMENT_BLOCK};
 use super::{
     Backend, BackendInfo, BinScale, ChannelResult, ComputeError, Gram, HistogramCounts, Moments, RtnResult, RtnSpec,
-    StatsRequest, StatsResult, TensorRef,
+    StatsRequest, StatsResult, TensorRef, TileMap,
 };
 use crate::cancel::Cancel;
 use crate::codec::DType;
@@ -496,6 +496,46 @@ impl Backend for GpuBackend {
             start = end;
         }
         Ok(Gram { n, of_columns, values: acc })
+    }
+
+    fn salience_tiles(
+        &self,
+        t: TensorRef<'_>,
+        importance: &[f32],
+        max_grid: usize,
+        cancel: &Cancel,
+    ) -> Result<TileMap, ComputeError> {
+        let (rows, cols) = super::cpu::check_importance(t, importance)?;
+        let n = t.tensor.numel();
+        if n * 4 > self.ctx.max_binding() {
+            return Err(gpu_error(format!("{} is larger than one GPU buffer", t.tensor.name)));
+        }
+        if cancel.is_cancelled() {
+            return Err(ComputeError::Cancelled);
+        }
+        let (tr, tc, gr, gc) = kernels::tiling(rows, cols, max_grid);
+        let buf = self.decode(t, 0..n)?;
+        let imp = self.ctx.upload(bytemuck::cast_slice(importance))?;
+        let p = ChannelParams {
+            rows: rows as u32,
+            cols: cols as u32,
+            tile_rows: tr as u32,
+            tile_cols: tc as u32,
+            grid_rows: gr as u32,
+            grid_cols: gc as u32,
+            a: 0,
+            b: 0,
+        };
+        let params = self.ctx.uniform(bytemuck::bytes_of(&p))?;
+        let tiles = self.ctx.storage((gr * gc * 4) as u64)?;
+        self.ctx.dispatch(
+            "channels.wgsl",
+            "tile_salience",
+            &[(0, buf.get()), (1, tiles.get()), (2, &params), (3, imp.get())],
+            (gr * gc).div_ceil(256) as u32,
+        )?;
+        let values = self.ctx.read_f32(tiles.get(), gr * gc)?;
+        Ok(TileMap { tile_rows: tr, tile_cols: tc, grid_rows: gr, grid_cols: gc, values })
     }
 
     fn quantize_rtn(&self, t: TensorRef<'_>, spec: &RtnSpec, cancel: &Cancel) -> Result<RtnResult, ComputeError> {
