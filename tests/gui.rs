@@ -148,8 +148,8 @@ fn a_whole_model_job_reports_progress_and_can_be_cancelled() {
     let job = |app: &WorkbenchApp| app.session.as_ref().and_then(|s| s.model_job.as_ref()).map(|j| (j.kind, j.ended));
     assert_eq!(job(harness.state()), Some((ModelJobKind::Spectra, None)));
     assert!(shows(&harness, "Computing spectra of every matrix"), "a progress bar says what runs");
-    // Through accesskit: a simulated pointer click here does not register while results stream
-    // in (see the closing note of the session that wrote this); the button's action is the same.
+    // Through accesskit: kittest's simulated pointer click on this button does not register while
+    // results stream in (a real mouse click under Xvfb with xdotool does cancel the job).
     harness.get_by_role_and_label(Role::Button, "Cancel").click_accesskit();
     step_until(&mut harness, 60, "the job to stop", |app| job(app).is_some_and(|(_, ended)| ended.is_some()));
     let s = harness.state().session.as_ref().unwrap();
