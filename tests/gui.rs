@@ -262,3 +262,25 @@ fn snapshots_of_the_main_views() {
     });
     harness.snapshot("heatmap");
 }
+
+#[test]
+fn views_save_their_data_into_the_export_folder() {
+    let mut harness = open_demo([1280.0, 800.0]);
+    let out = tempfile::tempdir().unwrap();
+    harness.state_mut().export_dir = out.path().display().to_string();
+    harness.get_by_role_and_label(Role::Button, "CSV").click();
+    harness.run_steps(2);
+    let csv = std::fs::read_to_string(out.path().join("embeddings.word_embeddings.weight.histogram.csv")).unwrap();
+    assert!(csv.starts_with("lower_edge,upper_edge,count\n"));
+    assert_eq!(csv.lines().count(), 1 + HISTOGRAM_BINS, "a line per bin");
+    let total: u64 = csv.lines().skip(1).map(|l| l.rsplit(',').next().unwrap().parse::<u64>().unwrap()).sum();
+    assert_eq!(total, 11_720_448);
+    harness.get_by_role_and_label(Role::Button, "JSON").click();
+    harness.run_steps(2);
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.path().join("embeddings.word_embeddings.weight.histogram.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(json["count"], 11_720_448);
+    assert!(shows(&harness, "saved "));
+}

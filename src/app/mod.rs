@@ -265,6 +265,8 @@ pub struct WorkbenchApp {
     pending_save: Option<SavePayload>,
     /// Dark or light.
     pub dark: bool,
+    /// A folder to save into without asking (for desktops without a file dialog).
+    pub export_dir: String,
     /// What to do when the first checkpoint opens.
     pub startup: Option<Startup>,
     /// Whether the recent-files list is saved (the real window; not tests).
@@ -291,6 +293,7 @@ impl WorkbenchApp {
             message: None,
             pending_save: None,
             dark: true,
+            export_dir: String::new(),
             startup: None,
             persist_recent: false,
         };
@@ -446,10 +449,17 @@ impl WorkbenchApp {
         self.jobs.pick(pick, None);
     }
 
-    /// Offers to save `payload` under a name like `suggested` (dialog on a worker thread).
+    /// Saves `payload` as `suggested` in the export folder when one is set, else asks where with
+    /// a save dialog (on a worker thread).
     pub fn save(&mut self, payload: SavePayload, suggested: String) {
         self.pending_save = Some(payload);
-        self.jobs.pick(Pick::Save, Some(suggested));
+        let folder = self.export_dir.trim();
+        if folder.is_empty() {
+            self.jobs.pick(Pick::Save, Some(suggested));
+        } else {
+            let path = PathBuf::from(folder).join(suggested);
+            self.apply(JobResult::Picked(Pick::Save, path));
+        }
     }
 
     fn apply(&mut self, result: JobResult) {

@@ -27,6 +27,10 @@ pub fn save_buttons_ui(
         if ui.small_button("JSON").clicked() {
             app.save(SavePayload::Text(json()), format!("{stem}.json"));
         }
+        let label = ui.weak("into folder");
+        ui.add(egui::TextEdit::singleline(&mut app.export_dir).hint_text("ask with a dialog").desired_width(220.0))
+            .labelled_by(label.id)
+            .on_hover_text("a folder to save into without a dialog (for desktops that have none)");
     });
 }
 
