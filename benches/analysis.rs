@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use rayon::prelude::*;
 use weightbench::analysis::Cancel;
 use weightbench::analysis::spectrum::{SpectrumMethod, singular_values, spectra};
-use weightbench::analysis::stats::tensor_stats;
+use weightbench::analysis::stats::tensors_stats;
 use weightbench::checkpoint::Checkpoint;
 use weightbench::compute::StatsRequest;
 use weightbench::compute::cpu::CpuBackend;
@@ -37,7 +37,7 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("read") => {
             let ckpt = Checkpoint::open(&args[1])?;
-            let (secs, sum) = best_of(3, || {
+            let (secs, sum) = best_of(9, || {
                 Ok(ckpt
                     .tensors()
                     .par_iter()
@@ -56,17 +56,47 @@ fn main() -> Result<()> {
         }
         Some("stats") => {
             let ckpt = Checkpoint::open(&args[1])?;
-            let (secs, n) = best_of(3, || {
-                let mut n = 0;
-                for t in ckpt.tensors() {
-                    tensor_stats(&CpuBackend, &ckpt, t, &StatsRequest::default(), &cancel)?;
-                    n += 1;
-                }
-                Ok(n)
+            let tensors: Vec<_> = ckpt.tensors().iter().collect();
+            let (secs, n) = best_of(9, || {
+                Ok(tensors_stats(&CpuBackend, &ckpt, &tensors, &StatsRequest::default(), &cancel, &|_| {})?.len())
             })?;
             println!(
                 "{}",
                 serde_json::json!({"what": "stats", "seconds": secs, "tensors": n, "values": ckpt.total_params()})
+            );
+        }
+        Some("kernels") => {
+            // One thread, one tensor in memory: the two statistics kernels alone, per value.
+            use weightbench::compute::{BinScale, kernels};
+            let ckpt = Checkpoint::open(&args[1])?;
+            let t = ckpt.require(args.get(2).context("kernels DIR NAME")?)?;
+            let mut v = Vec::new();
+            ckpt.decode_range(t, 0..t.numel(), &mut v)?;
+            let moments = |v: &[f32]| v.chunks(4096).map(kernels::block_moments).collect::<Vec<_>>();
+            let m = kernels::merge_all(&moments(&v));
+            let (_, thresholds) = kernels::histogram_bins(&m, 256, BinScale::Linear);
+            let bounds = kernels::sigma_bounds(&m);
+            let (hist, total) = best_of(15, || {
+                let mut counts = vec![0u64; 256];
+                let mut outliers = [0u64; 2];
+                for c in v.chunks(1 << 16) {
+                    kernels::add_histogram_and_outliers(
+                        c,
+                        &thresholds,
+                        BinScale::Linear,
+                        &bounds,
+                        &mut counts,
+                        &mut outliers,
+                    );
+                }
+                Ok(counts.iter().sum::<u64>())
+            })?;
+            let (mom, _) = best_of(15, || Ok(moments(&v).len()))?;
+            let per_value = |secs: f64| secs * 1e9 / v.len() as f64;
+            println!(
+                "{}",
+                serde_json::json!({"what": "kernels", "tensor": t.name, "values": v.len(), "counted": total,
+                                   "histogram_ns_per_value": per_value(hist), "moments_ns_per_value": per_value(mom)})
             );
         }
         Some("spectra") => {
@@ -99,7 +129,7 @@ fn main() -> Result<()> {
                 );
             }
         }
-        _ => bail!("usage: analysis read|stats|spectra DIR | svd N | tensor DIR NAME"),
+        _ => bail!("usage: analysis read|stats|spectra DIR | svd N | tensor DIR NAME | kernels DIR NAME"),
     }
     Ok(())
 }

@@ -380,7 +380,7 @@ fn select<'a>(
 }
 
 fn stats(args: &StatsArgs, backend: &dyn crate::compute::Backend, out: &mut dyn Write) -> Result<()> {
-    use crate::analysis::stats::tensor_stats;
+    use crate::analysis::stats::tensors_stats;
     use crate::compute::{BinScale, StatsRequest};
     let ckpt = open(&args.path)?;
     let (tensors, skipped) = select(&ckpt, args.tensor.as_deref(), |_| true)?;
@@ -390,11 +390,7 @@ fn stats(args: &StatsArgs, backend: &dyn crate::compute::Backend, out: &mut dyn 
     };
     let bar = progress_bar(tensors.iter().map(|t| t.bytes).sum(), "statistics");
     let cancel = crate::analysis::Cancel::new();
-    let mut results = Vec::with_capacity(tensors.len());
-    for t in tensors {
-        results.push(tensor_stats(backend, &ckpt, t, &req, &cancel)?);
-        bar.inc(t.bytes);
-    }
+    let results = tensors_stats(backend, &ckpt, &tensors, &req, &cancel, &|i| bar.inc(tensors[i].bytes))?;
     bar.finish_and_clear();
     if args.json {
         serde_json::to_writer(&mut *out, &serde_json::json!({"tensors": results, "skipped": skipped}))?;

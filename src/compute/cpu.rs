@@ -19,6 +19,9 @@ use crate::checkpoint::DEFAULT_CHUNK_ELEMS;
 /// Largest tensor (in f32 bytes) decoded once and kept in memory for all passes.
 pub const RESIDENT_LIMIT_BYTES: u64 = 2 << 30;
 
+/// Moment blocks computed by one rayon task.
+const BLOCKS_PER_TASK: usize = 16;
+
 /// The rayon CPU backend.
 #[derive(Clone, Debug, Default)]
 pub struct CpuBackend;
@@ -116,8 +119,13 @@ pub fn stats_of(
     block: usize,
     cancel: &Cancel,
 ) -> Result<StatsResult, ComputeError> {
-    let blocks = values.par_blocks(block, cancel, |_, chunk| kernels::block_moments(chunk))?;
-    finish_stats(values, kernels::merge_all(&blocks), req, cancel)
+    // Tasks of many blocks keep rayon's overhead off the per-block cost; the blocks are merged
+    // in their order all the same, so the result does not depend on the task size.
+    let per_task = BLOCKS_PER_TASK * block;
+    let tasks = values.par_blocks(per_task, cancel, |_, chunk| {
+        chunk.chunks(block.max(1)).map(kernels::block_moments).collect::<Vec<_>>()
+    })?;
+    finish_stats(values, kernels::merge_all(tasks.iter().flatten()), req, cancel)
 }
 
 /// Pass 2: histogram and outlier counts, given the moments of pass 1.

@@ -56,68 +56,87 @@ impl pulp::WithSimd for MomentsKernel<'_> {
     type Output = Moments;
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) -> Moments {
-        if all_finite(self.0) { finite_block_moments(self.0) } else { general_block_moments(self.0) }
+        #[cfg(target_arch = "x86_64")]
+        let finite = super::simd_x86::finite_block_moments(self.0).or_else(|| finite_block_moments(self.0));
+        #[cfg(not(target_arch = "x86_64"))]
+        let finite = finite_block_moments(self.0);
+        finite.unwrap_or_else(|| general_block_moments(self.0))
     }
 }
 
 /// Lanes of the vectorised loops: independent accumulators that LLVM maps onto SIMD registers.
 const LANES: usize = 8;
 
-#[inline(always)]
-fn all_finite(values: &[f32]) -> bool {
-    // Exponent all ones means Inf or NaN; OR-ing a flag per value vectorises (no early exit).
-    values.iter().fold(0u32, |acc, x| acc | u32::from(x.to_bits() & 0x7f80_0000 == 0x7f80_0000)) == 0
-}
+/// Lanes of the f64 accumulators: one 256-bit register each.
+const F64_LANES: usize = 4;
 
+/// The f32 bits without the sign.
+pub(super) const MAGNITUDE: u32 = 0x7fff_ffff;
+
+/// Moments of a block of finite values, or `None` when the block holds NaN or an infinity.
+/// Written lane-wise with branch-free integer tests so that every loop vectorises: zeros are
+/// magnitudes of 0, non-finite values magnitudes at or above the infinity's bits, and the
+/// smallest non-zero magnitude is the smallest `magnitude − 1` (a zero wraps to the largest).
 #[inline(always)]
-fn finite_block_moments(values: &[f32]) -> Moments {
+fn finite_block_moments(values: &[f32]) -> Option<Moments> {
     let mut m = Moments::empty();
     if values.is_empty() {
-        return m;
+        return Some(m);
     }
     let chunks = values.chunks_exact(LANES);
     let rest = chunks.remainder();
-    let mut sum = [0f64; LANES];
     let mut lo = [f32::INFINITY; LANES];
     let mut hi = [f32::NEG_INFINITY; LANES];
-    let mut min_abs = [f32::INFINITY; LANES];
+    let mut least = [u32::MAX; LANES];
     let mut zeros = [0u32; LANES];
+    let mut special = [0u32; LANES];
     for c in chunks {
         for l in 0..LANES {
             let x = c[l];
-            sum[l] += f64::from(x);
+            let mag = x.to_bits() & MAGNITUDE;
             lo[l] = if x < lo[l] { x } else { lo[l] };
             hi[l] = if x > hi[l] { x } else { hi[l] };
-            let a = if x == 0.0 { f32::INFINITY } else { x.abs() };
-            min_abs[l] = if a < min_abs[l] { a } else { min_abs[l] };
-            zeros[l] += u32::from(x == 0.0);
+            least[l] = least[l].min(mag.wrapping_sub(1));
+            zeros[l] += mag.wrapping_sub(1) >> 31;
+            special[l] |= (mag + 0x0080_0000) >> 31;
         }
     }
-    let mut total = sum.iter().sum::<f64>();
+    let mut least_all = least.iter().copied().fold(u32::MAX, u32::min);
     for &x in rest {
-        total += f64::from(x);
+        let mag = x.to_bits() & MAGNITUDE;
+        if mag >= f32::INFINITY.to_bits() {
+            return None;
+        }
         m.min = m.min.min(x);
         m.max = m.max.max(x);
-        if x == 0.0 {
-            m.zeros += 1;
-        } else {
-            m.min_abs_nonzero = m.min_abs_nonzero.min(x.abs());
-        }
+        least_all = least_all.min(mag.wrapping_sub(1));
+        m.zeros += u64::from(mag == 0);
+    }
+    if special.iter().any(|&f| f != 0) {
+        return None;
     }
     for l in 0..LANES {
         m.min = m.min.min(lo[l]);
         m.max = m.max.max(hi[l]);
-        m.min_abs_nonzero = m.min_abs_nonzero.min(min_abs[l]);
         m.zeros += u64::from(zeros[l]);
     }
+    m.min_abs_nonzero = if least_all == u32::MAX { f32::INFINITY } else { f32::from_bits(least_all + 1) };
     m.n = values.len() as u64;
+    // Sums in f64, one SIMD register of lanes per accumulator.
+    let chunks = values.chunks_exact(F64_LANES);
+    let rest = chunks.remainder();
+    let mut sum = [0f64; F64_LANES];
+    for c in chunks.clone() {
+        for l in 0..F64_LANES {
+            sum[l] += f64::from(c[l]);
+        }
+    }
+    let total = sum.iter().sum::<f64>() + rest.iter().map(|&x| f64::from(x)).sum::<f64>();
     m.mean = total / m.n as f64;
     let mean = m.mean;
-    let (mut s2, mut s3, mut s4) = ([0f64; LANES], [0f64; LANES], [0f64; LANES]);
-    let chunks = values.chunks_exact(LANES);
-    let rest = chunks.remainder();
+    let (mut s2, mut s3, mut s4) = ([0f64; F64_LANES], [0f64; F64_LANES], [0f64; F64_LANES]);
     for c in chunks {
-        for l in 0..LANES {
+        for l in 0..F64_LANES {
             let d = f64::from(c[l]) - mean;
             let d2 = d * d;
             s2[l] += d2;
@@ -136,7 +155,7 @@ fn finite_block_moments(values: &[f32]) -> Moments {
     m.m2 = t2;
     m.m3 = t3;
     m.m4 = t4;
-    m
+    Some(m)
 }
 
 /// The same with NaN and infinities counted and left out (branchy, for the rare blocks with them).
@@ -312,12 +331,17 @@ impl pulp::WithSimd for HistogramKernel<'_> {
         let (lo, hi) = (t[0], t[bins]);
         // Local u32 counts: cheaper increments (callers pass blocks far below 2^32 values).
         let mut local = vec![0u32; bins];
+        let mut outliers_done = false;
         match self.scale {
             BinScale::Linear => {
                 let s = if hi > lo { (bins as f64 / (f64::from(hi) - f64::from(lo))) as f32 } else { 0.0 };
-                count_bins(self.values, t, regular_bins(t), &mut local, |x| {
-                    (x >= lo && x <= hi).then_some((x, ((x - lo) * s) as usize))
-                });
+                if regular_bins(t) {
+                    outliers_done = count_regular_bins(self.values, t, s, &mut local, self.bounds, self.outliers);
+                } else {
+                    count_bins(self.values, t, false, &mut local, |x| {
+                        (x >= lo && x <= hi).then_some((x, ((x - lo) * s) as usize))
+                    });
+                }
             }
             BinScale::Log10Abs => {
                 let (llo, lhi) = (f64::from(lo).log10(), f64::from(hi).log10());
@@ -335,6 +359,9 @@ impl pulp::WithSimd for HistogramKernel<'_> {
         for (c, l) in self.counts.iter_mut().zip(&local) {
             *c += u64::from(*l);
         }
+        if outliers_done {
+            return;
+        }
         for (count, &(lo, hi)) in self.outliers.iter_mut().zip(self.bounds) {
             // NaN compares false both ways, so it is never counted; ±Inf is excluded explicitly.
             *count += self.values.iter().map(|&x| u64::from((x < lo || x > hi) && x.is_finite())).sum::<u64>();
@@ -349,6 +376,112 @@ fn regular_bins(t: &[f32]) -> bool {
     let (lo, hi) = (t[0], t[bins]);
     let ulp = f64::from(lo.abs().max(hi.abs())) * f64::from(f32::EPSILON);
     t.windows(2).all(|w| w[0] < w[1]) && (f64::from(hi) - f64::from(lo)) / bins as f64 > 64.0 * ulp
+}
+
+/// Independent copies of the counts that consecutive values go to in turn: weights cluster
+/// near zero, so neighbours often share a bin, and one counter would make every increment
+/// wait for the previous one.
+pub(super) const COUNT_WAYS: usize = 16;
+
+/// Values whose bins are found together, as one vector.
+const GROUP: usize = 8;
+
+/// 2²³: adding it to a float in `[0, 2²³)` leaves its integer part in the mantissa's bits.
+pub(super) const MANTISSA_SHIFT: f32 = 8_388_608.0;
+
+/// How far (in bins) a bin guess `(x − t[0])·s` may be from the exact position of `x`, plus how
+/// far any threshold lies from its ideal place `t[0] + i·w`. A value whose guess lies further
+/// than this from both ends of its bin is in that bin by the comparison rule; others are
+/// placed by comparisons.
+fn guess_margin(t: &[f32]) -> f64 {
+    let bins = t.len() - 1;
+    let (lo, hi) = (f64::from(t[0]), f64::from(t[bins]));
+    let w = (hi - lo) / bins as f64;
+    let threshold_error =
+        t.iter().enumerate().map(|(i, &e)| ((f64::from(e) - lo) / w - i as f64).abs()).fold(0.0, f64::max);
+    // f32 subtraction and product, each within 2⁻²⁴ relative, on a position of at most `bins`.
+    threshold_error + bins as f64 * 2f64.powi(-21)
+}
+
+/// A linear bin guess `(x − lo)·s` and the band within which it decides a value's bin alone:
+/// a guess whose fractional part lies in `(clear_lo, clear_hi)` and whose bin is below `bins`.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct LinearGuess {
+    pub lo: f32,
+    pub s: f32,
+    pub clear_lo: f32,
+    pub clear_hi: f32,
+    pub bins: usize,
+}
+
+/// Counts the values within `[t[0], t[last]]` into `local` for thresholds where a linear guess
+/// is rarely ambiguous ([`regular_bins`]). Guesses are made a group at a time (vectorised); a
+/// group whose guesses are all clear of their bin ends is counted directly, any other group by
+/// comparisons. Both give the counts of the comparison rule. Returns whether the outliers
+/// beyond `bounds` were counted into `outliers` on the way (the AVX2 kernel does).
+#[inline(always)]
+fn count_regular_bins(
+    values: &[f32],
+    t: &[f32],
+    s: f32,
+    local: &mut [u32],
+    bounds: &[(f32, f32)],
+    outliers: &mut [u64],
+) -> bool {
+    let bins = t.len() - 1;
+    let (lo, hi) = (t[0], t[bins]);
+    let margin = guess_margin(t);
+    let exact = |x: f32| (x >= lo && x <= hi).then_some((x, ((x - lo) * s) as usize));
+    if margin >= 0.25 || bins >= 1 << 22 {
+        count_bins(values, t, true, local, exact);
+        return false;
+    }
+    let guess = LinearGuess { lo, s, clear_lo: margin as f32, clear_hi: (1.0 - margin) as f32, bins };
+    let mut ways = vec![0u32; COUNT_WAYS * bins];
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut unclear_outliers = [0u64; 2];
+        let mut unclear = |group: &[f32]| {
+            count_bins(group, t, true, local, exact);
+            add_outlier_counts(group, bounds, &mut unclear_outliers);
+        };
+        if super::simd_x86::regular_histogram(values, &guess, bounds, &mut ways, outliers, &mut unclear) {
+            outliers.iter_mut().zip(unclear_outliers).for_each(|(o, u)| *o += u);
+            for way in ways.chunks_exact(bins) {
+                local.iter_mut().zip(way).for_each(|(c, w)| *c += w);
+            }
+            return true;
+        }
+    }
+    let (eps, top, nb) = (guess.clear_lo, guess.clear_hi, bins as f32);
+    let groups = values.chunks_exact(GROUP);
+    let rest = groups.remainder();
+    for group in groups {
+        let mut at = [0u32; GROUP];
+        let mut unclear = 0u32;
+        for (a, &x) in at.iter_mut().zip(group) {
+            let q = (x - lo) * s;
+            let f = q.floor();
+            let r = q - f;
+            // NaN fails every comparison, so it is unclear too.
+            unclear |= u32::from(!(r > eps && r < top && q >= 0.0 && q < nb));
+            // f + 2²³ holds the integer f in its low mantissa bits (0 ≤ f < 2²³ when clear),
+            // a conversion that vectorises where a saturating `as` does not.
+            *a = (f + MANTISSA_SHIFT).to_bits().wrapping_sub(MANTISSA_SHIFT.to_bits());
+        }
+        if unclear == 0 {
+            for (l, &a) in at.iter().enumerate() {
+                ways[(l % COUNT_WAYS) * bins + a as usize] += 1;
+            }
+        } else {
+            count_bins(group, t, true, local, exact);
+        }
+    }
+    count_bins(rest, t, true, local, exact);
+    for way in ways.chunks_exact(bins) {
+        local.iter_mut().zip(way).for_each(|(c, w)| *c += w);
+    }
+    false
 }
 
 /// Counts values into `local`. `guess` maps a value to the value compared against the
@@ -527,6 +660,89 @@ mod tests {
         let mean = values.iter().sum::<f64>() / n;
         let c = |p: i32| values.iter().map(|x| (x - mean).powi(p)).sum::<f64>();
         (mean, c(2), c(3), c(4))
+    }
+
+    /// Deterministic heavy-tailed values (a product of uniforms, signed), with exact zeros,
+    /// repeated values and tiny magnitudes sprinkled in.
+    fn weights(n: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed | 1;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32
+        };
+        (0..n)
+            .map(|i| match i % 97 {
+                0 => 0.0,
+                1 => -0.0,
+                2 => 1.0e-30,
+                3 => 0.0625,
+                _ => (next() - 0.5) * next() * next() * 0.2,
+            })
+            .collect()
+    }
+
+    /// Histogram and outlier counts by the definition: a binary search of the thresholds.
+    fn naive_counts(values: &[f32], t: &[f32], bounds: &[(f32, f32)]) -> (Vec<u64>, Vec<u64>) {
+        let bins = t.len() - 1;
+        let mut counts = vec![0u64; bins];
+        for &x in values.iter().filter(|x| x.is_finite() && **x >= t[0] && **x <= t[bins]) {
+            counts[t.partition_point(|&e| e <= x).clamp(1, bins) - 1] += 1;
+        }
+        let outliers = bounds
+            .iter()
+            .map(|&(lo, hi)| values.iter().filter(|x| x.is_finite() && (**x < lo || **x > hi)).count() as u64);
+        (counts, outliers.collect())
+    }
+
+    #[test]
+    fn vectorised_moments_match_the_portable_kernel() {
+        for (n, seed) in [(0, 1), (7, 2), (8, 3), (13, 4), (4096, 5), (4101, 6)] {
+            let values = weights(n, seed);
+            let fast = block_moments(&values);
+            let portable = finite_block_moments(&values).expect("finite");
+            let general = general_block_moments(&values);
+            for other in [&portable, &general] {
+                assert_eq!((fast.n, fast.zeros, fast.min, fast.max), (other.n, other.zeros, other.min, other.max));
+                assert_eq!(fast.min_abs_nonzero.to_bits(), other.min_abs_nonzero.to_bits());
+                let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * a.abs().max(b.abs()).max(1e-30);
+                assert!(close(fast.mean, other.mean) || n == 0, "n={n}: mean {} vs {}", fast.mean, other.mean);
+                assert!(close(fast.m2, other.m2) && close(fast.m4, other.m4), "n={n}");
+                assert!((fast.m3 - other.m3).abs() <= 1e-12 * fast.m2.powf(1.5) * (n as f64).sqrt().max(1.0), "n={n}");
+            }
+        }
+        // A NaN or an infinity anywhere (vector part or tail) sends the block to the general path.
+        for at in [0, 5, 8, 4095, 4100] {
+            for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                let mut values = weights(4101, 7);
+                values[at] = bad;
+                let m = block_moments(&values);
+                assert_eq!((m.n, m.nan + m.pos_inf + m.neg_inf), (4100, 1), "{bad} at {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn histogram_paths_follow_the_comparison_rule() {
+        for (n, bins) in [(1001, 256), (4096, 1), (4099, 7), (65536, 256), (20000, 1000), (333, 2)] {
+            let mut values = weights(n, n as u64);
+            let m = block_moments(&values);
+            let (_, t) = histogram_bins(&m, bins, BinScale::Linear);
+            // Values exactly on interior thresholds, and non-finite ones, must land by the rule.
+            for (i, e) in t.iter().enumerate().take(values.len() / 5) {
+                values[5 * i + 4] = *e;
+            }
+            values[n / 2] = f32::NAN;
+            values[n / 3] = f32::INFINITY;
+            let bounds = sigma_bounds(&m);
+            let mut counts = vec![0u64; bins];
+            let mut outliers = [0u64; 2];
+            add_histogram_and_outliers(&values, &t, BinScale::Linear, &bounds, &mut counts, &mut outliers);
+            let (want_counts, want_outliers) = naive_counts(&values, &t, &bounds);
+            assert_eq!(counts, want_counts, "n={n} bins={bins}");
+            assert_eq!(outliers.to_vec(), want_outliers, "n={n} bins={bins}");
+        }
     }
 
     #[test]

@@ -10,6 +10,8 @@ pub mod cpu;
 pub mod gpu;
 pub mod kernels;
 pub mod select;
+#[cfg(target_arch = "x86_64")]
+mod simd_x86;
 
 use serde::Serialize;
 
