@@ -79,15 +79,15 @@ fn split_gguf_parts_open_together() {
 #[test]
 fn types_without_a_decoder_open_but_decoding_says_why() {
     let dir = TempDir::new();
-    let path = dir.join("iq2.gguf");
+    let path = dir.join("q8_1.gguf");
     let mut g = Gguf::new("llama");
-    g.tensor("blk.0.ffn_up.weight", &[1, 256], 16, vec![0; 66]); // IQ2_XXS
+    g.tensor("blk.0.ffn_up.weight", &[1, 32], 9, vec![0; 36]); // Q8_1, an intermediate format
     g.write(&path);
     let ckpt = Checkpoint::open(&path).unwrap();
     let t = ckpt.require("blk.0.ffn_up.weight").unwrap();
-    assert_eq!(t.dtype.name(), "IQ2_XXS");
+    assert_eq!(t.dtype.name(), "Q8_1");
     let err = ckpt.decode_all(t).unwrap_err().to_string();
-    assert!(err.contains("IQ2_XXS") && err.contains("not supported") && err.contains("iq2.gguf"), "{err}");
+    assert!(err.contains("Q8_1") && err.contains("not supported") && err.contains("q8_1.gguf"), "{err}");
 }
 
 // ---- malformed files: each gives a clear error naming the file, none panics ----
@@ -383,11 +383,11 @@ fn a_cancelled_or_failed_conversion_leaves_nothing_behind() {
 
     let mut g = Gguf::new("llama");
     g.f32("token_embd.weight", &[1], &[1.0]);
-    g.tensor("blk.0.ffn_up.weight", &[1, 256], 16, vec![0; 66]); // IQ2_XXS: no decoder yet
+    g.tensor("blk.0.ffn_up.weight", &[1, 32], 9, vec![0; 36]); // Q8_1: no decoder
     g.write(&src);
     let ckpt = Checkpoint::open(&src).unwrap();
     let err = gguf_to_safetensors(&ckpt, &options(&out), &Cancel::new(), &|_, _| {}).unwrap_err();
-    assert!(err.to_string().contains("IQ2_XXS"), "{err}");
+    assert!(err.to_string().contains("Q8_1"), "{err}");
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
 }
 

@@ -30,8 +30,10 @@ F16_FIELDS = {
     T.Q4_0: [0], T.Q4_1: [0, 2], T.Q5_0: [0], T.Q5_1: [0, 2], T.Q8_0: [0],
     T.Q2_K: [80, 82], T.Q3_K: [108], T.Q4_K: [0, 2], T.Q5_K: [0, 2], T.Q6_K: [208],
     T.IQ4_NL: [0], T.IQ4_XS: [0], T.TQ1_0: [52], T.TQ2_0: [64],
+    T.IQ2_XXS: [0], T.IQ2_XS: [0], T.IQ2_S: [0], T.IQ3_XXS: [0], T.IQ3_S: [0], T.IQ1_S: [0],
 }
-BLOCK_TYPES = list(F16_FIELDS) + [T.MXFP4]
+# IQ1_M spreads its f16 scale over four nibbles (random bytes give every case, NaN and Inf too).
+BLOCK_TYPES = list(F16_FIELDS) + [T.MXFP4, T.NVFP4, T.IQ1_M]
 
 
 def random_blocks(rng, qtype, n_blocks):
