@@ -157,8 +157,8 @@ pub fn spectrum_report(
     })
 }
 
-/// Spectra of several tensors: small ones several at a time (one thread each), large ones one
-/// after another with every thread on each. Results come back in the order of `tensors`;
+/// Spectra of several tensors, in the order of `tensors` (small ones several at a time, one
+/// thread each, large ones one after another with every thread: [`super::each_tensor`]);
 /// `progress(i)` is called as tensor `i` finishes.
 pub fn spectra(
     backend: &dyn Backend,
@@ -168,25 +168,5 @@ pub fn spectra(
     cancel: &Cancel,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<Vec<SpectrumReport>, AnalysisError> {
-    use rayon::prelude::*;
-    const SMALL_VALUES: u64 = 1 << 22;
-    let mut out: Vec<Option<SpectrumReport>> = vec![None; tensors.len()];
-    let (small, large): (Vec<usize>, Vec<usize>) =
-        (0..tensors.len()).partition(|&i| tensors[i].numel() <= SMALL_VALUES);
-    let small_reports: Vec<(usize, SpectrumReport)> = small
-        .par_iter()
-        .map(|&i| {
-            let r = spectrum_report(backend, ckpt, tensors[i], method, cancel)?;
-            progress(i);
-            Ok((i, r))
-        })
-        .collect::<Result<_, AnalysisError>>()?;
-    for (i, r) in small_reports {
-        out[i] = Some(r);
-    }
-    for i in large {
-        out[i] = Some(spectrum_report(backend, ckpt, tensors[i], method, cancel)?);
-        progress(i);
-    }
-    Ok(out.into_iter().flatten().collect())
+    super::each_tensor(tensors, |t| spectrum_report(backend, ckpt, t, method, cancel), progress)
 }

@@ -107,14 +107,8 @@ pub fn tensor_stats(
     })
 }
 
-/// Tensors of at most this many values are analysed several at a time, one per thread: for
-/// them the fork and join of a tensor's own parallel passes would cost more than the passes.
-/// Larger ones run one after another with every thread on each, so memory stays within one
-/// large tensor plus a small tensor per thread.
-pub const SMALL_TENSOR_VALUES: u64 = 1 << 22;
-
-/// Statistics of several tensors, in the order of `tensors`; `progress(i)` is called as
-/// tensor `i` finishes (from any thread).
+/// Statistics of several tensors, in the order of `tensors` (small ones several at a time:
+/// [`super::each_tensor`]); `progress(i)` is called as tensor `i` finishes (from any thread).
 pub fn tensors_stats(
     backend: &dyn Backend,
     ckpt: &Checkpoint,
@@ -123,24 +117,5 @@ pub fn tensors_stats(
     cancel: &Cancel,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<Vec<TensorStats>, AnalysisError> {
-    use rayon::prelude::*;
-    let mut out: Vec<Option<TensorStats>> = vec![None; tensors.len()];
-    let (small, large): (Vec<usize>, Vec<usize>) =
-        (0..tensors.len()).partition(|&i| tensors[i].numel() <= SMALL_TENSOR_VALUES);
-    let small_stats: Vec<(usize, TensorStats)> = small
-        .par_iter()
-        .map(|&i| {
-            let s = tensor_stats(backend, ckpt, tensors[i], req, cancel)?;
-            progress(i);
-            Ok((i, s))
-        })
-        .collect::<Result<_, AnalysisError>>()?;
-    for (i, s) in small_stats {
-        out[i] = Some(s);
-    }
-    for i in large {
-        out[i] = Some(tensor_stats(backend, ckpt, tensors[i], req, cancel)?);
-        progress(i);
-    }
-    Ok(out.into_iter().flatten().collect())
+    super::each_tensor(tensors, |t| tensor_stats(backend, ckpt, t, req, cancel), progress)
 }

@@ -144,18 +144,22 @@ fn finite_block_moments(values: &[f32]) -> Option<Moments> {
             s4[l] += d2 * d2;
         }
     }
-    let (mut t2, mut t3, mut t4) = (s2.iter().sum::<f64>(), s3.iter().sum::<f64>(), s4.iter().sum::<f64>());
-    for &x in rest {
+    let mut sums = [s2.iter().sum::<f64>(), s3.iter().sum::<f64>(), s4.iter().sum::<f64>()];
+    add_central_sums(rest, mean, &mut sums);
+    [m.m2, m.m3, m.m4] = sums;
+    Some(m)
+}
+
+/// Adds Σd², Σd³, Σd⁴ (d = x − mean) over the finite values to `sums`: the scalar loop of the
+/// general path and of every vectorised kernel's tail.
+pub(super) fn add_central_sums(values: &[f32], mean: f64, sums: &mut [f64; 3]) {
+    for &x in values.iter().filter(|x| x.is_finite()) {
         let d = f64::from(x) - mean;
         let d2 = d * d;
-        t2 += d2;
-        t3 += d2 * d;
-        t4 += d2 * d2;
+        sums[0] += d2;
+        sums[1] += d2 * d;
+        sums[2] += d2 * d2;
     }
-    m.m2 = t2;
-    m.m3 = t3;
-    m.m4 = t4;
-    Some(m)
 }
 
 /// The same with NaN and infinities counted and left out (branchy, for the rare blocks with them).
@@ -185,17 +189,9 @@ fn general_block_moments(values: &[f32]) -> Moments {
         return m;
     }
     m.mean = sum / m.n as f64;
-    let (mut s2, mut s3, mut s4) = (0f64, 0f64, 0f64);
-    for &x in values.iter().filter(|x| x.is_finite()) {
-        let d = f64::from(x) - m.mean;
-        let d2 = d * d;
-        s2 += d2;
-        s3 += d2 * d;
-        s4 += d2 * d2;
-    }
-    m.m2 = s2;
-    m.m3 = s3;
-    m.m4 = s4;
+    let mut sums = [0.0; 3];
+    add_central_sums(values, m.mean, &mut sums);
+    [m.m2, m.m3, m.m4] = sums;
     m
 }
 

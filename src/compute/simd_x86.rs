@@ -7,7 +7,7 @@ use pulp::x86::V3;
 use pulp::{f32x4, f32x8, f64x4, u32x8};
 
 use super::Moments;
-use super::kernels::{COUNT_WAYS, LinearGuess, MAGNITUDE, MANTISSA_SHIFT};
+use super::kernels::{COUNT_WAYS, LinearGuess, MAGNITUDE, MANTISSA_SHIFT, add_central_sums};
 
 /// Moments of a block of finite values, or `None` when the block holds NaN or an infinity or
 /// AVX2 is not available.
@@ -110,17 +110,9 @@ impl pulp::NullaryFnOnce for FiniteMoments<'_> {
             s4a = simd.mul_add_f64x4(d2a, d2a, s4a);
             s4b = simd.mul_add_f64x4(d2b, d2b, s4b);
         }
-        let (mut t2, mut t3, mut t4) = (lanes(s2a) + lanes(s2b), lanes(s3a) + lanes(s3b), lanes(s4a) + lanes(s4b));
-        for &x in tail {
-            let d = f64::from(x) - m.mean;
-            let d2 = d * d;
-            t2 += d2;
-            t3 += d2 * d;
-            t4 += d2 * d2;
-        }
-        m.m2 = t2;
-        m.m3 = t3;
-        m.m4 = t4;
+        let mut sums = [lanes(s2a) + lanes(s2b), lanes(s3a) + lanes(s3b), lanes(s4a) + lanes(s4b)];
+        add_central_sums(tail, m.mean, &mut sums);
+        [m.m2, m.m3, m.m4] = sums;
         Some(m)
     }
 }
