@@ -48,19 +48,17 @@ def main():
     for i in range(0, len(ksigns), 16):
         print("    " + " ".join(f"{b}," for b in ksigns[i:i + 16]))
     print("];")
-    print()
-    print(table("IQ2XXS_GRID", quants.IQ2_XXS, "IQ2_XXS: 256 points of eight values from {8, 25, 43}."))
-    print()
-    print(table("IQ2XS_GRID", quants.IQ2_XS, "IQ2_XS: 512 points of eight values from {8, 25, 43}."))
-    print()
-    print(table("IQ2S_GRID", quants.IQ2_S, "IQ2_S: 1024 points of eight values from {8, 25, 43}."))
-    print()
-    print(table("IQ3XXS_GRID", quants.IQ3_XXS, "IQ3_XXS: 256 points of four values from {4, 12, …, 62}."))
-    print()
-    print(table("IQ3S_GRID", quants.IQ3_S, "IQ3_S: 512 points of four values from {1, 3, …, 15}."))
-    print()
-    print(table("IQ1S_GRID", quants.IQ1_S, "IQ1_S and IQ1_M: 2048 points of eight values from {-1, 0, 1} (int8 bytes)."))
-
+    grids = [
+        ("IQ2XXS_GRID", quants.IQ2_XXS, "IQ2_XXS: 256 points of eight values from {8, 25, 43}."),
+        ("IQ2XS_GRID", quants.IQ2_XS, "IQ2_XS: 512 points of eight values from {8, 25, 43}."),
+        ("IQ2S_GRID", quants.IQ2_S, "IQ2_S: 1024 points of eight values from {8, 25, 43}."),
+        ("IQ3XXS_GRID", quants.IQ3_XXS, "IQ3_XXS: 256 points of four values from {4, 12, …, 62}."),
+        ("IQ3S_GRID", quants.IQ3_S, "IQ3_S: 512 points of four values from {1, 3, …, 15}."),
+        ("IQ1S_GRID", quants.IQ1_S, "IQ1_S and IQ1_M: 2048 points of eight values from {-1, 0, 1} (int8 bytes)."),
+    ]
+    for name, cls, doc in grids:
+        print()
+        print(table(name, cls, doc))
 
 if __name__ == "__main__":
     main()
