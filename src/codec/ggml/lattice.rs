@@ -29,11 +29,12 @@ fn u16_at(b: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([b[at], b[at + 1]])
 }
 
-/// Eight values `scale · grid[j] · sign_j` of one 8-value grid point.
+/// Eight values `scale · grid[j] · sign_j` of one 8-value grid point, at `y[at..at + 8]`.
 #[inline]
-fn put8(y: &mut [f32], scale: f32, entry: u64, signs: u8) {
-    for (j, v) in y.iter_mut().take(8).enumerate() {
-        *v = signed(scale * f32::from(byte(entry, j)), signs, j);
+fn put8(y: &mut [f32], at: usize, scale: f32, entry: u64, signs: u8) {
+    let bytes = entry.to_le_bytes();
+    for (j, v) in y[at..at + 8].iter_mut().enumerate() {
+        *v = signed(scale * f32::from(bytes[j]), signs, j);
     }
 }
 
@@ -47,7 +48,7 @@ pub fn decode_iq2_xxs(b: &[u8], y: &mut [f32]) {
         for l in 0..4 {
             let entry = IQ2XXS_GRID[(grid >> (8 * l)) as u8 as usize];
             let signs = KSIGNS_IQ2XS[((aux >> (7 * l)) & 127) as usize];
-            put8(&mut y[32 * ib + 8 * l..], db, entry, signs);
+            put8(y, 32 * ib + 8 * l, db, entry, signs);
         }
     }
 }
@@ -63,7 +64,7 @@ pub fn decode_iq2_xs(b: &[u8], y: &mut [f32]) {
             let q = u16_at(b, 2 + 2 * (4 * ib + l));
             let entry = IQ2XS_GRID[usize::from(q & 511)];
             let signs = KSIGNS_IQ2XS[usize::from(q >> 9)];
-            put8(&mut y[32 * ib + 8 * l..], db[l / 2], entry, signs);
+            put8(y, 32 * ib + 8 * l, db[l / 2], entry, signs);
         }
     }
 }
@@ -78,7 +79,7 @@ pub fn decode_iq2_s(b: &[u8], y: &mut [f32]) {
         let db = [d * (0.5 + f32::from(s & 0x0f)) * 0.25, d * (0.5 + f32::from(s >> 4)) * 0.25];
         for l in 0..4 {
             let index = usize::from(qs[4 * ib + l]) | ((usize::from(qh[ib]) << (8 - 2 * l)) & 0x300);
-            put8(&mut y[32 * ib + 8 * l..], db[l / 2], IQ2S_GRID[index], signs[4 * ib + l]);
+            put8(y, 32 * ib + 8 * l, db[l / 2], IQ2S_GRID[index], signs[4 * ib + l]);
         }
     }
 }

@@ -28,9 +28,11 @@ pub fn ue4m3_to_f32_half(x: u8) -> f32 {
     if x == 0 || x == 0x7f {
         return 0.0;
     }
-    let (exp, man) = (i32::from((x >> 3) & 0x0f), f32::from(x & 0x07));
-    // Subnormal: man · 2⁻⁹; normal: (1 + man/8) · 2^(exp − 7). Both exact in f32.
-    let raw = if exp == 0 { man * 2f32.powi(-9) } else { (1.0 + man / 8.0) * 2f32.powi(exp - 7) };
+    let (exp, man) = (u32::from((x >> 3) & 0x0f), f32::from(x & 0x07));
+    // Subnormal: man · 2⁻⁹; normal: (1 + man/8) · 2^(exp − 7) = (8 + man) · 2^(exp − 10). The
+    // powers of two are built from their bits; every product is exact in f32.
+    let pow2 = |e: u32| f32::from_bits((127 + e - 10) << 23);
+    let raw = if exp == 0 { man * pow2(1) } else { (8.0 + man) * pow2(exp) };
     raw * 0.5
 }
 
