@@ -44,32 +44,36 @@ impl From<ComputeError> for AnalysisError {
 /// large tensor plus a small tensor per thread.
 pub const SMALL_TENSOR_VALUES: u64 = 1 << 22;
 
-/// Runs `analyse` over `tensors` (small ones several at a time, large ones one after another)
-/// and returns the results in the order of `tensors`; `progress(i)` is called as tensor `i`
-/// finishes (from any thread). The first error ends the run.
+/// Calls `visit(i)` for every index of `tensors`: the small ones several at a time (one per
+/// thread), then the large ones one after another (each with every thread inside). The first
+/// error stops the scheduling of more work and is returned.
+pub fn try_for_each_tensor<E: Send>(
+    tensors: &[&crate::checkpoint::TensorInfo],
+    visit: impl Fn(usize) -> Result<(), E> + Sync,
+) -> Result<(), E> {
+    use rayon::prelude::*;
+    let (small, large): (Vec<usize>, Vec<usize>) =
+        (0..tensors.len()).partition(|&i| tensors[i].numel() <= SMALL_TENSOR_VALUES);
+    small.par_iter().try_for_each(|&i| visit(i))?;
+    large.into_iter().try_for_each(visit)
+}
+
+/// Runs `analyse` over `tensors` ([`try_for_each_tensor`]) and returns the results in the order
+/// of `tensors`; `progress(i)` is called as tensor `i` finishes (from any thread). The first
+/// error ends the run.
 pub fn each_tensor<T: Send>(
     tensors: &[&crate::checkpoint::TensorInfo],
     analyse: impl Fn(&crate::checkpoint::TensorInfo) -> Result<T, AnalysisError> + Sync,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<Vec<T>, AnalysisError> {
-    use rayon::prelude::*;
-    let mut out: Vec<Option<T>> = std::iter::repeat_with(|| None).take(tensors.len()).collect();
-    let (small, large): (Vec<usize>, Vec<usize>) =
-        (0..tensors.len()).partition(|&i| tensors[i].numel() <= SMALL_TENSOR_VALUES);
-    let small_results: Vec<(usize, T)> = small
-        .par_iter()
-        .map(|&i| {
-            let r = analyse(tensors[i])?;
-            progress(i);
-            Ok((i, r))
-        })
-        .collect::<Result<_, AnalysisError>>()?;
-    for (i, r) in small_results {
-        out[i] = Some(r);
-    }
-    for i in large {
-        out[i] = Some(analyse(tensors[i])?);
+    let slots: Vec<std::sync::Mutex<Option<T>>> = tensors.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    try_for_each_tensor(tensors, |i| -> Result<(), AnalysisError> {
+        let r = analyse(tensors[i])?;
         progress(i);
-    }
-    Ok(out.into_iter().flatten().collect())
+        if let Ok(mut slot) = slots[i].lock() {
+            *slot = Some(r);
+        }
+        Ok(())
+    })?;
+    Ok(slots.into_iter().filter_map(|slot| slot.into_inner().ok().flatten()).collect())
 }

@@ -202,7 +202,8 @@ impl Jobs {
         });
     }
 
-    /// Runs a whole-model job: every tensor in `order`, results sent as they come.
+    /// Runs a whole-model job: every tensor in `order`, results sent as they come (small tensors
+    /// several at a time, as the command line does: [`crate::analysis::try_for_each_tensor`]).
     pub fn model(
         &self,
         backend: Arc<dyn Backend>,
@@ -212,25 +213,27 @@ impl Jobs {
         cancel: Cancel,
     ) {
         self.spawn("model", move |r| {
-            let mut done_bytes = 0;
-            for index in order {
+            let order: Vec<usize> = order.into_iter().filter(|&i| i < ckpt.tensors().len()).collect();
+            let tensors: Vec<_> = order.iter().map(|&i| &ckpt.tensors()[i]).collect();
+            let result_kind = match kind {
+                ModelJobKind::Stats => ResultKind::Stats(StatsKey { bins: super::HISTOGRAM_BINS, log_abs: false }),
+                ModelJobKind::Spectra => ResultKind::Spectrum,
+            };
+            let done_bytes = std::sync::atomic::AtomicU64::new(0);
+            // Err(()) stops the run: cancelled, or the window has closed.
+            let _ = crate::analysis::try_for_each_tensor(&tensors, |k| {
                 if cancel.is_cancelled() {
-                    break;
+                    return Err(());
                 }
-                let Some(t) = ckpt.tensors().get(index) else { continue };
-                let result_kind = match kind {
-                    ModelJobKind::Stats => ResultKind::Stats(StatsKey { bins: super::HISTOGRAM_BINS, log_abs: false }),
-                    ModelJobKind::Spectra => ResultKind::Spectrum,
-                };
+                let index = order[k];
                 let result = compute(backend.as_ref(), &ckpt, index, result_kind, None, &cancel);
-                done_bytes += t.bytes;
+                let done =
+                    done_bytes.fetch_add(tensors[k].bytes, std::sync::atomic::Ordering::Relaxed) + tensors[k].bytes;
                 let checkpoint = ckpt.path().to_owned();
-                if !r.send(JobResult::Tensor { checkpoint, tensor: index, kind: result_kind, result })
-                    || !r.send(JobResult::ModelProgress { kind, done_bytes })
-                {
-                    return;
-                }
-            }
+                let sent = r.send(JobResult::Tensor { checkpoint, tensor: index, kind: result_kind, result })
+                    && r.send(JobResult::ModelProgress { kind, done_bytes: done });
+                if sent { Ok(()) } else { Err(()) }
+            });
             r.send(JobResult::ModelDone { kind, cancelled: cancel.is_cancelled() });
         });
     }

@@ -532,7 +532,8 @@ impl WorkbenchApp {
             }
             JobResult::ModelProgress { kind, done_bytes } => {
                 if let Some(job) = self.session.as_mut().and_then(|s| s.model_job.as_mut()).filter(|j| j.kind == kind) {
-                    job.done_bytes = done_bytes;
+                    // Tensors finish on several threads, so reports may arrive out of order.
+                    job.done_bytes = job.done_bytes.max(done_bytes);
                 }
             }
             JobResult::ModelDone { kind, cancelled } => {
