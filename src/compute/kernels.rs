@@ -428,7 +428,8 @@ fn count_regular_bins(
     let (lo, hi) = (t[0], t[bins]);
     let margin = guess_margin(t);
     let exact = |x: f32| (x >= lo && x <= hi).then_some((x, ((x - lo) * s) as usize));
-    if margin >= 0.25 || bins >= 1 << 22 {
+    // (A NaN margin, from thresholds no linear guess can follow, also takes the comparisons.)
+    if margin.is_nan() || margin >= 0.25 || bins >= 1 << 22 {
         count_bins(values, t, true, local, exact);
         return false;
     }
