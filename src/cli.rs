@@ -379,6 +379,14 @@ fn select<'a>(
     Ok((chosen, skipped))
 }
 
+/// The `--json` output of the per-tensor commands: `{"tensors": [...], "skipped": [...]}` and a
+/// newline.
+fn write_tensors_json(out: &mut dyn Write, results: &impl serde::Serialize, skipped: &[String]) -> Result<()> {
+    serde_json::to_writer(&mut *out, &serde_json::json!({"tensors": results, "skipped": skipped}))?;
+    writeln!(out)?;
+    Ok(())
+}
+
 fn stats(args: &StatsArgs, backend: &dyn crate::compute::Backend, out: &mut dyn Write) -> Result<()> {
     use crate::analysis::stats::tensors_stats;
     use crate::compute::{BinScale, StatsRequest};
@@ -393,9 +401,7 @@ fn stats(args: &StatsArgs, backend: &dyn crate::compute::Backend, out: &mut dyn 
     let results = tensors_stats(backend, &ckpt, &tensors, &req, &cancel, &|i| bar.inc(tensors[i].bytes))?;
     bar.finish_and_clear();
     if args.json {
-        serde_json::to_writer(&mut *out, &serde_json::json!({"tensors": results, "skipped": skipped}))?;
-        writeln!(out)?;
-        return Ok(());
+        return write_tensors_json(out, &results, &skipped);
     }
     let w = results.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
     writeln!(
@@ -478,9 +484,7 @@ fn spectrum(args: &SpectrumArgs, backend: &dyn crate::compute::Backend, out: &mu
     })?;
     bar.finish_and_clear();
     if args.json {
-        serde_json::to_writer(&mut *out, &serde_json::json!({"tensors": results, "skipped": skipped}))?;
-        writeln!(out)?;
-        return Ok(());
+        return write_tensors_json(out, &results, &skipped);
     }
     let w = results.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
     let opt = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into());
