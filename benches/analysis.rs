@@ -2,8 +2,10 @@
 //! `benches/analysis_vs_peers.py`, which runs numpy and WeightWatcher on the same data in the
 //! same run and prints the ratios.
 //!
-//!     cargo bench --bench analysis -- read DIR        touch every tensor byte through the mmap
+//!     cargo bench --bench analysis -- read DIR        read every tensor byte (two ways), pass 1 alone and
+//!                                                     the statistics, in turns
 //!     cargo bench --bench analysis -- stats DIR       statistics + 256-bin histogram of every tensor
+//!     cargo bench --bench analysis -- kernels DIR NAME the statistics kernels on one tensor, per value
 //!     cargo bench --bench analysis -- spectra DIR     spectrum (auto method) of every 2-D tensor
 //!     cargo bench --bench analysis -- svd N FILE      write a random N×N f32 matrix to FILE, time its singular values
 //!     cargo bench --bench analysis -- tensor DIR NAME singular values of one tensor (svd and gram)
@@ -36,22 +38,35 @@ fn main() -> Result<()> {
     let cancel = Cancel::new();
     match args.first().map(String::as_str) {
         Some("read") => {
+            // The two ways to read every tensor byte, and the statistics, in turns (the speed of
+            // this machine drifts between runs); the best time of each.
             let ckpt = Checkpoint::open(&args[1])?;
-            let (secs, sum) = best_of(9, || {
-                Ok(ckpt
-                    .tensors()
-                    .par_iter()
-                    .map(|t| {
-                        ckpt.raw_bytes(t)
-                            .chunks(1 << 16)
-                            .map(|c| c.iter().map(|&b| u64::from(b)).sum::<u64>())
-                            .sum::<u64>()
-                    })
-                    .sum::<u64>())
-            })?;
+            let tensors: Vec<_> = ckpt.tensors().iter().collect();
+            let mut best = [f64::INFINITY; 4];
+            for _ in 0..10 {
+                for (k, b) in best.iter_mut().enumerate() {
+                    let start = Instant::now();
+                    match k {
+                        0 => drop(std::hint::black_box(read_words(&ckpt))),
+                        1 => drop(std::hint::black_box(read_bytes(&ckpt))),
+                        2 => drop(std::hint::black_box(moments_only(&ckpt))),
+                        _ => drop(tensors_stats(
+                            &CpuBackend,
+                            &ckpt,
+                            &tensors,
+                            &StatsRequest::default(),
+                            &cancel,
+                            &|_| {},
+                        )?),
+                    }
+                    *b = b.min(start.elapsed().as_secs_f64());
+                }
+            }
             println!(
                 "{}",
-                serde_json::json!({"what": "read", "seconds": secs, "bytes": ckpt.total_bytes(), "checksum": sum})
+                serde_json::json!({"what": "read", "bytes": ckpt.total_bytes(), "values": ckpt.total_params(),
+                                   "read_words_seconds": best[0], "read_bytes_seconds": best[1],
+                                   "moments_only_seconds": best[2], "stats_seconds": best[3]})
             );
         }
         Some("stats") => {
@@ -76,27 +91,41 @@ fn main() -> Result<()> {
             let m = kernels::merge_all(&moments(&v));
             let (_, thresholds) = kernels::histogram_bins(&m, 256, BinScale::Linear);
             let bounds = kernels::sigma_bounds(&m);
-            let (hist, total) = best_of(15, || {
-                let mut counts = vec![0u64; 256];
-                let mut outliers = [0u64; 2];
-                for c in v.chunks(1 << 16) {
-                    kernels::add_histogram_and_outliers(
-                        c,
-                        &thresholds,
-                        BinScale::Linear,
-                        &bounds,
-                        &mut counts,
-                        &mut outliers,
-                    );
+            // Each vectorised version of the histogram, in turns, so drifts of the machine's
+            // speed touch them alike; the best time of each.
+            let isas = kernels::HistogramIsa::available();
+            let mut hist = vec![f64::INFINITY; isas.len()];
+            let mut total = 0;
+            for _ in 0..5 {
+                for (best, &isa) in hist.iter_mut().zip(&isas) {
+                    let (secs, n) = best_of(5, || {
+                        let mut counts = vec![0u64; 256];
+                        let mut outliers = [0u64; 2];
+                        for c in v.chunks(1 << 16) {
+                            kernels::add_histogram_and_outliers_with(
+                                isa,
+                                c,
+                                &thresholds,
+                                BinScale::Linear,
+                                &bounds,
+                                &mut counts,
+                                &mut outliers,
+                            );
+                        }
+                        Ok(counts.iter().sum::<u64>())
+                    })?;
+                    *best = best.min(secs);
+                    total = n;
                 }
-                Ok(counts.iter().sum::<u64>())
-            })?;
+            }
             let (mom, _) = best_of(15, || Ok(moments(&v).len()))?;
             let per_value = |secs: f64| secs * 1e9 / v.len() as f64;
+            let histogram: serde_json::Map<String, serde_json::Value> =
+                isas.iter().zip(&hist).map(|(isa, &secs)| (format!("{isa:?}"), per_value(secs).into())).collect();
             println!(
                 "{}",
                 serde_json::json!({"what": "kernels", "tensor": t.name, "values": v.len(), "counted": total,
-                                   "histogram_ns_per_value": per_value(hist), "moments_ns_per_value": per_value(mom)})
+                                   "histogram_ns_per_value": histogram, "moments_ns_per_value": per_value(mom)})
             );
         }
         Some("spectra") => {
@@ -129,9 +158,48 @@ fn main() -> Result<()> {
                 );
             }
         }
-        _ => bail!("usage: analysis read|stats|spectra DIR | svd N | tensor DIR NAME | kernels DIR NAME"),
+        _ => bail!("usage: analysis read|stats|spectra DIR | svd N FILE | tensor DIR NAME | kernels DIR NAME"),
     }
     Ok(())
+}
+
+/// Reads every tensor byte as fast as this CPU can: 64-byte words folded with XOR, all threads.
+/// Bound by memory bandwidth.
+fn read_words(ckpt: &Checkpoint) -> u64 {
+    ckpt.tensors()
+        .par_iter()
+        .map(|t| {
+            let (head, words, tail) = bytemuck::pod_align_to::<u8, [u64; 8]>(ckpt.raw_bytes(t));
+            let fold = |c: &[[u64; 8]]| {
+                let mut acc = [0u64; 8];
+                for w in c {
+                    acc.iter_mut().zip(w).for_each(|(a, b)| *a ^= b);
+                }
+                acc.iter().fold(0, |x, y| x ^ y)
+            };
+            let rest = head.iter().chain(tail).fold(0u64, |x, &b| x ^ u64::from(b));
+            words.par_chunks(1 << 12).map(fold).reduce(|| rest, |x, y| x ^ y)
+        })
+        .reduce(|| 0, |x, y| x ^ y)
+}
+
+/// Reads every tensor byte and sums the bytes (u8 to u64, vectorised by the compiler): bound by
+/// the widening arithmetic on this machine, not by memory; the baseline of earlier records.
+fn read_bytes(ckpt: &Checkpoint) -> u64 {
+    ckpt.tensors()
+        .par_iter()
+        .map(|t| ckpt.raw_bytes(t).chunks(1 << 16).map(|c| c.iter().map(|&b| u64::from(b)).sum::<u64>()).sum::<u64>())
+        .sum()
+}
+
+/// Pass 1 of the statistics alone (the moment kernel over every F32 tensor, 4096-value blocks).
+fn moments_only(ckpt: &Checkpoint) -> usize {
+    use weightbench::compute::kernels::block_moments;
+    ckpt.tensors()
+        .par_iter()
+        .filter_map(|t| bytemuck::try_cast_slice::<u8, f32>(ckpt.raw_bytes(t)).ok())
+        .map(|v| v.par_chunks(1 << 16).map(|c| c.chunks(4096).map(block_moments).count()).sum::<usize>())
+        .sum()
 }
 
 /// An N×N matrix of uniform values in [−1, 1) from a fixed xorshift sequence, as F32.

@@ -306,10 +306,62 @@ pub fn add_histogram_and_outliers(
     counts: &mut [u64],
     outliers: &mut [u64],
 ) {
-    pulp::Arch::new().dispatch(HistogramKernel { values, thresholds, scale, bounds, counts, outliers });
+    add_histogram_and_outliers_with(HistogramIsa::best(), values, thresholds, scale, bounds, counts, outliers);
+}
+
+/// The instruction sets the linear histogram kernel has a hand-vectorised version for.
+/// All give the same counts; [`HistogramIsa::best`] is the one used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HistogramIsa {
+    /// Lane-wise Rust that the compiler vectorises as it can (any CPU).
+    Portable,
+    /// AVX2 and FMA: eight lanes.
+    Avx2,
+    /// AVX-512 (F, BW, CD, DQ, VL): sixteen lanes, comparisons into mask registers. The kernel
+    /// is bound by instructions per value, which this halves.
+    Avx512,
+}
+
+impl HistogramIsa {
+    /// Those this CPU has, worst first.
+    pub fn available() -> Vec<Self> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let mut isas = vec![Self::Portable];
+            if pulp::x86::V3::try_new().is_some() {
+                isas.push(Self::Avx2);
+            }
+            if pulp::x86::V4::try_new().is_some() {
+                isas.push(Self::Avx512);
+            }
+            isas
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        vec![Self::Portable]
+    }
+
+    /// The best this CPU has.
+    pub fn best() -> Self {
+        Self::available().last().copied().unwrap_or(Self::Portable)
+    }
+}
+
+/// [`add_histogram_and_outliers`] with the vectorised kernel of `isa` (or the portable one,
+/// where this CPU lacks `isa`): for tests and benchmarks that compare them.
+pub fn add_histogram_and_outliers_with(
+    isa: HistogramIsa,
+    values: &[f32],
+    thresholds: &[f32],
+    scale: BinScale,
+    bounds: &[(f32, f32)],
+    counts: &mut [u64],
+    outliers: &mut [u64],
+) {
+    pulp::Arch::new().dispatch(HistogramKernel { isa, values, thresholds, scale, bounds, counts, outliers });
 }
 
 struct HistogramKernel<'a> {
+    isa: HistogramIsa,
     values: &'a [f32],
     thresholds: &'a [f32],
     scale: BinScale,
@@ -332,7 +384,8 @@ impl pulp::WithSimd for HistogramKernel<'_> {
             BinScale::Linear => {
                 let s = if hi > lo { (bins as f64 / (f64::from(hi) - f64::from(lo))) as f32 } else { 0.0 };
                 if regular_bins(t) {
-                    outliers_done = count_regular_bins(self.values, t, s, &mut local, self.bounds, self.outliers);
+                    outliers_done =
+                        count_regular_bins(self.isa, self.values, t, s, &mut local, self.bounds, self.outliers);
                 } else {
                     count_bins(self.values, t, false, &mut local, |x| {
                         (x >= lo && x <= hi).then_some((x, ((x - lo) * s) as usize))
@@ -417,6 +470,7 @@ pub(super) struct LinearGuess {
 /// beyond `bounds` were counted into `outliers` on the way (the AVX2 kernel does).
 #[inline(always)]
 fn count_regular_bins(
+    isa: HistogramIsa,
     values: &[f32],
     t: &[f32],
     s: f32,
@@ -434,22 +488,26 @@ fn count_regular_bins(
         return false;
     }
     let guess = LinearGuess { lo, s, clear_lo: margin as f32, clear_hi: (1.0 - margin) as f32, bins };
-    let mut ways = vec![0u32; COUNT_WAYS * bins];
     #[cfg(target_arch = "x86_64")]
     {
+        use super::simd_x86::{WAYS_LEN, regular_histogram, way_stride};
+        let mut ways = vec![0u32; WAYS_LEN];
         let mut unclear_outliers = [0u64; 2];
         let mut unclear = |group: &[f32]| {
             count_bins(group, t, true, local, exact);
             add_outlier_counts(group, bounds, &mut unclear_outliers);
         };
-        if super::simd_x86::regular_histogram(values, &guess, bounds, &mut ways, outliers, &mut unclear) {
+        if let Ok(fixed) = <&mut [u32; WAYS_LEN]>::try_from(ways.as_mut_slice())
+            && regular_histogram(isa, values, &guess, bounds, fixed, outliers, &mut unclear)
+        {
             outliers.iter_mut().zip(unclear_outliers).for_each(|(o, u)| *o += u);
-            for way in ways.chunks_exact(bins) {
+            for way in ways.chunks_exact(way_stride(bins)).take(COUNT_WAYS) {
                 local.iter_mut().zip(way).for_each(|(c, w)| *c += w);
             }
             return true;
         }
     }
+    let mut ways = vec![0u32; COUNT_WAYS * bins];
     let (eps, top, nb) = (guess.clear_lo, guess.clear_hi, bins as f32);
     let groups = values.chunks_exact(GROUP);
     let rest = groups.remainder();
@@ -722,7 +780,7 @@ mod tests {
 
     #[test]
     fn histogram_paths_follow_the_comparison_rule() {
-        for (n, bins) in [(1001, 256), (4096, 1), (4099, 7), (65536, 256), (20000, 1000), (333, 2)] {
+        for (n, bins) in [(1001, 256), (4096, 1), (4099, 7), (65536, 256), (20000, 1000), (333, 2), (30011, 449)] {
             let mut values = weights(n, n as u64);
             let m = block_moments(&values);
             let (_, t) = histogram_bins(&m, bins, BinScale::Linear);
@@ -733,12 +791,22 @@ mod tests {
             values[n / 2] = f32::NAN;
             values[n / 3] = f32::INFINITY;
             let bounds = sigma_bounds(&m);
-            let mut counts = vec![0u64; bins];
-            let mut outliers = [0u64; 2];
-            add_histogram_and_outliers(&values, &t, BinScale::Linear, &bounds, &mut counts, &mut outliers);
             let (want_counts, want_outliers) = naive_counts(&values, &t, &bounds);
-            assert_eq!(counts, want_counts, "n={n} bins={bins}");
-            assert_eq!(outliers.to_vec(), want_outliers, "n={n} bins={bins}");
+            for isa in HistogramIsa::available() {
+                let mut counts = vec![0u64; bins];
+                let mut outliers = [0u64; 2];
+                add_histogram_and_outliers_with(
+                    isa,
+                    &values,
+                    &t,
+                    BinScale::Linear,
+                    &bounds,
+                    &mut counts,
+                    &mut outliers,
+                );
+                assert_eq!(counts, want_counts, "n={n} bins={bins} {isa:?}");
+                assert_eq!(outliers.to_vec(), want_outliers, "n={n} bins={bins} {isa:?}");
+            }
         }
     }
 
