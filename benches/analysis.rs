@@ -2,10 +2,12 @@
 //! `benches/analysis_vs_peers.py`, which runs numpy and WeightWatcher on the same data in the
 //! same run and prints the ratios.
 //!
-//!     cargo bench --bench analysis -- read DIR        read every tensor byte (two ways), pass 1 alone and
-//!                                                     the statistics, in turns
+//!     cargo bench --bench analysis -- read DIR        read every tensor byte (two ways, and through a fresh
+//!                                                     map), pass 1 alone, the statistics (also on a fresh
+//!                                                     map) and the decode-to-f32 path, in turns
 //!     cargo bench --bench analysis -- stats DIR       statistics + 256-bin histogram of every tensor
 //!     cargo bench --bench analysis -- kernels DIR NAME the statistics kernels on one tensor, per value
+//!     cargo bench --bench analysis -- patterns DIR NAME counting the bit patterns of one 8/16-bit tensor
 //!     cargo bench --bench analysis -- spectra DIR     spectrum (auto method) of every 2-D tensor
 //!     cargo bench --bench analysis -- svd N FILE      write a random N×N f32 matrix to FILE, time its singular values
 //!     cargo bench --bench analysis -- tensor DIR NAME singular values of one tensor (svd and gram)
@@ -42,11 +44,18 @@ fn main() -> Result<()> {
             // this machine drifts between runs); the best time of each.
             let ckpt = Checkpoint::open(&args[1])?;
             let tensors: Vec<_> = ckpt.tensors().iter().collect();
-            let mut best = [f64::INFINITY; 4];
+            let mut best = [f64::INFINITY; 7];
             for _ in 0..10 {
                 for (k, b) in best.iter_mut().enumerate() {
                     let start = Instant::now();
                     match k {
+                        4 => drop(std::hint::black_box(read_words(&Checkpoint::open(&args[1])?))),
+                        6 => drop(std::hint::black_box(decoded_stats(&ckpt, &cancel)?)),
+                        5 => {
+                            let fresh = Checkpoint::open(&args[1])?;
+                            let all: Vec<_> = fresh.tensors().iter().collect();
+                            drop(tensors_stats(&CpuBackend, &fresh, &all, &StatsRequest::default(), &cancel, &|_| {})?)
+                        }
                         0 => drop(std::hint::black_box(read_words(&ckpt))),
                         1 => drop(std::hint::black_box(read_bytes(&ckpt))),
                         2 => drop(std::hint::black_box(moments_only(&ckpt))),
@@ -66,7 +75,9 @@ fn main() -> Result<()> {
                 "{}",
                 serde_json::json!({"what": "read", "bytes": ckpt.total_bytes(), "values": ckpt.total_params(),
                                    "read_words_seconds": best[0], "read_bytes_seconds": best[1],
-                                   "moments_only_seconds": best[2], "stats_seconds": best[3]})
+                                   "moments_only_seconds": best[2], "stats_seconds": best[3],
+                                   "fresh_read_words_seconds": best[4], "fresh_stats_seconds": best[5],
+                                   "decoded_stats_seconds": best[6]})
             );
         }
         Some("stats") => {
@@ -126,6 +137,21 @@ fn main() -> Result<()> {
                 "{}",
                 serde_json::json!({"what": "kernels", "tensor": t.name, "values": v.len(), "counted": total,
                                    "histogram_ns_per_value": histogram, "moments_ns_per_value": per_value(mom)})
+            );
+        }
+        Some("patterns") => {
+            // One thread: counting the bit patterns of one 8- or 16-bit tensor, per value.
+            use weightbench::compute::patterns;
+            let ckpt = Checkpoint::open(&args[1])?;
+            let t = ckpt.require(args.get(2).context("patterns DIR NAME")?)?;
+            let bits = patterns::pattern_bits(t.dtype).context("not an 8- or 16-bit type")?;
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+            let (secs, distinct) = pool
+                .install(|| best_of(300, || Ok(patterns::count_patterns(ckpt.raw_bytes(t), bits, &cancel)?.len())))?;
+            println!(
+                "{}",
+                serde_json::json!({"what": "patterns", "tensor": t.name, "values": t.numel(), "distinct": distinct,
+                                   "ns_per_value": secs * 1e9 / t.numel() as f64})
             );
         }
         Some("spectra") => {
@@ -190,6 +216,23 @@ fn read_bytes(ckpt: &Checkpoint) -> u64 {
         .par_iter()
         .map(|t| ckpt.raw_bytes(t).chunks(1 << 16).map(|c| c.iter().map(|&b| u64::from(b)).sum::<u64>()).sum::<u64>())
         .sum()
+}
+
+/// The statistics of every tensor by the decode-to-f32 path (the CPU backend's path for types
+/// other than 8- and 16-bit scalars), scheduled as `tensors_stats` schedules them.
+fn decoded_stats(ckpt: &Checkpoint, cancel: &Cancel) -> Result<usize> {
+    use weightbench::compute::cpu::{Values, stats_of};
+    use weightbench::compute::kernels::MOMENT_BLOCK;
+    let tensors: Vec<_> = ckpt.tensors().iter().collect();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    weightbench::analysis::try_for_each_tensor(&tensors, |i| -> Result<()> {
+        let t = weightbench::compute::TensorRef::new(ckpt, tensors[i]);
+        let values = Values::load(t, cancel)?;
+        std::hint::black_box(stats_of(&values, &StatsRequest::default(), MOMENT_BLOCK, cancel)?);
+        done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    })?;
+    Ok(done.into_inner())
 }
 
 /// Pass 1 of the statistics alone (the moment kernel over every F32 tensor, 4096-value blocks).

@@ -8,6 +8,9 @@
          arrays loaded before the clock starts;
        - reading every tensor byte through the mmap (the floor for any pass over the data), at
          memory speed and as a byte sum, in turns with our statistics in one process.
+     The same on a BF16 copy of the checkpoint (written once under bench-data/, rounded to
+     nearest even as torch stores BF16): 16-bit tensors are counted by bit pattern in one pass,
+     timed against the same read and against the decode-to-f32 path on the same tensors.
   2. Singular values of a random 4096×4096 f32 matrix and of a real tensor, against
      numpy.linalg.svd(compute_uv=False) on the float32 and the float64 array.
   3. Spectra of every 2-D tensor of the checkpoint against WeightWatcher's analyze().
@@ -115,6 +118,18 @@ def main():
               f" -> {ours / byte_sum:.2f}x")
         print(f"  pass 1 (moments) alone {r['moments_only_seconds']:.4f} s"
               f" -> {r['moments_only_seconds'] / words:.2f}x the memory-speed read")
+        sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "scripts", "reference"))
+        from check_analysis import write_bf16_copy
+        bf16 = os.path.join("bench-data", os.path.basename(args.model.rstrip("/")) + "-bf16")
+        if not os.path.exists(os.path.join(bf16, "model.safetensors")):
+            write_bf16_copy(args.model, bf16)
+        r = bench("read", bf16)[0]
+        ours, words = r["stats_seconds"], r["read_words_seconds"]
+        print(f"the same as BF16 ({bf16}, {r['bytes'] / 1e6:.0f} MB):")
+        print(f"  weightbench {ours:.4f} s | reading every byte at memory speed {words:.4f} s"
+              f" -> stats take {ours / words:.2f}x the read time")
+        print(f"  the decode-to-f32 path on the same tensors {r['decoded_stats_seconds']:.4f} s"
+              f" -> counting bit patterns is {r['decoded_stats_seconds'] / ours:.1f}x faster")
 
     if "svd" not in args.skip:
         n = args.svd_n

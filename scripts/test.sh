@@ -28,6 +28,9 @@ $py scripts/reference/check_info.py --bin "$bin" \
 $py scripts/reference/check_gguf.py --bin "$bin" \
   test-models/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf test-models/gemma-3-270m/gemma-3-270m-q4_k_m.gguf
 $py scripts/reference/check_analysis.py --bin "$bin" test-models/all-MiniLM-L6-v2 test-models/SmolLM2-135M-Instruct-hf
+# 16-bit checkpoints (statistics from bit-pattern counts): the F16 demo and a BF16 copy of MiniLM.
+$py scripts/reference/check_analysis.py --bin "$bin" --stats-only assets/demo \
+  --bf16-copy-of test-models/all-MiniLM-L6-v2 --bf16-copy-to "$refdir/minilm-bf16"
 $py scripts/reference/check_convert_transformers.py --bin "$bin" \
   test-models/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf test-models/gemma-3-270m/gemma-3-270m-q4_k_m.gguf
 echo "all checks passed"

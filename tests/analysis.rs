@@ -159,6 +159,43 @@ fn quantized_tensors_have_the_statistics_of_their_decoded_values() {
 }
 
 #[test]
+fn sixteen_bit_tensors_have_the_statistics_of_their_f32_copies() {
+    // The demo's F16 matrices (counted by bit pattern) against F32 copies (decoded, two passes).
+    let demo = Checkpoint::open(demo()).unwrap();
+    let big: Vec<_> = demo
+        .tensors()
+        .iter()
+        .filter(|t| t.dtype == weightbench::codec::DType::F16 && t.numel() >= 1 << 16)
+        .take(4)
+        .collect();
+    assert_eq!(big.len(), 4, "the demo should hold large F16 matrices");
+    let dir = TempDir::new();
+    let specs: Vec<Spec> = big
+        .iter()
+        .map(|t| {
+            let shape: Vec<usize> = t.shape.iter().map(|&d| d as usize).collect();
+            Spec::f32(&t.name, &shape, &demo.decode_all(t).unwrap())
+        })
+        .collect();
+    let plain = open_one(&dir, &specs);
+    for t in big {
+        for req in [StatsRequest::default(), StatsRequest { bins: 1000, scale: BinScale::Log10Abs }] {
+            let a = tensor_stats(&CpuBackend, &demo, t, &req, &Cancel::new()).unwrap();
+            let b = tensor_stats(&CpuBackend, &plain, plain.require(&t.name).unwrap(), &req, &Cancel::new()).unwrap();
+            let what = format!("{} {req:?}", t.name);
+            assert_eq!((a.count, a.zeros, a.min, a.max), (b.count, b.zeros, b.min, b.max), "{what}");
+            assert_eq!(a.histogram.thresholds, b.histogram.thresholds, "{what}");
+            assert_eq!(a.histogram.counts, b.histogram.counts, "{what}");
+            assert_eq!((a.outliers_3sigma, a.outliers_6sigma), (b.outliers_3sigma, b.outliers_6sigma), "{what}");
+            for (x, y) in [(a.mean, b.mean), (a.std, b.std), (a.skewness, b.skewness), (a.kurtosis, b.kurtosis)] {
+                assert!((x - y).abs() <= 1e-9 * y.abs().max(a.std), "{what}: {x} vs {y}");
+            }
+            assert_eq!(a.dtype, "F16");
+        }
+    }
+}
+
+#[test]
 fn channel_statistics_find_an_outlier_input_channel() {
     let (rows, cols) = (64usize, 48usize);
     let w: Vec<f32> = (0..rows * cols)

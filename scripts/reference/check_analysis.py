@@ -14,6 +14,7 @@ For every tensor:
 Exits non-zero on the first mismatch; prints a summary per checkpoint.
 
     .venv/bin/python scripts/reference/check_analysis.py [--bin target/debug/weightbench] [--no-ww] DIR...
+        [--stats-only DIR...] [--bf16-copy-of DIR --bf16-copy-to NEWDIR]
 """
 import argparse
 import json
@@ -36,16 +37,71 @@ def close(ours, ref, what, name, rel=1e-6, abs_tol=1e-9):
         sys.exit(f"{name}: {what} {ours!r} vs numpy {ref!r}")
 
 
+def safetensors_header(path):
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        return json.loads(f.read(n)), 8 + n
+
+
 def load_all(folder):
     import glob
     import os
     files = sorted(glob.glob(os.path.join(folder, "*.safetensors")))
     tensors = {}
     for f in files:
+        header, base = safetensors_header(f)
+        raw = np.memmap(f, dtype=np.uint8, mode="r")
+        for k, info in header.items():
+            if k != "__metadata__" and info["dtype"] == "BF16":
+                # numpy has no bfloat16: its bits are the top half of a float32's.
+                a, b = info["data_offsets"]
+                bits = raw[base + a:base + b].view("<u2").astype(np.uint32) << 16
+                tensors[k] = bits.view(np.float32).reshape(info["shape"])
         with safe_open(f, "np") as h:
             for k in h.keys():
-                tensors[k] = h.get_tensor(k)
+                if k not in tensors:
+                    tensors[k] = h.get_tensor(k)
     return tensors
+
+
+def load_headers(folder):
+    import glob
+    import os
+    for f in sorted(glob.glob(os.path.join(folder, "*.safetensors"))):
+        header, _ = safetensors_header(f)
+        yield from (info for k, info in header.items() if k != "__metadata__")
+
+
+def write_bf16_copy(src, dst):
+    """A copy of the safetensors file in `src` with every F32 tensor rounded to BF16 (nearest
+    even), the way torch's `.to(torch.bfloat16)` stores a checkpoint."""
+    import glob
+    import os
+    os.makedirs(dst, exist_ok=True)
+    (path,) = glob.glob(os.path.join(src, "*.safetensors"))
+    header, base = safetensors_header(path)
+    raw = np.memmap(path, dtype=np.uint8, mode="r")
+    out, parts, offset = {}, [], 0
+    for k, info in header.items():
+        if k == "__metadata__":
+            continue
+        a, b = info["data_offsets"]
+        data = raw[base + a:base + b]
+        dtype = info["dtype"]
+        if dtype == "F32":
+            u = data.view("<u4").astype(np.uint64)
+            data = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype("<u2").view(np.uint8)
+            dtype = "BF16"
+        out[k] = {"dtype": dtype, "shape": info["shape"], "data_offsets": [offset, offset + data.size]}
+        offset += data.size
+        parts.append(data)
+    text = json.dumps(out).encode()
+    text += b" " * (-len(text) % 8)
+    with open(os.path.join(dst, "model.safetensors"), "wb") as f:
+        f.write(len(text).to_bytes(8, "little"))
+        f.write(text)
+        for data in parts:
+            f.write(np.ascontiguousarray(data).tobytes())
 
 
 def check_stats(binary, folder, tensors, log_abs):
@@ -137,8 +193,21 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default="target/debug/weightbench")
     ap.add_argument("--no-ww", action="store_true", help="skip the WeightWatcher comparison")
-    ap.add_argument("folders", nargs="+")
+    ap.add_argument("--stats-only", nargs="*", default=[], help="folders to check the statistics of, alone")
+    ap.add_argument("--bf16-copy-of", help="write a BF16 copy of this folder's F32 checkpoint ...")
+    ap.add_argument("--bf16-copy-to", help="... into this folder and check its statistics")
+    ap.add_argument("folders", nargs="*")
     args = ap.parse_args()
+    stats_only = list(args.stats_only)
+    if args.bf16_copy_of and args.bf16_copy_to:
+        write_bf16_copy(args.bf16_copy_of, args.bf16_copy_to)
+        stats_only.append(args.bf16_copy_to)
+    for folder in stats_only:
+        tensors = load_all(folder)
+        n = check_stats(args.bin, folder, tensors, log_abs=False)
+        check_stats(args.bin, folder, tensors, log_abs=True)
+        dtypes = sorted({info["dtype"] for f in [folder] for info in load_headers(folder)})
+        print(f"ok  {folder}: stats of {n} tensors ({', '.join(dtypes)}) agree with numpy, linear and log bins")
     for i, folder in enumerate(args.folders):
         tensors = load_all(folder)
         n = check_stats(args.bin, folder, tensors, log_abs=False)

@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use rayon::prelude::*;
 
 use super::kernels::{self, MOMENT_BLOCK};
+use super::patterns;
 use super::{
     Backend, BackendInfo, ChannelResult, ComputeError, Gram, HistogramCounts, Moments, RtnResult, RtnSpec,
     StatsRequest, StatsResult, TensorRef, TileMap,
@@ -161,6 +162,14 @@ impl Backend for CpuBackend {
     }
 
     fn stats(&self, t: TensorRef<'_>, req: &StatsRequest, cancel: &Cancel) -> Result<StatsResult, ComputeError> {
+        // One- and two-byte scalar types: one pass counting bit patterns, no decode.
+        let bytes = t.ckpt.raw_bytes(t.tensor);
+        if t.tensor.numel() >= patterns::MIN_VALUES
+            && t.tensor.dtype.byte_len(t.tensor.numel()) == Some(bytes.len() as u64)
+            && let Some(r) = patterns::stats_of_patterns(t.tensor.dtype, bytes, req, cancel)?
+        {
+            return Ok(r);
+        }
         let values = Values::load(t, cancel)?;
         stats_of(&values, req, aligned_block(t, MOMENT_BLOCK), cancel)
     }

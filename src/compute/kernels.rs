@@ -419,12 +419,15 @@ impl pulp::WithSimd for HistogramKernel<'_> {
 }
 
 /// Whether a linear guess is always within one bin of the answer: thresholds strictly
-/// increasing and bins far wider than the rounding of values of this magnitude.
+/// increasing, bins far wider than the rounding of values of this magnitude, and a range whose
+/// width is a finite f32 (else `x − t[0]` overflows for values near the top).
 fn regular_bins(t: &[f32]) -> bool {
     let bins = t.len() - 1;
     let (lo, hi) = (t[0], t[bins]);
     let ulp = f64::from(lo.abs().max(hi.abs())) * f64::from(f32::EPSILON);
-    t.windows(2).all(|w| w[0] < w[1]) && (f64::from(hi) - f64::from(lo)) / bins as f64 > 64.0 * ulp
+    t.windows(2).all(|w| w[0] < w[1])
+        && (hi - lo).is_finite()
+        && (f64::from(hi) - f64::from(lo)) / bins as f64 > 64.0 * ulp
 }
 
 /// Independent copies of the counts that consecutive values go to in turn: weights cluster
@@ -791,22 +794,28 @@ mod tests {
             values[n / 2] = f32::NAN;
             values[n / 3] = f32::INFINITY;
             let bounds = sigma_bounds(&m);
-            let (want_counts, want_outliers) = naive_counts(&values, &t, &bounds);
-            for isa in HistogramIsa::available() {
-                let mut counts = vec![0u64; bins];
-                let mut outliers = [0u64; 2];
-                add_histogram_and_outliers_with(
-                    isa,
-                    &values,
-                    &t,
-                    BinScale::Linear,
-                    &bounds,
-                    &mut counts,
-                    &mut outliers,
-                );
-                assert_eq!(counts, want_counts, "n={n} bins={bins} {isa:?}");
-                assert_eq!(outliers.to_vec(), want_outliers, "n={n} bins={bins} {isa:?}");
-            }
+            check_all_isas(&values, &t, &bounds, &format!("n={n} bins={bins}"));
+        }
+        // A range wider than the largest f32: `x − t[0]` overflows for the top values.
+        let mut values = weights(5000, 11);
+        values.iter_mut().step_by(3).for_each(|v| *v *= 20.0 * 1.7e38);
+        values.extend([f32::MAX, -f32::MAX, 1.0e38, -1.0e38, 2.0e38]);
+        for bins in [1, 7, 256] {
+            let (_, t) = histogram_bins(&block_moments(&values), bins, BinScale::Linear);
+            check_all_isas(&values, &t, &[], &format!("near f32::MAX, bins={bins}"));
+        }
+    }
+
+    /// Every histogram kernel this CPU has against the comparison rule.
+    fn check_all_isas(values: &[f32], t: &[f32], bounds: &[(f32, f32)], what: &str) {
+        let bins = t.len() - 1;
+        let (want_counts, want_outliers) = naive_counts(values, t, bounds);
+        for isa in HistogramIsa::available() {
+            let mut counts = vec![0u64; bins];
+            let mut outliers = [0u64; 2];
+            add_histogram_and_outliers_with(isa, values, t, BinScale::Linear, bounds, &mut counts, &mut outliers);
+            assert_eq!(counts, want_counts, "{what} {isa:?}");
+            assert_eq!(outliers[..bounds.len()].to_vec(), want_outliers, "{what} {isa:?}");
         }
     }
 

@@ -9,6 +9,7 @@
 pub mod cpu;
 pub mod gpu;
 pub mod kernels;
+pub mod patterns;
 pub mod select;
 #[cfg(target_arch = "x86_64")]
 mod simd_x86;
