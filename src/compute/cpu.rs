@@ -3,6 +3,8 @@
 //! A tensor whose f32 values fit in [`RESIDENT_LIMIT_BYTES`] is decoded once, in parallel, into
 //! host memory and every pass runs over it; a larger one is decoded again for each pass, a chunk
 //! at a time. Either way peak memory stays within one tensor's f32 size plus per-thread buffers.
+//! The statistics of 8- and 16-bit scalar tensors skip the decode: [`super::patterns`] counts
+//! their bit patterns in one pass over the stored bytes.
 
 use std::borrow::Cow;
 

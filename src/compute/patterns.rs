@@ -43,10 +43,11 @@ pub fn count_patterns(bytes: &[u8], bits: u32, cancel: &Cancel) -> Result<Vec<(u
             let (even, odd) = tables.split_at_mut(1 << 16);
             if width == 1 {
                 count_u8(chunk, even);
+                take_counts(&mut even[..256], &mut odd[..256])
             } else {
                 count_u16(chunk, even, odd);
+                take_counts(even, odd)
             }
-            take_counts(even, odd)
         }))
     };
     if bytes.len() <= TASK_VALUES * width {
