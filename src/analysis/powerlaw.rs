@@ -40,7 +40,7 @@ fn ks_distance(log_tail: &[f64], alpha: f64) -> f64 {
 }
 
 /// Fits a power law to `data` (positive values; sorted here). Returns `None` for fewer than
-/// [`SMALL_N_MIN_TAIL`] values, as WeightWatcher skips layers that small.
+/// `SMALL_N_MIN_TAIL` values, as WeightWatcher skips layers that small.
 pub fn fit(data: &[f64]) -> Option<PowerLawFit> {
     let mut x: Vec<f64> = data.iter().copied().filter(|v| *v > 0.0 && v.is_finite()).collect();
     x.sort_by(f64::total_cmp);
