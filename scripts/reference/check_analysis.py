@@ -17,7 +17,9 @@ Exits non-zero on the first mismatch; prints a summary per checkpoint.
         [--stats-only DIR...] [--bf16-copy-of DIR --bf16-copy-to NEWDIR]
 """
 import argparse
+import glob
 import json
+import os
 import subprocess
 import sys
 
@@ -44,8 +46,6 @@ def safetensors_header(path):
 
 
 def load_all(folder):
-    import glob
-    import os
     files = sorted(glob.glob(os.path.join(folder, "*.safetensors")))
     tensors = {}
     for f in files:
@@ -65,8 +65,6 @@ def load_all(folder):
 
 
 def load_headers(folder):
-    import glob
-    import os
     for f in sorted(glob.glob(os.path.join(folder, "*.safetensors"))):
         header, _ = safetensors_header(f)
         yield from (info for k, info in header.items() if k != "__metadata__")
@@ -75,8 +73,6 @@ def load_headers(folder):
 def write_bf16_copy(src, dst):
     """A copy of the safetensors file in `src` with every F32 tensor rounded to BF16 (nearest
     even), the way torch's `.to(torch.bfloat16)` stores a checkpoint."""
-    import glob
-    import os
     os.makedirs(dst, exist_ok=True)
     (path,) = glob.glob(os.path.join(src, "*.safetensors"))
     header, base = safetensors_header(path)
@@ -206,7 +202,7 @@ def main():
         tensors = load_all(folder)
         n = check_stats(args.bin, folder, tensors, log_abs=False)
         check_stats(args.bin, folder, tensors, log_abs=True)
-        dtypes = sorted({info["dtype"] for f in [folder] for info in load_headers(folder)})
+        dtypes = sorted({info["dtype"] for info in load_headers(folder)})
         print(f"ok  {folder}: stats of {n} tensors ({', '.join(dtypes)}) agree with numpy, linear and log bins")
     for i, folder in enumerate(args.folders):
         tensors = load_all(folder)

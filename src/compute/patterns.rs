@@ -112,9 +112,10 @@ fn take_counts(even: &mut [u32], odd: &mut [u32]) -> Vec<(u32, u64)> {
     out
 }
 
-/// The f32 value of every bit pattern of `dtype` (8 or 16 bits), decoded by the codec once per
-/// type and kept; `None` when the codec cannot decode the type.
-pub fn pattern_values(dtype: DType, bits: u32) -> Option<Arc<[f32]>> {
+/// The f32 value of every bit pattern of `dtype`, decoded by the codec once per type and kept;
+/// `None` when the type is not a one- or two-byte scalar the codec decodes.
+pub fn pattern_values(dtype: DType) -> Option<Arc<[f32]>> {
+    let bits = pattern_bits(dtype)?;
     static TABLES: Mutex<Vec<(DType, Arc<[f32]>)>> = Mutex::new(Vec::new());
     let mut tables = TABLES.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some((_, values)) = tables.iter().find(|(d, _)| *d == dtype) {
@@ -214,7 +215,7 @@ pub fn stats_of_patterns(
     cancel: &Cancel,
 ) -> Result<Option<StatsResult>, ComputeError> {
     let Some(bits) = pattern_bits(dtype) else { return Ok(None) };
-    let Some(values) = pattern_values(dtype, bits) else { return Ok(None) };
+    let Some(values) = pattern_values(dtype) else { return Ok(None) };
     let counts = count_patterns(bytes, bits, cancel)?;
     Ok(Some(stats_from_counts(&counts, &values, req)))
 }
