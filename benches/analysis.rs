@@ -147,7 +147,7 @@ fn main() -> Result<()> {
             let bits = patterns::pattern_bits(t.dtype).context("not an 8- or 16-bit type")?;
             let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
             let (secs, distinct) = pool
-                .install(|| best_of(300, || Ok(patterns::count_patterns(ckpt.raw_bytes(t), bits, &cancel)?.len())))?;
+                .install(|| best_of(300, || Ok(patterns::count_patterns(ckpt.raw_bytes(t)?, bits, &cancel)?.len())))?;
             println!(
                 "{}",
                 serde_json::json!({"what": "patterns", "tensor": t.name, "values": t.numel(), "distinct": distinct,
@@ -195,7 +195,7 @@ fn read_words(ckpt: &Checkpoint) -> u64 {
     ckpt.tensors()
         .par_iter()
         .map(|t| {
-            let (head, words, tail) = bytemuck::pod_align_to::<u8, [u64; 8]>(ckpt.raw_bytes(t));
+            let (head, words, tail) = bytemuck::pod_align_to::<u8, [u64; 8]>(ckpt.raw_bytes(t).unwrap_or(&[]));
             let fold = |c: &[[u64; 8]]| {
                 let mut acc = [0u64; 8];
                 for w in c {
@@ -214,7 +214,13 @@ fn read_words(ckpt: &Checkpoint) -> u64 {
 fn read_bytes(ckpt: &Checkpoint) -> u64 {
     ckpt.tensors()
         .par_iter()
-        .map(|t| ckpt.raw_bytes(t).chunks(1 << 16).map(|c| c.iter().map(|&b| u64::from(b)).sum::<u64>()).sum::<u64>())
+        .map(|t| {
+            ckpt.raw_bytes(t)
+                .unwrap_or(&[])
+                .chunks(1 << 16)
+                .map(|c| c.iter().map(|&b| u64::from(b)).sum::<u64>())
+                .sum::<u64>()
+        })
         .sum()
 }
 
@@ -227,7 +233,7 @@ fn decoded_stats(ckpt: &Checkpoint, cancel: &Cancel) -> Result<usize> {
     let done = std::sync::atomic::AtomicUsize::new(0);
     weightbench::analysis::try_for_each_tensor(&tensors, |i| -> Result<()> {
         let t = weightbench::compute::TensorRef::new(ckpt, tensors[i]);
-        let values = Values::load(t, cancel)?;
+        let values = Values::load(&t, cancel)?;
         std::hint::black_box(stats_of(&values, &StatsRequest::default(), MOMENT_BLOCK, cancel)?);
         done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(())
@@ -240,7 +246,7 @@ fn moments_only(ckpt: &Checkpoint) -> usize {
     use weightbench::compute::kernels::block_moments;
     ckpt.tensors()
         .par_iter()
-        .filter_map(|t| bytemuck::try_cast_slice::<u8, f32>(ckpt.raw_bytes(t)).ok())
+        .filter_map(|t| bytemuck::try_cast_slice::<u8, f32>(ckpt.raw_bytes(t).ok()?).ok())
         .map(|v| v.par_chunks(1 << 16).map(|c| c.chunks(4096).map(block_moments).count()).sum::<usize>())
         .sum()
 }

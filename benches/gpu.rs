@@ -37,7 +37,7 @@ fn main() -> Result<()> {
 
 fn gpu() -> Result<GpuBackend> {
     let g = GpuBackend::new(false).or_else(|_| GpuBackend::new(true))?;
-    eprintln!("GPU: {}", g.info().device);
+    eprintln!("GPU: {}", g.provenance().device);
     Ok(g)
 }
 
@@ -149,7 +149,7 @@ fn stats(dir: &str, reps: usize) -> Result<()> {
     let ctx = g.context();
     let (mut kernel, mut upload, mut source_bytes, mut values) = (0f64, 0f64, 0u64, 0u64);
     for t in ckpt.tensors() {
-        let raw = ckpt.raw_bytes(t);
+        let raw = ckpt.raw_bytes(t)?;
         let start = Instant::now();
         let src = ctx.upload(raw)?;
         ctx.device.poll(wgpu::PollType::wait_indefinitely())?;
@@ -203,14 +203,14 @@ fn spectra_bench(dir: &str) -> Result<()> {
     let gram_only = {
         let start = Instant::now();
         for t in &tensors {
-            g.gram(weightbench::compute::TensorRef::new(&ckpt, t), &cancel)?;
+            g.gram(&weightbench::compute::TensorRef::new(&ckpt, t), &cancel)?;
         }
         start.elapsed().as_secs_f64()
     };
     let cpu_gram_only = {
         let start = Instant::now();
         for t in &tensors {
-            CpuBackend.gram(weightbench::compute::TensorRef::new(&ckpt, t), &cancel)?;
+            CpuBackend.gram(&weightbench::compute::TensorRef::new(&ckpt, t), &cancel)?;
         }
         start.elapsed().as_secs_f64()
     };

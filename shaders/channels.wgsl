@@ -1,20 +1,9 @@
 // Per-channel statistics of a row-major matrix [rows, cols] and its tiled abs-max map.
 // Finite values only (as the CPU kernel); kurtosis from two passes about the channel's mean.
 
-struct Params {
-    rows: u32,
-    cols: u32,
-    tile_rows: u32,
-    tile_cols: u32,
-    grid_rows: u32,
-    grid_cols: u32,
-    _a: u32,
-    _b: u32,
-}
-
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>; // [abs_max, l2, kurtosis] per channel, or tiles
-@group(0) @binding(2) var<uniform> p: Params;
+@group(0) @binding(2) var<uniform> p: MatrixParams;
 
 var<workgroup> r_a: array<vec4<f32>, 256>; // abs_max, sum, sum of squares, count
 var<workgroup> r_b: array<vec2<f32>, 256>; // m2, m4

@@ -2,16 +2,11 @@
 // One invocation per output value; block formats read their block's scale(s) and the bits of
 // their one value. Layouts and operation order follow src/codec (ggml-common.h for the blocks).
 
-struct Params {
-    n: u32,        // values to decode
-    _a: u32,
-    _b: u32,
-    _c: u32,
-}
+// Params4 (common.wgsl): n values to decode.
 
 @group(0) @binding(0) var<storage, read> src: array<u32>;
 @group(0) @binding(1) var<storage, read_write> dst: array<f32>;
-@group(0) @binding(2) var<uniform> p: Params;
+@group(0) @binding(2) var<uniform> p: Params4;
 
 fn byte_at(i: u32) -> u32 {
     return (src[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu;

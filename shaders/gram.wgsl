@@ -6,23 +6,19 @@
 
 const T: u32 = 16u;
 
-struct Params {
-    k_len: u32,
-    n: u32,
-    stride_k: u32,
-    stride_i: u32,
-}
+// Params4 (common.wgsl): n = K (vectors in this block), a = N (the order), b = stride_k,
+// c = stride_i.
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> c: array<f32>;
-@group(0) @binding(2) var<uniform> p: Params;
+@group(0) @binding(2) var<uniform> p: Params4;
 
 var<workgroup> ta: array<array<f32, 16>, 16>; // [k][i]
 var<workgroup> tb: array<array<f32, 16>, 16>; // [k][j]
 
 fn load(k: u32, i: u32) -> f32 {
-    if (k >= p.k_len || i >= p.n) { return 0.0; }
-    let v = x[k * p.stride_k + i * p.stride_i];
+    if (k >= p.n || i >= p.a) { return 0.0; }
+    let v = x[k * p.b + i * p.c];
     if (is_finite_bits(bitcast<u32>(v))) { return v; }
     return 0.0;
 }
@@ -33,7 +29,7 @@ fn gram_tile(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id
     let j = wid.x * T + lid.x;
     var sum = 0.0;
     var comp = 0.0;
-    for (var k0 = 0u; k0 < p.k_len; k0 = k0 + T) {
+    for (var k0 = 0u; k0 < p.n; k0 = k0 + T) {
         ta[lid.y][lid.x] = load(k0 + lid.y, wid.y * T + lid.x);
         tb[lid.y][lid.x] = load(k0 + lid.y, wid.x * T + lid.x);
         workgroupBarrier();
@@ -45,7 +41,7 @@ fn gram_tile(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id
         }
         workgroupBarrier();
     }
-    if (i < p.n && j < p.n) {
-        c[i * p.n + j] = sum;
+    if (i < p.a && j < p.a) {
+        c[i * p.a + j] = sum;
     }
 }

@@ -17,3 +17,4 @@ pub mod codec;
 pub mod compute;
 pub mod export;
 pub mod format;
+pub mod quant;

@@ -2,7 +2,7 @@
 
 use std::process::{Command, Output};
 
-use crate::fixtures::{Spec, TempDir, write_raw, write_safetensors, write_sharded_llama};
+use crate::fixtures::{Missing, Spec, TempDir, skip, write_raw, write_safetensors, write_sharded_llama};
 
 fn weightbench(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_weightbench")).args(args).output().unwrap()
@@ -176,35 +176,107 @@ fn stats_spectrum_and_channels_print_the_documented_json() {
     assert!(out.status.success(), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["col_abs_max"].as_array().unwrap().len(), 1536);
-    assert_eq!(v["top_input_channels"][0]["index"], 358, "a known outlier input channel of MiniLM layer 3");
+    assert_eq!(v["row_abs_max"].as_array().unwrap().len(), 384);
     let out = weightbench(&["channels", demo, "--tensor", "encoder.layer.3.output.dense.bias"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("need a matrix"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("a matrix is needed"), "{}", stderr(&out));
+}
+
+/// Small weight-like values from a fixed sequence, in (−0.05, 0.05).
+fn small_weights(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.1
+        })
+        .collect()
+}
+
+#[test]
+fn channels_finds_outlier_channels_planted_in_the_fixture() {
+    // A [64, 256] weight whose input channel 137 and output channel 11 are made outliers here,
+    // so the expected indices come from the fixture, not from a previous run.
+    let (rows, cols) = (64, 256);
+    let mut w = small_weights(rows * cols, 9);
+    for r in 0..rows {
+        w[r * cols + 137] *= 40.0;
+    }
+    for c in 0..cols {
+        w[11 * cols + c] *= 15.0;
+    }
+    let dir = TempDir::new();
+    let path = dir.join("planted.safetensors");
+    write_safetensors(&path, &[Spec::f32("layers.0.mlp.down_proj.weight", &[rows, cols], &w)]);
+    let out = weightbench(&["channels", path.to_str().unwrap(), "--tensor", "layers.0.mlp.down_proj.weight", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["top_input_channels"][0]["index"], 137, "{}", v["top_input_channels"]);
+    assert_eq!(v["top_output_channels"][0]["index"], 11, "{}", v["top_output_channels"]);
+    // The planted column's abs-max is its largest |value|, exactly.
+    let want = (0..rows).map(|r| w[r * cols + 137].abs()).fold(0f32, f32::max);
+    assert_eq!(v["col_abs_max"][137].as_f64().unwrap() as f32, want);
+    assert!(v["top_input_channels"][0]["ratio_to_median"].as_f64().unwrap() > 10.0);
 }
 
 #[test]
 fn every_command_takes_a_backend_and_the_gpu_agrees_with_the_cpu() {
     let demo = crate::fixtures::demo();
     let demo = demo.to_str().unwrap();
-    let run = |backend: &str| {
-        let out = weightbench(&[
-            "stats",
-            demo,
-            "--tensor",
-            "layer\\.4\\.output\\.dense\\.weight",
-            "--json",
-            "--backend",
-            backend,
-        ]);
-        assert!(out.status.success(), "{}", stderr(&out));
+    let tensor = "layer\\.4\\.output\\.dense\\.weight";
+    let run = |args: &[&str]| {
+        let out = weightbench(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
-    let (cpu, gpu) = (run("cpu"), run("gpu"));
-    assert_eq!(cpu["tensors"][0]["backend"], "cpu");
-    assert_eq!(cpu["tensors"][0]["histogram"]["counts"], gpu["tensors"][0]["histogram"]["counts"]);
-    assert_eq!(cpu["tensors"][0]["outliers_3sigma"], gpu["tensors"][0]["outliers_3sigma"]);
-    let out = weightbench(&["info", demo, "--backend", "cpu"]);
-    assert!(out.status.success());
+    // `--backend` is accepted after the subcommand and before it.
+    let cpu = run(&["stats", demo, "--tensor", tensor, "--json", "--backend", "cpu"]);
+    let cpu_first = run(&["--backend", "cpu", "stats", demo, "--tensor", tensor, "--json"]);
+    assert_eq!(cpu, cpu_first);
+    let gpu = run(&["stats", demo, "--tensor", tensor, "--json", "--backend", "gpu"]);
+    let (c, g) = (&cpu["tensors"][0], &gpu["tensors"][0]);
+    assert_eq!((c["backend"].as_str(), &c["fallback"]), (Some("cpu"), &serde_json::Value::Null));
+    if g["backend"] != "gpu" {
+        // The CPU did the work and the result says why; that is no comparison of the backends.
+        skip(Missing::Gpu, &format!("stats --backend gpu ran on the {} because {}", g["backend"], g["fallback"]));
+        return;
+    }
+    assert_eq!(g["fallback"], serde_json::Value::Null, "the GPU ran: no fallback");
+    assert_ne!(g["device"], c["device"]);
+    assert_eq!(c["histogram"]["counts"], g["histogram"]["counts"]);
+    assert_eq!(c["outliers_3sigma"], g["outliers_3sigma"]);
     let out = weightbench(&["stats", demo, "--backend", "tpu"]);
     assert_eq!(out.status.code(), Some(2), "clap refuses an unknown backend");
+}
+
+#[test]
+fn a_fallback_is_named_in_the_json_and_commands_that_compute_nothing_start_no_gpu() {
+    let demo = crate::fixtures::demo();
+    let demo = demo.to_str().unwrap();
+    // An adapter name that matches nothing: any attempt to start the GPU fails and says so.
+    let no_gpu = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_weightbench"))
+            .args(args)
+            .env("WGPU_ADAPTER_NAME", "no-such-adapter-anywhere")
+            .output()
+            .unwrap()
+    };
+    let out = no_gpu(&["stats", demo, "--tensor", "pooler\\.dense\\.bias", "--backend", "gpu", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let t = &v["tensors"][0];
+    assert_eq!(t["backend"], "cpu", "the CPU did the work, and says so: {t}");
+    assert!(t["fallback"].as_str().is_some_and(|f| f.contains("no-such-adapter-anywhere")), "{t}");
+    assert!(stderr(&out).contains("note: using the CPU"), "{}", stderr(&out));
+    // `info` and `convert` never start a device: no attempt, so no note.
+    for args in [&["info", demo, "--backend", "gpu"][..], &["--backend", "gpu", "info", demo, "--json"]] {
+        let out = no_gpu(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).is_empty(), "{args:?} tried to start the GPU: {}", stderr(&out));
+    }
+    // The window's options belong to the window.
+    let out = weightbench(&["--view", "spectrum", "info", demo]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }

@@ -91,9 +91,65 @@ pub fn write_sharded_llama(dir: &Path) -> Vec<(&'static str, &'static str)> {
     map
 }
 
-/// Path of a real test model fetched by scripts/fetch-test-models.sh, or `None` after saying
-/// loudly that the test is skipped. With `WEIGHTBENCH_REQUIRE_MODELS=1` (set by CI) a missing
-/// model fails the test instead.
+/// What a test needs that a machine may lack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Missing {
+    /// A real model from scripts/fetch-test-models.sh.
+    Models,
+    /// A GPU adapter (Mesa's lavapipe does: `apt-get install mesa-vulkan-drivers`).
+    Gpu,
+}
+
+impl Missing {
+    fn name(self) -> &'static str {
+        match self {
+            Missing::Models => "models",
+            Missing::Gpu => "gpu",
+        }
+    }
+}
+
+/// Skips the calling test because `what` is missing — only where `WEIGHTBENCH_ALLOW_SKIP`
+/// names the kind (`models`, `gpu`, or `all`); otherwise the test fails. `WEIGHTBENCH_REQUIRE_GPU=1`
+/// and `WEIGHTBENCH_REQUIRE_MODELS=1` (set by CI) forbid the skip even then. An allowed skip is
+/// said loudly now and listed again in one summary line when the test binary exits.
+pub fn skip(kind: Missing, what: &str) {
+    let allowed = std::env::var("WEIGHTBENCH_ALLOW_SKIP")
+        .is_ok_and(|v| v.split(',').any(|k| k.trim() == kind.name() || k.trim() == "all"));
+    let required = match kind {
+        Missing::Gpu => std::env::var("WEIGHTBENCH_REQUIRE_GPU").is_ok_and(|v| v == "1"),
+        Missing::Models => std::env::var("WEIGHTBENCH_REQUIRE_MODELS").is_ok_and(|v| v == "1"),
+    };
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    assert!(
+        allowed && !required,
+        "{test}: {what}. A test may skip only where WEIGHTBENCH_ALLOW_SKIP={} (or all) allows it{}",
+        kind.name(),
+        if required { ", and WEIGHTBENCH_REQUIRE_* forbids it here" } else { "" }
+    );
+    eprintln!("\n*** SKIPPED {test}: {what} ***\n");
+    if let Ok(mut skipped) = SKIPPED.lock() {
+        skipped.push(format!("{test} ({})", kind.name()));
+    }
+}
+
+static SKIPPED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// The one summary line of every skip of this run, printed as the test binary exits.
+#[dtor::dtor(unsafe)]
+fn print_skipped() {
+    use std::io::Write;
+    if let Ok(skipped) = SKIPPED.lock()
+        && !skipped.is_empty()
+    {
+        let line = format!("\n*** {} test(s) SKIPPED: {} ***\n", skipped.len(), skipped.join(", "));
+        // Nothing is left to report a failed write to at exit.
+        std::io::stderr().write_all(line.as_bytes()).ok();
+    }
+}
+
+/// Path of a real test model fetched by scripts/fetch-test-models.sh, or `None` when it is
+/// missing and [`skip`] allows the test to skip.
 pub fn real_model(relative: &str) -> Option<PathBuf> {
     let dir = std::env::var_os("WEIGHTBENCH_TEST_MODELS")
         .map(PathBuf::from)
@@ -102,10 +158,19 @@ pub fn real_model(relative: &str) -> Option<PathBuf> {
     if path.exists() {
         return Some(path);
     }
-    let required = std::env::var("WEIGHTBENCH_REQUIRE_MODELS").is_ok_and(|v| v == "1");
-    assert!(!required, "real test model {} is missing: run scripts/fetch-test-models.sh", path.display());
-    eprintln!("\n*** SKIPPED: real test model {} is missing; run scripts/fetch-test-models.sh ***\n", path.display());
+    skip(Missing::Models, &format!("real test model {} is missing: run scripts/fetch-test-models.sh", path.display()));
     None
+}
+
+/// The shared GPU backend, or `None` when there is no adapter and [`skip`] allows skipping.
+pub fn gpu() -> Option<std::sync::Arc<weightbench::compute::gpu::GpuBackend>> {
+    match weightbench::compute::gpu::GpuBackend::shared(true) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            skip(Missing::Gpu, &format!("no GPU adapter: {e}"));
+            None
+        }
+    }
 }
 
 /// The bundled demo checkpoint.

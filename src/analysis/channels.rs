@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::{AnalysisError, Cancel};
 use crate::checkpoint::{Checkpoint, TensorInfo};
-use crate::compute::{Backend, ChannelResult, TensorRef};
+use crate::compute::{Backend, ChannelResult, Provenance, TensorRef};
 
 /// Tiles per side of the abs-max map, at most.
 pub const DEFAULT_GRID: usize = 256;
@@ -46,7 +46,8 @@ pub struct ChannelReport {
     #[serde(flatten)]
     pub channels: ChannelResult,
     /// Which backend computed it.
-    pub backend: String,
+    #[serde(flatten)]
+    pub computed: Provenance,
 }
 
 fn median(values: &[f32]) -> f32 {
@@ -84,7 +85,8 @@ pub fn channel_report(
     max_grid: usize,
     cancel: &Cancel,
 ) -> Result<ChannelReport, AnalysisError> {
-    let c = backend.channels(TensorRef::new(ckpt, tensor), max_grid, cancel)?;
+    let ran = backend.channels(&TensorRef::new(ckpt, tensor), max_grid, cancel)?;
+    let c = ran.value;
     let col_median = median(&c.col_abs_max);
     let row_median = median(&c.row_abs_max);
     Ok(ChannelReport {
@@ -95,6 +97,6 @@ pub fn channel_report(
         top_input_channels: top(&c.col_abs_max, &c.col_l2, &c.col_kurtosis, col_median, top_k),
         top_output_channels: top(&c.row_abs_max, &c.row_l2, &c.row_kurtosis, row_median, top_k),
         channels: c,
-        backend: backend.info().kind.to_owned(),
+        computed: ran.on,
     })
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::{AnalysisError, Cancel};
 use crate::checkpoint::{Checkpoint, TensorInfo};
-use crate::compute::{Backend, TensorRef};
+use crate::compute::{Backend, Provenance, TensorRef, ValueSource};
 
 /// Where an importance vector came from.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -43,8 +43,9 @@ pub struct SalienceMap {
     pub tiles: Vec<f32>,
     /// Importance per input column.
     pub importance: Vec<f32>,
-    /// Which backend computed it.
-    pub backend: String,
+    /// Which backend computed it (both kernels: the column norms, when used, and the tiles).
+    #[serde(flatten)]
+    pub computed: Provenance,
 }
 
 /// Computes the salience map of `tensor` on `backend`; `importance` (one value per column)
@@ -59,14 +60,19 @@ pub fn salience_map(
 ) -> Result<SalienceMap, AnalysisError> {
     let t = TensorRef::new(ckpt, tensor);
     let (rows, cols) = t.matrix_shape();
-    let (importance, source) = match importance {
-        Some((v, name)) => (v.to_vec(), ImportanceSource::Imported(name)),
+    let (importance, source, norms_on) = match importance {
+        Some((v, name)) => (v.to_vec(), ImportanceSource::Imported(name), None),
         None => {
-            let c = backend.channels(t, 1, cancel)?;
-            (c.col_l2.iter().map(|&n| n as f32).collect(), ImportanceSource::ColumnNorms)
+            let c = backend.channels(&t, 1, cancel)?;
+            (c.value.col_l2.iter().map(|&n| n as f32).collect(), ImportanceSource::ColumnNorms, Some(c.on))
         }
     };
-    let map = backend.salience_tiles(t, &importance, max_grid, cancel)?;
+    let ran = backend.salience_tiles(&t, &importance, max_grid, cancel)?;
+    let computed = match norms_on {
+        Some(on) => on.merge(&ran.on),
+        None => ran.on,
+    };
+    let map = ran.value;
     Ok(SalienceMap {
         name: tensor.name.clone(),
         source,
@@ -78,6 +84,6 @@ pub fn salience_map(
         grid_cols: map.grid_cols,
         tiles: map.values,
         importance,
-        backend: backend.info().kind.to_owned(),
+        computed,
     })
 }

@@ -18,14 +18,13 @@ use serde::Serialize;
 use super::powerlaw::{self, PowerLawFit};
 use super::{AnalysisError, Cancel};
 use crate::checkpoint::{Checkpoint, TensorInfo};
-use crate::compute::cpu::decode_parallel;
-use crate::compute::{Backend, ComputeError, TensorRef};
+use crate::compute::{Backend, ComputeError, Provenance, TensorRef, ValueSource};
 
 /// Eigenvalues at or below this are left out of the power-law fit (WeightWatcher's EVALS_THRESH).
 pub const EVALS_THRESHOLD: f64 = 1e-5;
 
 /// How singular values are computed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SpectrumMethod {
     /// `gram` (the default).
@@ -68,12 +67,47 @@ pub struct SpectrumReport {
     pub num_pl_spikes: Option<usize>,
     /// Numerical rank.
     pub rank: usize,
-    /// Which backend computed the Gram matrix (`cpu` for the direct SVD).
-    pub backend: String,
+    /// Which backend ran the kernel under it (the Gram matrix, or the decoding of the matrix
+    /// for the direct SVD); the eigen- or singular-value decomposition itself runs on the CPU
+    /// (faer).
+    #[serde(flatten)]
+    pub computed: Provenance,
 }
 
-fn numerical(t: &TensorInfo, message: String) -> AnalysisError {
-    AnalysisError::Compute(ComputeError::Numerical { tensor: t.name.clone(), message })
+/// Singular values of the matrix `src` (descending), the method used, and who ran the kernel.
+pub fn singular_values_of(
+    backend: &dyn Backend,
+    src: &dyn ValueSource,
+    method: SpectrumMethod,
+    cancel: &Cancel,
+) -> Result<(Vec<f64>, SpectrumMethod, Provenance), AnalysisError> {
+    let (rows, cols) = crate::compute::cpu::require_matrix(src, "a spectrum")?;
+    let method = match method {
+        SpectrumMethod::Auto => SpectrumMethod::Gram,
+        m => m,
+    };
+    let numerical =
+        |message: String| AnalysisError::Compute(ComputeError::Numerical { tensor: src.name().to_owned(), message });
+    let (mut s, on) = match method {
+        SpectrumMethod::Svd => {
+            let ran = backend.values(src, cancel)?;
+            let m = faer::Mat::<f64>::from_fn(rows, cols, |i, j| f64::from(ran.value[i * cols + j]));
+            drop(ran.value);
+            let s = m.singular_values().map_err(|e| numerical(format!("SVD did not converge: {e:?}")))?;
+            (s, ran.on)
+        }
+        _ => {
+            let ran = backend.gram(src, cancel)?;
+            let g = ran.value;
+            let m = faer::Mat::<f64>::from_fn(g.n, g.n, |i, j| g.values[i * g.n + j]);
+            let eig = m
+                .self_adjoint_eigenvalues(faer::Side::Lower)
+                .map_err(|e| numerical(format!("eigenvalues did not converge: {e:?}")))?;
+            (eig.into_iter().map(|l| l.max(0.0).sqrt()).collect(), ran.on)
+        }
+    };
+    s.sort_by(|a, b| b.total_cmp(a));
+    Ok((s, method, on))
 }
 
 /// Singular values of `tensor` (descending) and the method used.
@@ -84,35 +118,7 @@ pub fn singular_values(
     method: SpectrumMethod,
     cancel: &Cancel,
 ) -> Result<(Vec<f64>, SpectrumMethod), AnalysisError> {
-    let t = TensorRef::new(ckpt, tensor);
-    let (rows, cols) = t.matrix_shape();
-    if tensor.shape.len() < 2 || rows == 0 || cols == 0 {
-        return Err(AnalysisError::Compute(ComputeError::Shape {
-            tensor: tensor.name.clone(),
-            message: format!("a spectrum needs a matrix; the shape is {}", tensor.shape_string()),
-        }));
-    }
-    let method = match method {
-        SpectrumMethod::Auto => SpectrumMethod::Gram,
-        m => m,
-    };
-    let mut s = match method {
-        SpectrumMethod::Svd => {
-            let values = decode_parallel(t, cancel)?;
-            let m = faer::Mat::<f64>::from_fn(rows, cols, |i, j| f64::from(values[i * cols + j]));
-            drop(values);
-            m.singular_values().map_err(|e| numerical(tensor, format!("SVD did not converge: {e:?}")))?
-        }
-        _ => {
-            let g = backend.gram(t, cancel)?;
-            let m = faer::Mat::<f64>::from_fn(g.n, g.n, |i, j| g.values[i * g.n + j]);
-            let eig = m
-                .self_adjoint_eigenvalues(faer::Side::Lower)
-                .map_err(|e| numerical(tensor, format!("eigenvalues did not converge: {e:?}")))?;
-            eig.into_iter().map(|l| l.max(0.0).sqrt()).collect()
-        }
-    };
-    s.sort_by(|a, b| b.total_cmp(a));
+    let (s, method, _) = singular_values_of(backend, &TensorRef::new(ckpt, tensor), method, cancel)?;
     Ok((s, method))
 }
 
@@ -124,7 +130,7 @@ pub fn spectrum_report(
     method: SpectrumMethod,
     cancel: &Cancel,
 ) -> Result<SpectrumReport, AnalysisError> {
-    let (s, method) = singular_values(backend, ckpt, tensor, method, cancel)?;
+    let (s, method, computed) = singular_values_of(backend, &TensorRef::new(ckpt, tensor), method, cancel)?;
     let (rows, cols) = TensorRef::new(ckpt, tensor).matrix_shape();
     let evals: Vec<f64> = s.iter().map(|v| v * v).collect();
     let lambda_max = evals.first().copied().unwrap_or(0.0);
@@ -153,7 +159,7 @@ pub fn spectrum_report(
         num_pl_spikes: fit.map(|f| evals.iter().filter(|&&l| l >= f.xmin).count()),
         rank: s.iter().filter(|&&v| v > tol).count(),
         singular_values: s,
-        backend: if method == SpectrumMethod::Svd { "cpu".into() } else { backend.info().kind.to_owned() },
+        computed,
     })
 }
 

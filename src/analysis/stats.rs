@@ -6,21 +6,7 @@ use serde::Serialize;
 
 use super::{AnalysisError, Cancel};
 use crate::checkpoint::{Checkpoint, TensorInfo};
-use crate::compute::{Backend, BinScale, StatsRequest, TensorRef};
-
-/// The histogram part of [`TensorStats`].
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct HistogramJson {
-    /// `linear` or `log10_abs`.
-    pub scale: BinScale,
-    /// Bin edges (f32): values for linear bins, log10(|x|) for log bins.
-    pub edges: Vec<f32>,
-    /// The f32 values compared against (equal to `edges` for linear bins; 10^edges for log bins,
-    /// compared with |x|). Bin `i` holds `t[i] <= v < t[i+1]`; the last bin also `v == t[bins]`.
-    pub thresholds: Vec<f32>,
-    /// Count per bin.
-    pub counts: Vec<u64>,
-}
+use crate::compute::{Backend, HistogramCounts, Provenance, StatsRequest, TensorRef};
 
 /// Statistics of one tensor, as `weightbench stats --json` prints them.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -61,10 +47,13 @@ pub struct TensorStats {
     pub outliers_3sigma: u64,
     /// Finite values with |x − mean| > 6·std.
     pub outliers_6sigma: u64,
-    /// Histogram.
-    pub histogram: HistogramJson,
-    /// Which backend computed it.
-    pub backend: String,
+    /// Histogram: bin `i` holds `thresholds[i] <= v < thresholds[i+1]` (the last bin also
+    /// `v == thresholds[bins]`), compared with |x| for log bins.
+    pub histogram: HistogramCounts,
+    /// Which backend computed it (`backend`, `device`, and `fallback` with the reason when it
+    /// ran elsewhere than asked).
+    #[serde(flatten)]
+    pub computed: Provenance,
 }
 
 /// Computes the statistics of `tensor` on `backend`.
@@ -75,7 +64,8 @@ pub fn tensor_stats(
     req: &StatsRequest,
     cancel: &Cancel,
 ) -> Result<TensorStats, AnalysisError> {
-    let r = backend.stats(TensorRef::new(ckpt, tensor), req, cancel)?;
+    let ran = backend.stats(&TensorRef::new(ckpt, tensor), req, cancel)?;
+    let r = ran.value;
     let m = r.moments;
     let none = m.n == 0;
     Ok(TensorStats {
@@ -97,13 +87,8 @@ pub fn tensor_stats(
         zeros: m.zeros,
         outliers_3sigma: r.outliers[0],
         outliers_6sigma: r.outliers[1],
-        histogram: HistogramJson {
-            scale: r.histogram.scale,
-            edges: r.histogram.edges,
-            thresholds: r.histogram.thresholds,
-            counts: r.histogram.counts,
-        },
-        backend: backend.info().kind.to_owned(),
+        histogram: r.histogram,
+        computed: ran.on,
     })
 }
 

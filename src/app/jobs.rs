@@ -90,6 +90,13 @@ pub enum JobResult {
     Imatrix(Result<Arc<Imatrix>, String>),
     /// A path picked in a native dialog, and for what.
     Picked(Pick, PathBuf),
+    /// The device of a backend choice was started (or found missing).
+    BackendStarted {
+        /// The choice it was started for.
+        choice: crate::compute::select::BackendChoice,
+        /// What runs the kernels now.
+        label: String,
+    },
     /// Something to tell the user that is not a result.
     Notice(String),
 }
@@ -189,7 +196,7 @@ impl Jobs {
     /// Computes one per-tensor result in the background.
     pub fn tensor(
         &self,
-        backend: Arc<dyn Backend>,
+        backend: Arc<crate::compute::select::SelectedBackend>,
         ckpt: Arc<Checkpoint>,
         index: usize,
         kind: ResultKind,
@@ -206,7 +213,7 @@ impl Jobs {
     /// several at a time, as the command line does: [`crate::analysis::try_for_each_tensor`]).
     pub fn model(
         &self,
-        backend: Arc<dyn Backend>,
+        backend: Arc<crate::compute::select::SelectedBackend>,
         ckpt: Arc<Checkpoint>,
         kind: ModelJobKind,
         order: Vec<usize>,
@@ -235,6 +242,14 @@ impl Jobs {
                 if sent { Ok(()) } else { Err(()) }
             });
             r.send(JobResult::ModelDone { kind, cancelled: cancel.is_cancelled() });
+        });
+    }
+
+    /// Starts the device of `backend` in the background (a GPU can take seconds to open).
+    pub fn start_backend(&self, backend: Arc<crate::compute::select::SelectedBackend>) {
+        self.spawn("backend", move |r| {
+            let label = backend.start();
+            r.send(JobResult::BackendStarted { choice: backend.choice(), label });
         });
     }
 

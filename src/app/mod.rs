@@ -19,9 +19,7 @@ use crate::analysis::salience::SalienceMap;
 use crate::analysis::spectrum::SpectrumReport;
 use crate::analysis::stats::TensorStats;
 use crate::checkpoint::Checkpoint;
-use crate::compute::Backend;
-use crate::compute::cpu::CpuBackend;
-use crate::compute::select::{BackendChoice, WithFallback, select};
+use crate::compute::select::{BackendChoice, SelectedBackend};
 use jobs::{JobResult, Jobs, ModelJobKind, Output, Pick, ResultKind, StatsKey};
 
 /// Bins of the histograms the window shows.
@@ -53,15 +51,42 @@ pub enum StartJob {
     Spectra,
 }
 
-/// What to do once the first checkpoint is open.
-#[derive(Clone, Debug, Default)]
+/// What to do once the first checkpoint is open: the window's command-line options.
+#[derive(Clone, Debug, Default, clap::Args)]
 pub struct Startup {
-    /// View to show.
+    /// Window only: the view to open on.
+    #[arg(long, value_enum)]
     pub view: Option<StartView>,
-    /// Tensor to select.
+    /// Window only: the tensor to select first (exact name); default the largest.
+    #[arg(long)]
     pub select: Option<String>,
-    /// Job to start.
+    /// Window only: start a whole-model job on opening.
+    #[arg(long, value_enum)]
     pub run: Option<StartJob>,
+}
+
+impl Startup {
+    /// Whether any option was given.
+    pub fn is_empty(&self) -> bool {
+        self.view.is_none() && self.select.is_none() && self.run.is_none()
+    }
+}
+
+/// Where the bundled demo checkpoint is: `$WEIGHTBENCH_DEMO`, then `assets/demo` beside the
+/// executable or in `../share/weightbench/demo`, then the source tree it was built from.
+pub fn demo_checkpoint_path() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("WEIGHTBENCH_DEMO") {
+        return Some(PathBuf::from(p));
+    }
+    let mut candidates = Vec::new();
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(dir) = exe.parent()
+    {
+        candidates.push(dir.join("assets/demo"));
+        candidates.push(dir.join("../share/weightbench/demo"));
+    }
+    candidates.push(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo"));
+    candidates.into_iter().find(|p| p.join("model.safetensors").is_file())
 }
 
 /// Opens the native window on `path` (or an empty workbench when `None`), computing on the
@@ -237,10 +262,11 @@ pub enum SavePayload {
 /// The application.
 pub struct WorkbenchApp {
     jobs: Jobs,
-    backend: Arc<dyn Backend>,
-    gpu: Option<Arc<WithFallback>>,
+    backend: Arc<SelectedBackend>,
     /// The backend the user chose.
     pub backend_choice: BackendChoice,
+    /// Set while the chosen backend's device is being started in the background.
+    pub backend_starting: bool,
     /// The open checkpoint, if any.
     pub session: Option<Session>,
     /// A checkpoint being opened.
@@ -278,9 +304,9 @@ impl WorkbenchApp {
     pub fn new(ctx: &egui::Context, path: Option<PathBuf>) -> Self {
         let mut app = Self {
             jobs: Jobs::new(ctx.clone()),
-            backend: Arc::new(CpuBackend),
-            gpu: None,
+            backend: Arc::new(SelectedBackend::new(BackendChoice::Cpu)),
             backend_choice: BackendChoice::Cpu,
+            backend_starting: false,
             session: None,
             opening: None,
             path_input: String::new(),
@@ -304,22 +330,21 @@ impl WorkbenchApp {
         app
     }
 
-    /// Switches the compute backend; results computed so far stay cached. Opening a GPU device
-    /// takes a moment, once per process.
+    /// Switches the compute backend; results computed so far stay cached (each says where it
+    /// was computed). The GPU device, when the choice wants one, is started by a background job:
+    /// opening it can take seconds on real drivers, and the window never waits for it.
     pub fn set_backend(&mut self, choice: BackendChoice) {
-        let selected = select(choice);
-        self.backend = selected.backend;
-        self.gpu = selected.gpu;
+        self.backend = Arc::new(SelectedBackend::new(choice));
         self.backend_choice = choice;
-        if let Some(notice) = selected.notice {
-            self.message = Some(notice);
+        self.backend_starting = choice != BackendChoice::Cpu;
+        if self.backend_starting {
+            self.jobs.start_backend(self.backend.clone());
         }
     }
 
-    /// What the current backend runs on, for display.
+    /// What the current backend runs on, for display (never starts a device).
     pub fn backend_label(&self) -> String {
-        let info = self.backend.info();
-        format!("{}: {}", info.kind, info.device)
+        self.backend.label_now()
     }
 
     /// Starts opening `path` in the background.
@@ -332,6 +357,7 @@ impl WorkbenchApp {
     /// Whether background work is still running.
     pub fn busy(&self) -> bool {
         self.opening.is_some()
+            || self.backend_starting
             || self.session.as_ref().is_some_and(|s| {
                 s.model_job.as_ref().is_some_and(|j| j.ended.is_none())
                     || s.stats.values().any(|c| matches!(c, Computed::Pending(_)))
@@ -562,6 +588,14 @@ impl WorkbenchApp {
                 Some(SavePayload::Picture(rect)) => self.jobs.save_picture(rect, path),
                 None => {}
             },
+            JobResult::BackendStarted { choice, label } => {
+                if choice == self.backend_choice {
+                    self.backend_starting = false;
+                    if label.contains("instead of the GPU") {
+                        self.message = Some(format!("computing on {label}"));
+                    }
+                }
+            }
             JobResult::Notice(text) => {
                 self.pending_save = None;
                 self.message = Some(text);
@@ -574,7 +608,7 @@ impl WorkbenchApp {
         for result in self.jobs.drain(DRAIN_BUDGET) {
             self.apply(result);
         }
-        if let Some(notice) = self.gpu.as_ref().and_then(|g| g.take_notices().pop()) {
+        if let Some(notice) = self.backend.take_notices().pop() {
             self.message = Some(notice);
         }
         let dropped: Vec<PathBuf> = ctx.input(|i| {

@@ -70,9 +70,16 @@ pub struct TensorInfo {
 }
 
 impl TensorInfo {
-    /// Number of elements.
+    /// Number of elements, or `None` when the shape's product overflows 64 bits (never for a
+    /// tensor of an opened checkpoint: opening refuses such shapes).
+    pub fn checked_numel(&self) -> Option<u64> {
+        self.shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d))
+    }
+
+    /// Number of elements (saturating at `u64::MAX` for a shape too large to count, which
+    /// opening refuses; see [`TensorInfo::checked_numel`]).
     pub fn numel(&self) -> u64 {
-        self.shape.iter().product()
+        self.checked_numel().unwrap_or(u64::MAX)
     }
 
     /// Sort key of reading order: embeddings, then blocks in order (roles in block order), then
@@ -268,12 +275,12 @@ impl Checkpoint {
 
     /// Total number of parameters (elements of all tensors).
     pub fn total_params(&self) -> u64 {
-        self.tensors.iter().map(TensorInfo::numel).sum()
+        self.tensors.iter().fold(0u64, |a, t| a.saturating_add(t.numel()))
     }
 
     /// Total bytes of tensor data.
     pub fn total_bytes(&self) -> u64 {
-        self.tensors.iter().map(|t| t.bytes).sum()
+        self.tensors.iter().fold(0u64, |a, t| a.saturating_add(t.bytes))
     }
 
     /// The file path of a tensor.
@@ -281,21 +288,35 @@ impl Checkpoint {
         self.files.get(tensor.file).map(MappedFile::path).unwrap_or(&self.path)
     }
 
-    /// The stored bytes of a tensor, straight from the memory map (not copied).
-    pub fn raw_bytes(&self, tensor: &TensorInfo) -> &[u8] {
-        let bytes = self.files.get(tensor.file).map(MappedFile::bytes).unwrap_or(&[]);
-        let start = tensor.offset as usize;
-        let end = start.saturating_add(tensor.bytes as usize);
-        bytes.get(start..end).unwrap_or(&[])
+    /// The stored bytes of a tensor, straight from the memory map (not copied); an error naming
+    /// the file and the tensor when its range is not in the file (a tensor of another
+    /// checkpoint, or one built by hand).
+    pub fn raw_bytes(&self, tensor: &TensorInfo) -> Result<&[u8]> {
+        let file = self.files.get(tensor.file);
+        let range = usize::try_from(tensor.offset)
+            .ok()
+            .zip(usize::try_from(tensor.bytes).ok())
+            .and_then(|(start, len)| Some(start..start.checked_add(len)?));
+        match (file, range) {
+            (Some(f), Some(range)) if range.end <= f.bytes().len() => Ok(&f.bytes()[range]),
+            _ => Err(CheckpointError::Decode {
+                path: file.map(|f| f.path().to_owned()).unwrap_or_else(|| self.path.clone()),
+                tensor: tensor.name.clone(),
+                message: format!(
+                    "bytes {}..{} of file #{} are not in the checkpoint ({} file(s))",
+                    tensor.offset,
+                    tensor.offset.saturating_add(tensor.bytes),
+                    tensor.file,
+                    self.files.len()
+                ),
+            }),
+        }
     }
 
     /// Element ranges that cover the tensor in order, each at most `chunk_elems` long and cut at
     /// storage-block boundaries so that each can be decoded on its own.
     pub fn chunks(&self, tensor: &TensorInfo, chunk_elems: u64) -> impl Iterator<Item = Range<u64>> + use<> {
-        let block = tensor.dtype.block_elems() as u64;
-        let step = (chunk_elems / block).max(1) * block;
-        let n = tensor.numel();
-        (0..n.div_ceil(step)).map(move |i| i * step..((i + 1) * step).min(n))
+        block_ranges(tensor.numel(), tensor.dtype.block_elems() as u64, chunk_elems)
     }
 
     /// Decodes the elements `range` of `tensor` to f32 into `out` (resized to fit). The range
@@ -311,12 +332,14 @@ impl Checkpoint {
         if range.start > range.end || range.end > tensor.numel() || !range.start.is_multiple_of(block_elems) {
             return Err(fail(format!("element range {range:?} is not within the tensor on block boundaries")));
         }
-        let byte_start = (range.start / block_elems) * block_bytes;
-        let byte_end = range.end.div_ceil(block_elems) * block_bytes;
-        let bytes = self
-            .raw_bytes(tensor)
-            .get(byte_start as usize..byte_end as usize)
-            .ok_or_else(|| fail(format!("bytes {byte_start}..{byte_end} are outside the tensor")))?;
+        let outside = || fail(format!("element range {range:?} is outside the tensor's bytes"));
+        let byte_start = (range.start / block_elems).checked_mul(block_bytes).ok_or_else(outside)?;
+        let byte_end = range.end.div_ceil(block_elems).checked_mul(block_bytes).ok_or_else(outside)?;
+        let bytes = usize::try_from(byte_start)
+            .ok()
+            .zip(usize::try_from(byte_end).ok())
+            .and_then(|(a, b)| self.raw_bytes(tensor).ok()?.get(a..b))
+            .ok_or_else(outside)?;
         out.resize((range.end - range.start) as usize, 0.0);
         codec::decode(tensor.dtype, bytes, out).map_err(|e| fail(e.to_string()))
     }
@@ -328,6 +351,14 @@ impl Checkpoint {
         self.decode_range(tensor, 0..tensor.numel(), &mut out)?;
         Ok(out)
     }
+}
+
+/// Element ranges covering `n` elements in order, each at most `chunk` long, cut at multiples of
+/// `block` (at least one block each) so that each can be decoded on its own.
+pub fn block_ranges(n: u64, block: u64, chunk: u64) -> impl Iterator<Item = Range<u64>> + use<> {
+    let block = block.max(1);
+    let step = (chunk / block).max(1).saturating_mul(block);
+    (0..n.div_ceil(step)).map(move |i| i.saturating_mul(step)..i.saturating_add(1).saturating_mul(step).min(n))
 }
 
 /// Opens one safetensors file.

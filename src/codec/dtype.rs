@@ -245,6 +245,16 @@ impl DType {
         self.block_elems() == 1 || ggml::can_decode(self)
     }
 
+    /// Why tensors of this type have no values to analyse, when they have none: the reason a
+    /// view or command gives for leaving such a tensor out.
+    pub fn why_not_analysed(self) -> Option<String> {
+        match self {
+            DType::Q8_1 => Some("Q8_1 is an intermediate format of llama.cpp's matrix kernels, not decoded".into()),
+            d if !d.can_decode() => Some(format!("decoding {d} is not supported")),
+            _ => None,
+        }
+    }
+
     /// Parses a safetensors dtype name.
     pub fn from_safetensors_name(name: &str) -> Result<Self, DTypeError> {
         DType::SAFETENSORS.into_iter().find(|d| d.name() == name).ok_or_else(|| DTypeError::Unknown(name.to_owned()))

@@ -6,6 +6,7 @@
 mod dtype;
 mod float;
 pub mod ggml;
+pub mod int;
 
 pub use dtype::{DType, DTypeError, decode, encode};
 pub use float::{

@@ -1,6 +1,6 @@
 //! The CPU backend (rayon): the reference implementation of every kernel.
 //!
-//! A tensor whose f32 values fit in [`RESIDENT_LIMIT_BYTES`] is decoded once, in parallel, into
+//! A source whose f32 values fit in [`RESIDENT_LIMIT_BYTES`] is decoded once, in parallel, into
 //! host memory and every pass runs over it; a larger one is decoded again for each pass, a chunk
 //! at a time. Either way peak memory stays within one tensor's f32 size plus per-thread buffers.
 //! The statistics of 8- and 16-bit scalar tensors skip the decode: [`super::patterns`] counts
@@ -12,12 +12,14 @@ use rayon::prelude::*;
 
 use super::kernels::{self, MOMENT_BLOCK};
 use super::patterns;
+use super::source::{self, shape_error};
 use super::{
-    Backend, BackendInfo, ChannelResult, ComputeError, Gram, HistogramCounts, Moments, RtnResult, RtnSpec,
-    StatsRequest, StatsResult, TensorRef, TileMap,
+    BackendKind, ChannelResult, CodeSink, ComputeError, Gram, GroupError, HistogramCounts, IntSpec, Moments,
+    Provenance, StatsRequest, StatsResult, TileMap, ValueSource,
 };
 use crate::cancel::Cancel;
 use crate::checkpoint::DEFAULT_CHUNK_ELEMS;
+use crate::codec::int;
 
 /// Largest tensor (in f32 bytes) decoded once and kept in memory for all passes.
 pub const RESIDENT_LIMIT_BYTES: u64 = 2 << 30;
@@ -29,29 +31,25 @@ const BLOCKS_PER_TASK: usize = 16;
 #[derive(Clone, Debug, Default)]
 pub struct CpuBackend;
 
-/// A tensor's values as the CPU kernels see them.
+/// A source's values as the CPU kernels see them.
 pub enum Values<'a> {
-    /// Decoded once into memory (or borrowed from a caller that already holds the values).
+    /// Decoded once into memory (or borrowed from a source that already holds f32 values).
     Resident(Cow<'a, [f32]>),
-    /// Decoded chunk by chunk on each pass.
-    Streamed(TensorRef<'a>),
+    /// Read chunk by chunk on each pass.
+    Streamed(&'a dyn ValueSource),
 }
 
 impl<'a> Values<'a> {
-    /// Decodes `t` into memory when it fits the resident limit, else streams it.
-    pub fn load(t: TensorRef<'a>, cancel: &Cancel) -> Result<Self, ComputeError> {
-        // F32 little-endian bytes that are 4-aligned in the map are used in place: no copy.
-        #[cfg(target_endian = "little")]
-        if t.tensor.dtype == crate::codec::DType::F32
-            && let Ok(values) = bytemuck::try_cast_slice::<u8, f32>(t.ckpt.raw_bytes(t.tensor))
-            && values.len() as u64 == t.tensor.numel()
-        {
+    /// Borrows the source's f32 values when it has them, decodes it into memory when it fits
+    /// the resident limit, else streams it.
+    pub fn load(src: &'a dyn ValueSource, cancel: &Cancel) -> Result<Self, ComputeError> {
+        if let Some(values) = src.as_f32() {
             return Ok(Values::Resident(Cow::Borrowed(values)));
         }
-        if t.tensor.numel() * 4 > RESIDENT_LIMIT_BYTES {
-            return Ok(Values::Streamed(t));
+        if src.numel().saturating_mul(4) > RESIDENT_LIMIT_BYTES {
+            return Ok(Values::Streamed(src));
         }
-        Ok(Values::Resident(Cow::Owned(decode_parallel(t, cancel)?)))
+        Ok(Values::Resident(Cow::Owned(decode_parallel(src, cancel)?)))
     }
 
     /// Runs `f(first_element_index, block)` over blocks of `block` values (the last may be
@@ -73,8 +71,8 @@ impl<'a> Values<'a> {
                     },
                 )
                 .collect(),
-            Values::Streamed(t) => {
-                let ranges: Vec<_> = t.ckpt.chunks(t.tensor, block as u64).collect();
+            Values::Streamed(src) => {
+                let ranges: Vec<_> = source::chunks(*src, block as u64).collect();
                 ranges
                     .par_iter()
                     .map(|range| {
@@ -82,7 +80,7 @@ impl<'a> Values<'a> {
                             return Err(ComputeError::Cancelled);
                         }
                         let mut buf = Vec::new();
-                        t.ckpt.decode_range(t.tensor, range.clone(), &mut buf)?;
+                        src.read(range.clone(), &mut buf)?;
                         Ok(f(range.start as usize, &buf))
                     })
                     .collect()
@@ -91,27 +89,28 @@ impl<'a> Values<'a> {
     }
 }
 
-/// Decodes a whole tensor to f32 with all threads, a chunk per task.
-pub fn decode_parallel(t: TensorRef<'_>, cancel: &Cancel) -> Result<Vec<f32>, ComputeError> {
-    let n = t.tensor.numel() as usize;
+/// Decodes a whole source to f32 with all threads, a chunk per task.
+pub fn decode_parallel(src: &dyn ValueSource, cancel: &Cancel) -> Result<Vec<f32>, ComputeError> {
+    let n = usize::try_from(src.numel())
+        .map_err(|_| shape_error(src, format!("{} values do not fit in this machine's memory", src.numel())))?;
     let mut out = vec![0f32; n];
-    let step = t.ckpt.chunks(t.tensor, DEFAULT_CHUNK_ELEMS).next().map(|r| (r.end - r.start) as usize).unwrap_or(1);
+    let step = source::chunks(src, DEFAULT_CHUNK_ELEMS).next().map(|r| (r.end - r.start) as usize).unwrap_or(1);
     out.par_chunks_mut(step.max(1)).enumerate().try_for_each(|(i, dst)| {
         if cancel.is_cancelled() {
             return Err(ComputeError::Cancelled);
         }
         let start = (i * step) as u64;
         let mut buf = Vec::new();
-        t.ckpt.decode_range(t.tensor, start..start + dst.len() as u64, &mut buf)?;
+        src.read(start..start + dst.len() as u64, &mut buf)?;
         dst.copy_from_slice(&buf);
         Ok(())
     })?;
     Ok(out)
 }
 
-/// A block length that is a multiple of the tensor's storage block and near `target`.
-fn aligned_block(t: TensorRef<'_>, target: usize) -> usize {
-    let b = t.tensor.dtype.block_elems();
+/// A block length that is a multiple of the source's storage block and near `target`.
+fn aligned_block(src: &dyn ValueSource, target: usize) -> usize {
+    let b = src.block_elems().max(1) as usize;
     target.div_ceil(b).max(1) * b
 }
 
@@ -158,58 +157,61 @@ fn finish_stats(
     Ok(StatsResult { moments, histogram: HistogramCounts { scale: req.scale, edges, thresholds, counts }, outliers })
 }
 
-impl Backend for CpuBackend {
-    fn info(&self) -> BackendInfo {
-        BackendInfo { kind: "cpu", device: format!("{} threads (rayon)", rayon::current_num_threads()) }
+impl CpuBackend {
+    /// The provenance of work done here.
+    pub fn provenance(&self) -> Provenance {
+        Provenance::new(BackendKind::Cpu, format!("rayon, {} threads", rayon::current_num_threads()))
     }
 
-    fn stats(&self, t: TensorRef<'_>, req: &StatsRequest, cancel: &Cancel) -> Result<StatsResult, ComputeError> {
+    /// Moments, counts, histogram and outliers ([`super::Backend::stats`]).
+    pub fn stats(
+        &self,
+        src: &dyn ValueSource,
+        req: &StatsRequest,
+        cancel: &Cancel,
+    ) -> Result<StatsResult, ComputeError> {
         // One- and two-byte scalar types: one pass counting bit patterns, no decode.
-        let bytes = t.ckpt.raw_bytes(t.tensor);
-        if t.tensor.numel() >= patterns::MIN_VALUES
-            && t.tensor.dtype.byte_len(t.tensor.numel()) == Some(bytes.len() as u64)
-            && let Some(r) = patterns::stats_of_patterns(t.tensor.dtype, bytes, req, cancel)?
+        if src.numel() >= patterns::MIN_VALUES
+            && let Some(stored) = src.stored()
+            && stored.dtype.byte_len(src.numel()) == Some(stored.bytes.len() as u64)
+            && let Some(r) = patterns::stats_of_patterns(stored.dtype, stored.bytes, req, cancel)?
         {
             return Ok(r);
         }
-        let values = Values::load(t, cancel)?;
-        stats_of(&values, req, aligned_block(t, MOMENT_BLOCK), cancel)
+        let values = Values::load(src, cancel)?;
+        stats_of(&values, req, aligned_block(src, MOMENT_BLOCK), cancel)
     }
 
-    fn channels(&self, t: TensorRef<'_>, max_grid: usize, cancel: &Cancel) -> Result<ChannelResult, ComputeError> {
-        let (rows, cols) = t.matrix_shape();
-        if t.tensor.shape.len() < 2 || rows == 0 || cols == 0 {
-            return Err(ComputeError::Shape {
-                tensor: t.tensor.name.clone(),
-                message: format!("channel statistics need a matrix; the shape is {}", t.tensor.shape_string()),
-            });
-        }
-        let values = Values::load(t, cancel)?;
+    /// Per-channel statistics and the abs-max map ([`super::Backend::channels`]).
+    pub fn channels(
+        &self,
+        src: &dyn ValueSource,
+        max_grid: usize,
+        cancel: &Cancel,
+    ) -> Result<ChannelResult, ComputeError> {
+        let (rows, cols) = require_matrix(src, "channel statistics")?;
+        let values = Values::load(src, cancel)?;
         channel_stats(&values, rows, cols, max_grid.max(1), cancel)
     }
 
-    fn gram(&self, t: TensorRef<'_>, cancel: &Cancel) -> Result<Gram, ComputeError> {
-        let (rows, cols) = t.matrix_shape();
-        if t.tensor.shape.len() < 2 || rows == 0 || cols == 0 {
-            return Err(ComputeError::Shape {
-                tensor: t.tensor.name.clone(),
-                message: format!("a Gram matrix needs a matrix; the shape is {}", t.tensor.shape_string()),
-            });
-        }
-        let values = Values::load(t, cancel)?;
+    /// The Gram matrix of the smaller side ([`super::Backend::gram`]).
+    pub fn gram(&self, src: &dyn ValueSource, cancel: &Cancel) -> Result<Gram, ComputeError> {
+        let (rows, cols) = require_matrix(src, "a Gram matrix")?;
+        let values = Values::load(src, cancel)?;
         gram_of(&values, rows, cols, cancel)
     }
 
-    fn salience_tiles(
+    /// The tiled salience map ([`super::Backend::salience_tiles`]).
+    pub fn salience_tiles(
         &self,
-        t: TensorRef<'_>,
+        src: &dyn ValueSource,
         importance: &[f32],
         max_grid: usize,
         cancel: &Cancel,
     ) -> Result<TileMap, ComputeError> {
-        let (rows, cols) = check_importance(t, importance)?;
+        let (rows, cols) = check_importance(src, importance)?;
         let (tr, tc, gr, gc) = kernels::tiling(rows, cols, max_grid);
-        let values = Values::load(t, cancel)?;
+        let values = Values::load(src, cancel)?;
         // Blocks of whole tile-rows, so each block owns its tiles; joined in order.
         let block = tr * cols * (1usize << 16).div_ceil(tr * cols).max(1);
         let parts = values.par_blocks(block, cancel, |start, chunk| {
@@ -223,45 +225,85 @@ impl Backend for CpuBackend {
         Ok(TileMap { tile_rows: tr, tile_cols: tc, grid_rows: gr, grid_cols: gc, values: parts.concat() })
     }
 
-    fn quantize_rtn(&self, t: TensorRef<'_>, spec: &RtnSpec, cancel: &Cancel) -> Result<RtnResult, ComputeError> {
-        let (_, cols) = t.matrix_shape();
-        kernels::check_rtn(t, spec, cols)?;
-        let qmax = kernels::rtn_qmax(spec.bits);
-        let values = Values::load(t, cancel)?;
-        // Blocks of whole groups, in parallel; results joined in order.
-        let block = aligned_block(t, (1 << 16) / spec.group * spec.group).max(spec.group);
-        let block = block.div_ceil(spec.group) * spec.group;
-        let parts = values.par_blocks(block, cancel, |_, chunk| {
-            let scales = kernels::rtn_scales(&kernels::group_absmax(chunk, spec.group), qmax);
-            let mut codes = Vec::with_capacity(chunk.len());
-            let err = kernels::rtn_codes(chunk, spec.group, &scales, qmax, &mut codes);
-            (scales, codes, err)
-        })?;
-        let mut out =
-            RtnResult { scales: Vec::new(), codes: Vec::with_capacity(t.tensor.numel() as usize), sq_err: 0.0 };
-        for (scales, codes, err) in parts {
-            out.scales.extend(scales.iter().map(|&(s, _)| s));
-            out.codes.extend(codes);
-            out.sq_err += err;
+    /// Every value in memory ([`super::Backend::values`]).
+    pub fn values(&self, src: &dyn ValueSource, cancel: &Cancel) -> Result<Vec<f32>, ComputeError> {
+        match src.as_f32() {
+            Some(values) => Ok(values.to_vec()),
+            None => decode_parallel(src, cancel),
         }
-        Ok(out)
+    }
+
+    /// Symmetric integer codes, streamed to `sink` ([`super::Backend::quantize_int`]): the source
+    /// is read once, in order, a batch of whole groups at a time; each batch is quantized with all
+    /// threads and delivered before the next is read.
+    pub fn quantize_int(
+        &self,
+        src: &dyn ValueSource,
+        spec: &IntSpec,
+        sink: &mut dyn CodeSink,
+        cancel: &Cancel,
+    ) -> Result<GroupError, ComputeError> {
+        let (_, cols) = src.matrix_shape();
+        spec.check(cols).map_err(|m| shape_error(src, m))?;
+        let group = spec.group;
+        sink.begin(src.numel() / group as u64)?;
+        // Batches of whole groups and whole storage blocks, near 4 Mi values.
+        let unit = source::lcm(src.block_elems().max(1), group as u64);
+        let batch = (4 * DEFAULT_CHUNK_ELEMS / unit).max(1) * unit;
+        let mut total = GroupError::default();
+        let mut buf = Vec::new();
+        let (mut scales, mut codes) = (Vec::new(), Vec::new());
+        for range in source::chunks(src, batch) {
+            if cancel.is_cancelled() {
+                return Err(ComputeError::Cancelled);
+            }
+            let values: &[f32] = match src.as_f32() {
+                Some(all) => &all[range.start as usize..range.end as usize],
+                None => {
+                    src.read(range.clone(), &mut buf)?;
+                    &buf
+                }
+            };
+            // Tasks of many groups each, joined in order.
+            let task = (1usize << 16).div_ceil(group) * group;
+            let parts: Vec<(Vec<f32>, Vec<i8>, GroupError)> = values
+                .par_chunks(task)
+                .map(|chunk| {
+                    let (mut s, mut c, mut e) = (Vec::new(), Vec::with_capacity(chunk.len()), GroupError::default());
+                    int::encode(chunk, spec, &mut s, &mut c, &mut e);
+                    (s, c, e)
+                })
+                .collect();
+            scales.clear();
+            codes.clear();
+            for (s, c, e) in parts {
+                scales.extend(s);
+                codes.extend(c);
+                total.add(&e);
+            }
+            sink.put(range.start / group as u64, &scales, &codes)?;
+        }
+        Ok(total)
     }
 }
 
-/// `(rows, cols)` of a matrix whose columns `importance` weighs, or why it does not fit.
-pub fn check_importance(t: TensorRef<'_>, importance: &[f32]) -> Result<(usize, usize), ComputeError> {
-    let (rows, cols) = t.matrix_shape();
-    if t.tensor.shape.len() < 2 || rows == 0 || cols == 0 {
-        return Err(ComputeError::Shape {
-            tensor: t.tensor.name.clone(),
-            message: format!("a salience map needs a matrix; the shape is {}", t.tensor.shape_string()),
-        });
+/// `(rows, cols)` of a source that must be a matrix for `what`.
+pub fn require_matrix(src: &dyn ValueSource, what: &str) -> Result<(usize, usize), ComputeError> {
+    if !src.is_matrix() {
+        let shape: Vec<String> = src.shape().iter().map(u64::to_string).collect();
+        return Err(shape_error(src, format!("a matrix is needed for {what}; the shape is [{}]", shape.join(", "))));
     }
+    Ok(src.matrix_shape())
+}
+
+/// `(rows, cols)` of a matrix whose columns `importance` weighs, or why it does not fit.
+pub fn check_importance(src: &dyn ValueSource, importance: &[f32]) -> Result<(usize, usize), ComputeError> {
+    let (rows, cols) = require_matrix(src, "a salience map")?;
     if importance.len() != cols {
-        return Err(ComputeError::Shape {
-            tensor: t.tensor.name.clone(),
-            message: format!("the importance vector has {} values for {cols} input channels", importance.len()),
-        });
+        return Err(shape_error(
+            src,
+            format!("the importance vector has {} values for {cols} input channels", importance.len()),
+        ));
     }
     Ok((rows, cols))
 }
@@ -381,11 +423,11 @@ fn gram_of(values: &Values<'_>, rows: usize, cols: usize, cancel: &Cancel) -> Re
                 g += &b * b.transpose();
             }
         }
-        Values::Streamed(t) if !of_columns => {
-            return Err(ComputeError::Shape {
-                tensor: t.tensor.name.clone(),
-                message: "a Gram matrix of rows for a tensor too large to hold in memory is not supported".into(),
-            });
+        Values::Streamed(src) if !of_columns => {
+            return Err(shape_error(
+                *src,
+                "a Gram matrix of rows for a tensor too large to hold in memory is not supported",
+            ));
         }
         _ => {
             // WᵀW over row blocks, sequentially (faer parallelises each product).
@@ -405,13 +447,13 @@ fn gram_of(values: &Values<'_>, rows: usize, cols: usize, cancel: &Cancel) -> Re
                         accumulate(chunk);
                     }
                 }
-                Values::Streamed(t) => {
+                Values::Streamed(src) => {
                     let mut buf = Vec::new();
-                    for range in t.ckpt.chunks(t.tensor, block_len as u64) {
+                    for range in source::chunks(*src, block_len as u64) {
                         if cancel.is_cancelled() {
                             return Err(ComputeError::Cancelled);
                         }
-                        t.ckpt.decode_range(t.tensor, range, &mut buf)?;
+                        src.read(range, &mut buf)?;
                         accumulate(&buf);
                     }
                 }

@@ -1,46 +1,32 @@
 //! The kernel backend. [`Backend`] has one method per kernel family; [`cpu::CpuBackend`] (rayon)
-//! is the reference implementation, and the GPU implementation mirrors it. Analysis code is
-//! written against the trait only.
+//! is the reference implementation, [`gpu::GpuBackend`] (wgpu) mirrors it, and
+//! [`select::SelectedBackend`] runs the backend the user chose, falling back to the CPU when the
+//! GPU fails. Analysis code is written against the trait only.
 //!
-//! Kernels read tensors through [`TensorRef`] (checkpoint + tensor), so each backend decides
-//! how bytes travel: the CPU decodes through the codecs into host memory; a GPU backend uploads
-//! the stored bytes and decodes on the device.
+//! Kernels read any [`ValueSource`]: a checkpoint tensor ([`TensorRef`]), values in memory, or
+//! chunks made on demand; each backend decides how bytes travel (the CPU decodes through the
+//! codecs into host memory; the GPU uploads stored bytes and decodes on the device). Every kernel
+//! returns its result with the [`Provenance`] of the backend that actually ran it ([`Ran`]).
+//! Quantization kernels stream: chunks in, codes out to a [`CodeSink`], error accumulated.
 
 pub mod cpu;
 pub mod gpu;
 pub mod kernels;
 pub mod patterns;
+pub mod provenance;
 pub mod select;
 #[cfg(target_arch = "x86_64")]
 mod simd_x86;
+pub mod source;
 
 use serde::Serialize;
 
+pub use provenance::{BackendKind, Provenance, Ran};
+pub use source::{FnSource, SliceSource, Stored, TensorRef, ValueSource};
+
 use crate::cancel::Cancel;
-use crate::checkpoint::{Checkpoint, CheckpointError, TensorInfo};
-
-/// A tensor to compute on.
-#[derive(Clone, Copy)]
-pub struct TensorRef<'a> {
-    /// The checkpoint holding it.
-    pub ckpt: &'a Checkpoint,
-    /// The tensor.
-    pub tensor: &'a TensorInfo,
-}
-
-impl<'a> TensorRef<'a> {
-    /// A reference to `tensor` in `ckpt`.
-    pub fn new(ckpt: &'a Checkpoint, tensor: &'a TensorInfo) -> Self {
-        Self { ckpt, tensor }
-    }
-
-    /// `(rows, cols)` of the tensor seen as a matrix: `[dim0, product of the rest]`.
-    pub fn matrix_shape(&self) -> (usize, usize) {
-        let rows = self.tensor.shape.first().copied().unwrap_or(1) as usize;
-        let cols = self.tensor.shape.iter().skip(1).product::<u64>() as usize;
-        (rows, cols)
-    }
-}
+use crate::checkpoint::CheckpointError;
+pub use crate::codec::int::{GroupError, IntSpec};
 
 /// Why a kernel did not produce a result.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +49,9 @@ pub enum ComputeError {
     /// buffers); callers fall back to the CPU.
     #[error("GPU: {0}")]
     Gpu(String),
+    /// The sink of a streaming kernel refused its output.
+    #[error("{0}")]
+    Sink(String),
     /// A linear-algebra routine failed to converge.
     #[error("tensor {tensor:?}: {message}")]
     Numerical {
@@ -209,60 +198,130 @@ pub struct Gram {
     pub values: Vec<f64>,
 }
 
-/// Symmetric integer round-to-nearest quantization with groups of consecutive values along rows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RtnSpec {
-    /// Bits per code (2..=8): codes lie in [−(2^(bits−1)−1), 2^(bits−1)−1].
-    pub bits: u32,
-    /// Values per group (must divide the row length).
-    pub group: usize,
+/// Where a quantization kernel delivers its output: whole groups, in order.
+pub trait CodeSink {
+    /// Called once before anything is delivered, with the number of groups to come. A kernel
+    /// that starts over (after a GPU fallback) calls it again: everything received before is
+    /// to be forgotten.
+    fn begin(&mut self, groups: u64) -> Result<(), ComputeError>;
+
+    /// The codes of consecutive whole groups starting at group `first_group`: one scale per
+    /// group and `group` codes each, in order.
+    fn put(&mut self, first_group: u64, scales: &[f32], codes: &[i8]) -> Result<(), ComputeError>;
 }
 
-/// Codes, scales and error of an RTN quantization.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RtnResult {
-    /// Scale per group (absmax / qmax), row-major group order.
+/// A sink that keeps every scale and code in memory (tests, small tensors, previews that draw
+/// the codes).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CollectCodes {
+    /// One scale per group.
     pub scales: Vec<f32>,
-    /// Code per value.
+    /// One code per value.
     pub codes: Vec<i8>,
-    /// Σ (x − code·scale)² over the finite values.
-    pub sq_err: f64,
 }
 
-/// Which implementation a backend is.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct BackendInfo {
-    /// `cpu` or `gpu`.
-    pub kind: &'static str,
-    /// The device: CPU threads, or the GPU adapter's name.
-    pub device: String,
+impl CodeSink for CollectCodes {
+    fn begin(&mut self, groups: u64) -> Result<(), ComputeError> {
+        self.scales.clear();
+        self.codes.clear();
+        self.scales.reserve(usize::try_from(groups).unwrap_or(0).min(1 << 24));
+        Ok(())
+    }
+
+    fn put(&mut self, first_group: u64, scales: &[f32], codes: &[i8]) -> Result<(), ComputeError> {
+        if first_group != self.scales.len() as u64 {
+            return Err(ComputeError::Sink(format!(
+                "groups arrived out of order: {first_group} after {}",
+                self.scales.len()
+            )));
+        }
+        self.scales.extend_from_slice(scales);
+        self.codes.extend_from_slice(codes);
+        Ok(())
+    }
 }
 
-/// A kernel backend: one method per kernel family.
-pub trait Backend: Send + Sync {
-    /// What this backend runs on.
-    fn info(&self) -> BackendInfo;
+/// A sink that drops the codes: for previews that need only the error.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DiscardCodes;
 
-    /// Moments, counts, histogram and outlier counts of the tensor's values.
-    fn stats(&self, t: TensorRef<'_>, req: &StatsRequest, cancel: &Cancel) -> Result<StatsResult, ComputeError>;
+impl CodeSink for DiscardCodes {
+    fn begin(&mut self, _groups: u64) -> Result<(), ComputeError> {
+        Ok(())
+    }
 
-    /// Per-row and per-column abs-max, L2 and kurtosis, and a tiled abs-max map of at most
-    /// `max_grid × max_grid` tiles.
-    fn channels(&self, t: TensorRef<'_>, max_grid: usize, cancel: &Cancel) -> Result<ChannelResult, ComputeError>;
+    fn put(&mut self, _first_group: u64, _scales: &[f32], _codes: &[i8]) -> Result<(), ComputeError> {
+        Ok(())
+    }
+}
 
-    /// The Gram matrix of the smaller side of the tensor seen as a matrix.
-    fn gram(&self, t: TensorRef<'_>, cancel: &Cancel) -> Result<Gram, ComputeError>;
+/// Declares the kernels once: the [`Backend`] trait, and its implementation for the CPU and
+/// GPU backends (their inherent methods of the same names, wrapped with their provenance) and
+/// for the selected backend (which runs the choice, falling back to the CPU).
+macro_rules! kernels {
+    ($( $(#[$doc:meta])* fn $name:ident(&self, $src:ident: $src_ty:ty $(, $arg:ident: $ty:ty)* $(,)?) -> $out:ty; )*) => {
+        /// A kernel backend: one method per kernel family, each returning its result with the
+        /// provenance of the backend that ran it.
+        pub trait Backend: Send + Sync {
+            /// What runs the kernels when nothing falls back, for display. Never starts a device.
+            fn label(&self) -> String;
+
+            $( $(#[$doc])* fn $name(&self, $src: $src_ty $(, $arg: $ty)*) -> Result<Ran<$out>, ComputeError>; )*
+        }
+
+        impl Backend for cpu::CpuBackend {
+            fn label(&self) -> String {
+                self.provenance().describe()
+            }
+
+            $( fn $name(&self, $src: $src_ty $(, $arg: $ty)*) -> Result<Ran<$out>, ComputeError> {
+                cpu::CpuBackend::$name(self, $src $(, $arg)*).map(|v| Ran::new(v, self.provenance()))
+            } )*
+        }
+
+        impl Backend for gpu::GpuBackend {
+            fn label(&self) -> String {
+                self.provenance().describe()
+            }
+
+            $( fn $name(&self, $src: $src_ty $(, $arg: $ty)*) -> Result<Ran<$out>, ComputeError> {
+                gpu::GpuBackend::$name(self, $src $(, $arg)*).map(|v| Ran::new(v, self.provenance()))
+            } )*
+        }
+
+        impl Backend for select::SelectedBackend {
+            fn label(&self) -> String {
+                self.label_now()
+            }
+
+            $( fn $name(&self, $src: $src_ty $(, $arg: $ty)*) -> Result<Ran<$out>, ComputeError> {
+                self.run($src.name(), |backend| backend.$name($src $(, $arg)*))
+            } )*
+        }
+    };
+}
+
+kernels! {
+    /// Moments, counts, histogram and outlier counts of the values.
+    fn stats(&self, src: &dyn ValueSource, req: &StatsRequest, cancel: &Cancel) -> StatsResult;
+
+    /// Per-row and per-column abs-max, L2 and kurtosis of a matrix, and a tiled abs-max map of
+    /// at most `max_grid × max_grid` tiles.
+    fn channels(&self, src: &dyn ValueSource, max_grid: usize, cancel: &Cancel) -> ChannelResult;
+
+    /// The Gram matrix of the smaller side of the values seen as a matrix.
+    fn gram(&self, src: &dyn ValueSource, cancel: &Cancel) -> Gram;
 
     /// The salience map: per tile of at most `max_grid × max_grid` tiles, the max of
     /// |x_ij| · |importance_j| (one importance per column).
-    fn salience_tiles(
-        &self,
-        t: TensorRef<'_>,
-        importance: &[f32],
-        max_grid: usize,
-        cancel: &Cancel,
-    ) -> Result<TileMap, ComputeError>;
+    fn salience_tiles(&self, src: &dyn ValueSource, importance: &[f32], max_grid: usize, cancel: &Cancel) -> TileMap;
 
-    /// Quantizes the tensor with symmetric RTN in groups: codes, scales and squared error.
-    fn quantize_rtn(&self, t: TensorRef<'_>, spec: &RtnSpec, cancel: &Cancel) -> Result<RtnResult, ComputeError>;
+    /// Every value, decoded to f32 in memory (for work that needs the whole matrix at once, such
+    /// as a direct SVD).
+    fn values(&self, src: &dyn ValueSource, cancel: &Cancel) -> Vec<f32>;
+
+    /// Quantizes the values (rows of the matrix, in groups along each row) to symmetric integer
+    /// codes, streaming: each chunk's scales and codes go to `sink` in order as they are made,
+    /// and the error of the decoded values is accumulated.
+    fn quantize_int(&self, src: &dyn ValueSource, spec: &IntSpec, sink: &mut dyn CodeSink, cancel: &Cancel) -> GroupError;
 }

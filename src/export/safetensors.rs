@@ -133,7 +133,7 @@ fn read_back(path: &Path, tensors: &[PlannedTensor], checksums: &[u32]) -> Resul
         if got.dtype != t.dtype || got.shape != t.shape {
             return Err(fail(format!("tensor {:?} reads back as {} {:?}", t.name, got.dtype, got.shape)));
         }
-        if crc32fast::hash(ckpt.raw_bytes(got)) != crc {
+        if crc32fast::hash(ckpt.raw_bytes(got).map_err(|e| fail(e.to_string()))?) != crc {
             return Err(fail(format!("tensor {:?}: bytes differ from those written", t.name)));
         }
     }

@@ -81,7 +81,7 @@ pub fn distribution_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
             }
             s
         },
-        move || serde_json::to_string_pretty(json_stats.as_ref()).unwrap_or_default(),
+        move || super::save::pretty_json(json_stats.as_ref()),
     );
 }
 
@@ -114,7 +114,7 @@ fn summary_ui(ui: &mut egui::Ui, s: &TensorStats) {
                 format!("NaN {} · +Inf {} · −Inf {}", s.nan, s.pos_inf, s.neg_inf),
             );
         }
-        ui.weak(format!("computed on the {}", s.backend));
+        super::computed_on_ui(ui, &s.computed);
     });
     ui.label(format!(
         "Histogram of {} finite values in {} bins over [{}, {}]",

@@ -86,19 +86,20 @@ pub fn heatmap_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
             return;
         }
     };
-    let backend = if salience {
-        ready_salience.as_ref().map(|s| s.backend.clone())
+    let computed = if salience {
+        ready_salience.as_ref().map(|s| s.computed.clone())
     } else {
-        ready_channels.as_ref().map(|c| c.backend.clone())
+        ready_channels.as_ref().map(|c| c.computed.clone())
     };
-    ui.weak(format!(
-        "{} × {} tiles of {} × {} values · computed on the {}",
-        grid.grid_rows,
-        grid.grid_cols,
-        grid.tile_rows,
-        grid.tile_cols,
-        backend.unwrap_or_default()
-    ));
+    ui.horizontal(|ui| {
+        ui.weak(format!(
+            "{} × {} tiles of {} × {} values",
+            grid.grid_rows, grid.grid_cols, grid.tile_rows, grid.tile_cols
+        ));
+        if let Some(computed) = &computed {
+            super::computed_on_ui(ui, computed);
+        }
+    });
     let texture = session
         .textures
         .entry((index, salience, log))
@@ -163,9 +164,9 @@ pub fn heatmap_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
     let tiles = grid.tiles.to_vec();
     let (gr, gc) = (grid.grid_rows, grid.grid_cols);
     let json = if salience {
-        ready_salience.map(|s| serde_json::to_string_pretty(s.as_ref()).unwrap_or_default())
+        ready_salience.map(|s| super::save::pretty_json(s.as_ref()))
     } else {
-        ready_channels.map(|c| serde_json::to_string_pretty(c.as_ref()).unwrap_or_default())
+        ready_channels.map(|c| super::save::pretty_json(c.as_ref()))
     }
     .unwrap_or_default();
     save_buttons_ui(

@@ -102,6 +102,11 @@ pub fn status_bar_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
             app.cancel_model_job();
         }
         ui.horizontal(|ui| {
+            if app.backend_starting {
+                ui.spinner();
+                ui.label("starting the GPU…");
+                ui.separator();
+            }
             if let Some(path) = &app.opening {
                 ui.spinner();
                 ui.label(format!("opening {}", path.display()));
@@ -177,6 +182,17 @@ pub fn selected_header_ui(app: &WorkbenchApp, ui: &mut egui::Ui) -> Option<usize
         ));
     });
     Some(index)
+}
+
+/// Where a result was computed: the backend and device, and — in the warning colour, so it
+/// cannot be missed — the reason when it ran elsewhere than asked.
+pub fn computed_on_ui(ui: &mut egui::Ui, computed: &crate::compute::Provenance) {
+    let text = format!("computed on {}", computed.describe());
+    if computed.fallback.is_some() {
+        ui.colored_label(ui.visuals().warn_fg_color, text);
+    } else {
+        ui.weak(text);
+    }
 }
 
 /// A spinner with a label, or an error, for a result that is not ready.

@@ -277,7 +277,7 @@ pub fn overview_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
             }
             s
         },
-        move || serde_json::to_string_pretty(&json_rows).unwrap_or_default(),
+        move || super::save::pretty_json(&json_rows),
     );
 }
 

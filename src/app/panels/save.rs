@@ -51,6 +51,12 @@ pub fn write_png(image: &egui::ColorImage, rect: egui::Rect, pixels_per_point: f
     out.save_with_format(path, image::ImageFormat::Png).map_err(|e| e.to_string())
 }
 
+/// A view's data as pretty JSON (what the JSON button saves). Serialising plain data does not
+/// fail; if it ever did, the file says why instead of being empty.
+pub fn pretty_json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }).to_string())
+}
+
 /// A file-name stem from a tensor name.
 pub fn stem(name: &str, what: &str) -> String {
     let safe: String =

@@ -6,7 +6,7 @@ use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints, VLine};
 
 use super::save::{save_buttons_ui, stem};
 use super::{not_ready_ui, selected_header_ui};
-use crate::analysis::spectrum::SpectrumReport;
+use crate::analysis::spectrum::{SpectrumMethod, SpectrumReport};
 use crate::app::jobs::ResultKind;
 use crate::app::{Computed, WorkbenchApp};
 
@@ -66,7 +66,7 @@ pub fn spectrum_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
             }
             s
         },
-        move || serde_json::to_string_pretty(b.as_ref()).unwrap_or_default(),
+        move || super::save::pretty_json(b.as_ref()),
     );
 }
 
@@ -97,9 +97,11 @@ fn metrics_ui(ui: &mut egui::Ui, r: &SpectrumReport) {
         }
         ui.end_row();
     });
-    ui.weak(
-        format!("{} singular values by {:?}, on the {}", r.singular_values.len(), r.method, r.backend).to_lowercase(),
-    );
+    ui.horizontal(|ui| {
+        let method = if r.method == SpectrumMethod::Svd { "a direct SVD" } else { "the Gram matrix" };
+        ui.weak(format!("{} singular values from {method}", r.singular_values.len()));
+        super::computed_on_ui(ui, &r.computed);
+    });
 }
 
 /// Histogram of log10 λ as a density, the fitted power law above xmin, and xmin itself.

@@ -1,0 +1,148 @@
+//! Headless commands, one file each. Each prints a human table by default and one JSON object
+//! with `--json`; every number the GUI shows can be had here (DESIGN.md, invariant 1). Every
+//! computed result says which backend produced it (`backend`, `device`, `fallback`).
+//!
+//! The top-level parser (the window's options and the global `--backend`) lives in the binary;
+//! this module knows nothing of the window.
+
+mod channels;
+mod convert;
+mod info;
+mod salience;
+mod spectrum;
+mod stats;
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use clap::builder::TypedValueParser;
+
+pub use channels::ChannelsArgs;
+pub use convert::{ConvertArgs, OutDtype};
+pub use info::{InfoArgs, InfoJson, TensorJson};
+pub use salience::SalienceArgs;
+pub use spectrum::SpectrumArgs;
+pub use stats::StatsArgs;
+
+use crate::checkpoint::{Checkpoint, TensorInfo};
+use crate::compute::select::{BackendChoice, SelectedBackend};
+
+/// Headless commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the tensors of a checkpoint: name, dtype, shape, size, file, offset, layer and role.
+    Info(InfoArgs),
+    /// Convert a GGUF checkpoint to safetensors with transformers names and a config.json.
+    ///
+    /// Every tensor is dequantized exactly as llama.cpp does, llama.cpp's Q/K row permutation
+    /// (Llama) and norm shift (Gemma) are undone, and config.json is built from the GGUF
+    /// metadata, so that the folder loads in transformers. The tokenizer is not converted.
+    Convert(ConvertArgs),
+    /// Per-tensor statistics: moments, special values, 3σ/6σ outliers and a histogram.
+    ///
+    /// Moments are accumulated in f64 by exact block merging over the finite values; NaN and
+    /// ±Inf are counted and left out. Histogram counts equal numpy.histogram(values,
+    /// bins=thresholds) for the reported f32 thresholds (parse them as float32).
+    Stats(StatsArgs),
+    /// Per-channel view of one weight matrix: abs-max, L2 and kurtosis per row and column, the
+    /// most outlying channels, and a tiled abs-max map.
+    Channels(ChannelsArgs),
+    /// Singular values and WeightWatcher's spectral metrics (alpha, D, xmin, ...) of 2-D tensors.
+    Spectrum(SpectrumArgs),
+    /// The salience map of one weight matrix: per tile, the max of |W_ij| times the importance
+    /// of input channel j (its column norm, or a llama.cpp imatrix).
+    Salience(SalienceArgs),
+}
+
+/// The command line's names of the backends, parsed into [`BackendChoice`].
+pub fn backend_parser() -> impl clap::builder::TypedValueParser<Value = BackendChoice> {
+    clap::builder::PossibleValuesParser::new(BackendChoice::ALL.map(BackendChoice::as_str))
+        .map(|s| s.parse::<BackendChoice>().unwrap_or_default())
+}
+
+/// Runs a headless command, writing to `out`; kernels run on the backend `choice` selects,
+/// started only if the command computes something.
+pub fn run(command: &Command, choice: BackendChoice, out: &mut dyn Write) -> Result<()> {
+    let backend = SelectedBackend::new(choice);
+    let result = match command {
+        Command::Info(args) => info::run(args, out),
+        Command::Convert(args) => convert::run(args, out),
+        Command::Stats(args) => stats::run(args, &backend, out),
+        Command::Channels(args) => channels::run(args, &backend, out),
+        Command::Spectrum(args) => spectrum::run(args, &backend, out),
+        Command::Salience(args) => salience::run(args, &backend, out),
+    };
+    for notice in backend.take_notices() {
+        eprintln!("note: {notice}");
+    }
+    result
+}
+
+fn open(path: &Path) -> Result<Checkpoint> {
+    Checkpoint::open(path).with_context(|| format!("cannot open checkpoint {}", path.display()))
+}
+
+/// Tensors of `ckpt` matching `pattern` and `keep`; tensors whose values cannot be read are
+/// reported on stderr, with the reason, and left out.
+fn select<'a>(
+    ckpt: &'a Checkpoint,
+    pattern: Option<&str>,
+    keep: impl Fn(&TensorInfo) -> bool,
+) -> Result<(Vec<&'a TensorInfo>, Vec<String>)> {
+    let re = pattern.map(regex::Regex::new).transpose().context("invalid --tensor regular expression")?;
+    let mut chosen = Vec::new();
+    let mut skipped = Vec::new();
+    for t in ckpt.tensors() {
+        if re.as_ref().is_some_and(|re| !re.is_match(&t.name)) || !keep(t) {
+            continue;
+        }
+        match t.dtype.why_not_analysed() {
+            None => chosen.push(t),
+            Some(why) => {
+                eprintln!("skipping {}: {why}", t.name);
+                skipped.push(t.name.clone());
+            }
+        }
+    }
+    if chosen.is_empty() {
+        anyhow::bail!("no tensor of {} matches", ckpt.path().display());
+    }
+    Ok((chosen, skipped))
+}
+
+/// Writes one JSON value and a newline.
+fn write_json(out: &mut dyn Write, value: &impl serde::Serialize) -> Result<()> {
+    serde_json::to_writer(&mut *out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// The `--json` output of the per-tensor commands: `{"tensors": [...], "skipped": [...]}`.
+fn write_tensors_json(out: &mut dyn Write, results: &impl serde::Serialize, skipped: &[String]) -> Result<()> {
+    write_json(out, &serde_json::json!({"tensors": results, "skipped": skipped}))
+}
+
+/// A progress bar on stderr, hidden when stderr is not a terminal.
+fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} {wide_bar} {bytes}/{total_bytes} ({eta})") {
+        bar.set_style(style);
+    }
+    bar.set_message(what.to_owned());
+    bar
+}
+
+/// A line saying where results were computed, for the human tables: the backends and devices
+/// that ran, and every fallback.
+fn computed_on<'a>(all: impl IntoIterator<Item = &'a crate::compute::Provenance>) -> String {
+    let mut merged: Option<crate::compute::Provenance> = None;
+    for p in all {
+        merged = Some(match merged {
+            None => p.clone(),
+            Some(m) => m.merge(p),
+        });
+    }
+    merged.map(|p| format!("computed on {}", p.describe())).unwrap_or_default()
+}

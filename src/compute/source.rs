@@ -1,0 +1,235 @@
+//! Where a kernel's values come from. Every kernel reads through [`ValueSource`], so the same
+//! kernel runs on a checkpoint tensor ([`TensorRef`]), on values in memory ([`SliceSource`]: a
+//! low-rank factor, a residual, activations) or on chunks made on demand ([`FnSource`]).
+//!
+//! Sources are read by element range. Kernels that need two passes read a range twice; one-pass
+//! kernels (quantization) ask for ranges once each, in increasing order, so a producer that can
+//! only go forward serves them too.
+
+use std::ops::Range;
+
+use super::ComputeError;
+use crate::checkpoint::{Checkpoint, TensorInfo};
+use crate::codec::DType;
+
+/// The stored bytes of a source, for backends that decode on their own (the GPU) or read bit
+/// patterns (the CPU's statistics of 8- and 16-bit types).
+#[derive(Clone, Copy, Debug)]
+pub struct Stored<'a> {
+    /// The element type of `bytes`.
+    pub dtype: DType,
+    /// Every element, in order.
+    pub bytes: &'a [u8],
+}
+
+/// Values a kernel can read, by element range.
+pub trait ValueSource: Sync {
+    /// A name for reports and errors (the tensor's name, or what the values are).
+    fn name(&self) -> &str;
+
+    /// Shape, outermost first.
+    fn shape(&self) -> &[u64];
+
+    /// Elements per storage block: every range a kernel reads starts on a multiple of this.
+    fn block_elems(&self) -> u64 {
+        1
+    }
+
+    /// Decodes the elements `range` into `out` (resized to fit).
+    fn read(&self, range: Range<u64>, out: &mut Vec<f32>) -> Result<(), ComputeError>;
+
+    /// The stored bytes, when the source has them (a checkpoint tensor).
+    fn stored(&self) -> Option<Stored<'_>> {
+        None
+    }
+
+    /// The values as one f32 slice, when they already are one in memory (no copy needed).
+    fn as_f32(&self) -> Option<&[f32]> {
+        None
+    }
+
+    /// Number of elements (saturating: shapes too large to count are refused where opened).
+    fn numel(&self) -> u64 {
+        self.shape().iter().fold(1u64, |a, &d| a.saturating_mul(d))
+    }
+
+    /// `(rows, cols)` seen as a matrix: `[dim0, product of the rest]`.
+    fn matrix_shape(&self) -> (usize, usize) {
+        let shape = self.shape();
+        let rows = shape.first().copied().unwrap_or(1);
+        let cols = shape.iter().skip(1).fold(1u64, |a, &d| a.saturating_mul(d));
+        (usize::try_from(rows).unwrap_or(usize::MAX), usize::try_from(cols).unwrap_or(usize::MAX))
+    }
+
+    /// Whether the shape has at least two dimensions and no empty one.
+    fn is_matrix(&self) -> bool {
+        let (rows, cols) = self.matrix_shape();
+        self.shape().len() >= 2 && rows > 0 && cols > 0
+    }
+}
+
+/// Element ranges covering `src` in order, each at most `chunk` long (rounded down to whole
+/// storage blocks, at least one block).
+pub fn chunks(src: &dyn ValueSource, chunk: u64) -> impl Iterator<Item = Range<u64>> + use<> {
+    crate::checkpoint::block_ranges(src.numel(), src.block_elems(), chunk)
+}
+
+/// Greatest common divisor.
+pub fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+/// Least common multiple (of positive numbers).
+pub fn lcm(a: u64, b: u64) -> u64 {
+    a / gcd(a, b).max(1) * b
+}
+
+/// A shape error naming the source.
+pub fn shape_error(src: &dyn ValueSource, message: impl Into<String>) -> ComputeError {
+    ComputeError::Shape { tensor: src.name().to_owned(), message: message.into() }
+}
+
+/// A tensor of a checkpoint, decoded through the codecs.
+#[derive(Clone, Copy)]
+pub struct TensorRef<'a> {
+    /// The checkpoint holding it.
+    pub ckpt: &'a Checkpoint,
+    /// The tensor.
+    pub tensor: &'a TensorInfo,
+}
+
+impl<'a> TensorRef<'a> {
+    /// A reference to `tensor` in `ckpt`.
+    pub fn new(ckpt: &'a Checkpoint, tensor: &'a TensorInfo) -> Self {
+        Self { ckpt, tensor }
+    }
+}
+
+impl ValueSource for TensorRef<'_> {
+    fn name(&self) -> &str {
+        &self.tensor.name
+    }
+
+    fn shape(&self) -> &[u64] {
+        &self.tensor.shape
+    }
+
+    fn block_elems(&self) -> u64 {
+        self.tensor.dtype.block_elems() as u64
+    }
+
+    fn read(&self, range: Range<u64>, out: &mut Vec<f32>) -> Result<(), ComputeError> {
+        Ok(self.ckpt.decode_range(self.tensor, range, out)?)
+    }
+
+    fn stored(&self) -> Option<Stored<'_>> {
+        let bytes = self.ckpt.raw_bytes(self.tensor).ok()?;
+        Some(Stored { dtype: self.tensor.dtype, bytes })
+    }
+
+    fn as_f32(&self) -> Option<&[f32]> {
+        // F32 little-endian bytes that are 4-aligned in the map are used in place.
+        if cfg!(target_endian = "little") && self.tensor.dtype == DType::F32 {
+            let values = bytemuck::try_cast_slice::<u8, f32>(self.ckpt.raw_bytes(self.tensor).ok()?).ok()?;
+            return (values.len() as u64 == self.tensor.numel()).then_some(values);
+        }
+        None
+    }
+}
+
+/// Values already in memory: a low-rank factor, a residual, activations.
+pub struct SliceSource<'a> {
+    name: String,
+    shape: Vec<u64>,
+    values: &'a [f32],
+}
+
+impl<'a> SliceSource<'a> {
+    /// `values` with `shape` (outermost first); an error when the shape does not hold them.
+    pub fn new(name: impl Into<String>, shape: &[u64], values: &'a [f32]) -> Result<Self, ComputeError> {
+        let name = name.into();
+        let n = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d));
+        if n != Some(values.len() as u64) {
+            return Err(ComputeError::Shape {
+                tensor: name,
+                message: format!("shape {shape:?} does not hold {} values", values.len()),
+            });
+        }
+        Ok(Self { name, shape: shape.to_vec(), values })
+    }
+
+    /// A vector of the values.
+    pub fn vector(name: impl Into<String>, values: &'a [f32]) -> Self {
+        Self { name: name.into(), shape: vec![values.len() as u64], values }
+    }
+}
+
+impl ValueSource for SliceSource<'_> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn shape(&self) -> &[u64] {
+        &self.shape
+    }
+
+    fn read(&self, range: Range<u64>, out: &mut Vec<f32>) -> Result<(), ComputeError> {
+        let slice = usize::try_from(range.start)
+            .ok()
+            .zip(usize::try_from(range.end).ok())
+            .and_then(|(a, b)| self.values.get(a..b))
+            .ok_or_else(|| shape_error(self, format!("range {range:?} is outside {} values", self.values.len())))?;
+        out.clear();
+        out.extend_from_slice(slice);
+        Ok(())
+    }
+
+    fn as_f32(&self) -> Option<&[f32]> {
+        Some(self.values)
+    }
+}
+
+/// Values produced on demand, a range at a time, by a function: a stream of chunks (a tensor
+/// transformed on the fly, activations of a forward pass).
+pub struct FnSource<F> {
+    name: String,
+    shape: Vec<u64>,
+    block: u64,
+    produce: F,
+}
+
+impl<F> FnSource<F>
+where
+    F: Fn(Range<u64>, &mut Vec<f32>) -> Result<(), ComputeError> + Sync,
+{
+    /// A source of `shape` whose ranges `produce` fills; ranges start on multiples of `block`.
+    pub fn new(name: impl Into<String>, shape: &[u64], block: u64, produce: F) -> Self {
+        Self { name: name.into(), shape: shape.to_vec(), block: block.max(1), produce }
+    }
+}
+
+impl<F> ValueSource for FnSource<F>
+where
+    F: Fn(Range<u64>, &mut Vec<f32>) -> Result<(), ComputeError> + Sync,
+{
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn shape(&self) -> &[u64] {
+        &self.shape
+    }
+
+    fn block_elems(&self) -> u64 {
+        self.block
+    }
+
+    fn read(&self, range: Range<u64>, out: &mut Vec<f32>) -> Result<(), ComputeError> {
+        let len = range.end.saturating_sub(range.start);
+        (self.produce)(range.clone(), out)?;
+        if out.len() as u64 != len {
+            return Err(shape_error(self, format!("produced {} values for the range {range:?}", out.len())));
+        }
+        Ok(())
+    }
+}
