@@ -63,12 +63,67 @@ fn every_dtype_written_by_the_official_writer_decodes_to_hand_computed_values() 
 }
 
 #[test]
-fn every_dtype_that_we_name_is_known_to_the_reference_writer() {
+fn the_reference_writer_and_we_agree_on_every_dtype_both_ways() {
+    // Ours to theirs: every name we read is one the reference crate parses.
     for d in DType::SAFETENSORS {
-        let json = format!("\"{}\"", d.name());
-        let parsed: Result<Dtype, _> = serde_json::from_str(&json);
+        let parsed: Result<Dtype, _> = serde_json::from_str(&format!("\"{}\"", d.name()));
         assert!(parsed.is_ok(), "{} is not a safetensors dtype name", d.name());
     }
+    // Theirs to ours: a file the reference writer makes with each of its dtypes opens here, with
+    // that dtype, shape and byte range (4 values: whole bytes for every width).
+    let dir = TempDir::new();
+    for name in weightbench::codec::safetensors_names() {
+        let dtype: Dtype = serde_json::from_str(&format!("\"{name}\"")).unwrap();
+        let bytes = vec![0x11u8; 4 * dtype.bitsize() / 8];
+        let path = dir.join(&format!("{name}.safetensors"));
+        write_safetensors(&path, &[Spec::new("w", dtype, &[2, 2], bytes.clone())]);
+        let ckpt = Checkpoint::open(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let t = ckpt.require("w").unwrap();
+        assert_eq!((t.dtype.name(), t.shape.as_slice()), (*name, &[2u64, 2][..]));
+        assert_eq!(ckpt.raw_bytes(t).unwrap(), bytes.as_slice(), "{name}");
+        match t.dtype.why_not_analysed() {
+            None => assert_eq!(ckpt.decode_all(t).unwrap().len(), 4, "{name}"),
+            Some(why) => assert!(ckpt.decode_all(t).is_err() && why.contains("complex"), "{name}: {why}"),
+        }
+    }
+}
+
+#[test]
+fn fp4_fp6_and_complex_tensors_from_the_reference_writer() {
+    let dir = TempDir::new();
+    let path = dir.join("narrow.safetensors");
+    // FP4 codes 1 (0.5) and 15 (−6) in one byte; FP6 E2M3 codes 31 (7.5) x4 in three bytes.
+    let fp6 = {
+        let w = 31u32 | 31 << 6 | 31 << 12 | 31 << 18;
+        vec![w as u8, (w >> 8) as u8, (w >> 16) as u8]
+    };
+    let c64: Vec<u8> = [1.0f32, -2.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+    write_safetensors(
+        &path,
+        &[
+            Spec::new("fp4", Dtype::F4, &[2], vec![0xf1]),
+            Spec::new("fp6", Dtype::F6_E2M3, &[4], fp6),
+            Spec::new("c", Dtype::C64, &[1], c64),
+        ],
+    );
+    let ckpt = Checkpoint::open(&path).unwrap();
+    assert_eq!(ckpt.decode_all(ckpt.require("fp4").unwrap()).unwrap(), [0.5, -6.0]);
+    assert_eq!(ckpt.decode_all(ckpt.require("fp6").unwrap()).unwrap(), [7.5; 4]);
+    let c = ckpt.require("c").unwrap();
+    assert_eq!((c.dtype, c.bytes), (DType::C64, 8));
+    // Through the command line: listed by info; analysed tensors skip it, saying why.
+    let bin = env!("CARGO_BIN_EXE_weightbench");
+    let out = std::process::Command::new(bin).args(["info", "--json", path.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let dtypes: Vec<&str> = v["tensors"].as_array().unwrap().iter().map(|t| t["dtype"].as_str().unwrap()).collect();
+    assert_eq!(dtypes, ["C64", "F4", "F6_E2M3"]);
+    let out = std::process::Command::new(bin).args(["stats", "--json", path.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["skipped"], serde_json::json!(["c"]));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("complex values (C64)"));
+    assert_eq!(v["tensors"][0]["max"], 0.5);
 }
 
 #[test]
@@ -185,4 +240,35 @@ fn architecture_is_guessed_from_names_without_config() {
     let ckpt = Checkpoint::open(&path).unwrap();
     assert_eq!(ckpt.architecture(), Some("gpt2"));
     assert_eq!(ckpt.require("h.0.attn.c_attn.weight").unwrap().role, Role::AttnQkv);
+}
+
+#[test]
+fn a_tensor_the_checkpoint_does_not_hold_is_an_error_naming_it_never_an_empty_slice() {
+    let dir = TempDir::new();
+    let path = dir.join("m.safetensors");
+    write_safetensors(&path, &[Spec::f32("a", &[3], &[1.0, 2.0, 3.0])]);
+    let ckpt = Checkpoint::open(&path).unwrap();
+    let good = ckpt.require("a").unwrap();
+    assert_eq!(ckpt.raw_bytes(good).unwrap().len(), 12);
+    // A range beyond the file, a file the checkpoint does not have, a length that overflows.
+    let mut beyond = good.clone();
+    beyond.name = "beyond".into();
+    beyond.offset = 1 << 40;
+    let mut other_file = good.clone();
+    other_file.name = "other".into();
+    other_file.file = 7;
+    let mut overflow = good.clone();
+    overflow.name = "overflow".into();
+    overflow.bytes = u64::MAX;
+    for t in [&beyond, &other_file, &overflow] {
+        let err = ckpt.raw_bytes(t).unwrap_err().to_string();
+        assert!(err.contains(&format!("\"{}\"", t.name)) && err.contains("not in the checkpoint"), "{err}");
+        assert!(ckpt.decode_all(t).is_err(), "{}", t.name);
+    }
+    // A shape whose element count overflows 64 bits counts as "too many", without a panic.
+    let mut huge = good.clone();
+    huge.shape = vec![u64::MAX, 3];
+    assert_eq!((huge.checked_numel(), huge.numel()), (None, u64::MAX));
+    assert!(ckpt.decode_all(&huge).is_err());
+    assert_eq!(ckpt.chunks(&huge, 1 << 20).next(), Some(0..1 << 20), "chunking saturates instead of overflowing");
 }

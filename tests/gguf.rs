@@ -228,11 +228,89 @@ fn duplicates_dims_alignment_and_overlaps() {
     let mut g = Gguf::new("llama");
     g.f32("a", &[16], &[0.0; 16]).f32("b", &[16], &[0.0; 16]);
     let mut bytes = g.build();
-    let b_name = gguf_string("b");
-    let at = bytes.windows(b_name.len()).rposition(|w| w == b_name.as_slice()).unwrap();
-    let offset_at = at + b_name.len() + 4 + 8 + 4;
-    bytes[offset_at..offset_at + 8].copy_from_slice(&0u64.to_le_bytes());
+    set_data_offset(&mut bytes, "b", 1, 0);
     expect(&write_bytes(&dir, "overlap.gguf", &bytes), &["overlaps"]);
+}
+
+/// Rewrites the data offset of the (1-D, `dims`-dimensional) tensor `name` in a built file.
+fn set_data_offset(bytes: &mut [u8], name: &str, dims: usize, offset: u64) {
+    let name = gguf_string(name);
+    let at = bytes.windows(name.len()).rposition(|w| w == name.as_slice()).unwrap();
+    let offset_at = at + name.len() + 4 + 8 * dims + 4;
+    bytes[offset_at..offset_at + 8].copy_from_slice(&offset.to_le_bytes());
+}
+
+#[test]
+fn an_overlap_is_found_with_an_empty_tensor_sorted_between() {
+    // a: bytes [0, 64); b: [32, 96) overlaps it; the empty z at 32 sorts between the two, and a
+    // check of neighbours only let this file through.
+    let dir = TempDir::new();
+    let mut g = Gguf::new("llama");
+    g.f32("a", &[16], &[1.0; 16]).f32("z", &[0], &[]).f32("b", &[16], &[2.0; 16]);
+    let mut bytes = g.build();
+    set_data_offset(&mut bytes, "z", 1, 32);
+    set_data_offset(&mut bytes, "b", 1, 32);
+    let err = expect(&write_bytes(&dir, "overlap-empty.gguf", &bytes), &["\"b\"", "overlaps", "\"a\""]);
+    assert!(matches!(err, CheckpointError::InvalidTensor { .. }), "{err:?}");
+    // Empty tensors anywhere are fine on their own.
+    let mut g = Gguf::new("llama");
+    g.f32("a", &[16], &[1.0; 16]).f32("z", &[0], &[]).f32("b", &[16], &[2.0; 16]);
+    let mut bytes = g.build();
+    set_data_offset(&mut bytes, "z", 1, 32);
+    let ckpt = Checkpoint::open(write_bytes(&dir, "empty-inside.gguf", &bytes)).unwrap();
+    assert_eq!(ckpt.decode_all(ckpt.require("b").unwrap()).unwrap(), [2.0; 16]);
+}
+
+#[test]
+fn a_huge_metadata_array_costs_its_own_bytes_not_thirty_two_times_them() {
+    // 96 MiB of UINT8 in one array: kept as those bytes. As one value object per element it
+    // took ~3 GiB and aborted under any realistic memory limit.
+    let n: usize = 96 << 20;
+    let mut value = 0u32.to_le_bytes().to_vec();
+    value.extend((n as u64).to_le_bytes());
+    value.resize(value.len() + n, 7);
+    let mut g = Gguf::new("llama");
+    g.kvs.push(("test.huge".into(), 9, value));
+    g.f32("token_embd.weight", &[4], &[1.0; 4]);
+    let dir = TempDir::new();
+    let path = dir.join("huge-array.gguf");
+    g.write(&path);
+    let ckpt = Checkpoint::open(&path).unwrap();
+    let array = ckpt.gguf().unwrap().get("test.huge").and_then(|v| v.as_array()).unwrap();
+    assert_eq!((array.len(), array.get(n - 1)), (n, Some(weightbench::checkpoint::GgufValue::U8(7))));
+    assert!(array.heap_bytes() <= n + 64, "{} bytes held for {n}", array.heap_bytes());
+    // The real command under an address-space limit of 1.5 GB.
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -v 1500000 && exec {} info --json {}", env!("CARGO_BIN_EXE_weightbench"), path.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["metadata"]["test.huge"]["len"], n as u64);
+}
+
+#[test]
+fn string_and_nested_arrays_read_back_element_by_element() {
+    let mut g = Gguf::new("llama");
+    g.kv_strings("tokenizer.ggml.tokens", &["<s>", "", "héllo", "world"]);
+    let mut nested = 9u32.to_le_bytes().to_vec();
+    nested.extend(2u64.to_le_bytes());
+    for items in [&[1i32, 2][..], &[3]] {
+        nested.extend(5u32.to_le_bytes());
+        nested.extend((items.len() as u64).to_le_bytes());
+        items.iter().for_each(|v| nested.extend(v.to_le_bytes()));
+    }
+    g.kvs.push(("test.nested".into(), 9, nested));
+    g.f32("t", &[1], &[0.0]);
+    let dir = TempDir::new();
+    let ckpt = Checkpoint::open(write_bytes(&dir, "arrays.gguf", &g.build())).unwrap();
+    let gguf = ckpt.gguf().unwrap();
+    let tokens = gguf.get("tokenizer.ggml.tokens").and_then(|v| v.as_array()).unwrap();
+    assert_eq!(tokens.strings().collect::<Vec<_>>(), ["<s>", "", "héllo", "world"]);
+    assert_eq!(tokens.element_type(), 8);
+    assert_eq!(ckpt.metadata()["test.nested"], serde_json::json!([[1, 2], [3]]));
+    assert_eq!(ckpt.metadata()["tokenizer.ggml.tokens"], serde_json::json!(["<s>", "", "héllo", "world"]));
 }
 
 // ---- conversion ----

@@ -425,6 +425,17 @@ impl WorkbenchApp {
             ResultKind::Channels => insert_pending(&mut session.channels, index, &cancel),
             ResultKind::Salience => insert_pending(&mut session.salience, index, &cancel),
         };
+        if missing && let Some(why) = session.ckpt.tensors().get(index).and_then(|t| t.dtype.why_not_analysed()) {
+            // Nothing to compute: say why in the view instead of failing in a worker.
+            cancel.cancel();
+            match kind {
+                ResultKind::Stats(key) => drop(session.stats.insert((index, key), Computed::Failed(why))),
+                ResultKind::Spectrum => drop(session.spectra.insert(index, Computed::Failed(why))),
+                ResultKind::Channels => drop(session.channels.insert(index, Computed::Failed(why))),
+                ResultKind::Salience => drop(session.salience.insert(index, Computed::Failed(why))),
+            }
+            return;
+        }
         if missing {
             let importance = if kind == ResultKind::Salience { self.imatrix.clone() } else { None };
             self.jobs.tensor(self.backend.clone(), session.ckpt.clone(), index, kind, importance, cancel);

@@ -52,8 +52,135 @@ pub enum GgufValue {
     I64(i64),
     /// float64
     F64(f64),
-    /// array: its element type id and the elements
-    Array(u32, Vec<GgufValue>),
+    /// array (stored compactly: see [`GgufArray`])
+    Array(GgufArray),
+}
+
+/// A GGUF array, kept as compact as the file keeps it: numbers as their stored bytes, strings
+/// as one buffer with the end of each, so that memory stays within a small multiple of the
+/// file's own bytes whatever a header claims (one value object per element would take ~32
+/// bytes for each byte of a `UINT8` array). Elements are materialised one at a time, on demand.
+#[derive(Clone, Debug, PartialEq)]
+pub enum GgufArray {
+    /// Numbers or booleans of one type (ids 0–7 and 10–12), little-endian as stored.
+    Numbers {
+        /// The element type id.
+        type_id: u32,
+        /// The elements' bytes.
+        bytes: Vec<u8>,
+    },
+    /// Strings (UTF-8, checked), concatenated.
+    Strings {
+        /// Every string's bytes, one after another.
+        data: String,
+        /// The end offset of each string in `data`.
+        ends: Vec<usize>,
+    },
+    /// Arrays (nested at most 8 deep).
+    Arrays(Vec<GgufArray>),
+}
+
+impl GgufArray {
+    /// The element type id (9 for nested arrays).
+    pub fn element_type(&self) -> u32 {
+        match self {
+            GgufArray::Numbers { type_id, .. } => *type_id,
+            GgufArray::Strings { .. } => 8,
+            GgufArray::Arrays(_) => 9,
+        }
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        match self {
+            GgufArray::Numbers { type_id, bytes } => bytes.len() / fixed_size(*type_id).max(1) as usize,
+            GgufArray::Strings { ends, .. } => ends.len(),
+            GgufArray::Arrays(items) => items.len(),
+        }
+    }
+
+    /// Whether it has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Element `i` as a value, if there is one.
+    pub fn get(&self, i: usize) -> Option<GgufValue> {
+        match self {
+            GgufArray::Numbers { type_id, bytes } => {
+                let size = fixed_size(*type_id) as usize;
+                let b = bytes.get(i.checked_mul(size)?..i.checked_mul(size)?.checked_add(size)?)?;
+                number_value(*type_id, b)
+            }
+            GgufArray::Strings { .. } => self.str_at(i).map(|s| GgufValue::String(s.to_owned())),
+            GgufArray::Arrays(items) => items.get(i).cloned().map(GgufValue::Array),
+        }
+    }
+
+    /// String element `i` (for string arrays).
+    pub fn str_at(&self, i: usize) -> Option<&str> {
+        match self {
+            GgufArray::Strings { data, ends } => {
+                let start = if i == 0 { 0 } else { *ends.get(i - 1)? };
+                data.get(start..*ends.get(i)?)
+            }
+            _ => None,
+        }
+    }
+
+    /// Every string (empty for other arrays).
+    pub fn strings(&self) -> impl Iterator<Item = &str> {
+        (0..if matches!(self, GgufArray::Strings { .. }) { self.len() } else { 0 }).filter_map(|i| self.str_at(i))
+    }
+
+    /// Every element as a value (materialised one at a time).
+    pub fn iter(&self) -> impl Iterator<Item = GgufValue> + '_ {
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
+
+    /// Bytes held in memory for the elements (for tests of the compact form).
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            GgufArray::Numbers { bytes, .. } => bytes.capacity(),
+            GgufArray::Strings { data, ends } => data.capacity() + ends.capacity() * std::mem::size_of::<usize>(),
+            GgufArray::Arrays(items) => {
+                items.capacity() * std::mem::size_of::<GgufArray>()
+                    + items.iter().map(GgufArray::heap_bytes).sum::<usize>()
+            }
+        }
+    }
+}
+
+/// Encoded size of a fixed-size value type (0 for strings and arrays).
+fn fixed_size(type_id: u32) -> u64 {
+    match type_id {
+        0 | 1 | 7 => 1,
+        2 | 3 => 2,
+        4..=6 => 4,
+        10..=12 => 8,
+        _ => 0,
+    }
+}
+
+/// The value of a fixed-size type from its little-endian bytes.
+fn number_value(type_id: u32, b: &[u8]) -> Option<GgufValue> {
+    let a2 = |b: &[u8]| <[u8; 2]>::try_from(b).ok();
+    let a4 = |b: &[u8]| <[u8; 4]>::try_from(b).ok();
+    let a8 = |b: &[u8]| <[u8; 8]>::try_from(b).ok();
+    Some(match type_id {
+        0 => GgufValue::U8(*b.first()?),
+        1 => GgufValue::I8(*b.first()? as i8),
+        2 => GgufValue::U16(u16::from_le_bytes(a2(b)?)),
+        3 => GgufValue::I16(i16::from_le_bytes(a2(b)?)),
+        4 => GgufValue::U32(u32::from_le_bytes(a4(b)?)),
+        5 => GgufValue::I32(i32::from_le_bytes(a4(b)?)),
+        6 => GgufValue::F32(f32::from_le_bytes(a4(b)?)),
+        7 => GgufValue::Bool(*b.first()? != 0),
+        10 => GgufValue::U64(u64::from_le_bytes(a8(b)?)),
+        11 => GgufValue::I64(i64::from_le_bytes(a8(b)?)),
+        12 => GgufValue::F64(f64::from_le_bytes(a8(b)?)),
+        _ => return None,
+    })
 }
 
 impl GgufValue {
@@ -112,6 +239,14 @@ impl GgufValue {
         }
     }
 
+    /// The value as an array, if it is one.
+    pub fn as_array(&self) -> Option<&GgufArray> {
+        match self {
+            GgufValue::Array(a) => Some(a),
+            _ => None,
+        }
+    }
+
     /// JSON for display: arrays longer than `max_items` become
     /// `{"type": "ARRAY", "element_type": ..., "len": N, "head": [first items]}`.
     pub fn to_json(&self, max_items: usize) -> serde_json::Value {
@@ -128,13 +263,13 @@ impl GgufValue {
             GgufValue::U64(v) => json!(v),
             GgufValue::I64(v) => json!(v),
             GgufValue::F64(v) => json!(v),
-            GgufValue::Array(elem, items) if items.len() > max_items => json!({
+            GgufValue::Array(a) if a.len() > max_items => json!({
                 "type": "ARRAY",
-                "element_type": type_name(*elem),
-                "len": items.len(),
-                "head": items.iter().take(8).map(|v| v.to_json(max_items)).collect::<Vec<_>>(),
+                "element_type": type_name(a.element_type()),
+                "len": a.len(),
+                "head": a.iter().take(8).map(|v| v.to_json(max_items)).collect::<Vec<_>>(),
             }),
-            GgufValue::Array(_, items) => items.iter().map(|v| v.to_json(max_items)).collect(),
+            GgufValue::Array(a) => a.iter().map(|v| v.to_json(max_items)).collect(),
         }
     }
 }
@@ -252,6 +387,56 @@ impl<'a> Cursor<'a> {
         String::from_utf8(bytes.to_vec()).map_err(|_| self.invalid(format!("{} is not UTF-8", what())))
     }
 
+    /// An array, kept compact ([`GgufArray`]): numbers as their bytes, strings in one buffer.
+    fn array_value(&mut self, depth: usize, key: &str) -> Result<GgufArray> {
+        let what = || format!("the value of {key:?}");
+        if depth >= MAX_ARRAY_DEPTH {
+            return Err(self.invalid(format!("{key:?}: arrays nested deeper than {MAX_ARRAY_DEPTH}")));
+        }
+        let elem = self.u32(&what)?;
+        if elem > 12 {
+            return Err(self.invalid(format!("{key:?}: unknown array element type {elem}")));
+        }
+        let count = self.u64(&what)?;
+        let fits = self.remaining() / min_size(elem);
+        if count > fits {
+            return Err(self.invalid(format!(
+                "{key:?}: array claims {count} elements of {} but only {} bytes remain",
+                type_name(elem),
+                self.remaining()
+            )));
+        }
+        Ok(match elem {
+            8 => {
+                // Each string takes at least its 8-byte length: `count` is bounded by the file.
+                let mut data = String::new();
+                let mut ends = Vec::with_capacity(count as usize);
+                for i in 0..count {
+                    data.push_str(&self.string(&|| format!("string #{i} of {key:?}"))?);
+                    ends.push(data.len());
+                }
+                data.shrink_to_fit();
+                GgufArray::Strings { data, ends }
+            }
+            9 => {
+                let mut items = Vec::with_capacity(count as usize);
+                for _ in 0..count {
+                    items.push(self.array_value(depth + 1, key)?);
+                }
+                GgufArray::Arrays(items)
+            }
+            number => {
+                let bytes = self.take(count * fixed_size(number), &what)?.to_vec();
+                if number == 7
+                    && let Some(bad) = bytes.iter().find(|&&b| b > 1)
+                {
+                    return Err(self.invalid(format!("{key:?}: bool value {bad} is neither 0 nor 1")));
+                }
+                GgufArray::Numbers { type_id: number, bytes }
+            }
+        })
+    }
+
     fn value(&mut self, type_id: u32, depth: usize, key: &str) -> Result<GgufValue> {
         let what = || format!("the value of {key:?}");
         Ok(match type_id {
@@ -268,29 +453,7 @@ impl<'a> Cursor<'a> {
                 other => return Err(self.invalid(format!("{key:?}: bool value {other} is neither 0 nor 1"))),
             },
             8 => GgufValue::String(self.string(&what)?),
-            9 => {
-                if depth >= MAX_ARRAY_DEPTH {
-                    return Err(self.invalid(format!("{key:?}: arrays nested deeper than {MAX_ARRAY_DEPTH}")));
-                }
-                let elem = self.u32(&what)?;
-                if elem > 12 {
-                    return Err(self.invalid(format!("{key:?}: unknown array element type {elem}")));
-                }
-                let count = self.u64(&what)?;
-                let fits = self.remaining() / min_size(elem);
-                if count > fits {
-                    return Err(self.invalid(format!(
-                        "{key:?}: array claims {count} elements of {} but only {} bytes remain",
-                        type_name(elem),
-                        self.remaining()
-                    )));
-                }
-                let mut items = Vec::with_capacity(count as usize);
-                for _ in 0..count {
-                    items.push(self.value(elem, depth + 1, key)?);
-                }
-                GgufValue::Array(elem, items)
-            }
+            9 => GgufValue::Array(self.array_value(depth, key)?),
             10 => GgufValue::U64(self.u64(&what)?),
             11 => GgufValue::I64(i64::from_le_bytes(self.array(&what)?)),
             12 => GgufValue::F64(f64::from_le_bytes(self.array(&what)?)),
@@ -429,15 +592,24 @@ pub fn read_header(file: &MappedFile) -> Result<GgufHeader> {
             }
         }
     }
+    // Empty tensors occupy no bytes and overlap nothing; every other range must start at or
+    // after the furthest end so far (comparing neighbours only would miss an overlap with an
+    // empty range sorted between the two).
+    ranges.retain(|r| r.0 != r.1);
     ranges.sort_unstable();
-    for pair in ranges.windows(2) {
-        let (a, b) = (pair[0], pair[1]);
-        if a.0 != a.1 && b.0 != b.1 && b.0 < a.1 {
+    let mut furthest: Option<(u64, usize)> = None;
+    for &(start, end, i) in &ranges {
+        if let Some((reach, j)) = furthest
+            && start < reach
+        {
             return Err(CheckpointError::InvalidTensor {
                 path: path.to_owned(),
-                tensor: infos[b.2].name.clone(),
-                message: format!("data range [{}, {}) overlaps tensor {:?}", b.0, b.1, infos[a.2].name),
+                tensor: infos[i].name.clone(),
+                message: format!("data range [{start}, {end}) overlaps tensor {:?}", infos[j].name),
             });
+        }
+        if furthest.is_none_or(|(reach, _)| end > reach) {
+            furthest = Some((end, i));
         }
     }
     let tensors = infos

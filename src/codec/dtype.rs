@@ -28,6 +28,14 @@ pub enum DType {
     F8E4M3Fnuz,
     /// FP8 E5M2, "fnuz" variant (bias 16, NaN at 0x80).
     F8E5M2Fnuz,
+    /// OCP MX FP4 E2M1, two to a byte (the first in the low four bits).
+    F4,
+    /// OCP MX FP6 E2M3, four to three bytes (a little-endian bit stream: element k at bit 6k).
+    F6E2M3,
+    /// OCP MX FP6 E3M2, packed as [`DType::F6E2M3`].
+    F6E3M2,
+    /// Complex numbers of two f32 (real, imaginary): listed, never analysed as real values.
+    C64,
     /// Signed 64-bit integer.
     I64,
     /// Signed 32-bit integer.
@@ -159,8 +167,9 @@ pub enum DTypeError {
 }
 
 impl DType {
-    /// The types a safetensors header may name, in a stable order.
-    pub const SAFETENSORS: [DType; 18] = [
+    /// The types a safetensors header may name, in a stable order (every name the `safetensors`
+    /// crate knows: see [`safetensors_names`], checked both ways by the tests).
+    pub const SAFETENSORS: [DType; 22] = [
         DType::F64,
         DType::F32,
         DType::F16,
@@ -170,6 +179,10 @@ impl DType {
         DType::F8E8M0,
         DType::F8E4M3Fnuz,
         DType::F8E5M2Fnuz,
+        DType::F4,
+        DType::F6E2M3,
+        DType::F6E3M2,
+        DType::C64,
         DType::I64,
         DType::I32,
         DType::I16,
@@ -193,6 +206,10 @@ impl DType {
             DType::F8E8M0 => "F8_E8M0",
             DType::F8E4M3Fnuz => "F8_E4M3FNUZ",
             DType::F8E5M2Fnuz => "F8_E5M2FNUZ",
+            DType::F4 => "F4",
+            DType::F6E2M3 => "F6_E2M3",
+            DType::F6E3M2 => "F6_E3M2",
+            DType::C64 => "C64",
             DType::I64 => "I64",
             DType::I32 => "I32",
             DType::I16 => "I16",
@@ -242,7 +259,11 @@ impl DType {
 
     /// Whether [`decode`] can decode this type.
     pub fn can_decode(self) -> bool {
-        self.block_elems() == 1 || ggml::can_decode(self)
+        match self {
+            DType::C64 => false,
+            DType::F4 | DType::F6E2M3 | DType::F6E3M2 => true,
+            d => d.block_elems() == 1 || ggml::can_decode(d),
+        }
     }
 
     /// Why tensors of this type have no values to analyse, when they have none: the reason a
@@ -250,13 +271,20 @@ impl DType {
     pub fn why_not_analysed(self) -> Option<String> {
         match self {
             DType::Q8_1 => Some("Q8_1 is an intermediate format of llama.cpp's matrix kernels, not decoded".into()),
+            DType::C64 => {
+                Some("complex values (C64) have no single real value to analyse; weightbench lists them only".into())
+            }
             d if !d.can_decode() => Some(format!("decoding {d} is not supported")),
             _ => None,
         }
     }
 
-    /// Parses a safetensors dtype name.
+    /// Parses a safetensors dtype name: one the `safetensors` crate knows ([`safetensors_names`])
+    /// and this workbench reads.
     pub fn from_safetensors_name(name: &str) -> Result<Self, DTypeError> {
+        if !safetensors_names().contains(&name) {
+            return Err(DTypeError::Unknown(name.to_owned()));
+        }
         DType::SAFETENSORS.into_iter().find(|d| d.name() == name).ok_or_else(|| DTypeError::Unknown(name.to_owned()))
     }
 
@@ -272,6 +300,8 @@ impl DType {
             | DType::IQ4NL
             | DType::MXFP4 => 32,
             DType::NVFP4 => 64,
+            DType::F4 => 2,
+            DType::F6E2M3 | DType::F6E3M2 => 4,
             DType::Q2K
             | DType::Q3K
             | DType::Q4K
@@ -318,7 +348,9 @@ impl DType {
             DType::TQ2_0 => 66,
             DType::MXFP4 => 17,
             DType::NVFP4 => 36,
-            DType::F64 | DType::I64 | DType::U64 => 8,
+            DType::F64 | DType::I64 | DType::U64 | DType::C64 => 8,
+            DType::F4 => 1,
+            DType::F6E2M3 | DType::F6E3M2 => 3,
             DType::F32 | DType::I32 | DType::U32 => 4,
             DType::F16 | DType::BF16 | DType::I16 | DType::U16 => 2,
             DType::F8E4M3
@@ -371,6 +403,9 @@ impl DType {
                 | DType::F8E8M0
                 | DType::F8E4M3Fnuz
                 | DType::F8E5M2Fnuz
+                | DType::F4
+                | DType::F6E2M3
+                | DType::F6E3M2
         )
     }
 }
@@ -408,11 +443,16 @@ pub fn decode(dtype: DType, bytes: &[u8], out: &mut [f32]) -> Result<(), DTypeEr
         DType::U16 => map_le::<2>(bytes, out, |b| f32::from(u16::from_le_bytes(b))),
         DType::U8 => map_le::<1>(bytes, out, |b| f32::from(b[0])),
         DType::Bool => map_le::<1>(bytes, out, |b| if b[0] != 0 { 1.0 } else { 0.0 }),
-        block => {
-            if !ggml::decode_blocks(block, bytes, out) {
-                return Err(DTypeError::Unsupported(block));
+        DType::F4 => {
+            for (b, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+                pair[0] = float::f4_e2m1_to_f32(b & 0xf);
+                pair[1] = float::f4_e2m1_to_f32(b >> 4);
             }
         }
+        DType::F6E2M3 => decode_f6(bytes, out, float::f6_e2m3_to_f32),
+        DType::F6E3M2 => decode_f6(bytes, out, float::f6_e3m2_to_f32),
+        DType::C64 => return Err(DTypeError::Unsupported(DType::C64)),
+        block => ggml::decode_blocks(block, bytes, out)?,
     }
     Ok(())
 }
@@ -429,6 +469,52 @@ pub fn encode(dtype: DType, values: &[f32], out: &mut Vec<u8>) -> Result<(), DTy
         other => return Err(DTypeError::Unsupported(other)),
     }
     Ok(())
+}
+
+/// Four 6-bit codes from each three bytes, read as a little-endian 24-bit stream.
+fn decode_f6(bytes: &[u8], out: &mut [f32], value: fn(u8) -> f32) {
+    for (b, four) in bytes.chunks_exact(3).zip(out.chunks_exact_mut(4)) {
+        let w = u32::from(b[0]) | u32::from(b[1]) << 8 | u32::from(b[2]) << 16;
+        for (k, o) in four.iter_mut().enumerate() {
+            *o = value(((w >> (6 * k)) & 0x3f) as u8);
+        }
+    }
+}
+
+/// Every dtype name of the safetensors format, read from the `safetensors` crate's own `Dtype`
+/// (the variant names its deserializer accepts), so that this list cannot drift from the
+/// format's reference implementation.
+pub fn safetensors_names() -> &'static [&'static str] {
+    use serde::de::value::Error;
+    use serde::de::{Deserializer, Error as _, Visitor};
+    /// A deserializer that only records the variant names it is asked to choose from.
+    struct Names(&'static [&'static str]);
+    impl<'de> Deserializer<'de> for &mut Names {
+        type Error = Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Error> {
+            Err(Error::custom("only enums"))
+        }
+        fn deserialize_enum<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            variants: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Error> {
+            self.0 = variants;
+            Err(Error::custom("names taken"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+            unit_struct newtype_struct seq tuple tuple_struct map struct identifier ignored_any
+        }
+    }
+    static NAMES: std::sync::OnceLock<&'static [&'static str]> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        let mut names = Names(&[]);
+        // The error is the point: the deserializer stops once it has the names.
+        let _expected_error = <safetensors::Dtype as serde::Deserialize>::deserialize(&mut names);
+        names.0
+    })
 }
 
 /// Applies `f` to each `N`-byte little-endian element.
@@ -457,7 +543,7 @@ mod tests {
     use super::*;
 
     fn dec(dtype: DType, bytes: &[u8]) -> Vec<f32> {
-        let n = bytes.len() / dtype.block_bytes();
+        let n = bytes.len() / dtype.block_bytes() * dtype.block_elems();
         let mut out = vec![0.0; n];
         decode(dtype, bytes, &mut out).unwrap();
         out
@@ -469,7 +555,44 @@ mod tests {
             assert_eq!(DType::from_safetensors_name(d.name()), Ok(d));
         }
         assert!(DType::from_safetensors_name("Q4_K").is_err(), "block types are GGUF-only");
-        assert_eq!(DType::from_safetensors_name("F4"), Err(DTypeError::Unknown("F4".into())));
+        assert_eq!(DType::from_safetensors_name("F7"), Err(DTypeError::Unknown("F7".into())));
+    }
+
+    #[test]
+    fn the_crate_and_we_know_the_same_safetensors_dtypes() {
+        let crate_names = safetensors_names();
+        assert!(crate_names.len() >= 22 && crate_names.contains(&"F4") && crate_names.contains(&"C64"));
+        for name in crate_names {
+            assert!(DType::from_safetensors_name(name).is_ok(), "the safetensors crate knows {name}; we do not");
+        }
+        for d in DType::SAFETENSORS {
+            assert!(crate_names.contains(&d.name()), "we name {d}, which the safetensors crate does not know");
+        }
+    }
+
+    #[test]
+    fn fp4_and_fp6_decode_per_the_ocp_mx_tables() {
+        // E2M1: the eight magnitudes of the MX specification, then their negatives.
+        let fp4 = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0];
+        let bytes: Vec<u8> = (0..8u8).map(|i| i | (i + 8) << 4).collect();
+        let got = dec(DType::F4, &bytes);
+        for i in 0..8 {
+            assert_eq!(got[2 * i], fp4[i], "code {i} (low nibble first)");
+            assert_eq!(got[2 * i + 1], -fp4[i], "code {} (high nibble second)", i + 8);
+        }
+        // FP6: four codes in three bytes, element k at bit 6k. E2M3 0b0_11_111 = 7.5,
+        // 0b0_00_001 = 0.125 (subnormal), 0b1_01_000 = -1; E3M2 0b0_111_11 = 28, 0b0_000_01 = 0.0625.
+        let pack = |c: [u32; 4]| {
+            let w = c[0] | c[1] << 6 | c[2] << 12 | c[3] << 18;
+            vec![w as u8, (w >> 8) as u8, (w >> 16) as u8]
+        };
+        assert_eq!(dec(DType::F6E2M3, &pack([0b011111, 0b000001, 0b101000, 0])), [7.5, 0.125, -1.0, 0.0]);
+        assert_eq!(dec(DType::F6E3M2, &pack([0b011111, 0b000001, 0b101100, 0b100000])), [28.0, 0.0625, -1.0, -0.0]);
+        assert_eq!(DType::F6E2M3.byte_len(8), Some(6));
+        assert_eq!(DType::F4.byte_len(3), None, "an odd count of FP4 values is not whole bytes");
+        let mut out = [0.0];
+        assert_eq!(decode(DType::C64, &[0; 8], &mut out), Err(DTypeError::Unsupported(DType::C64)));
+        assert!(!DType::C64.can_decode() && DType::C64.why_not_analysed().is_some());
     }
 
     #[test]

@@ -9,6 +9,9 @@
 //!
 //! E8M0 is the OCP MX scale format: `2^(e - 127)`, with `0xFF` as NaN and no sign or zero.
 //! Every 8-bit format is decoded through a 256-entry table built at compile time.
+//!
+//! FP4 and FP6 follow the OCP Microscaling (MX) v1.0 element formats, finite only:
+//! E2M1 (bias 1, largest ±6), E2M3 (bias 1, largest ±7.5), E3M2 (bias 3, largest ±28).
 
 /// IEEE half precision to `f32` (exact: every f16 is an f32).
 #[inline]
@@ -52,6 +55,24 @@ pub fn f8_e8m0_to_f32(bits: u8) -> f32 {
     F8_E8M0_TABLE[bits as usize]
 }
 
+/// OCP MX FP4 E2M1 (the low 4 bits of `bits`) to `f32`.
+#[inline]
+pub fn f4_e2m1_to_f32(bits: u8) -> f32 {
+    F4_E2M1_TABLE[usize::from(bits & 0xf)]
+}
+
+/// OCP MX FP6 E2M3 (the low 6 bits of `bits`) to `f32`.
+#[inline]
+pub fn f6_e2m3_to_f32(bits: u8) -> f32 {
+    F6_E2M3_TABLE[usize::from(bits & 0x3f)]
+}
+
+/// OCP MX FP6 E3M2 (the low 6 bits of `bits`) to `f32`.
+#[inline]
+pub fn f6_e3m2_to_f32(bits: u8) -> f32 {
+    F6_E3M2_TABLE[usize::from(bits & 0x3f)]
+}
+
 /// `2^e` for the exponents that 8-bit formats reach, as an exact f32 (normal or subnormal).
 const fn pow2(e: i32) -> f32 {
     if e >= -126 {
@@ -78,6 +99,24 @@ const fn minifloat(bits: u8, m_bits: u32, bias: i32) -> f32 {
     };
     sign * value
 }
+
+/// A table of a narrow format whose codes, shifted left by `shift`, take the byte layout that
+/// [`minifloat`] reads (sign in bit 7).
+const fn narrow_table<const N: usize>(shift: u32, m_bits: u32, bias: i32) -> [f32; N] {
+    let mut t = [0.0f32; N];
+    let mut i = 0;
+    while i < N {
+        t[i] = minifloat((i << shift) as u8, m_bits, bias);
+        i += 1;
+    }
+    t
+}
+
+// s.ee.m -> s.ee.m0000 (5 mantissa bits of which the first is m), s.ee.mmm -> s.ee.mmm00,
+// s.eee.mm -> s.eee.mm00.
+const F4_E2M1_TABLE: [f32; 16] = narrow_table(4, 5, 1);
+const F6_E2M3_TABLE: [f32; 64] = narrow_table(2, 5, 1);
+const F6_E3M2_TABLE: [f32; 64] = narrow_table(2, 4, 3);
 
 const F8_E4M3_TABLE: [f32; 256] = {
     let mut t = [0.0f32; 256];

@@ -27,7 +27,7 @@ pub fn config_from_gguf(ckpt: &Checkpoint, out_dtype: DType) -> Option<Value> {
     };
     let vocab = uint("vocab_size")
         .or_else(|| match gguf.get("tokenizer.ggml.tokens") {
-            Some(GgufValue::Array(_, items)) => Some(items.len() as u64),
+            Some(GgufValue::Array(tokens)) => Some(tokens.len() as u64),
             _ => None,
         })
         .or_else(|| ckpt.tensor("token_embd.weight").and_then(|t| t.shape.first().copied()));

@@ -7,7 +7,7 @@ use super::f16_at;
 pub const KVALUES_IQ4NL: [i8; 16] = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
 
 /// IQ4_NL: `d: f16, qs: [u8; 16]` (32 values); `y = d * kvalues[q]`.
-pub fn decode_iq4_nl(b: &[u8], y: &mut [f32]) {
+pub(super) fn decode_iq4_nl(b: &[u8], y: &mut [f32]) {
     let d = f16_at(b, 0);
     let qs = &b[2..18];
     for j in 0..16 {
@@ -18,7 +18,7 @@ pub fn decode_iq4_nl(b: &[u8], y: &mut [f32]) {
 
 /// IQ4_XS: `d: f16, scales_h: u16, scales_l: [u8; 4], qs: [u8; 128]` (256 values, 136 bytes).
 /// Eight sub-blocks of 32 with signed 6-bit scales: `y = (d * (scale - 32)) * kvalues[q]`.
-pub fn decode_iq4_xs(b: &[u8], y: &mut [f32]) {
+pub(super) fn decode_iq4_xs(b: &[u8], y: &mut [f32]) {
     let d = f16_at(b, 0);
     let scales_h = u16::from_le_bytes([b[2], b[3]]);
     let scales_l = &b[4..8];

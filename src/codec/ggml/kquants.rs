@@ -6,7 +6,7 @@ use super::{QK_K, f16_at};
 
 /// Q2_K: `scales: [u8; 16], qs: [u8; 64], d: f16, dmin: f16` (84 bytes).
 /// Sub-block `g` of 16 values: `y = d * (scales[g] & 15) * q - dmin * (scales[g] >> 4)`, `q` of 2 bits.
-pub fn decode_q2_k(b: &[u8], y: &mut [f32]) {
+pub(super) fn decode_q2_k(b: &[u8], y: &mut [f32]) {
     let scales = &b[0..16];
     let qs = &b[16..80];
     let d = f16_at(b, 80);
@@ -27,7 +27,7 @@ pub fn decode_q2_k(b: &[u8], y: &mut [f32]) {
 
 /// Q3_K: `hmask: [u8; 32], qs: [u8; 64], scales: [u8; 12], d: f16` (110 bytes).
 /// 16 signed 6-bit scales; `q` of 2 bits minus 4 where the high-mask bit is clear.
-pub fn decode_q3_k(b: &[u8], y: &mut [f32]) {
+pub(super) fn decode_q3_k(b: &[u8], y: &mut [f32]) {
     let hmask = &b[0..32];
     let qs = &b[32..96];
     let sc = &b[96..108];
@@ -66,7 +66,7 @@ fn scale_min_k4(sc: &[u8]) -> ([u8; 8], [u8; 8]) {
 
 /// Q4_K: `d: f16, dmin: f16, scales: [u8; 12], qs: [u8; 128]` (144 bytes).
 /// Sub-block `g` of 32: `y = (d * sc[g]) * q - dmin * m[g]`, `q` of 4 bits.
-pub fn decode_q4_k(b: &[u8], y: &mut [f32]) {
+pub(super) fn decode_q4_k(b: &[u8], y: &mut [f32]) {
     let d = f16_at(b, 0);
     let dmin = f16_at(b, 2);
     let (sc, m) = scale_min_k4(&b[4..16]);
@@ -86,7 +86,7 @@ pub fn decode_q4_k(b: &[u8], y: &mut [f32]) {
 
 /// Q5_K: `d: f16, dmin: f16, scales: [u8; 12], qh: [u8; 32], qs: [u8; 128]` (176 bytes).
 /// As Q4_K with a 5th bit per value from `qh`.
-pub fn decode_q5_k(b: &[u8], y: &mut [f32]) {
+pub(super) fn decode_q5_k(b: &[u8], y: &mut [f32]) {
     let d = f16_at(b, 0);
     let dmin = f16_at(b, 2);
     let (sc, m) = scale_min_k4(&b[4..16]);
@@ -108,7 +108,7 @@ pub fn decode_q5_k(b: &[u8], y: &mut [f32]) {
 
 /// Q6_K: `ql: [u8; 128], qh: [u8; 64], scales: [i8; 16], d: f16` (210 bytes).
 /// Sub-block `g` of 16: `y = (d * scales[g]) * (q - 32)`, `q` of 6 bits.
-pub fn decode_q6_k(b: &[u8], y: &mut [f32]) {
+pub(super) fn decode_q6_k(b: &[u8], y: &mut [f32]) {
     let ql = &b[0..128];
     let qh = &b[128..192];
     let scales = &b[192..208];
@@ -130,7 +130,7 @@ pub fn decode_q6_k(b: &[u8], y: &mut [f32]) {
 
 /// Q8_K: `d: f32, qs: [i8; 256], bsums: [i16; 16]` (292 bytes); `y = d * q`. Used by ggml for
 /// intermediate results rather than for stored weights.
-pub fn decode_q8_k(b: &[u8], y: &mut [f32]) {
+pub(super) fn decode_q8_k(b: &[u8], y: &mut [f32]) {
     let d = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
     for (out, &q) in y.iter_mut().zip(&b[4..4 + QK_K]) {
         *out = d * f32::from(q as i8);

@@ -40,7 +40,7 @@ fn put8(y: &mut [f32], at: usize, scale: f32, entry: u64, signs: u8) {
 
 /// IQ2_XXS: `d: f16, qs: [u16; 32]` (256 values, 66 bytes). Per 32 values two u32: four grid
 /// indices (bytes) and four 7-bit sign indices plus a 4-bit scale in the top bits.
-pub fn decode_iq2_xxs(b: &[u8], y: &mut [f32]) {
+pub(super) fn decode_iq2_xxs(b: &[u8], y: &mut [f32]) {
     let d = f16_at(b, 0);
     for ib in 0..8 {
         let (grid, aux) = (u32_at(b, 2 + 8 * ib), u32_at(b, 6 + 8 * ib));
@@ -55,7 +55,7 @@ pub fn decode_iq2_xxs(b: &[u8], y: &mut [f32]) {
 
 /// IQ2_XS: `d: f16, qs: [u16; 32], scales: [u8; 8]` (74 bytes). Each u16 is a 9-bit grid index
 /// and a 7-bit sign index; each scale byte holds two 4-bit scales of 16 values.
-pub fn decode_iq2_xs(b: &[u8], y: &mut [f32]) {
+pub(super) fn decode_iq2_xs(b: &[u8], y: &mut [f32]) {
     let d = f16_at(b, 0);
     for ib in 0..8 {
         let s = b[66 + ib];
@@ -71,7 +71,7 @@ pub fn decode_iq2_xs(b: &[u8], y: &mut [f32]) {
 
 /// IQ2_S: `d: f16, qs: [u8; 32], signs: [u8; 32], qh: [u8; 8], scales: [u8; 8]` (82 bytes).
 /// Grid indices of 10 bits (8 in `qs`, 2 in `qh`), explicit sign bytes.
-pub fn decode_iq2_s(b: &[u8], y: &mut [f32]) {
+pub(super) fn decode_iq2_s(b: &[u8], y: &mut [f32]) {
     let d = f16_at(b, 0);
     let (qs, signs, qh, scales) = (&b[2..34], &b[34..66], &b[66..74], &b[74..82]);
     for ib in 0..8 {
@@ -86,7 +86,7 @@ pub fn decode_iq2_s(b: &[u8], y: &mut [f32]) {
 
 /// IQ3_XXS: `d: f16, qs: [u8; 64], scales_and_signs: [u32; 8]` (98 bytes). Each byte of `qs`
 /// indexes a 4-value grid point; per 32 values a u32 holds four 7-bit sign indices and a scale.
-pub fn decode_iq3_xxs(b: &[u8], y: &mut [f32]) {
+pub(super) fn decode_iq3_xxs(b: &[u8], y: &mut [f32]) {
     let d = f16_at(b, 0);
     let qs = &b[2..66];
     for ib in 0..8 {
@@ -106,7 +106,7 @@ pub fn decode_iq3_xxs(b: &[u8], y: &mut [f32]) {
 
 /// IQ3_S: `d: f16, qs: [u8; 64], qh: [u8; 8], signs: [u8; 32], scales: [u8; 4]` (110 bytes).
 /// Grid indices of 9 bits (8 in `qs`, 1 in `qh`), explicit sign bytes, odd scales `1 + 2s`.
-pub fn decode_iq3_s(b: &[u8], y: &mut [f32]) {
+pub(super) fn decode_iq3_s(b: &[u8], y: &mut [f32]) {
     let d = f16_at(b, 0);
     let (qs, qh, signs, scales) = (&b[2..66], &b[66..74], &b[74..106], &b[106..110]);
     for ib in 0..8 {
@@ -136,7 +136,7 @@ fn put8_iq1(y: &mut [f32], scale: f32, index: usize, delta: f32) {
 
 /// IQ1_S: `d: f16, qs: [u8; 32], qh: [u16; 8]` (50 bytes). Per 32 values a u16 holds four 3-bit
 /// high parts of the 11-bit grid indices, a 3-bit scale and the sign of the offset.
-pub fn decode_iq1_s(b: &[u8], y: &mut [f32]) {
+pub(super) fn decode_iq1_s(b: &[u8], y: &mut [f32]) {
     let d = f16_at(b, 0);
     let qs = &b[2..34];
     for ib in 0..8 {
@@ -153,7 +153,7 @@ pub fn decode_iq1_s(b: &[u8], y: &mut [f32]) {
 /// IQ1_M: `qs: [u8; 32], qh: [u8; 16], scales: [u16; 4]` (56 bytes). The f16 super-block scale
 /// is spread over the top nibbles of the four scale words; each word also holds four 3-bit
 /// scales of 16 values. Each `qh` byte holds two 3-bit index high parts and two offset signs.
-pub fn decode_iq1_m(b: &[u8], y: &mut [f32]) {
+pub(super) fn decode_iq1_m(b: &[u8], y: &mut [f32]) {
     let (qs, qh) = (&b[0..32], &b[32..48]);
     let sc = [u16_at(b, 48), u16_at(b, 50), u16_at(b, 52), u16_at(b, 54)];
     let bits = (sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) | ((sc[2] >> 4) & 0x0f00) | (sc[3] & 0xf000);

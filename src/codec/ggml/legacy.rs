@@ -4,7 +4,7 @@
 use super::f16_at;
 
 /// Q4_0: `d: f16, qs: [u8; 16]`; `y = (q - 8) * d`.
-pub fn decode_q4_0(b: &[u8], y: &mut [f32]) {
+pub(super) fn decode_q4_0(b: &[u8], y: &mut [f32]) {
     let d = f16_at(b, 0);
     let qs = &b[2..18];
     for j in 0..16 {
@@ -14,7 +14,7 @@ pub fn decode_q4_0(b: &[u8], y: &mut [f32]) {
 }
 
 /// Q4_1: `d: f16, m: f16, qs: [u8; 16]`; `y = q * d + m`.
-pub fn decode_q4_1(b: &[u8], y: &mut [f32]) {
+pub(super) fn decode_q4_1(b: &[u8], y: &mut [f32]) {
     let d = f16_at(b, 0);
     let m = f16_at(b, 2);
     let qs = &b[4..20];
@@ -31,7 +31,7 @@ fn high_bits(b: &[u8]) -> u32 {
 }
 
 /// Q5_0: `d: f16, qh: u32, qs: [u8; 16]`; `y = (q - 16) * d` with `q` of 5 bits.
-pub fn decode_q5_0(b: &[u8], y: &mut [f32]) {
+pub(super) fn decode_q5_0(b: &[u8], y: &mut [f32]) {
     let d = f16_at(b, 0);
     let qh = high_bits(&b[2..6]);
     let qs = &b[6..22];
@@ -44,7 +44,7 @@ pub fn decode_q5_0(b: &[u8], y: &mut [f32]) {
 }
 
 /// Q5_1: `d: f16, m: f16, qh: u32, qs: [u8; 16]`; `y = q * d + m` with `q` of 5 bits.
-pub fn decode_q5_1(b: &[u8], y: &mut [f32]) {
+pub(super) fn decode_q5_1(b: &[u8], y: &mut [f32]) {
     let d = f16_at(b, 0);
     let m = f16_at(b, 2);
     let qh = high_bits(&b[4..8]);
@@ -58,7 +58,7 @@ pub fn decode_q5_1(b: &[u8], y: &mut [f32]) {
 }
 
 /// Q8_0: `d: f16, qs: [i8; 32]`; `y = q * d`.
-pub fn decode_q8_0(b: &[u8], y: &mut [f32]) {
+pub(super) fn decode_q8_0(b: &[u8], y: &mut [f32]) {
     let d = f16_at(b, 0);
     for (out, &q) in y.iter_mut().zip(&b[2..34]) {
         *out = d * f32::from(q as i8);

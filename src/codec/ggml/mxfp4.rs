@@ -12,7 +12,7 @@ pub fn e8m0_to_f32_half(e: u8) -> f32 {
 }
 
 /// MXFP4: `e: u8, qs: [u8; 16]` (32 values, 17 bytes); `y = d * kvalues[q]`.
-pub fn decode_mxfp4(b: &[u8], y: &mut [f32]) {
+pub(super) fn decode_mxfp4(b: &[u8], y: &mut [f32]) {
     let d = e8m0_to_f32_half(b[0]);
     let qs = &b[1..17];
     for l in 0..16 {
@@ -39,7 +39,7 @@ pub fn ue4m3_to_f32_half(x: u8) -> f32 {
 /// NVFP4: `d: [u8; 4] (UE4M3), qs: [u8; 32]` (64 values, 36 bytes). Group g of 16 values takes
 /// scale `d[g]`; its first eight values are the low nibbles of `qs[8g..8g + 8]`, the next eight
 /// the high nibbles.
-pub fn decode_nvfp4(b: &[u8], y: &mut [f32]) {
+pub(super) fn decode_nvfp4(b: &[u8], y: &mut [f32]) {
     for g in 0..4 {
         let d = ue4m3_to_f32_half(b[g]);
         let qs = &b[4 + 8 * g..12 + 8 * g];

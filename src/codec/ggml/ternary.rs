@@ -14,7 +14,7 @@ fn trit(byte: u8, pow: u8) -> f32 {
 
 /// TQ1_0: `qs: [u8; 48], qh: [u8; 4], d: f16` (256 values, 54 bytes); five trits per byte of
 /// `qs`, four per byte of `qh`.
-pub fn decode_tq1_0(b: &[u8], y: &mut [f32]) {
+pub(super) fn decode_tq1_0(b: &[u8], y: &mut [f32]) {
     let qs = &b[0..48];
     let qh = &b[48..52];
     let d = f16_at(b, 52);
@@ -34,7 +34,7 @@ pub fn decode_tq1_0(b: &[u8], y: &mut [f32]) {
 }
 
 /// TQ2_0: `qs: [u8; 64], d: f16` (256 values, 66 bytes); 2 bits per value, `y = d * (q - 1)`.
-pub fn decode_tq2_0(b: &[u8], y: &mut [f32]) {
+pub(super) fn decode_tq2_0(b: &[u8], y: &mut [f32]) {
     let qs = &b[0..64];
     let d = f16_at(b, 64);
     for half in 0..2 {
