@@ -447,6 +447,44 @@ fn convert_never_overwrites_its_input_or_existing_output() {
 }
 
 #[test]
+fn weights_and_config_are_written_together_or_not_at_all() {
+    // An existing config.json (no --overwrite): the conversion fails, and the weights it had
+    // finished must not be left behind without their config.
+    let dir = TempDir::new();
+    let src = dir.join("m.gguf");
+    small_llama().write(&src);
+    let ckpt = Checkpoint::open(&src).unwrap();
+    let out = dir.join("out");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("config.json"), "{}").unwrap();
+    let err = gguf_to_safetensors(&ckpt, &options(&out), &Cancel::new(), &|_, _| {}).unwrap_err();
+    assert!(matches!(err, ExportError::Exists { .. }), "{err:?}");
+    let left: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, ["config.json"], "no weights, no temporaries");
+    assert_eq!(std::fs::read_to_string(out.join("config.json")).unwrap(), "{}");
+
+    // With --overwrite, a commit that fails half-way (a folder named config.json) puts the
+    // replaced weights back.
+    std::fs::remove_file(out.join("config.json")).unwrap();
+    std::fs::write(out.join("model.safetensors"), b"old weights").unwrap();
+    std::fs::create_dir(out.join("config.json")).unwrap();
+    std::fs::write(out.join("config.json").join("x"), "x").unwrap();
+    let opts = ConvertOptions { overwrite: true, ..options(&out) };
+    assert!(gguf_to_safetensors(&ckpt, &opts, &Cancel::new(), &|_, _| {}).is_err());
+    assert_eq!(std::fs::read(out.join("model.safetensors")).unwrap(), b"old weights");
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 2, "the two things that were there, nothing more");
+
+    // A folder the conversion made for itself is gone again after a failure.
+    let fresh = dir.join("fresh");
+    let mut g = Gguf::new("llama");
+    g.tensor("blk.0.ffn_up.weight", &[1, 32], 9, vec![0; 36]); // Q8_1: no decoder
+    g.write(&dir.join("bad.gguf"));
+    let bad = Checkpoint::open(dir.join("bad.gguf")).unwrap();
+    assert!(gguf_to_safetensors(&bad, &options(&fresh), &Cancel::new(), &|_, _| {}).is_err());
+    assert!(!fresh.exists());
+}
+
+#[test]
 fn a_cancelled_or_failed_conversion_leaves_nothing_behind() {
     let dir = TempDir::new();
     let (g, _, _) = llama_for_conversion();
@@ -457,7 +495,11 @@ fn a_cancelled_or_failed_conversion_leaves_nothing_behind() {
     let cancel = Cancel::new();
     let err = gguf_to_safetensors(&ckpt, &options(&out), &cancel, &|_, _| cancel.cancel()).unwrap_err();
     assert!(matches!(err, ExportError::Cancelled), "{err:?}");
-    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0, "no partial or temporary file");
+    assert!(!out.exists(), "no partial or temporary file, and not the folder made for them");
+    std::fs::create_dir(&out).unwrap();
+    let err = gguf_to_safetensors(&ckpt, &options(&out), &cancel, &|_, _| cancel.cancel()).unwrap_err();
+    assert!(matches!(err, ExportError::Cancelled), "{err:?}");
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0, "an existing folder stays, empty");
 
     let mut g = Gguf::new("llama");
     g.f32("token_embd.weight", &[1], &[1.0]);

@@ -591,9 +591,10 @@ impl WorkbenchApp {
             JobResult::Picked(Pick::Imatrix, path) => self.jobs.imatrix(path),
             JobResult::Picked(Pick::Save, path) => match self.pending_save.take() {
                 Some(SavePayload::Text(text)) => {
-                    self.message = Some(match std::fs::write(&path, text) {
-                        Ok(()) => format!("saved {}", path.display()),
-                        Err(e) => format!("cannot save {}: {e}", path.display()),
+                    // Whole or not at all, like every file the workbench writes.
+                    self.message = Some(match crate::export::atomic::write_text(&path, &text, &[], true) {
+                        Ok(_) => format!("saved {}", path.display()),
+                        Err(e) => format!("cannot save: {e}"),
                     });
                 }
                 Some(SavePayload::Picture(rect)) => self.jobs.save_picture(rect, path),

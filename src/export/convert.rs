@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::ExportError;
-use super::atomic;
+use super::atomic::Transaction;
 use super::hf_config::config_from_gguf;
 use super::safetensors::{self, PlannedTensor};
 use crate::cancel::Cancel;
@@ -112,7 +112,26 @@ pub fn gguf_to_safetensors(
         jobs.push(Job { source: t, transform });
     }
 
+    // A folder made here and left empty by a failure is removed again.
+    let made_folder = !opts.out_dir.exists();
     std::fs::create_dir_all(&opts.out_dir).map_err(|e| ExportError::io(&opts.out_dir, e))?;
+    let written = write_folder(ckpt, opts, &planned, &jobs, &mut report, cancel, progress);
+    if written.is_err() && made_folder {
+        let _only_if_empty = std::fs::remove_dir(&opts.out_dir);
+    }
+    written.map(|()| report)
+}
+
+/// Writes the planned tensors and the config into `opts.out_dir` as one transaction.
+fn write_folder(
+    ckpt: &Checkpoint,
+    opts: &ConvertOptions,
+    planned: &[PlannedTensor],
+    jobs: &[Job<'_>],
+    report: &mut ConvertReport,
+    cancel: &Cancel,
+    progress: &dyn Fn(u64, u64),
+) -> Result<(), ExportError> {
     let inputs: Vec<&Path> = ckpt.files().iter().map(|f| f.path()).collect();
     let total: u64 = jobs.iter().map(|j| j.source.bytes).sum();
     let mut done = 0u64;
@@ -121,24 +140,26 @@ pub fn gguf_to_safetensors(
         ("format".to_owned(), "pt".to_owned()),
         ("source".to_owned(), format!("converted from {source_name} by weightbench {}", env!("CARGO_PKG_VERSION"))),
     ]);
+    // The weights and the config appear together or not at all.
+    let mut transaction = Transaction::new(&inputs, opts.overwrite);
     let target = opts.out_dir.join("model.safetensors");
-    let written = safetensors::write(&target, &inputs, opts.overwrite, &metadata, &planned, cancel, |i, sink| {
+    safetensors::write(&mut transaction, &target, &metadata, planned, cancel, |i, sink| {
         let job = &jobs[i];
         write_tensor(ckpt, job, opts.dtype, cancel, &mut |bytes| sink.write(bytes))?;
         done += job.source.bytes;
         progress(done, total);
         Ok(())
     })?;
-    report.files.push(written);
     report.tensors = planned.len();
-
     if !opts.keep_names
         && let Some(config) = config_from_gguf(ckpt, opts.dtype)
     {
-        let text = serde_json::to_string_pretty(&config).unwrap_or_default();
-        report.files.push(atomic::write_text(&opts.out_dir.join("config.json"), &text, &inputs, opts.overwrite)?);
+        let text = serde_json::to_string_pretty(&config)
+            .map_err(|e| ExportError::Unsupported { message: format!("config.json: {e}") })?;
+        transaction.write_text(&opts.out_dir.join("config.json"), &text)?;
     }
-    Ok(report)
+    report.files = transaction.commit()?;
+    Ok(())
 }
 
 /// Decodes one tensor, applies its transform, encodes it and hands the bytes to `write`.

@@ -1,13 +1,14 @@
 //! Writing safetensors files: header first (sizes are known up front), tensors streamed in,
-//! then the file is read back through the same reader the app uses, every tensor's bytes are
-//! checked against the checksum taken while writing, and only then is it renamed into place.
+//! then the file is read back through the same reader the app uses and every tensor's bytes
+//! are checked against the checksum taken while writing; only a file that reads back as meant
+//! joins its transaction, to be renamed into place with the others.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::ExportError;
-use super::atomic::AtomicFile;
+use super::atomic::{StagedFile, Transaction};
 use crate::cancel::Cancel;
 use crate::checkpoint::Checkpoint;
 use crate::codec::DType;
@@ -33,7 +34,7 @@ impl PlannedTensor {
 
 /// Where a producer writes one tensor's bytes; counts and checksums them.
 pub struct TensorSink<'a> {
-    file: &'a mut AtomicFile,
+    file: &'a mut StagedFile,
     written: u64,
     crc: crc32fast::Hasher,
 }
@@ -74,12 +75,12 @@ fn header_bytes(tensors: &[PlannedTensor], metadata: &BTreeMap<String, String>) 
     Ok(text)
 }
 
-/// Writes `target` with `tensors` in order; `produce(i, sink)` must write exactly the bytes of
-/// tensor `i`. Refuses to overwrite any of `inputs`, and an existing `target` unless `overwrite`.
+/// Stages `target` in `transaction` with `tensors` in order; `produce(i, sink)` must write
+/// exactly the bytes of tensor `i`. The transaction refuses inputs and existing files (unless
+/// it overwrites); nothing appears at `target` until it commits.
 pub fn write(
+    transaction: &mut Transaction,
     target: &Path,
-    inputs: &[&Path],
-    overwrite: bool,
     metadata: &BTreeMap<String, String>,
     tensors: &[PlannedTensor],
     cancel: &Cancel,
@@ -95,7 +96,7 @@ pub fn write(
         }
     }
     let header = header_bytes(tensors, metadata)?;
-    let mut file = AtomicFile::create(target, inputs, overwrite)?;
+    let mut file = transaction.create(target)?;
     let temp = file.temp_path().to_owned();
     file.write_all(&(header.len() as u64).to_le_bytes()).map_err(|e| ExportError::io(&temp, e))?;
     file.write_all(&header).map_err(|e| ExportError::io(&temp, e))?;
@@ -116,9 +117,9 @@ pub fn write(
         }
         checksums.push(sink.crc.finalize());
     }
-    file.finish_writing()?;
-    read_back(&temp, tensors, &checksums)?;
-    file.commit()
+    let written = transaction.finish(file)?;
+    read_back(&written, tensors, &checksums)?;
+    Ok(target.to_owned())
 }
 
 /// Re-opens the written file with the checkpoint reader and compares it with what was meant.

@@ -48,7 +48,13 @@ pub fn write_png(image: &egui::ColorImage, rect: egui::Rect, pixels_per_point: f
             out.put_pixel((x - x0) as u32, (y - y0) as u32, image::Rgba([c.r(), c.g(), c.b(), c.a()]));
         }
     }
-    out.save_with_format(path, image::ImageFormat::Png).map_err(|e| e.to_string())
+    let mut png = std::io::Cursor::new(Vec::new());
+    out.write_to(&mut png, image::ImageFormat::Png).map_err(|e| e.to_string())?;
+    let mut t = crate::export::atomic::Transaction::new(&[], true);
+    let mut file = t.create(path).map_err(|e| e.to_string())?;
+    std::io::Write::write_all(&mut file, png.get_ref()).map_err(|e| e.to_string())?;
+    t.finish(file).map_err(|e| e.to_string())?;
+    t.commit().map(drop).map_err(|e| e.to_string())
 }
 
 /// A view's data as pretty JSON (what the JSON button saves). Serialising plain data does not
