@@ -280,3 +280,38 @@ fn a_fallback_is_named_in_the_json_and_commands_that_compute_nothing_start_no_gp
     let out = weightbench(&["--view", "spectrum", "info", demo]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
+
+#[test]
+fn salience_takes_an_imatrix_by_gguf_names_for_a_transformers_checkpoint() {
+    // A llama.cpp imatrix names weights the GGUF way; the checkpoint is a transformers folder
+    // whose config.json names the class (LlamaForCausalLM).
+    let dir = TempDir::new();
+    write_sharded_llama(dir.path());
+    let dat = dir.join("imatrix.dat");
+    let mut b = 1i32.to_le_bytes().to_vec();
+    let name = "blk.0.attn_q.weight";
+    b.extend((name.len() as i32).to_le_bytes());
+    b.extend(name.as_bytes());
+    b.extend(10i32.to_le_bytes());
+    b.extend(4i32.to_le_bytes());
+    [1.0f32, 0.0, 2.0, 0.5].iter().for_each(|v| b.extend(v.to_le_bytes()));
+    std::fs::write(&dat, b).unwrap();
+    let q = "model.layers.0.self_attn.q_proj.weight";
+    let args = ["salience", dir.path().to_str().unwrap(), "--tensor", q, "--grid", "4", "--json"];
+    let out = weightbench(&[&args[..], &["--importance", dat.to_str().unwrap()]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["source"]["imported"], "imatrix.dat");
+    assert_eq!(v["importance"], serde_json::json!([1.0, 0.0, 2.0, 0.5]));
+    // The fixture's q_proj holds 100 + i (i = 0..8): per tile (one value each), |w| · importance.
+    let want: Vec<f64> = (0..8).map(|i| (100 + i) as f64 * [1.0, 0.0, 2.0, 0.5][i % 4]).collect();
+    assert_eq!(v["tiles"], serde_json::json!(want));
+    assert!(v["backend"].is_string() && v.get("fallback").is_some());
+    // Without an imatrix: the column norms.
+    let out = weightbench(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["source"], "column_norms");
+    let out = weightbench(&["salience", dir.path().to_str().unwrap(), "--tensor", q]);
+    assert!(stdout(&out).contains("largest tile") && stdout(&out).contains("computed on"), "{}", stdout(&out));
+}

@@ -549,3 +549,37 @@ fn gemma3_gguf_opens_with_every_quant_type_decoding() {
         assert!(values.iter().any(|v| *v != 0.0), "{}", t.name);
     }
 }
+
+#[test]
+fn the_model_configuration_is_typed_the_same_from_gguf_and_from_config_json() {
+    let dir = TempDir::new();
+    let (g, _, _) = llama_for_conversion();
+    let src = dir.join("tiny.gguf");
+    g.write(&src);
+    let gguf = Checkpoint::open(&src).unwrap();
+    let from_gguf = gguf.model_config().unwrap().clone();
+    assert_eq!(from_gguf.architecture, "llama");
+    assert_eq!(from_gguf.model_type.as_deref(), Some("llama"));
+    assert_eq!((from_gguf.rope_theta, from_gguf.max_position), (Some(10000.0), Some(128)));
+    assert_eq!((from_gguf.num_heads, from_gguf.num_kv_heads, from_gguf.head_dim), (Some(4), Some(2), Some(8)));
+    assert_eq!((from_gguf.vocab_size, from_gguf.norm_eps.map(|e| e as f32)), (Some(10), Some(1e-5)));
+    assert_eq!(from_gguf.norm, Some(weightbench::checkpoint::NormKind::RmsNorm));
+    let out = dir.join("hf");
+    gguf_to_safetensors(&gguf, &options(&out), &Cancel::new(), &|_, _| {}).unwrap();
+    let hf = Checkpoint::open(&out).unwrap();
+    let from_json = hf.model_config().unwrap();
+    for (what, a, b) in [
+        ("hidden", from_gguf.hidden_size, from_json.hidden_size),
+        ("heads", from_gguf.num_heads, from_json.num_heads),
+        ("kv heads", from_gguf.num_kv_heads, from_json.num_kv_heads),
+        ("layers", from_gguf.num_layers, from_json.num_layers),
+        ("head dim", from_gguf.head_dim, from_json.head_dim),
+        ("vocab", from_gguf.vocab_size, from_json.vocab_size),
+        ("context", from_gguf.max_position, from_json.max_position),
+    ] {
+        assert_eq!(a, b, "{what}");
+    }
+    assert_eq!(from_json.architecture, "llama", "the class name maps back to the GGUF key");
+    assert_eq!(from_gguf.rope_theta.map(|t| t as f32), from_json.rope_theta.map(|t| t as f32));
+    assert_eq!(from_gguf.tie_word_embeddings, from_json.tie_word_embeddings);
+}

@@ -95,15 +95,14 @@ pub fn read_imatrix(path: &Path) -> Result<Imatrix, CheckpointError> {
 
 impl Imatrix {
     /// The importance vector of a checkpoint tensor: by its own name, or by the GGUF name that
-    /// maps to it (for transformers-named checkpoints).
+    /// maps to it (for transformers-named checkpoints); `arch` is the GGUF architecture key
+    /// ([`crate::checkpoint::ModelConfig::architecture`]).
     pub fn for_tensor(&self, name: &str, arch: &str) -> Option<&[f32]> {
         if let Some(v) = self.vectors.get(name) {
             return Some(v);
         }
-        self.vectors
-            .iter()
-            .find(|(gguf, _)| crate::checkpoint::hf_names::hf_name(gguf, arch).as_deref() == Some(name))
-            .map(|(_, v)| v.as_slice())
+        let gguf = crate::checkpoint::hf_names::gguf_name(name, arch)?;
+        self.vectors.get(&gguf).map(Vec::as_slice)
     }
 }
 

@@ -334,7 +334,7 @@ fn compute(
             .map(|c| Output::Channels(Arc::new(c)))
             .map_err(message),
         ResultKind::Salience => {
-            let arch = ckpt.architecture().unwrap_or("");
+            let arch = ckpt.model_config().map(|m| m.architecture.as_str()).unwrap_or("");
             let imported = importance.and_then(|m| m.for_tensor(&t.name, arch).map(|v| (v, m.source.clone())));
             salience_map(backend, ckpt, t, imported, crate::analysis::channels::DEFAULT_GRID, cancel)
                 .map(|s| Output::Salience(Arc::new(s)))

@@ -11,6 +11,7 @@ mod gguf_files;
 pub mod hf_names;
 mod json;
 mod mmap;
+pub mod model_config;
 pub mod names;
 mod safetensors;
 mod sharded;
@@ -22,8 +23,10 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 pub use error::{CheckpointError, Result};
+pub use gguf::GgufArray;
 pub use gguf::GgufValue;
 pub use mmap::MappedFile;
+pub use model_config::{ModelConfig, NormKind, RopeScaling};
 pub use names::{Role, classify};
 
 use crate::codec::{self, DType};
@@ -105,6 +108,7 @@ pub struct Checkpoint {
     by_name: HashMap<String, usize>,
     architecture: Option<String>,
     config: Option<serde_json::Value>,
+    model: Option<ModelConfig>,
     metadata: BTreeMap<String, serde_json::Value>,
     gguf: Option<GgufInfo>,
     warnings: Vec<String>,
@@ -192,7 +196,7 @@ impl Checkpoint {
             })
             .collect();
         tensors.sort_by(|a, b| (a.reading_order(), &a.name).cmp(&(b.reading_order(), &b.name)));
-        let by_name = tensors.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+        let by_name: HashMap<String, usize> = tensors.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
         let names: Vec<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
         let from_gguf = loaded
             .gguf
@@ -201,6 +205,13 @@ impl Checkpoint {
             .and_then(GgufValue::as_str)
             .map(str::to_owned);
         let architecture = from_gguf.or_else(|| config::architecture(config.as_ref(), &names));
+        let model = match &loaded.gguf {
+            Some(g) => {
+                let embedding_rows = by_name.get("token_embd.weight").and_then(|&i| tensors[i].shape.first().copied());
+                ModelConfig::from_gguf(g, by_name.contains_key("output.weight"), embedding_rows)
+            }
+            None => config.as_ref().and_then(ModelConfig::from_hf_json),
+        };
         Self {
             path: path.to_owned(),
             format: loaded.format,
@@ -209,6 +220,7 @@ impl Checkpoint {
             by_name,
             architecture,
             config,
+            model,
             metadata: loaded.metadata,
             gguf: loaded.gguf,
             warnings: loaded.warnings,
@@ -250,6 +262,11 @@ impl Checkpoint {
     /// from tensor names.
     pub fn architecture(&self) -> Option<&str> {
         self.architecture.as_deref()
+    }
+
+    /// The model's configuration, typed, from `config.json` or the GGUF metadata.
+    pub fn model_config(&self) -> Option<&ModelConfig> {
+        self.model.as_ref()
     }
 
     /// The parsed `config.json`, when there is one.

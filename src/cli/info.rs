@@ -31,6 +31,9 @@ pub struct InfoJson {
     pub files: Vec<String>,
     /// Architecture from config.json, or guessed from names.
     pub architecture: Option<String>,
+    /// The typed model configuration (sizes, heads, RoPE, norms, vocabulary), from config.json
+    /// or GGUF metadata.
+    pub model: Option<crate::checkpoint::ModelConfig>,
     /// Sum of all tensors' element counts.
     pub total_params: u64,
     /// Sum of all tensors' byte sizes.
@@ -82,6 +85,7 @@ impl InfoJson {
             path: ckpt.path().display().to_string(),
             files: ckpt.files().iter().map(|f| f.path().display().to_string()).collect(),
             architecture: ckpt.architecture().map(str::to_owned),
+            model: ckpt.model_config().cloned(),
             total_params: ckpt.total_params(),
             total_bytes: ckpt.total_bytes(),
             metadata: ckpt.metadata().clone(),

@@ -43,7 +43,7 @@ pub(super) fn run(args: &SalienceArgs, backend: &dyn Backend, out: &mut dyn Writ
     };
     let imported = match &imatrix {
         Some(m) => {
-            let arch = ckpt.architecture().unwrap_or("");
+            let arch = ckpt.model_config().map(|m| m.architecture.as_str()).unwrap_or("");
             let v = m.for_tensor(&t.name, arch).with_context(|| {
                 format!(
                     "the importance matrix {} has no vector for {} ({} columns)",

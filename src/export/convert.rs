@@ -11,8 +11,8 @@ use super::atomic::Transaction;
 use super::hf_config::config_from_gguf;
 use super::safetensors::{self, PlannedTensor};
 use crate::cancel::Cancel;
-use crate::checkpoint::hf_names::{HfTransform, hf_name, hf_transform, unpermuted_source_row};
-use crate::checkpoint::{Checkpoint, DEFAULT_CHUNK_ELEMS, Format, GgufValue, TensorInfo};
+use crate::checkpoint::hf_names::{Transform, gguf_row_of_hf_row, hf_name, transform};
+use crate::checkpoint::{Checkpoint, DEFAULT_CHUNK_ELEMS, Format, TensorInfo};
 use crate::codec::{self, DType};
 
 /// What `convert` is asked to do.
@@ -43,7 +43,8 @@ pub struct ConvertReport {
 
 struct Job<'a> {
     source: &'a TensorInfo,
-    transform: HfTransform,
+    /// How the GGUF tensor differs from its transformers form (undone while writing).
+    transform: Transform,
 }
 
 /// Converts a GGUF checkpoint into `model.safetensors` (+ `config.json`) in `opts.out_dir`.
@@ -62,11 +63,10 @@ pub fn gguf_to_safetensors(
             message: format!("output dtype {} is not one of F32, BF16, F16", opts.dtype),
         });
     }
-    let gguf = ckpt.gguf().ok_or_else(|| ExportError::Unsupported { message: "no GGUF header".into() })?;
-    let arch = gguf.get("general.architecture").and_then(GgufValue::as_str).unwrap_or("").to_owned();
-    let meta_u64 = |k: &str| gguf.get(&format!("{arch}.{k}")).and_then(GgufValue::as_u64);
-    let heads = meta_u64("attention.head_count").unwrap_or(1).max(1);
-    let kv_heads = meta_u64("attention.head_count_kv").unwrap_or(heads).max(1);
+    let model = ckpt.model_config();
+    let arch = model.map(|m| m.architecture.clone()).unwrap_or_default();
+    let heads = model.and_then(|m| m.num_heads).unwrap_or(1).max(1);
+    let kv_heads = model.and_then(|m| m.num_kv_heads).unwrap_or(heads).max(1);
 
     let mut planned = Vec::new();
     let mut jobs = Vec::new();
@@ -78,10 +78,10 @@ pub fn gguf_to_safetensors(
             });
         }
         let (name, transform) = if opts.keep_names {
-            (t.name.clone(), HfTransform::None)
+            (t.name.clone(), Transform::None)
         } else {
             match hf_name(&t.name, &arch) {
-                Some(name) => (name, hf_transform(&t.name, &arch, heads, kv_heads)),
+                Some(name) => (name, transform(&t.name, &arch, heads, kv_heads)),
                 None if t.name == "rope_freqs.weight" => {
                     report.skipped.push(format!("{} (transformers computes it from the config)", t.name));
                     continue;
@@ -97,15 +97,15 @@ pub fn gguf_to_safetensors(
                 }
             }
         };
-        if let HfTransform::UnpermuteRows { heads } = transform {
+        if let Transform::Rows { heads } = transform {
             let rows = t.shape.first().copied().unwrap_or(0);
-            if t.shape.len() != 2 || rows % (2 * heads) != 0 {
+            if t.shape.is_empty() || t.shape.len() > 2 || rows % (2 * heads) != 0 {
                 return Err(ExportError::Unsupported {
                     message: format!("tensor {:?}: {rows} rows do not split into {heads} heads of even size", t.name),
                 });
             }
         }
-        if transform != HfTransform::None {
+        if transform != Transform::None {
             report.transformed.push(name.clone());
         }
         planned.push(PlannedTensor { name, dtype: opts.dtype, shape: t.shape.clone() });
@@ -174,8 +174,8 @@ fn write_tensor(
     let mut values = Vec::new();
     let mut bytes = Vec::new();
     let mut emit = |values: &mut Vec<f32>, write: &mut dyn FnMut(&[u8]) -> Result<(), ExportError>| {
-        if let HfTransform::Add(delta) = job.transform {
-            values.iter_mut().for_each(|v| *v += delta);
+        if let Transform::Offset(delta) = job.transform {
+            values.iter_mut().for_each(|v| *v -= delta);
         }
         bytes.clear();
         codec::encode(dtype, values, &mut bytes)
@@ -183,14 +183,14 @@ fn write_tensor(
         write(&bytes)
     };
     match job.transform {
-        HfTransform::UnpermuteRows { heads } => {
+        Transform::Rows { heads } => {
             let rows = t.shape[0];
             let row_len = t.numel() / rows.max(1);
             for row in 0..rows {
                 if cancel.is_cancelled() {
                     return Err(ExportError::Cancelled);
                 }
-                let src = unpermuted_source_row(row, rows, heads);
+                let src = gguf_row_of_hf_row(row, rows, heads);
                 ckpt.decode_range(t, src * row_len..(src + 1) * row_len, &mut values)?;
                 emit(&mut values, write)?;
             }
