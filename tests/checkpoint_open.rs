@@ -272,3 +272,27 @@ fn a_tensor_the_checkpoint_does_not_hold_is_an_error_naming_it_never_an_empty_sl
     assert!(ckpt.decode_all(&huge).is_err());
     assert_eq!(ckpt.chunks(&huge, 1 << 20).next(), Some(0..1 << 20), "chunking saturates instead of overflowing");
 }
+
+#[test]
+fn every_fp4_and_fp6_code_decodes_as_ml_dtypes_does() {
+    // tests/data/minifloats.safetensors: the value of every code by ml_dtypes.
+    let fixture = Checkpoint::open(crate::fixtures::data("minifloats.safetensors")).unwrap();
+    for (name, dtype) in [("f4_e2m1", DType::F4), ("f6_e2m3", DType::F6E2M3), ("f6_e3m2", DType::F6E3M2)] {
+        let want = fixture.decode_all(fixture.require(name).unwrap()).unwrap();
+        // Every code once, packed as safetensors stores them.
+        let codes: Vec<u32> = (0..want.len() as u32).collect();
+        let bytes: Vec<u8> = match dtype {
+            DType::F4 => codes.chunks(2).map(|p| (p[0] | p[1] << 4) as u8).collect(),
+            _ => codes
+                .chunks(4)
+                .flat_map(|c| {
+                    let w = c[0] | c[1] << 6 | c[2] << 12 | c[3] << 18;
+                    [w as u8, (w >> 8) as u8, (w >> 16) as u8]
+                })
+                .collect(),
+        };
+        let mut got = vec![0f32; want.len()];
+        weightbench::codec::decode(dtype, &bytes, &mut got).unwrap();
+        assert!(same_bits(&got, &want), "{name}: {got:?} vs ml_dtypes {want:?}");
+    }
+}

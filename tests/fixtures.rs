@@ -173,6 +173,11 @@ pub fn gpu() -> Option<std::sync::Arc<weightbench::compute::gpu::GpuBackend>> {
     }
 }
 
+/// A committed reference fixture under tests/data (made by scripts/reference/make_fixtures.py).
+pub fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+}
+
 /// The bundled demo checkpoint.
 pub fn demo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo")

@@ -537,17 +537,28 @@ fn smollm2_gguf_opens_and_its_4_bit_grid_shows() {
 }
 
 #[test]
-fn gemma3_gguf_opens_with_every_quant_type_decoding() {
+fn gemma3_gguf_decodes_bit_identically_to_gguf_py_on_every_stored_type() {
+    // tests/data/gemma3_blocks.safetensors: gguf-py's dequantize of two ranges of one tensor of
+    // each quantized type (scripts/reference/make_fixtures.py).
+    let fixture = Checkpoint::open(crate::fixtures::data("gemma3_blocks.safetensors")).unwrap();
     let Some(path) = real_model("gemma-3-270m/gemma-3-270m-q4_k_m.gguf") else { return };
     let ckpt = Checkpoint::open(&path).unwrap();
     assert_eq!(ckpt.architecture(), Some("gemma3"));
     assert_eq!(ckpt.tensors().len(), 236);
-    for dtype in [DType::Q4K, DType::Q5_0, DType::Q6K, DType::Q8_0] {
-        let t = ckpt.tensors().iter().find(|t| t.dtype == dtype).unwrap();
-        let values = ckpt.decode_all(t).unwrap();
-        assert!(values.iter().all(|v| v.is_finite()), "{}", t.name);
-        assert!(values.iter().any(|v| *v != 0.0), "{}", t.name);
+    let mut types = std::collections::BTreeSet::new();
+    for reference in fixture.tensors() {
+        let (name, start) = reference.name.rsplit_once('@').unwrap();
+        let start: u64 = start.parse().unwrap();
+        let t = ckpt.require(name).unwrap();
+        assert_eq!(fixture.metadata()[&reference.name], t.dtype.name(), "{}", reference.name);
+        types.insert(t.dtype);
+        let want = fixture.decode_all(reference).unwrap();
+        let mut got = Vec::new();
+        ckpt.decode_range(t, start..start + want.len() as u64, &mut got).unwrap();
+        let differ = got.iter().zip(&want).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+        assert_eq!(differ, 0, "{}: {differ} of {} values differ from gguf-py", reference.name, want.len());
     }
+    assert_eq!(types.into_iter().collect::<Vec<_>>(), [DType::Q5_0, DType::Q8_0, DType::Q4K, DType::Q6K]);
 }
 
 #[test]

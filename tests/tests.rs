@@ -11,5 +11,6 @@ mod gguf;
 mod gpu;
 mod gui;
 mod malformed;
+mod quant;
 mod real_models;
 mod shader_validation;

@@ -14,7 +14,10 @@ For every tensor:
 Exits non-zero on the first mismatch; prints a summary per checkpoint.
 
     .venv/bin/python scripts/reference/check_analysis.py [--bin target/debug/weightbench] [--no-ww] DIR...
-        [--stats-only DIR...] [--bf16-copy-of DIR --bf16-copy-to NEWDIR]
+        [--stats-only DIR...] [--bf16-copy-of DIR --bf16-copy-to NEWDIR] [--backend cpu|gpu]
+
+With --backend, every command runs on that backend and every result must say it ran there with
+no fallback: the same tolerances hold for the GPU as for the CPU.
 """
 import argparse
 import glob
@@ -27,9 +30,19 @@ import numpy as np
 from safetensors import safe_open
 
 
+BACKEND = None
+
+
 def run(binary, *args):
-    out = subprocess.run([binary, *args, "--json"], check=True, capture_output=True)
-    return json.loads(out.stdout)
+    extra = ["--backend", BACKEND] if BACKEND else []
+    out = subprocess.run([binary, *args, "--json", *extra], check=True, capture_output=True)
+    report = json.loads(out.stdout)
+    if BACKEND:
+        for r in report.get("tensors", []):
+            if r.get("backend") != BACKEND or r.get("fallback") is not None:
+                sys.exit(f"{r['name']}: computed on {r.get('backend')} (fallback: {r.get('fallback')}), "
+                         f"not on the {BACKEND} as asked")
+    return report
 
 
 def close(ours, ref, what, name, rel=1e-6, abs_tol=1e-9):
@@ -192,8 +205,11 @@ def main():
     ap.add_argument("--stats-only", nargs="*", default=[], help="folders to check the statistics of, alone")
     ap.add_argument("--bf16-copy-of", help="write a BF16 copy of this folder's F32 checkpoint ...")
     ap.add_argument("--bf16-copy-to", help="... into this folder and check its statistics")
+    ap.add_argument("--backend", choices=["cpu", "gpu"], help="run every command on this backend")
     ap.add_argument("folders", nargs="*")
     args = ap.parse_args()
+    global BACKEND
+    BACKEND = args.backend
     stats_only = list(args.stats_only)
     if args.bf16_copy_of and args.bf16_copy_to:
         write_bf16_copy(args.bf16_copy_of, args.bf16_copy_to)
@@ -203,7 +219,8 @@ def main():
         n = check_stats(args.bin, folder, tensors, log_abs=False)
         check_stats(args.bin, folder, tensors, log_abs=True)
         dtypes = sorted({info["dtype"] for info in load_headers(folder)})
-        print(f"ok  {folder}: stats of {n} tensors ({', '.join(dtypes)}) agree with numpy, linear and log bins")
+        on = f" on the {BACKEND}" if BACKEND else ""
+        print(f"ok  {folder}: stats of {n} tensors ({', '.join(dtypes)}){on} agree with numpy, linear and log bins")
     for i, folder in enumerate(args.folders):
         tensors = load_all(folder)
         n = check_stats(args.bin, folder, tensors, log_abs=False)

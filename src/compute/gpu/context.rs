@@ -28,6 +28,8 @@ pub struct GpuContext {
     pub info: wgpu::AdapterInfo,
     /// Limits granted to the device.
     pub limits: wgpu::Limits,
+    /// What the adapter can do below full WebGPU (shader validation depends on it).
+    pub downlevel: wgpu::DownlevelCapabilities,
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<(&'static str, &'static str), wgpu::ComputePipeline>>,
     pool: Mutex<Vec<wgpu::Buffer>>,
@@ -72,6 +74,7 @@ impl GpuContext {
         })?;
         let info = adapter.get_info();
         let limits = adapter.limits();
+        let downlevel = adapter.get_downlevel_capabilities();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("weightbench"),
             required_features: wgpu::Features::empty(),
@@ -95,6 +98,7 @@ impl GpuContext {
             queue,
             info,
             limits,
+            downlevel,
             modules: Mutex::new(HashMap::new()),
             pipelines: Mutex::new(HashMap::new()),
             pool: Mutex::new(Vec::new()),

@@ -30,7 +30,7 @@ use crate::cancel::Cancel;
 use crate::codec::{DType, int};
 
 /// Largest number of histogram bins the GPU kernel holds in workgroup memory.
-pub const MAX_BINS: usize = 4096;
+pub const MAX_BINS: usize = 4080;
 /// Tensors up to this many f32 bytes keep their decoded chunks on the device between passes.
 const RESIDENT_BYTES: u64 = 1 << 30;
 
