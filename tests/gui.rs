@@ -284,3 +284,53 @@ fn views_save_their_data_into_the_export_folder() {
     assert_eq!(json["count"], 11_720_448);
     assert!(shows(&harness, "saved "));
 }
+
+#[test]
+fn switching_to_the_gpu_starts_it_in_the_background_and_results_say_where_they_ran() {
+    let mut harness = open_demo([1280.0, 800.0]);
+    assert!(shows(&harness, "computed on the cpu"));
+    // Switching returns at once: nothing is started on the UI thread, a job starts the device.
+    harness.state_mut().set_backend(weightbench::compute::select::BackendChoice::Gpu);
+    assert!(harness.state().backend_starting);
+    assert!(harness.state().backend_label().contains("starts with the first computation"));
+    harness.run_steps(1);
+    assert!(shows(&harness, "starting the GPU"), "the status bar says the GPU is starting");
+    step_until(&mut harness, 60, "the GPU to start", |app| !app.backend_starting);
+    let label = harness.state().backend_label();
+    if !label.starts_with("the gpu") {
+        crate::fixtures::skip(crate::fixtures::Missing::Gpu, &format!("the GPU did not start: {label}"));
+        return;
+    }
+    // A new result is computed on the GPU and says so; the cached CPU one still says CPU.
+    harness.get_by_label_contains("layer 1 (").click();
+    harness.run_steps(2);
+    harness.get_by_role_and_label(Role::Button, "attention.self.key.weight").click();
+    harness.run_steps(1);
+    step_until(&mut harness, 60, "the key weight's histogram", selected_stats_ready);
+    assert!(shows(&harness, "computed on the gpu"), "the GPU's result names the GPU");
+}
+
+#[test]
+fn a_fallback_is_shown_in_the_window() {
+    // A tensor too large for the capped GPU's buffers is computed on the CPU; the view says so,
+    // with the reason, and the window shows a notice.
+    let mut harness = open_demo([1280.0, 800.0]);
+    let Some(_) = crate::fixtures::gpu() else { return };
+    let small = weightbench::compute::gpu::GpuBackend::new(true).unwrap();
+    small.context().cap_binding(64 << 10);
+    harness
+        .state_mut()
+        .use_backend(weightbench::compute::select::SelectedBackend::with_gpu(std::sync::Arc::new(small)));
+    harness.state_mut().view = View::Heatmap;
+    harness.run_steps(2);
+    step_until(&mut harness, 60, "the channel maps", |app| {
+        app.session
+            .as_ref()
+            .is_some_and(|s| s.selected.is_some_and(|i| s.channels.get(&i).is_some_and(|c| c.ready().is_some())))
+    });
+    assert!(shows(&harness, "computed on the cpu"), "the CPU did the work");
+    assert!(shows(&harness, "instead of the GPU"), "and the view says it was not the GPU asked for");
+    assert!(
+        harness.state().message.as_deref().is_some_and(|m| m.contains("computed on the CPU because the GPU failed"))
+    );
+}

@@ -41,7 +41,12 @@ fn validate(source: &str, downlevel: wgpu::DownlevelFlags) -> Result<Vec<EntryUs
                 _ => {}
             }
         }
-        out.push(EntryUse { name: ep.name.clone(), workgroup_size: ep.workgroup_size, workgroup_bytes, storage_buffers });
+        out.push(EntryUse {
+            name: ep.name.clone(),
+            workgroup_size: ep.workgroup_size,
+            workgroup_bytes,
+            storage_buffers,
+        });
     }
     Ok(out)
 }

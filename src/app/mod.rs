@@ -342,6 +342,13 @@ impl WorkbenchApp {
         }
     }
 
+    /// Computes on `backend` from now on (tests and tools that bring a device of their own).
+    pub fn use_backend(&mut self, backend: SelectedBackend) {
+        self.backend_choice = backend.choice();
+        self.backend = Arc::new(backend);
+        self.backend_starting = false;
+    }
+
     /// What the current backend runs on, for display (never starts a device).
     pub fn backend_label(&self) -> String {
         self.backend.label_now()
