@@ -10,6 +10,7 @@ mod cli;
 mod gguf;
 mod gpu;
 mod gui;
+mod layers;
 mod malformed;
 mod quant;
 mod real_models;
