@@ -243,10 +243,8 @@ impl CpuBackend {
         sink: &mut dyn CodeSink,
         cancel: &Cancel,
     ) -> Result<GroupError, ComputeError> {
-        let (_, cols) = src.matrix_shape();
-        spec.check(cols).map_err(|m| shape_error(src, m))?;
+        super::begin_int(src, spec, sink)?;
         let group = spec.group;
-        sink.begin(src.numel() / group as u64)?;
         // Batches of whole groups and whole storage blocks, near 4 Mi values.
         let unit = source::lcm(src.block_elems().max(1), group as u64);
         let batch = (4 * DEFAULT_CHUNK_ELEMS / unit).max(1) * unit;

@@ -241,6 +241,14 @@ impl CodeSink for CollectCodes {
     }
 }
 
+/// Checks that `spec` fits the rows of `src` and begins `sink` with the number of groups: the
+/// start of every integer quantization kernel, whichever backend runs it.
+pub(crate) fn begin_int(src: &dyn ValueSource, spec: &IntSpec, sink: &mut dyn CodeSink) -> Result<(), ComputeError> {
+    let (_, cols) = src.matrix_shape();
+    spec.check(cols).map_err(|m| source::shape_error(src, m))?;
+    sink.begin(src.numel() / spec.group as u64)
+}
+
 /// A sink that drops the codes: for previews that need only the error.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct DiscardCodes;

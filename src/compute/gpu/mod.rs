@@ -577,11 +577,8 @@ impl GpuBackend {
         sink: &mut dyn CodeSink,
         cancel: &Cancel,
     ) -> Result<GroupError, ComputeError> {
-        let (_, cols) = src.matrix_shape();
-        spec.check(cols).map_err(|m| shape_error(src, m))?;
-        let qmax = spec.qmax();
-        let group = spec.group as u64;
-        sink.begin(src.numel() / group)?;
+        super::begin_int(src, spec, sink)?;
+        let (qmax, group) = (spec.qmax(), spec.group as u64);
         let mut total = GroupError::default();
         for range in source::chunks(src, self.chunk_values(src, group)) {
             if cancel.is_cancelled() {
