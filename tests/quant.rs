@@ -58,3 +58,57 @@ fn integer_codes_equal_numpys_on_the_gpu() {
         assert!((err.sq_err - sq).abs() <= 1e-5 * sq, "{spec:?}: squared error {} vs numpy {sq}", err.sq_err);
     }
 }
+
+/// llama.cpp's own bytes (tests/data/ggml_encode.safetensors, from `ggml_quantize_chunk`).
+#[test]
+fn ggml_block_encoders_give_llama_cpps_bytes() {
+    use weightbench::codec::{DType, decode, ggml::encode_row};
+    let fixture = Checkpoint::open(data("ggml_encode.safetensors")).unwrap();
+    let imatrix = fixture.decode_all(fixture.require("imatrix").unwrap()).unwrap();
+    let types = [
+        ("Q8_0", DType::Q8_0),
+        ("Q4_0", DType::Q4_0),
+        ("Q4_1", DType::Q4_1),
+        ("Q5_0", DType::Q5_0),
+        ("Q5_1", DType::Q5_1),
+        ("Q2_K", DType::Q2K),
+        ("Q3_K", DType::Q3K),
+        ("Q4_K", DType::Q4K),
+        ("Q5_K", DType::Q5K),
+        ("Q6_K", DType::Q6K),
+    ];
+    let mut report = Vec::new();
+    for input in ["synthetic", "minilm"] {
+        let t = fixture.require(&format!("input.{input}")).unwrap();
+        let values = fixture.decode_all(t).unwrap();
+        let n = t.shape[1] as usize;
+        for (name, dtype) in types {
+            for weighted in [false, true] {
+                let key = format!("{name}.{input}{}", if weighted { ".imatrix" } else { "" });
+                let want = fixture.raw_bytes(fixture.require(&key).unwrap()).unwrap();
+                let mut ours = Vec::new();
+                for row in values.chunks(n) {
+                    encode_row(dtype, row, weighted.then_some(imatrix.as_slice()), &mut ours).unwrap();
+                }
+                assert_eq!(ours.len(), want.len(), "{key}: length");
+                let bb = dtype.block_bytes();
+                let differ = ours.chunks(bb).zip(want.chunks(bb)).filter(|(a, b)| a != b).count();
+                if differ > 0 {
+                    // Where bytes differ, ours may not be worse: compare the squared errors.
+                    let sse = |bytes: &[u8]| {
+                        let mut back = vec![0f32; values.len()];
+                        decode(dtype, bytes, &mut back).unwrap();
+                        back.iter().zip(&values).map(|(a, b)| f64::from(a - b).powi(2)).sum::<f64>()
+                    };
+                    report.push(format!(
+                        "{key}: {differ} of {} blocks differ; sse ours {:.6e} vs llama.cpp {:.6e}",
+                        ours.len() / bb,
+                        sse(&ours),
+                        sse(want)
+                    ));
+                }
+            }
+        }
+    }
+    assert!(report.is_empty(), "bytes differ from llama.cpp:\n{}", report.join("\n"));
+}

@@ -2,6 +2,10 @@
 //! minimums) quantized to 4, 6 or 8 bits against f16 super-block scales. Layouts as in
 //! ggml-common.h; the bit-plane orders follow `dequantize_row_q*_K` in ggml-quants.c.
 
+// Index loops mirror ggml's C line by line: that is what keeps the bytes identical to it.
+#![allow(clippy::needless_range_loop)]
+
+use super::search::{GROUP_MAX_EPS, Search, make_q3_quants, make_qkx, make_qp_quants, make_qx_quants, nearest_int};
 use super::{QK_K, f16_at};
 
 /// Q2_K: `scales: [u8; 16], qs: [u8; 64], d: f16, dmin: f16` (84 bytes).
@@ -134,6 +138,411 @@ pub(super) fn decode_q8_k(b: &[u8], y: &mut [f32]) {
     let d = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
     for (out, &q) in y.iter_mut().zip(&b[4..4 + QK_K]) {
         *out = d * f32::from(q as i8);
+    }
+}
+
+// ---- encoders: ggml's `quantize_row_q*_K_ref`, and with importance `quantize_row_q*_K_impl` ----
+
+fn f16_bits(v: f32) -> [u8; 2] {
+    half::f16::from_f32(v).to_le_bytes()
+}
+
+/// Four 2-bit codes per byte, as Q2_K and Q3_K store their low bits.
+fn pack_2bit(l: &[u8; QK_K], qs: &mut [u8]) {
+    for (half, j) in [0usize, 128].into_iter().enumerate() {
+        for i in 0..32 {
+            qs[half * 32 + i] = l[j + i] | (l[j + i + 32] << 2) | (l[j + i + 64] << 4) | (l[j + i + 96] << 6);
+        }
+    }
+}
+
+/// Σx² of a super-block, in order.
+fn sum_sq(x: &[f32]) -> f32 {
+    let mut s = 0f32;
+    for &v in x {
+        s += v * v;
+    }
+    s
+}
+
+/// `qw · √(σ² + x²)` for a sub-block.
+fn imatrix_weights<const N: usize>(x: &[f32], qw: &[f32], sigma2: f32) -> [f32; N] {
+    let mut w = [0f32; N];
+    for l in 0..N {
+        w[l] = qw[l] * (sigma2 + x[l] * x[l]).sqrt();
+    }
+    w
+}
+
+/// Q2_K of whole super-blocks; with importance `qw` (one per value of the row), the weighted
+/// search.
+pub(super) fn encode_q2_k(row: &[f32], qw: Option<&[f32]>, out: &mut Vec<u8>) {
+    for (i, x) in row.chunks_exact(QK_K).enumerate() {
+        let mut l = [0u8; QK_K];
+        let mut aux = [0u8; 16];
+        let (mut scales, mut mins) = ([0f32; 16], [0f32; 16]);
+        let mut b = [0u8; 84];
+        let (d, dmin);
+        match qw {
+            None => {
+                let search = Search { rmin: -0.5, rdelta: 0.1, nstep: 15, use_mad: true };
+                let (mut max_scale, mut max_min) = (0f32, 0f32);
+                for j in 0..16 {
+                    let xs = &x[16 * j..16 * j + 16];
+                    let mut w = [0f32; 16];
+                    w.iter_mut().zip(xs).for_each(|(w, v)| *w = v.abs());
+                    (scales[j], mins[j]) = make_qkx(3, xs, Some(&w), &mut l[16 * j..], &mut aux, &search, false);
+                    if scales[j] > max_scale {
+                        max_scale = scales[j];
+                    }
+                    if mins[j] > max_min {
+                        max_min = mins[j];
+                    }
+                }
+                if max_scale > 0.0 {
+                    let iscale = 15.0 / max_scale;
+                    for j in 0..16 {
+                        b[j] = nearest_int(iscale * scales[j]) as u8;
+                    }
+                    d = f16_bits(max_scale / 15.0);
+                } else {
+                    d = f16_bits(0.0);
+                }
+                if max_min > 0.0 {
+                    let iscale = 15.0 / max_min;
+                    for j in 0..16 {
+                        b[j] |= (nearest_int(iscale * mins[j]) << 4) as u8;
+                    }
+                    dmin = f16_bits(max_min / 15.0);
+                } else {
+                    dmin = f16_bits(0.0);
+                }
+            }
+            Some(qw) => {
+                let qw = &qw[QK_K * i..QK_K * i + QK_K];
+                let sigma2 = sum_sq(x) / QK_K as f32;
+                let search = Search { rmin: -0.9, rdelta: 0.05, nstep: 36, use_mad: false };
+                let mut sw = [0f32; 16];
+                for j in 0..16 {
+                    let xs = &x[16 * j..16 * j + 16];
+                    let w: [f32; 16] = imatrix_weights(xs, &qw[16 * j..], sigma2);
+                    for v in w {
+                        sw[j] += v;
+                    }
+                    (scales[j], mins[j]) = make_qkx(3, xs, Some(&w), &mut l[16 * j..], &mut aux, &search, true);
+                }
+                let (mut ls, mut lm) = ([0u8; 16], [0u8; 16]);
+                let dm = make_qp_quants(15, &scales, &mut ls, &sw);
+                let mm = make_qp_quants(15, &mins, &mut lm, &sw);
+                d = f16_bits(dm);
+                dmin = f16_bits(mm);
+                for j in 0..16 {
+                    b[j] = ls[j] | (lm[j] << 4);
+                }
+            }
+        }
+        let (dv, mv) = (f32::from(half::f16::from_le_bytes(d)), f32::from(half::f16::from_le_bytes(dmin)));
+        for j in 0..16 {
+            let dl = dv * f32::from(b[j] & 0x0f);
+            if dl == 0.0 {
+                continue;
+            }
+            let ml = mv * f32::from(b[j] >> 4);
+            for ii in 0..16 {
+                l[16 * j + ii] = nearest_int((x[16 * j + ii] + ml) / dl).clamp(0, 3) as u8;
+            }
+        }
+        pack_2bit(&l, &mut b[16..80]);
+        b[80..82].copy_from_slice(&d);
+        b[82..84].copy_from_slice(&dmin);
+        out.extend_from_slice(&b);
+    }
+}
+
+/// Q3_K of whole super-blocks; with importance, the weighted search.
+pub(super) fn encode_q3_k(row: &[f32], qw: Option<&[f32]>, out: &mut Vec<u8>) {
+    for (i, x) in row.chunks_exact(QK_K).enumerate() {
+        let mut l = [0i8; QK_K];
+        let mut scales = [0f32; 16];
+        let mut sc = [0u8; 12];
+        let d: [u8; 2];
+        // The 16 signed 6-bit scales `ls` (offset 32) into their 12 bytes.
+        let pack = |sc: &mut [u8; 12], j: usize, ls: u8| {
+            if j < 8 {
+                sc[j] = ls & 0x0f;
+            } else {
+                sc[j - 8] |= (ls & 0x0f) << 4;
+            }
+            sc[j % 4 + 8] |= (ls >> 4) << (2 * (j / 4));
+        };
+        match qw {
+            None => {
+                let (mut max_scale, mut amax) = (0f32, 0f32);
+                for j in 0..16 {
+                    scales[j] = make_q3_quants(4, &x[16 * j..16 * j + 16], &mut l[16 * j..]);
+                    let scale = scales[j].abs();
+                    if scale > amax {
+                        amax = scale;
+                        max_scale = scales[j];
+                    }
+                }
+                if max_scale != 0.0 {
+                    let iscale = -32.0 / max_scale;
+                    for j in 0..16 {
+                        let ls = i32::from(nearest_int(iscale * scales[j]) as i8).clamp(-32, 31) + 32;
+                        pack(&mut sc, j, ls as u8);
+                    }
+                    d = f16_bits(1.0 / iscale);
+                } else {
+                    d = f16_bits(0.0);
+                }
+            }
+            Some(qw) => {
+                let qw = &qw[QK_K * i..QK_K * i + QK_K];
+                let sigma2 = 2.0 * sum_sq(x) / QK_K as f32;
+                let mut sw = [0f32; 16];
+                for j in 0..16 {
+                    let xs = &x[16 * j..16 * j + 16];
+                    let w: [f32; 16] = imatrix_weights(xs, &qw[16 * j..], sigma2);
+                    let mut sumw = 0f32;
+                    for v in w {
+                        sumw += v;
+                    }
+                    sw[j] = sumw;
+                    scales[j] = make_qx_quants(4, xs, &mut l[16 * j..], Some(&w));
+                }
+                let mut ls = [0i8; 16];
+                let d_block = make_qx_quants(32, &scales, &mut ls, Some(&sw));
+                for j in 0..16 {
+                    pack(&mut sc, j, ls[j] as u8);
+                }
+                d = f16_bits(d_block);
+            }
+        }
+        let dv = f32::from(half::f16::from_le_bytes(d));
+        for j in 0..16 {
+            let low = if j < 8 { sc[j] & 0x0f } else { sc[j - 8] >> 4 };
+            let s = i32::from(low | (((sc[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32;
+            let dl = dv * s as f32;
+            if dl == 0.0 {
+                continue;
+            }
+            for ii in 0..16 {
+                l[16 * j + ii] = (nearest_int(x[16 * j + ii] / dl).clamp(-4, 3) + 4) as i8;
+            }
+        }
+        let mut b = [0u8; 110];
+        let (mut m, mut hm) = (0usize, 1u8);
+        let mut low = [0u8; QK_K];
+        for j in 0..QK_K {
+            let mut v = l[j] as u8;
+            if v > 3 {
+                b[m] |= hm;
+                v -= 4;
+            }
+            low[j] = v;
+            m += 1;
+            if m == 32 {
+                m = 0;
+                hm <<= 1;
+            }
+        }
+        pack_2bit(&low, &mut b[32..96]);
+        b[96..108].copy_from_slice(&sc);
+        b[108..110].copy_from_slice(&d);
+        out.extend_from_slice(&b);
+    }
+}
+
+/// The 8 scales and 8 minimums of Q4_K/Q5_K (6 bits each) into their 12 bytes.
+fn pack_scale_min_k4(ls: &[u8; 8], lm: &[u8; 8]) -> [u8; 12] {
+    let mut sc = [0u8; 12];
+    for j in 0..8 {
+        if j < 4 {
+            sc[j] = ls[j];
+            sc[j + 4] = lm[j];
+        } else {
+            sc[j + 4] = (ls[j] & 0x0f) | ((lm[j] & 0x0f) << 4);
+            sc[j - 4] |= (ls[j] >> 4) << 6;
+            sc[j] |= (lm[j] >> 4) << 6;
+        }
+    }
+    sc
+}
+
+/// The sub-block scales, minimums and codes of a Q4_K/Q5_K super-block with `nmax` levels.
+/// Returns `(d, dmin, packed scales, codes)`.
+fn scale_min_super_block(x: &[f32], qw: Option<&[f32]>, nmax: i32) -> ([u8; 2], [u8; 2], [u8; 12], [u8; QK_K]) {
+    let mut l = [0u8; QK_K];
+    let mut aux = [0u8; 32];
+    let (mut scales, mut mins) = ([0f32; 8], [0f32; 8]);
+    let (mut ls, mut lm) = ([0u8; 8], [0u8; 8]);
+    let (d, dmin);
+    match qw {
+        None => {
+            let search = if nmax == 15 {
+                Search { rmin: -1.0, rdelta: 0.1, nstep: 20, use_mad: false }
+            } else {
+                Search { rmin: -0.5, rdelta: 0.1, nstep: 15, use_mad: false }
+            };
+            let (mut max_scale, mut max_min) = (0f32, 0f32);
+            for j in 0..8 {
+                let xs = &x[32 * j..32 * j + 32];
+                let av_x = (sum_sq(xs) / 32.0).sqrt();
+                let mut w = [0f32; 32];
+                w.iter_mut().zip(xs).for_each(|(w, v)| *w = av_x + v.abs());
+                (scales[j], mins[j]) = make_qkx(nmax, xs, Some(&w), &mut l[32 * j..], &mut aux, &search, false);
+                if scales[j] > max_scale {
+                    max_scale = scales[j];
+                }
+                if mins[j] > max_min {
+                    max_min = mins[j];
+                }
+            }
+            let inv_scale = if max_scale > 0.0 { 63.0 / max_scale } else { 0.0 };
+            let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
+            for j in 0..8 {
+                ls[j] = (nearest_int(inv_scale * scales[j]) as u8).min(63);
+                lm[j] = (nearest_int(inv_min * mins[j]) as u8).min(63);
+            }
+            d = f16_bits(max_scale / 63.0);
+            dmin = f16_bits(max_min / 63.0);
+        }
+        Some(qw) => {
+            let sigma2 = 2.0 * sum_sq(x) / QK_K as f32;
+            let search = Search { rmin: -0.9, rdelta: 0.05, nstep: 36, use_mad: false };
+            let mut sw = [0f32; 8];
+            for j in 0..8 {
+                let xs = &x[32 * j..32 * j + 32];
+                let w: [f32; 32] = imatrix_weights(xs, &qw[32 * j..], sigma2);
+                let mut sumw = 0f32;
+                for v in w {
+                    sumw += v;
+                }
+                sw[j] = sumw;
+                (scales[j], mins[j]) = make_qkx(nmax, xs, Some(&w), &mut l[32 * j..], &mut aux, &search, true);
+            }
+            let d_block = make_qp_quants(63, &scales, &mut ls, &sw);
+            let m_block = make_qp_quants(63, &mins, &mut lm, &sw);
+            for j in 0..8 {
+                ls[j] = ls[j].min(63);
+                lm[j] = lm[j].min(63);
+            }
+            d = f16_bits(d_block);
+            dmin = f16_bits(m_block);
+        }
+    }
+    let sc = pack_scale_min_k4(&ls, &lm);
+    let (dv, mv) = (f32::from(half::f16::from_le_bytes(d)), f32::from(half::f16::from_le_bytes(dmin)));
+    let (s, m) = scale_min_k4(&sc);
+    for j in 0..8 {
+        let dl = dv * f32::from(s[j]);
+        if dl == 0.0 {
+            continue;
+        }
+        let ml = mv * f32::from(m[j]);
+        for ii in 0..32 {
+            l[32 * j + ii] = nearest_int((x[32 * j + ii] + ml) / dl).clamp(0, nmax) as u8;
+        }
+    }
+    (d, dmin, sc, l)
+}
+
+/// Q4_K of whole super-blocks; with importance, the weighted search.
+pub(super) fn encode_q4_k(row: &[f32], qw: Option<&[f32]>, out: &mut Vec<u8>) {
+    for (i, x) in row.chunks_exact(QK_K).enumerate() {
+        let (d, dmin, sc, l) = scale_min_super_block(x, qw.map(|w| &w[QK_K * i..QK_K * i + QK_K]), 15);
+        out.extend_from_slice(&d);
+        out.extend_from_slice(&dmin);
+        out.extend_from_slice(&sc);
+        for j in (0..QK_K).step_by(64) {
+            out.extend((0..32).map(|i| l[j + i] | (l[j + i + 32] << 4)));
+        }
+    }
+}
+
+/// Q5_K of whole super-blocks; with importance, the weighted search.
+pub(super) fn encode_q5_k(row: &[f32], qw: Option<&[f32]>, out: &mut Vec<u8>) {
+    for (i, x) in row.chunks_exact(QK_K).enumerate() {
+        let (d, dmin, sc, l) = scale_min_super_block(x, qw.map(|w| &w[QK_K * i..QK_K * i + QK_K]), 31);
+        let mut qh = [0u8; 32];
+        let mut ql = [0u8; 128];
+        let (mut m1, mut m2) = (1u8, 2u8);
+        for (k, n) in (0..QK_K).step_by(64).enumerate() {
+            for j in 0..32 {
+                let (mut l1, mut l2) = (l[n + j], l[n + j + 32]);
+                if l1 > 15 {
+                    l1 -= 16;
+                    qh[j] |= m1;
+                }
+                if l2 > 15 {
+                    l2 -= 16;
+                    qh[j] |= m2;
+                }
+                ql[32 * k + j] = l1 | (l2 << 4);
+            }
+            m1 <<= 2;
+            m2 <<= 2;
+        }
+        out.extend_from_slice(&d);
+        out.extend_from_slice(&dmin);
+        out.extend_from_slice(&sc);
+        out.extend_from_slice(&qh);
+        out.extend_from_slice(&ql);
+    }
+}
+
+/// Q6_K of whole super-blocks; with importance, the weighted search.
+pub(super) fn encode_q6_k(row: &[f32], qw: Option<&[f32]>, out: &mut Vec<u8>) {
+    for (i, x) in row.chunks_exact(QK_K).enumerate() {
+        let mut l = [0i8; QK_K];
+        let mut scales = [0f32; 16];
+        let (mut max_scale, mut max_abs_scale) = (0f32, 0f32);
+        for ib in 0..16 {
+            let w = qw.map(|w| &w[QK_K * i + 16 * ib..QK_K * i + 16 * ib + 16]);
+            scales[ib] = make_qx_quants(32, &x[16 * ib..16 * ib + 16], &mut l[16 * ib..], w);
+            if scales[ib].abs() > max_abs_scale {
+                max_abs_scale = scales[ib].abs();
+                max_scale = scales[ib];
+            }
+        }
+        let mut b = [0u8; 210];
+        if max_abs_scale < GROUP_MAX_EPS {
+            out.extend_from_slice(&b);
+            continue;
+        }
+        let iscale = -128.0 / max_scale;
+        let d = f16_bits(1.0 / iscale);
+        let dv = f32::from(half::f16::from_le_bytes(d));
+        let mut sc = [0i8; 16];
+        for ib in 0..16 {
+            sc[ib] = nearest_int(iscale * scales[ib]).min(127) as i8;
+        }
+        for j in 0..16 {
+            let dl = dv * f32::from(sc[j]);
+            if dl == 0.0 {
+                continue;
+            }
+            for ii in 0..16 {
+                l[16 * j + ii] = (nearest_int(x[16 * j + ii] / dl).clamp(-32, 31) + 32) as i8;
+            }
+        }
+        let l = l.map(|v| v as u8);
+        let (ql, rest) = b.split_at_mut(128);
+        let (qh, tail) = rest.split_at_mut(64);
+        for (k, j) in [0usize, 128].into_iter().enumerate() {
+            for i in 0..32 {
+                let (q1, q2, q3, q4) = (l[j + i], l[j + i + 32], l[j + i + 64], l[j + i + 96]);
+                ql[64 * k + i] = (q1 & 0x0f) | ((q3 & 0x0f) << 4);
+                ql[64 * k + i + 32] = (q2 & 0x0f) | ((q4 & 0x0f) << 4);
+                qh[32 * k + i] = (q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6);
+            }
+        }
+        for (t, s) in tail[..16].iter_mut().zip(sc) {
+            *t = s as u8;
+        }
+        tail[16..18].copy_from_slice(&d);
+        out.extend_from_slice(&b);
     }
 }
 

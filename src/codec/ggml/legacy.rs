@@ -1,7 +1,11 @@
 //! The first ggml formats: blocks of 32 values with one f16 scale (and a minimum for the `_1`
 //! types). Layouts as in ggml-common.h; the low nibbles hold values 0..16, the high nibbles 16..32.
 
+// Index loops mirror ggml's C line by line: that is what keeps the bytes identical to it.
+#![allow(clippy::needless_range_loop)]
+
 use super::f16_at;
+use super::search::{Search, make_qkx, make_qx_quants};
 
 /// Q4_0: `d: f16, qs: [u8; 16]`; `y = (q - 8) * d`.
 pub(super) fn decode_q4_0(b: &[u8], y: &mut [f32]) {
@@ -62,6 +66,207 @@ pub(super) fn decode_q8_0(b: &[u8], y: &mut [f32]) {
     let d = f16_at(b, 0);
     for (out, &q) in y.iter_mut().zip(&b[2..34]) {
         *out = d * f32::from(q as i8);
+    }
+}
+
+// ---- encoders: ggml's `quantize_row_*_ref`, and with importance its `quantize_row_*_impl` ----
+
+/// `a > b ? a : b`, as ggml's `MAX` (NaN handling included).
+#[inline]
+fn c_max(a: f32, b: f32) -> f32 {
+    if a > b { a } else { b }
+}
+
+fn push_f16(out: &mut Vec<u8>, v: f32) {
+    out.extend_from_slice(&half::f16::from_f32(v).to_le_bytes());
+}
+
+/// The value of largest magnitude (the first of equal ones), as the `_0` encoders pick it.
+fn signed_absmax(block: &[f32]) -> f32 {
+    let (mut amax, mut max) = (0f32, 0f32);
+    for &v in block {
+        if amax < v.abs() {
+            amax = v.abs();
+            max = v;
+        }
+    }
+    max
+}
+
+fn min_max(block: &[f32]) -> (f32, f32) {
+    let (mut min, mut max) = (f32::MAX, -f32::MAX);
+    for &v in block {
+        if v < min {
+            min = v;
+        }
+        if v > max {
+            max = v;
+        }
+    }
+    (min, max)
+}
+
+/// `1/d`, or 0 for `d == 0` (C's `d ? 1.0f/d : 0.0f`).
+#[inline]
+fn inverse(d: f32) -> f32 {
+    if d != 0.0 { 1.0 / d } else { 0.0 }
+}
+
+/// σ², the mean square of the whole row, in the weights `qw · √(σ² + x²)` of ggml's
+/// importance-weighted legacy encoders.
+fn row_sigma2(row: &[f32]) -> f32 {
+    let mut sum_x2 = 0f32;
+    for &v in row {
+        sum_x2 += v * v;
+    }
+    sum_x2 / row.len() as f32
+}
+
+fn block_weights(block: &[f32], qw: &[f32], sigma2: f32) -> [f32; 32] {
+    let mut w = [0f32; 32];
+    for j in 0..32 {
+        w[j] = qw[j] * (sigma2 + block[j] * block[j]).sqrt();
+    }
+    w
+}
+
+/// The 5th bits of 32 codes, bit `j` for code `j`.
+fn fifth_bits(codes: &[u8; 32]) -> [u8; 4] {
+    let mut qh = 0u32;
+    for j in 0..16 {
+        qh |= u32::from((codes[j] & 0x10) >> 4) << j;
+        qh |= u32::from((codes[j + 16] & 0x10) >> 4) << (j + 16);
+    }
+    qh.to_le_bytes()
+}
+
+fn push_nibbles(out: &mut Vec<u8>, codes: &[u8; 32]) {
+    for j in 0..16 {
+        out.push((codes[j] & 0x0f) | ((codes[j + 16] & 0x0f) << 4));
+    }
+}
+
+const LEGACY_SEARCH: Search = Search { rmin: -0.9, rdelta: 0.05, nstep: 36, use_mad: false };
+
+/// Q8_0 of whole blocks (importance is not used by ggml for Q8_0).
+pub(super) fn encode_q8_0(row: &[f32], _qw: Option<&[f32]>, out: &mut Vec<u8>) {
+    for block in row.chunks_exact(32) {
+        let amax = block.iter().fold(0f32, |a, v| c_max(a, v.abs()));
+        let d = amax / 127.0;
+        let id = inverse(d);
+        push_f16(out, d);
+        out.extend(block.iter().map(|&v| (v * id).round() as i8 as u8));
+    }
+}
+
+/// Q4_0 of whole blocks; with importance `qw` (one per value of the row), the weighted search.
+pub(super) fn encode_q4_0(row: &[f32], qw: Option<&[f32]>, out: &mut Vec<u8>) {
+    let sigma2 = qw.map(|_| row_sigma2(row));
+    for (b, block) in row.chunks_exact(32).enumerate() {
+        let mut codes = [0u8; 32];
+        match (qw, sigma2) {
+            (Some(qw), Some(sigma2)) => {
+                let w = block_weights(block, &qw[32 * b..32 * b + 32], sigma2);
+                let mut l = [0i8; 32];
+                let d = make_qx_quants(8, block, &mut l, Some(&w));
+                push_f16(out, d);
+                codes.iter_mut().zip(l).for_each(|(c, l)| *c = l as u8);
+            }
+            _ => {
+                let d = signed_absmax(block) / -8.0;
+                let id = inverse(d);
+                push_f16(out, d);
+                for (c, &v) in codes.iter_mut().zip(block) {
+                    *c = (((v * id) + 8.5) as i8).min(15) as u8;
+                }
+            }
+        }
+        push_nibbles(out, &codes);
+    }
+}
+
+/// Q4_1 of whole blocks; with importance, the weighted search.
+pub(super) fn encode_q4_1(row: &[f32], qw: Option<&[f32]>, out: &mut Vec<u8>) {
+    let sigma2 = qw.map(|_| row_sigma2(row));
+    for (b, block) in row.chunks_exact(32).enumerate() {
+        let mut codes = [0u8; 32];
+        match (qw, sigma2) {
+            (Some(qw), Some(sigma2)) => {
+                let w = block_weights(block, &qw[32 * b..32 * b + 32], sigma2);
+                let mut aux = [0u8; 32];
+                let (d, the_min) = make_qkx(15, block, Some(&w), &mut codes, &mut aux, &LEGACY_SEARCH, true);
+                push_f16(out, d);
+                push_f16(out, -the_min);
+            }
+            _ => {
+                let (min, max) = min_max(block);
+                let d = (max - min) / 15.0;
+                let id = inverse(d);
+                push_f16(out, d);
+                push_f16(out, min);
+                for (c, &v) in codes.iter_mut().zip(block) {
+                    *c = ((((v - min) * id) + 0.5) as i8).min(15) as u8;
+                }
+            }
+        }
+        push_nibbles(out, &codes);
+    }
+}
+
+/// Q5_0 of whole blocks; with importance, the weighted search.
+pub(super) fn encode_q5_0(row: &[f32], qw: Option<&[f32]>, out: &mut Vec<u8>) {
+    let sigma2 = qw.map(|_| row_sigma2(row));
+    for (b, block) in row.chunks_exact(32).enumerate() {
+        let mut codes = [0u8; 32];
+        let d = match (qw, sigma2) {
+            (Some(qw), Some(sigma2)) => {
+                let w = block_weights(block, &qw[32 * b..32 * b + 32], sigma2);
+                let mut l = [0i8; 32];
+                let d = make_qx_quants(16, block, &mut l, Some(&w));
+                codes.iter_mut().zip(l).for_each(|(c, l)| *c = l as u8);
+                d
+            }
+            _ => {
+                let d = signed_absmax(block) / -16.0;
+                let id = inverse(d);
+                for (c, &v) in codes.iter_mut().zip(block) {
+                    *c = (((v * id) + 16.5) as i8).min(31) as u8;
+                }
+                d
+            }
+        };
+        push_f16(out, d);
+        out.extend_from_slice(&fifth_bits(&codes));
+        push_nibbles(out, &codes);
+    }
+}
+
+/// Q5_1 of whole blocks; with importance, the weighted search.
+pub(super) fn encode_q5_1(row: &[f32], qw: Option<&[f32]>, out: &mut Vec<u8>) {
+    let sigma2 = qw.map(|_| row_sigma2(row));
+    for (b, block) in row.chunks_exact(32).enumerate() {
+        let mut codes = [0u8; 32];
+        match (qw, sigma2) {
+            (Some(qw), Some(sigma2)) => {
+                let w = block_weights(block, &qw[32 * b..32 * b + 32], sigma2);
+                let mut aux = [0u8; 32];
+                let (d, the_min) = make_qkx(31, block, Some(&w), &mut codes, &mut aux, &LEGACY_SEARCH, true);
+                push_f16(out, d);
+                push_f16(out, -the_min);
+            }
+            _ => {
+                let (min, max) = min_max(block);
+                let d = (max - min) / 31.0;
+                let id = inverse(d);
+                push_f16(out, d);
+                push_f16(out, min);
+                for (c, &v) in codes.iter_mut().zip(block) {
+                    *c = (((v - min) * id) + 0.5) as u8;
+                }
+            }
+        }
+        out.extend_from_slice(&fifth_bits(&codes));
+        push_nibbles(out, &codes);
     }
 }
 

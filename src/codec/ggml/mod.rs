@@ -16,6 +16,7 @@ mod kquants;
 mod lattice;
 mod legacy;
 mod mxfp4;
+mod search;
 mod ternary;
 
 use super::{DType, DTypeError};
@@ -65,6 +66,50 @@ fn decoder(dtype: DType) -> Option<BlockDecoder> {
 /// Whether `decode_blocks` can decode `dtype`.
 pub fn can_decode(dtype: DType) -> bool {
     decoder(dtype).is_some()
+}
+
+/// A row encoder: values in (whole blocks), optional importance per value, bytes appended.
+type RowEncoder = fn(&[f32], Option<&[f32]>, &mut Vec<u8>);
+
+fn encoder(dtype: DType) -> Option<RowEncoder> {
+    Some(match dtype {
+        DType::Q4_0 => legacy::encode_q4_0,
+        DType::Q4_1 => legacy::encode_q4_1,
+        DType::Q5_0 => legacy::encode_q5_0,
+        DType::Q5_1 => legacy::encode_q5_1,
+        DType::Q8_0 => legacy::encode_q8_0,
+        DType::Q2K => kquants::encode_q2_k,
+        DType::Q3K => kquants::encode_q3_k,
+        DType::Q4K => kquants::encode_q4_k,
+        DType::Q5K => kquants::encode_q5_k,
+        DType::Q6K => kquants::encode_q6_k,
+        _ => return None,
+    })
+}
+
+/// Whether [`encode_row`] can encode `dtype`.
+pub fn can_encode(dtype: DType) -> bool {
+    encoder(dtype).is_some()
+}
+
+/// Encodes one row of a matrix as llama.cpp's `ggml_quantize_chunk` does, appending the bytes
+/// to `out`: without `importance`, its reference encoders (`quantize_row_*_ref`); with one
+/// importance per value of the row (a llama.cpp imatrix row), its weighted searches. The row must
+/// be whole blocks. Values are encoded by the same f32 operations in the same order as ggml's C,
+/// so the bytes are llama.cpp's (where its build fuses multiply-adds, a few blocks may differ).
+pub fn encode_row(dtype: DType, row: &[f32], importance: Option<&[f32]>, out: &mut Vec<u8>) -> Result<(), DTypeError> {
+    let encode = encoder(dtype).ok_or(DTypeError::Unsupported(dtype))?;
+    if !row.len().is_multiple_of(dtype.block_elems()) {
+        return Err(DTypeError::Length { dtype, bytes: 0, values: row.len() });
+    }
+    if let Some(w) = importance
+        && w.len() != row.len()
+    {
+        return Err(DTypeError::Length { dtype, bytes: w.len() * 4, values: row.len() });
+    }
+    out.reserve(row.len() / dtype.block_elems() * dtype.block_bytes());
+    encode(row, importance, out);
+    Ok(())
 }
 
 /// Decodes whole blocks of a ggml block type: `bytes` must hold exactly the blocks of `out`.
