@@ -19,8 +19,9 @@ made by an independent implementation:
                              encoder.layer.0.output.dense.weight; the legacy types also by
                              gguf-py's `quantize` (checked equal here).
 
+    .venv/bin/pip install -r scripts/reference/requirements-fixtures.txt
     .venv/bin/python scripts/reference/make_fixtures.py [--gemma test-models/gemma-3-270m/gemma-3-270m-q4_k_m.gguf]
-        [--minilm test-models/all-MiniLM-L6-v2]
+        [--minilm test-models/all-MiniLM-L6-v2] [--only NAME]
 """
 import argparse
 import ctypes
