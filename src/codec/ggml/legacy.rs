@@ -5,7 +5,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::f16_at;
-use super::search::{Search, make_qkx, make_qx_quants};
+use super::search::{Search, largest_magnitude, make_qkx, make_qx_quants};
 
 /// Q4_0: `d: f16, qs: [u8; 16]`; `y = (q - 8) * d`.
 pub(super) fn decode_q4_0(b: &[u8], y: &mut [f32]) {
@@ -81,18 +81,6 @@ fn push_f16(out: &mut Vec<u8>, v: f32) {
     out.extend_from_slice(&half::f16::from_f32(v).to_le_bytes());
 }
 
-/// The value of largest magnitude (the first of equal ones), as the `_0` encoders pick it.
-fn signed_absmax(block: &[f32]) -> f32 {
-    let (mut amax, mut max) = (0f32, 0f32);
-    for &v in block {
-        if amax < v.abs() {
-            amax = v.abs();
-            max = v;
-        }
-    }
-    max
-}
-
 fn min_max(block: &[f32]) -> (f32, f32) {
     let (mut min, mut max) = (f32::MAX, -f32::MAX);
     for &v in block {
@@ -159,82 +147,87 @@ pub(super) fn encode_q8_0(row: &[f32], _qw: Option<&[f32]>, out: &mut Vec<u8>) {
     }
 }
 
+/// Each 32-value block of `row` with its importance weights `qw · √(σ² + x²)` when `qw` is given.
+fn weighted_blocks<'a>(row: &'a [f32], qw: Option<&'a [f32]>) -> impl Iterator<Item = (&'a [f32], Option<[f32; 32]>)> {
+    let sigma2 = qw.map(|_| row_sigma2(row));
+    row.chunks_exact(32).enumerate().map(move |(b, block)| {
+        let w = qw.zip(sigma2).map(|(qw, sigma2)| block_weights(block, &qw[32 * b..32 * b + 32], sigma2));
+        (block, w)
+    })
+}
+
+/// A block of the `_0` types (Q4_0: `nmax` 8, Q5_0: 16): codes `0..2·nmax` around `nmax` and
+/// the scale `d`. Without weights, ggml's reference: `d = max / -nmax` for the value of largest
+/// magnitude, codes `min(2·nmax − 1, trunc(x/d + nmax + ½))`.
+fn symmetric_block(block: &[f32], w: Option<[f32; 32]>, nmax: i32) -> (f32, [u8; 32]) {
+    let mut codes = [0u8; 32];
+    let d = match w {
+        Some(w) => {
+            let mut l = [0i8; 32];
+            let d = make_qx_quants(nmax, block, &mut l, Some(&w));
+            codes.iter_mut().zip(l).for_each(|(c, l)| *c = l as u8);
+            d
+        }
+        None => {
+            let d = largest_magnitude(block).1 / -(nmax as f32);
+            let id = inverse(d);
+            let (bias, top) = (nmax as f32 + 0.5, (2 * nmax - 1) as i8);
+            for (c, &v) in codes.iter_mut().zip(block) {
+                *c = (((v * id) + bias) as i8).min(top) as u8;
+            }
+            d
+        }
+    };
+    (d, codes)
+}
+
+/// A block of the `_1` types (Q4_1: `nmax` 15, Q5_1: 31): codes `0..=nmax` above a minimum,
+/// `(d, m, codes)`. Without weights, ggml's reference: `d = (max − min)/nmax`, codes
+/// `trunc((x − min)/d + ½)` — at most `nmax`, so the `min(nmax)` that Q4_1's C applies and Q5_1's
+/// does not changes nothing.
+fn affine_block(block: &[f32], w: Option<[f32; 32]>, nmax: i32) -> (f32, f32, [u8; 32]) {
+    let mut codes = [0u8; 32];
+    match w {
+        Some(w) => {
+            let mut aux = [0u8; 32];
+            let (d, the_min) = make_qkx(nmax, block, Some(&w), &mut codes, &mut aux, &LEGACY_SEARCH, true);
+            (d, -the_min, codes)
+        }
+        None => {
+            let (min, max) = min_max(block);
+            let d = (max - min) / nmax as f32;
+            let id = inverse(d);
+            for (c, &v) in codes.iter_mut().zip(block) {
+                *c = ((((v - min) * id) + 0.5) as i8).min(nmax as i8) as u8;
+            }
+            (d, min, codes)
+        }
+    }
+}
+
 /// Q4_0 of whole blocks; with importance `qw` (one per value of the row), the weighted search.
 pub(super) fn encode_q4_0(row: &[f32], qw: Option<&[f32]>, out: &mut Vec<u8>) {
-    let sigma2 = qw.map(|_| row_sigma2(row));
-    for (b, block) in row.chunks_exact(32).enumerate() {
-        let mut codes = [0u8; 32];
-        match (qw, sigma2) {
-            (Some(qw), Some(sigma2)) => {
-                let w = block_weights(block, &qw[32 * b..32 * b + 32], sigma2);
-                let mut l = [0i8; 32];
-                let d = make_qx_quants(8, block, &mut l, Some(&w));
-                push_f16(out, d);
-                codes.iter_mut().zip(l).for_each(|(c, l)| *c = l as u8);
-            }
-            _ => {
-                let d = signed_absmax(block) / -8.0;
-                let id = inverse(d);
-                push_f16(out, d);
-                for (c, &v) in codes.iter_mut().zip(block) {
-                    *c = (((v * id) + 8.5) as i8).min(15) as u8;
-                }
-            }
-        }
+    for (block, w) in weighted_blocks(row, qw) {
+        let (d, codes) = symmetric_block(block, w, 8);
+        push_f16(out, d);
         push_nibbles(out, &codes);
     }
 }
 
 /// Q4_1 of whole blocks; with importance, the weighted search.
 pub(super) fn encode_q4_1(row: &[f32], qw: Option<&[f32]>, out: &mut Vec<u8>) {
-    let sigma2 = qw.map(|_| row_sigma2(row));
-    for (b, block) in row.chunks_exact(32).enumerate() {
-        let mut codes = [0u8; 32];
-        match (qw, sigma2) {
-            (Some(qw), Some(sigma2)) => {
-                let w = block_weights(block, &qw[32 * b..32 * b + 32], sigma2);
-                let mut aux = [0u8; 32];
-                let (d, the_min) = make_qkx(15, block, Some(&w), &mut codes, &mut aux, &LEGACY_SEARCH, true);
-                push_f16(out, d);
-                push_f16(out, -the_min);
-            }
-            _ => {
-                let (min, max) = min_max(block);
-                let d = (max - min) / 15.0;
-                let id = inverse(d);
-                push_f16(out, d);
-                push_f16(out, min);
-                for (c, &v) in codes.iter_mut().zip(block) {
-                    *c = ((((v - min) * id) + 0.5) as i8).min(15) as u8;
-                }
-            }
-        }
+    for (block, w) in weighted_blocks(row, qw) {
+        let (d, m, codes) = affine_block(block, w, 15);
+        push_f16(out, d);
+        push_f16(out, m);
         push_nibbles(out, &codes);
     }
 }
 
 /// Q5_0 of whole blocks; with importance, the weighted search.
 pub(super) fn encode_q5_0(row: &[f32], qw: Option<&[f32]>, out: &mut Vec<u8>) {
-    let sigma2 = qw.map(|_| row_sigma2(row));
-    for (b, block) in row.chunks_exact(32).enumerate() {
-        let mut codes = [0u8; 32];
-        let d = match (qw, sigma2) {
-            (Some(qw), Some(sigma2)) => {
-                let w = block_weights(block, &qw[32 * b..32 * b + 32], sigma2);
-                let mut l = [0i8; 32];
-                let d = make_qx_quants(16, block, &mut l, Some(&w));
-                codes.iter_mut().zip(l).for_each(|(c, l)| *c = l as u8);
-                d
-            }
-            _ => {
-                let d = signed_absmax(block) / -16.0;
-                let id = inverse(d);
-                for (c, &v) in codes.iter_mut().zip(block) {
-                    *c = (((v * id) + 16.5) as i8).min(31) as u8;
-                }
-                d
-            }
-        };
+    for (block, w) in weighted_blocks(row, qw) {
+        let (d, codes) = symmetric_block(block, w, 16);
         push_f16(out, d);
         out.extend_from_slice(&fifth_bits(&codes));
         push_nibbles(out, &codes);
@@ -243,28 +236,10 @@ pub(super) fn encode_q5_0(row: &[f32], qw: Option<&[f32]>, out: &mut Vec<u8>) {
 
 /// Q5_1 of whole blocks; with importance, the weighted search.
 pub(super) fn encode_q5_1(row: &[f32], qw: Option<&[f32]>, out: &mut Vec<u8>) {
-    let sigma2 = qw.map(|_| row_sigma2(row));
-    for (b, block) in row.chunks_exact(32).enumerate() {
-        let mut codes = [0u8; 32];
-        match (qw, sigma2) {
-            (Some(qw), Some(sigma2)) => {
-                let w = block_weights(block, &qw[32 * b..32 * b + 32], sigma2);
-                let mut aux = [0u8; 32];
-                let (d, the_min) = make_qkx(31, block, Some(&w), &mut codes, &mut aux, &LEGACY_SEARCH, true);
-                push_f16(out, d);
-                push_f16(out, -the_min);
-            }
-            _ => {
-                let (min, max) = min_max(block);
-                let d = (max - min) / 31.0;
-                let id = inverse(d);
-                push_f16(out, d);
-                push_f16(out, min);
-                for (c, &v) in codes.iter_mut().zip(block) {
-                    *c = (((v - min) * id) + 0.5) as u8;
-                }
-            }
-        }
+    for (block, w) in weighted_blocks(row, qw) {
+        let (d, m, codes) = affine_block(block, w, 31);
+        push_f16(out, d);
+        push_f16(out, m);
         out.extend_from_slice(&fifth_bits(&codes));
         push_nibbles(out, &codes);
     }

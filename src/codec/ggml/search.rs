@@ -16,11 +16,8 @@ pub(super) fn nearest_int(x: f32) -> i32 {
     (v.to_bits() & 0x007f_ffff) as i32 - 0x0040_0000
 }
 
-/// `make_qx_quants(n, nmax, x, L, rmse_type=1, qw)` (the only `rmse_type` the encoders use):
-/// symmetric codes `L` in `0..2·nmax` (stored with the offset `nmax`) and their scale, the best
-/// of 19 candidate scales by weighted squared error. `qw` replaces the weights `x²`.
-pub(super) fn make_qx_quants(nmax: i32, x: &[f32], l_out: &mut [i8], qw: Option<&[f32]>) -> f32 {
-    let n = x.len();
+/// `(|v|, v)` of the value of largest magnitude (the first of equal ones; zeros for none).
+pub(super) fn largest_magnitude(x: &[f32]) -> (f32, f32) {
     let (mut max, mut amax) = (0f32, 0f32);
     for &v in x {
         let ax = v.abs();
@@ -29,6 +26,15 @@ pub(super) fn make_qx_quants(nmax: i32, x: &[f32], l_out: &mut [i8], qw: Option<
             max = v;
         }
     }
+    (amax, max)
+}
+
+/// `make_qx_quants(n, nmax, x, L, rmse_type=1, qw)` (the only `rmse_type` the encoders use):
+/// symmetric codes `L` in `0..2·nmax` (stored with the offset `nmax`) and their scale, the best
+/// of 19 candidate scales by weighted squared error. `qw` replaces the weights `x²`.
+pub(super) fn make_qx_quants(nmax: i32, x: &[f32], l_out: &mut [i8], qw: Option<&[f32]>) -> f32 {
+    let n = x.len();
+    let (amax, max) = largest_magnitude(x);
     if amax < GROUP_MAX_EPS {
         l_out[..n].fill(0);
         return 0.0;
@@ -78,14 +84,7 @@ pub(super) fn make_qx_quants(nmax: i32, x: &[f32], l_out: &mut [i8], qw: Option<
 /// weighted (`x²`) least-squares scale, up to five sweeps; codes stored with the offset `nmax`.
 pub(super) fn make_q3_quants(nmax: i32, x: &[f32], l_out: &mut [i8]) -> f32 {
     let n = x.len();
-    let (mut max, mut amax) = (0f32, 0f32);
-    for &v in x {
-        let ax = v.abs();
-        if ax > amax {
-            amax = ax;
-            max = v;
-        }
-    }
+    let (amax, max) = largest_magnitude(x);
     if amax < GROUP_MAX_EPS {
         l_out[..n].fill(0);
         return 0.0;
