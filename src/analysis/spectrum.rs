@@ -81,7 +81,7 @@ pub fn singular_values_of(
     method: SpectrumMethod,
     cancel: &Cancel,
 ) -> Result<(Vec<f64>, SpectrumMethod, Provenance), AnalysisError> {
-    let (rows, cols) = crate::compute::cpu::require_matrix(src, "a spectrum")?;
+    let (rows, cols) = crate::compute::source::require_matrix(src, "a spectrum")?;
     let method = match method {
         SpectrumMethod::Auto => SpectrumMethod::Gram,
         m => m,

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use super::kernels::{self, MOMENT_BLOCK};
 use super::patterns;
-use super::source::{self, shape_error};
+use super::source::{self, require_matrix, shape_error};
 use super::{
     BackendKind, ChannelResult, CodeSink, ComputeError, Gram, GroupError, HistogramCounts, IntSpec, Moments,
     Provenance, StatsRequest, StatsResult, TileMap, ValueSource,
@@ -283,15 +283,6 @@ impl CpuBackend {
         }
         Ok(total)
     }
-}
-
-/// `(rows, cols)` of a source that must be a matrix for `what`.
-pub fn require_matrix(src: &dyn ValueSource, what: &str) -> Result<(usize, usize), ComputeError> {
-    if !src.is_matrix() {
-        let shape: Vec<String> = src.shape().iter().map(u64::to_string).collect();
-        return Err(shape_error(src, format!("a matrix is needed for {what}; the shape is [{}]", shape.join(", "))));
-    }
-    Ok(src.matrix_shape())
 }
 
 /// `(rows, cols)` of a matrix whose columns `importance` weighs, or why it does not fit.

@@ -84,6 +84,15 @@ pub fn lcm(a: u64, b: u64) -> u64 {
     a / gcd(a, b).max(1) * b
 }
 
+/// `(rows, cols)` of a source that must be a matrix for `what`, or an error saying so.
+pub fn require_matrix(src: &dyn ValueSource, what: &str) -> Result<(usize, usize), ComputeError> {
+    if !src.is_matrix() {
+        let shape: Vec<String> = src.shape().iter().map(u64::to_string).collect();
+        return Err(shape_error(src, format!("a matrix is needed for {what}; the shape is [{}]", shape.join(", "))));
+    }
+    Ok(src.matrix_shape())
+}
+
 /// A shape error naming the source.
 pub fn shape_error(src: &dyn ValueSource, message: impl Into<String>) -> ComputeError {
     ComputeError::Shape { tensor: src.name().to_owned(), message: message.into() }

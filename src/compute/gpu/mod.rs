@@ -428,7 +428,7 @@ impl GpuBackend {
         max_grid: usize,
         cancel: &Cancel,
     ) -> Result<ChannelResult, ComputeError> {
-        let (rows, cols) = super::cpu::require_matrix(src, "channel statistics")?;
+        let (rows, cols) = source::require_matrix(src, "channel statistics")?;
         let n = src.numel();
         self.require_one_buffer(src, n)?;
         if cancel.is_cancelled() {
@@ -484,7 +484,7 @@ impl GpuBackend {
 
     /// The Gram matrix of the smaller side ([`super::Backend::gram`]).
     pub fn gram(&self, src: &dyn ValueSource, cancel: &Cancel) -> Result<Gram, ComputeError> {
-        let (rows, cols) = super::cpu::require_matrix(src, "a Gram matrix")?;
+        let (rows, cols) = source::require_matrix(src, "a Gram matrix")?;
         let of_columns = cols <= rows;
         let n = rows.min(cols);
         if (n * n * 4) as u64 > self.ctx.max_binding() {
