@@ -1,66 +1,176 @@
-// Integer round-to-nearest quantization with groups along rows (symmetric, `bits` wide):
-//   group_absmax: max |x| of each group of `group` consecutive values;
-//   rtn:          code = clamp(round(x * inv_scale[g]), -qmax, qmax)  (round: ties to even),
-//                 and per workgroup the error of the decoded values code * scale[g]:
-//                 (sum of (x - x')^2, sum of x^2, max |x - x'|, finite values).
-// Scales and their reciprocals are computed on the host with IEEE division, so the only
-// arithmetic here is one correctly rounded multiply before rounding: codes match the CPU exactly.
+// Integer quantization with groups along rows, compressed-tensors' rule (src/codec/int.rs):
+//   group_minmax: (min, max) of the finite values of each group of `group` consecutive values;
+//   rtn:          per value, code = round_half_even(clamp(T(T(x / scale) + zp), qmin, qmax)) where
+//                 T rounds to the tensor's type (f32, f16 or bf16), decoded T((code - zp) * scale);
+//                 per workgroup the error of the decoded values.
+// Group parameters (scale, zero point) are computed on the host by the CPU's own function, from
+// the min/max found here. WGSL's division may be 2.5 ulp off, so the quotient is corrected to the
+// correctly rounded one before anything depends on it: codes match the CPU exactly.
 
-// Params4 (common.wgsl): n values, a = values per group, b = qmax.
+struct QuantParams {
+    n: u32,      // values in this chunk
+    group: u32,  // values per group
+    cols: u32,   // row length (importance is per column)
+    flags: u32,  // bits 0-3: bits per code; bit 4: asymmetric; bits 5-6: 0 f32, 1 f16, 2 bf16; bit 7: importance given
+    zero: u32,   // always 0: the operand of `opaque`
+    col0: u32,   // column of the chunk's first value
+    imp_at: u32, // where the importance vector starts in `aux` (after the group parameters)
+    _b: u32,
+}
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> absmax: array<f32>;
-@group(0) @binding(2) var<uniform> p: Params4;
+@group(0) @binding(1) var<storage, read_write> minmax: array<vec2<f32>>;
+@group(0) @binding(2) var<uniform> p: QuantParams;
+
+const BIG: f32 = 3.4028234663852886e38;
 
 @compute @workgroup_size(256)
-fn group_absmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn group_minmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let g = linear_index(wid, nwg, lid);
-    let start = g * p.a;
+    let start = g * p.group;
     if (start >= p.n) { return; }
-    var m = 0.0;
-    for (var i = start; i < min(start + p.a, p.n); i = i + 1u) {
+    var lo = BIG;
+    var hi = -BIG;
+    var any = false;
+    for (var i = start; i < min(start + p.group, p.n); i = i + 1u) {
         let v = x[i];
-        if (is_finite_bits(bitcast<u32>(v))) { m = max(m, abs(v)); }
+        if (is_finite_bits(bitcast<u32>(v))) { lo = min(lo, v); hi = max(hi, v); any = true; }
     }
-    absmax[g] = m;
+    if (!any) { lo = 0.0; hi = 0.0; }
+    minmax[g] = vec2<f32>(lo, hi);
 }
 
 // The rtn kernel's resources use binding numbers of their own: one module, two entry points.
 @group(0) @binding(3) var<storage, read> qx: array<f32>;
-@group(0) @binding(4) var<storage, read> scales: array<vec2<f32>>; // (scale, 1/scale) per group
+// (scale, zero point) per group, then one importance per column when given (at q.imp_at).
+@group(0) @binding(4) var<storage, read> aux: array<f32>;
 @group(0) @binding(5) var<storage, read_write> codes: array<i32>;
-@group(0) @binding(6) var<storage, read_write> errs: array<vec4<f32>>; // one partial per workgroup
-@group(0) @binding(7) var<uniform> q: Params4;
+@group(0) @binding(6) var<storage, read_write> errs: array<vec4<f32>>; // two partials per workgroup
+@group(0) @binding(7) var<uniform> q: QuantParams;
 
 var<workgroup> r_err: array<vec4<f32>, 256>;
+var<workgroup> r_w: array<vec2<f32>, 256>;
+
+// `v` unchanged, through an operation the compiler cannot see through (an XOR with a uniform
+// zero), so that it cannot reassociate the error-free transformations below.
+fn opaque(v: f32) -> f32 {
+    return bitcast<f32>(bitcast<u32>(v) ^ q.zero);
+}
+
+// Veltkamp's split: hi + lo with 12 significant bits each.
+fn split(a: f32) -> vec2<f32> {
+    let c = opaque(4097.0 * a);
+    let hi = opaque(c - opaque(c - a));
+    return vec2<f32>(hi, a - hi);
+}
+
+// Dekker's TwoProduct: a·b = prod + err exactly, without a fused multiply-add.
+fn two_prod(a: f32, b: f32) -> vec2<f32> {
+    let prod = opaque(a * b);
+    let xs = split(a);
+    let ys = split(b);
+    let err = ((opaque(xs.x * ys.x - prod) + xs.x * ys.y) + xs.y * ys.x) + xs.y * ys.y;
+    return vec2<f32>(prod, err);
+}
+
+// The float next to `v` in the direction of `dir`'s sign (v finite, not zero).
+fn step_toward(v: f32, dir: f32) -> f32 {
+    let u = bitcast<u32>(v);
+    let away = (dir > 0.0) == (v > 0.0);
+    if (away) { return bitcast<f32>(u + 1u); }
+    return bitcast<f32>(u - 1u);
+}
+
+// a / b rounded correctly (to nearest): the device's quotient is moved one float at a time while
+// the residual a − q·b (x − p exact by Sterbenz's lemma, e from TwoProduct) says the neighbour in
+// its direction is nearer. A quotient of two floats is never halfway between two floats.
+fn div_rn(a: f32, b: f32) -> f32 {
+    var qt = a / b;
+    for (var k = 0; k < 4; k = k + 1) {
+        if (qt == 0.0 || !is_finite_bits(bitcast<u32>(qt))) { break; }
+        let pe = two_prod(qt, b);
+        let r = opaque(a - pe.x) - pe.y;
+        if (r == 0.0) { break; }
+        let dir = sign(r) * sign(b);
+        let next = step_toward(qt, dir);
+        let half_gap = abs(next - qt) * 0.5;
+        if (abs(r) <= half_gap * abs(b)) { break; }
+        qt = next;
+    }
+    return qt;
+}
+
+// Rounds to bf16 (nearest, ties to even), as a value.
+fn round_bf16(v: f32) -> f32 {
+    let u = bitcast<u32>(v);
+    if (!is_finite_bits(u)) { return v; }
+    return bitcast<f32>((u + 0x7fffu + ((u >> 16u) & 1u)) & 0xffff0000u);
+}
+
+// Rounds to f16 (nearest, ties to even; subnormals; beyond 65504 to infinity), as a value.
+fn round_f16(v: f32) -> f32 {
+    let u = bitcast<u32>(v);
+    if (!is_finite_bits(u) || v == 0.0) { return v; }
+    let e = i32((u >> 23u) & 0xffu) - 127;
+    let ulp_exp = max(e, -14) - 10; // exponent of one f16 ulp at this magnitude
+    let up = bitcast<f32>(u32(127 - ulp_exp) << 23u);
+    let down = bitcast<f32>(u32(127 + ulp_exp) << 23u);
+    let r = round(v * up) * down;
+    if (abs(r) > 65504.0) { return sign(v) * bitcast<f32>(0x7f800000u); }
+    return r;
+}
+
+fn round_to(v: f32, arith: u32) -> f32 {
+    if (arith == 1u) { return round_f16(v); }
+    if (arith == 2u) { return round_bf16(v); }
+    return v;
+}
 
 @compute @workgroup_size(256)
 fn rtn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = linear_index(wid, nwg, lid);
     var e = vec4<f32>(0.0, 0.0, 0.0, 0.0);
+    var w = vec2<f32>(0.0, 0.0);
     if (i < q.n) {
         let v = qx[i];
-        let s = scales[i / q.a];
+        let gi = i / q.group;
+        let g = vec2<f32>(aux[2u * gi], aux[2u * gi + 1u]);
+        let bits = q.flags & 15u;
+        let asym = (q.flags & 16u) != 0u;
+        let arith = (q.flags >> 5u) & 3u;
+        let qmax = f32((1u << (bits - 1u)) - 1u);
+        let qmin = -qmax - 1.0;
         var code = 0;
         if (is_finite_bits(bitcast<u32>(v))) {
-            let qm = f32(q.b);
-            code = i32(clamp(round(v * s.y), -qm, qm));
-            let d = v - f32(code) * s.x;
+            var scaled = round_to(div_rn(v, g.x), arith);
+            if (asym) { scaled = round_to(scaled + g.y, arith); }
+            code = i32(round(clamp(scaled, qmin, qmax)));
+            let y = round_to((f32(code) - g.y) * g.x, arith);
+            let d = v - y;
             e = vec4<f32>(d * d, v * v, abs(d), 1.0);
+            if ((q.flags & 128u) != 0u) {
+                w.x = aux[q.imp_at + (q.col0 + i) % q.cols] * d * d;
+            }
+        } else {
+            w.y = 1.0;
         }
         codes[i] = code;
     }
     r_err[lid] = e;
+    r_w[lid] = w;
     workgroupBarrier();
     for (var k = WG / 2u; k > 0u; k = k >> 1u) {
         if (lid < k) {
             let a = r_err[lid];
             let b = r_err[lid + k];
             r_err[lid] = vec4<f32>(a.x + b.x, a.y + b.y, max(a.z, b.z), a.w + b.w);
+            r_w[lid] = r_w[lid] + r_w[lid + k];
         }
         workgroupBarrier();
     }
     if (lid == 0u) {
-        errs[linear_group(wid, nwg)] = r_err[0];
+        let wg = linear_group(wid, nwg);
+        errs[2u * wg] = r_err[0];
+        errs[2u * wg + 1u] = vec4<f32>(r_w[0].x, r_w[0].y, 0.0, 0.0);
     }
 }

@@ -353,21 +353,34 @@ fn integer_quantization_matches_cpu_exactly_and_streams_in_order() {
     let cases = [(&ckpt, "w"), (&demo, "encoder.layer.2.attention.output.dense.weight")];
     for (c, name) in cases {
         let t = &TensorRef::new(c, c.require(name).unwrap());
-        for spec in [IntSpec { bits: 4, group: 32 }, IntSpec { bits: 8, group: 128 }, IntSpec { bits: 3, group: 64 }] {
+        for spec in [
+            IntSpec::symmetric(4, 32),
+            IntSpec { asym: true, ..IntSpec::symmetric(8, 128) },
+            IntSpec { arith: weightbench::codec::int::Arith::Bf16, ..IntSpec::symmetric(3, 64) },
+            IntSpec { asym: true, arith: weightbench::codec::int::Arith::F16, ..IntSpec::symmetric(4, 128) },
+        ] {
             let (mut g_sink, mut c_sink) = (CollectCodes::default(), CollectCodes::default());
-            let g = gpu.quantize_int(t, &spec, &mut g_sink, &Cancel::new()).unwrap();
-            let cpu = CpuBackend.quantize_int(t, &spec, &mut c_sink, &Cancel::new()).unwrap();
-            assert_eq!(g_sink.scales, c_sink.scales, "{name} {spec:?}: scales");
+            let g = gpu.quantize_int(t, &spec, None, &mut g_sink, &Cancel::new()).unwrap();
+            let cpu = CpuBackend.quantize_int(t, &spec, None, &mut c_sink, &Cancel::new()).unwrap();
+            assert_eq!(g_sink.params, c_sink.params, "{name} {spec:?}: scales and zero points");
             assert_eq!(g_sink.codes, c_sink.codes, "{name} {spec:?}: codes");
             assert_eq!(c_sink.codes.len() as u64, t.numel());
             assert_eq!((g.values, g.max_abs_err), (cpu.values, cpu.max_abs_err), "{name} {spec:?}");
             close(g.sq_err, cpu.sq_err, 1e-5, "squared error");
             close(g.signal, cpu.signal, 1e-5, "signal");
+            // Weighted by an importance per column, on both.
+            let imp: Vec<f32> = (0..t.matrix_shape().1).map(|j| 1.0 + (j % 7) as f32).collect();
+            let gw = gpu.quantize_int(t, &spec, Some(&imp), &mut CollectCodes::default(), &Cancel::new()).unwrap();
+            let cw =
+                CpuBackend.quantize_int(t, &spec, Some(&imp), &mut CollectCodes::default(), &Cancel::new()).unwrap();
+            close(gw.weighted_sq_err, cw.weighted_sq_err, 1e-5, "weighted squared error");
+            assert!(cw.weighted_sq_err > cw.sq_err, "importance ≥ 1 weighs every error up");
         }
     }
     let bad = gpu.quantize_int(
         &TensorRef::new(&ckpt, ckpt.require("w").unwrap()),
-        &IntSpec { bits: 4, group: 100 },
+        &IntSpec::symmetric(4, 100),
+        None,
         &mut CollectCodes::default(),
         &Cancel::new(),
     );
@@ -390,13 +403,13 @@ fn kernels_take_values_from_memory_and_from_a_forward_only_stream() {
         out.extend_from_slice(&v[range.start as usize..range.end as usize]);
         Ok(())
     });
-    let spec = IntSpec { bits: 4, group: 32 };
+    let spec = IntSpec::symmetric(4, 32);
     let mut from_slice = CollectCodes::default();
     let mut from_stream = CollectCodes::default();
     let mut on_gpu = CollectCodes::default();
-    let a = CpuBackend.quantize_int(&slice, &spec, &mut from_slice, &Cancel::new()).unwrap();
-    let b = CpuBackend.quantize_int(&stream, &spec, &mut from_stream, &Cancel::new()).unwrap();
-    let g = gpu.quantize_int(&slice, &spec, &mut on_gpu, &Cancel::new()).unwrap();
+    let a = CpuBackend.quantize_int(&slice, &spec, None, &mut from_slice, &Cancel::new()).unwrap();
+    let b = CpuBackend.quantize_int(&stream, &spec, None, &mut from_stream, &Cancel::new()).unwrap();
+    let g = gpu.quantize_int(&slice, &spec, None, &mut on_gpu, &Cancel::new()).unwrap();
     assert_eq!(from_slice, from_stream);
     assert_eq!(from_slice, on_gpu);
     assert_eq!((a.sq_err, a.values), (b.sq_err, b.values));
@@ -427,14 +440,14 @@ fn a_fallback_starts_the_sink_over_and_says_where_the_codes_came_from() {
         Ok(())
     });
     let selected = SelectedBackend::with_gpu(Arc::new(small));
-    let spec = IntSpec { bits: 8, group: 128 };
+    let spec = IntSpec::symmetric(8, 128);
     let mut sink = CollectCodes::default();
-    let ran = selected.quantize_int(&src, &spec, &mut sink, &Cancel::new()).unwrap();
+    let ran = selected.quantize_int(&src, &spec, None, &mut sink, &Cancel::new()).unwrap();
     assert_eq!(ran.on.backend, "cpu");
     assert!(ran.on.fallback.as_deref().is_some_and(|f| f.contains("device lost")), "{:?}", ran.on);
     let mut reference = CollectCodes::default();
     let slice = SliceSource::new("v", &[64, 4096], &v).unwrap();
-    CpuBackend.quantize_int(&slice, &spec, &mut reference, &Cancel::new()).unwrap();
+    CpuBackend.quantize_int(&slice, &spec, None, &mut reference, &Cancel::new()).unwrap();
     assert_eq!(sink, reference, "nothing of the failed attempt is left in the sink");
 }
 

@@ -1,61 +1,133 @@
-//! Quantization against an independent reference: numpy's float32 round-to-nearest codes
-//! (tests/data/rtn_numpy.safetensors, made by scripts/reference/make_fixtures.py), on the CPU
-//! and on the GPU, through the kernels and through the quant layer's preview.
+//! Quantization against independent references: compressed-tensors' own integer and float8
+//! functions and bitsandbytes' NF4 kernel (tests/data/schemes_reference.safetensors, made by
+//! scripts/reference/make_fixtures.py with torch on the CPU), on the CPU and on the GPU, through
+//! the kernels and through the quant layer's streaming encoder; llama.cpp's block encoders.
 
 use weightbench::analysis::Cancel;
 use weightbench::checkpoint::Checkpoint;
+use weightbench::codec::int::Arith;
 use weightbench::compute::cpu::CpuBackend;
-use weightbench::compute::{CollectCodes, IntSpec, TensorRef};
-use weightbench::quant::preview_int;
+use weightbench::compute::{Backend, CollectCodes, TensorRef};
+use weightbench::quant::{CollectBytes, Job, Scheme, encode};
 
 use crate::fixtures::{data, gpu};
 
-/// (spec, codes, scales, squared error) of every spec in the fixture.
-fn cases(fixture: &Checkpoint) -> Vec<(IntSpec, Vec<i8>, Vec<f32>, f64)> {
-    let mut out = Vec::new();
-    for (key, sq) in fixture.metadata() {
-        let Some(spec) = key.strip_prefix("sq_err.b") else { continue };
-        let (bits, group) = spec.split_once('g').unwrap();
-        let spec = IntSpec { bits: bits.parse().unwrap(), group: group.parse().unwrap() };
-        let codes = fixture.decode_all(fixture.require(&format!("codes.b{bits}g{group}")).unwrap()).unwrap();
-        let scales = fixture.decode_all(fixture.require(&format!("scales.b{bits}g{group}")).unwrap()).unwrap();
-        let sq: f64 = sq.as_str().unwrap().parse().unwrap();
-        out.push((spec, codes.iter().map(|&c| c as i8).collect(), scales, sq));
+const INT_CASES: [&str; 6] = ["int4_g32", "int8_ch", "int4_g128_asym", "int3_g64", "int2_g32_asym", "int8_ch_asym"];
+const DTYPES: [&str; 3] = ["f32", "bf16", "f16"];
+
+fn fixture() -> Checkpoint {
+    Checkpoint::open(data("schemes_reference.safetensors")).unwrap()
+}
+
+fn values_of(f: &Checkpoint, name: &str) -> Vec<f32> {
+    f.decode_all(f.require(name).unwrap()).unwrap()
+}
+
+/// Every integer case, every dtype: codes, scales, zero points and decoded values equal
+/// compressed-tensors' on `backend`.
+fn integer_schemes_match(backend: &dyn Backend) {
+    let f = fixture();
+    for d in DTYPES {
+        let t = f.require(&format!("values.{d}")).unwrap();
+        let src = TensorRef::new(&f, t);
+        for case in INT_CASES {
+            let key = format!("{case}.{d}");
+            let scheme: Scheme = case.parse().unwrap();
+            let spec = scheme.int_spec(t.shape[1], Arith::of(t.dtype)).unwrap();
+            let mut sink = CollectCodes::default();
+            let ran = backend.quantize_int(&src, &spec, None, &mut sink, &Cancel::new()).unwrap();
+            let want_codes: Vec<i8> = values_of(&f, &format!("codes.{key}")).iter().map(|&c| c as i8).collect();
+            let want_scales = values_of(&f, &format!("scale.{key}"));
+            let want_zero: Vec<i8> = values_of(&f, &format!("zero.{key}")).iter().map(|&z| z as i8).collect();
+            let scales: Vec<f32> = sink.params.iter().map(|p| p.scale).collect();
+            let zeros: Vec<i8> = sink.params.iter().map(|p| p.zero).collect();
+            assert_eq!(scales, want_scales, "{key}: scales");
+            assert_eq!(zeros, want_zero, "{key}: zero points");
+            let differ = sink.codes.iter().zip(&want_codes).filter(|(a, b)| a != b).count();
+            assert_eq!(differ, 0, "{key}: {differ} codes differ from compressed-tensors'");
+            let mut decoded = Vec::new();
+            weightbench::codec::int::decode(&sink.codes, &sink.params, &spec, &mut decoded);
+            assert_eq!(decoded, values_of(&f, &format!("decoded.{key}")), "{key}: decoded values");
+            assert_eq!(ran.value.values, t.numel());
+        }
     }
-    assert_eq!(out.len(), 6, "every spec of the fixture");
-    out
 }
 
 #[test]
-fn integer_codes_equal_numpys_on_the_cpu() {
-    let fixture = Checkpoint::open(data("rtn_numpy.safetensors")).unwrap();
-    let values = TensorRef::new(&fixture, fixture.require("values").unwrap());
-    for (spec, codes, scales, sq) in cases(&fixture) {
-        let mut sink = CollectCodes::default();
-        let err = CpuBackend.quantize_int(&values, &spec, &mut sink, &Cancel::new()).unwrap();
-        assert_eq!(sink.scales, scales, "{spec:?}: scales");
-        assert_eq!(sink.codes, codes, "{spec:?}: codes");
-        assert!((err.sq_err - sq).abs() <= 1e-12 * sq, "{spec:?}: squared error {} vs numpy {sq}", err.sq_err);
-        assert_eq!(err.values, 16 * 256 - 1, "the NaN is left out");
-        // The preview reports the same error, through the backend of the quant layer.
-        let p = preview_int(&CpuBackend, &values, &spec, &Cancel::new()).unwrap();
-        assert_eq!((p.sq_err, p.computed.backend.as_str()), (err.sq_err, "cpu"));
-        let rel = p.rel_error.unwrap();
-        assert!(rel > 0.0 && rel < 1.0 && p.sqnr_db.unwrap() > 0.0);
-    }
+fn integer_schemes_equal_compressed_tensors_on_the_cpu() {
+    integer_schemes_match(&CpuBackend);
 }
 
 #[test]
-fn integer_codes_equal_numpys_on_the_gpu() {
+fn integer_schemes_equal_compressed_tensors_on_the_gpu() {
     let Some(gpu) = gpu() else { return };
-    let fixture = Checkpoint::open(data("rtn_numpy.safetensors")).unwrap();
-    let values = TensorRef::new(&fixture, fixture.require("values").unwrap());
-    for (spec, codes, scales, sq) in cases(&fixture) {
-        let mut sink = CollectCodes::default();
-        let err = gpu.quantize_int(&values, &spec, &mut sink, &Cancel::new()).unwrap();
-        assert_eq!(sink.scales, scales, "{spec:?}: scales");
-        assert_eq!(sink.codes, codes, "{spec:?}: codes");
-        assert!((err.sq_err - sq).abs() <= 1e-5 * sq, "{spec:?}: squared error {} vs numpy {sq}", err.sq_err);
+    integer_schemes_match(gpu.as_ref());
+}
+
+/// Runs the quant layer's encoder on a fixture tensor, keeping every byte and decoded value.
+fn encode_fixture(f: &Checkpoint, values: &str, scheme: &str) -> (CollectBytes, Vec<f32>) {
+    let t = f.require(values).unwrap();
+    let src = TensorRef::new(f, t);
+    let job = Job { src: &src, dtype: t.dtype, stored_bytes: t.bytes, importance: None, search: None };
+    let mut bytes = CollectBytes::default();
+    let mut decoded = vec![0f32; t.numel() as usize];
+    let mut put = |first: u64, v: &[f32]| {
+        decoded[first as usize..first as usize + v.len()].copy_from_slice(v);
+        Ok(())
+    };
+    let scheme: Scheme = scheme.parse().unwrap();
+    let enc = encode(&CpuBackend, &job, &scheme, &mut bytes, Some(&mut put), &Cancel::new()).unwrap();
+    assert_eq!(enc.bytes, bytes.bytes.iter().map(|b| b.len() as u64).sum::<u64>(), "{scheme}: bytes announced");
+    assert_eq!(enc.bytes, scheme.bytes(&t.shape, t.dtype, t.bytes, None), "{scheme}: the scheme's own size");
+    (bytes, decoded)
+}
+
+#[test]
+fn packed_integer_parts_are_compressed_tensors_pack_quantized_words() {
+    let f = fixture();
+    for d in DTYPES {
+        for case in INT_CASES {
+            let key = format!("{case}.{d}");
+            let (got, decoded) = encode_fixture(&f, &format!("values.{d}"), case);
+            let roles: Vec<&str> = got.parts.iter().map(|p| p.role.as_str()).collect();
+            assert_eq!(decoded, values_of(&f, &format!("decoded.{key}")), "{key}: decoded");
+            if case.starts_with("int8") {
+                let want: Vec<u8> = values_of(&f, &format!("codes.{key}")).iter().map(|&c| c as i8 as u8).collect();
+                assert_eq!(got.bytes[0], want, "{key}: int8 codes");
+            } else {
+                let want = f.raw_bytes(f.require(&format!("packed.{key}")).unwrap()).unwrap();
+                assert_eq!(got.bytes[0], want, "{key}: packed words");
+            }
+            let scale = f.raw_bytes(f.require(&format!("scale.{key}")).unwrap()).unwrap();
+            assert_eq!(got.bytes[1], scale, "{key}: scale bytes ({roles:?})");
+            if case.ends_with("_asym") && !case.starts_with("int8") {
+                let want = f.raw_bytes(f.require(&format!("packed_zero.{key}")).unwrap()).unwrap();
+                assert_eq!(got.bytes[2], want, "{key}: packed zero points");
+            }
+        }
+    }
+}
+
+#[test]
+fn fp8_and_nf4_equal_their_references() {
+    let f = fixture();
+    for d in DTYPES {
+        for scheme in ["fp8_e4m3", "fp8_e4m3_ch"] {
+            let key = format!("{scheme}.{d}");
+            let (got, decoded) = encode_fixture(&f, &format!("values.{d}"), scheme);
+            assert_eq!(got.bytes[0], f.raw_bytes(f.require(&format!("codes.{key}")).unwrap()).unwrap(), "{key}: codes");
+            assert_eq!(got.bytes[1], f.raw_bytes(f.require(&format!("scale.{key}")).unwrap()).unwrap(), "{key}: scale");
+            assert_eq!(decoded, values_of(&f, &format!("decoded.{key}")), "{key}: decoded");
+        }
+        for suffix in ["", ".odd"] {
+            let key = format!("nf4.{d}{suffix}");
+            let (got, decoded) = encode_fixture(&f, &format!("values.{d}{suffix}"), "nf4");
+            assert_eq!(got.bytes[0], f.raw_bytes(f.require(&format!("codes.{key}")).unwrap()).unwrap(), "{key}: codes");
+            let absmax: Vec<f32> =
+                got.bytes[1].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+            assert_eq!(absmax, values_of(&f, &format!("absmax.{key}")), "{key}: absmax");
+            assert_eq!(decoded, values_of(&f, &format!("decoded.{key}")), "{key}: decoded");
+        }
     }
 }
 

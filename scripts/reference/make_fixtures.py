@@ -5,10 +5,11 @@ made by an independent implementation:
   gemma3_blocks.safetensors  gguf-py's `gguf.quants.dequantize` of two ranges (the start and a
                              block-aligned middle) of one gemma-3-270m tensor of each stored
                              type: F32 tensors named "<tensor>@<first element>".
-  rtn_numpy.safetensors      symmetric round-to-nearest integer codes computed by numpy in
-                             float32 (scale = absmax / qmax by IEEE division, codes =
-                             clip(rint(x * (1 / scale)), -qmax, qmax)) for several bit widths
-                             and groups, with the squared error in float64 in the metadata.
+  schemes_reference.safetensors  compressed-tensors' own integer (int2..int8, groups or
+                             channels, symmetric or with zero points; packed int32 words) and
+                             float8 schemes (per tensor, per channel) for f32, bf16 and f16
+                             tensors: codes, scales, zero points, decoded values; and NF4 by
+                             bitsandbytes' reference CPU kernel.
   minifloats.safetensors     every code of FP4 E2M1, FP6 E2M3 and FP6 E3M2 decoded by
                              ml_dtypes.
   ggml_encode.safetensors    rows encoded by llama.cpp's own `ggml_quantize_chunk` (the
@@ -66,35 +67,83 @@ def heavy_tailed(rng, shape):
     return x
 
 
-def rtn(values, bits, group):
-    qmax = np.float32(2 ** (bits - 1) - 1)
-    g = values.reshape(-1, group)
-    finite = np.isfinite(g)
-    absmax = np.where(finite, np.abs(g), np.float32(0)).max(axis=1).astype(np.float32)
-    scale = (absmax / qmax).astype(np.float32)
-    with np.errstate(divide="ignore"):
-        inv = np.where(scale > 0, np.float32(1) / scale, np.float32(0)).astype(np.float32)
-    prod = (g * inv[:, None]).astype(np.float32)
-    codes = np.clip(np.rint(prod), -qmax, qmax).astype(np.float32)
-    codes = np.where(finite, codes, np.float32(0))
-    d = (g - (codes * scale[:, None]).astype(np.float32)).astype(np.float32)
-    sq = np.where(finite, (d * d).astype(np.float32), np.float32(0)).astype(np.float64).sum()
-    return codes.astype(np.int8).reshape(-1), scale, float(sq)
+INT_CASES = [("int4_g32", 4, 32, False), ("int8_ch", 8, None, False), ("int4_g128_asym", 4, 128, True),
+             ("int3_g64", 3, 64, False), ("int2_g32_asym", 2, 32, True), ("int8_ch_asym", 8, None, True)]
 
 
-def rtn_fixture():
+def schemes_fixture():
+    """Codes, scales, zero points and decoded values of compressed-tensors' integer and float8
+    schemes (its own calculate_qparams, quantize, dequantize and pack_to_int32, with torch on the
+    CPU) for f32, bf16 and f16 tensors; NF4 by bitsandbytes' reference CPU kernel."""
+    import bitsandbytes  # noqa: F401  (registers torch.ops.bitsandbytes)
+    import compressed_tensors
+    import torch
+    from compressed_tensors.compressors.pack_quantized.helpers import pack_to_int32
+    from compressed_tensors.quantization import QuantizationArgs
+    from compressed_tensors.quantization.lifecycle.forward import dequantize
+    from compressed_tensors.quantization.lifecycle.forward import quantize as ct_quantize
+    from compressed_tensors.quantization.utils import calculate_qparams
+
     rng = np.random.default_rng(20261130)
-    values = heavy_tailed(rng, (16, 256))
-    values[3, 17] = np.nan
-    out, meta = {"values": values}, {}
-    for bits, group in [(2, 16), (3, 64), (4, 32), (4, 128), (8, 128), (8, 256)]:
-        codes, scales, sq = rtn(values, bits, group)
-        key = f"b{bits}g{group}"
-        out[f"codes.{key}"] = codes
-        out[f"scales.{key}"] = scales
-        meta[f"sq_err.{key}"] = repr(sq)
-    save_file(out, os.path.join(OUT, "rtn_numpy.safetensors"), metadata=meta)
-    print("rtn_numpy:", meta)
+    base = heavy_tailed(rng, (64, 256))
+    base[7, :] = 0.0  # an all-zero row: zero scales become epsilon
+    base[9, 32:64] = 0.0  # and an all-zero group
+    base[11, :] *= 40.0  # an outlier channel
+    out, meta = {}, {"compressed_tensors": compressed_tensors.__version__, "torch": torch.__version__,
+                     "bitsandbytes": bitsandbytes.__version__}
+    for dname, tdtype in [("f32", torch.float32), ("bf16", torch.bfloat16), ("f16", torch.float16)]:
+        x = torch.from_numpy(base).to(tdtype)
+        out[f"values.{dname}"] = x.float().numpy() if dname == "f32" else x
+        for name, bits, group, asym in INT_CASES:
+            strategy = "channel" if group is None else "group"
+            args = QuantizationArgs(num_bits=bits, type="int", symmetric=not asym, strategy=strategy,
+                                    group_size=group)
+            g = x.shape[1] if group is None else group
+            xg = x.reshape(x.shape[0], -1, g)
+            mn, mx = xg.amin(-1), xg.amax(-1)
+            scale, zp = calculate_qparams(mn, mx, args)
+            q = ct_quantize(x, scale, zp, args, dtype=torch.int8)
+            deq = dequantize(q, scale, zp, args)
+            key = f"{name}.{dname}"
+            out[f"codes.{key}"] = q.numpy()
+            out[f"scale.{key}"] = scale.reshape(x.shape[0], -1).contiguous()
+            out[f"zero.{key}"] = zp.reshape(x.shape[0], -1).to(torch.int8).numpy()
+            out[f"decoded.{key}"] = deq.float().numpy()
+            if bits < 8:
+                out[f"packed.{key}"] = pack_to_int32(q, bits).numpy()
+                if asym:
+                    out[f"packed_zero.{key}"] = pack_to_int32(zp.reshape(x.shape[0], -1).to(torch.int8), bits,
+                                                              packed_dim=0).numpy()
+        for name, strategy in [("fp8_e4m3", "tensor"), ("fp8_e4m3_ch", "channel")]:
+            args = QuantizationArgs(num_bits=8, type="float", symmetric=True, strategy=strategy)
+            if strategy == "tensor":
+                mn, mx = x.amin(), x.amax()
+            else:
+                mn, mx = x.amin(-1, keepdim=True), x.amax(-1, keepdim=True)
+            scale, zp = calculate_qparams(mn, mx, args)
+            q = ct_quantize(x, scale, zp, args, dtype=torch.float8_e4m3fn)
+            deq = dequantize(q, scale, zp, args)
+            key = f"{name}.{dname}"
+            out[f"codes.{key}"] = q.view(torch.uint8).numpy()
+            out[f"scale.{key}"] = scale.reshape(-1).contiguous()
+            out[f"decoded.{key}"] = deq.float().numpy()
+        # NF4: the flattened tensor in blocks of 64, plus a tensor whose size is not a multiple.
+        for suffix, t in [("", x), (".odd", x[:50, :30])]:
+            t = t.contiguous()
+            packed, absmax = torch.ops.bitsandbytes.quantize_4bit.default(t, 64, "nf4", torch.uint8)
+            deq = torch.ops.bitsandbytes.dequantize_4bit.default(packed, absmax, 64, "nf4", list(t.shape), t.dtype)
+            key = f"nf4.{dname}{suffix}"
+            out[f"codes.{key}"] = packed.reshape(-1).numpy()
+            out[f"absmax.{key}"] = absmax.numpy()
+            out[f"decoded.{key}"] = deq.float().numpy()
+            if suffix:
+                out[f"values.{dname}{suffix}"] = t.float().numpy() if dname == "f32" else t
+    # safetensors.numpy cannot hold bf16: save through torch.
+    from safetensors.torch import save_file as save_torch
+    tensors = {k: (v if isinstance(v, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(v))).contiguous()
+               for k, v in out.items()}
+    save_torch(tensors, os.path.join(OUT, "schemes_reference.safetensors"), metadata=meta)
+    print("schemes_reference:", len(tensors), "tensors", meta)
 
 
 def minifloats():
@@ -186,10 +235,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--gemma", default="test-models/gemma-3-270m/gemma-3-270m-q4_k_m.gguf")
     ap.add_argument("--minilm", default="test-models/all-MiniLM-L6-v2")
-    ap.add_argument("--only", help="make only this fixture (gemma3_blocks, rtn_numpy, minifloats, ggml_encode)")
+    ap.add_argument("--only", help="make only this fixture (gemma3_blocks, schemes_reference, minifloats, ggml_encode)")
     args = ap.parse_args()
     os.makedirs(OUT, exist_ok=True)
-    makers = {"gemma3_blocks": lambda: gemma_blocks(args.gemma), "rtn_numpy": rtn_fixture,
+    makers = {"gemma3_blocks": lambda: gemma_blocks(args.gemma), "schemes_reference": schemes_fixture,
               "minifloats": minifloats, "ggml_encode": lambda: ggml_encode(args.minilm)}
     for name, make in makers.items():
         if args.only in (None, name):

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
 use crate::analysis::channels::{ChannelReport, channel_report};
-use crate::analysis::imatrix::{Imatrix, read_imatrix};
 use crate::analysis::salience::{SalienceMap, salience_map};
 use crate::analysis::spectrum::{SpectrumMethod, SpectrumReport, spectrum_report};
 use crate::analysis::stats::{TensorStats, tensor_stats};
 use crate::analysis::{AnalysisError, Cancel};
 use crate::checkpoint::Checkpoint;
+use crate::checkpoint::imatrix::{Imatrix, read_imatrix};
 use crate::compute::{Backend, BinScale, StatsRequest};
 
 /// Parameters that select a cached statistics result.

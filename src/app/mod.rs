@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 
 use crate::analysis::Cancel;
 use crate::analysis::channels::ChannelReport;
-use crate::analysis::imatrix::Imatrix;
 use crate::analysis::salience::SalienceMap;
 use crate::analysis::spectrum::SpectrumReport;
 use crate::analysis::stats::TensorStats;
 use crate::checkpoint::Checkpoint;
+use crate::checkpoint::imatrix::Imatrix;
 use crate::compute::select::{BackendChoice, SelectedBackend};
 use jobs::{JobResult, Jobs, ModelJobKind, Output, Pick, ResultKind, StatsKey};
 

@@ -9,6 +9,7 @@ pub mod error;
 pub mod gguf;
 mod gguf_files;
 pub mod hf_names;
+pub mod imatrix;
 mod json;
 mod mmap;
 pub mod model_config;

@@ -8,6 +8,7 @@
 mod channels;
 mod convert;
 mod info;
+mod quantize;
 mod salience;
 mod spectrum;
 mod stats;
@@ -22,6 +23,7 @@ use clap::builder::TypedValueParser;
 pub use channels::ChannelsArgs;
 pub use convert::{ConvertArgs, OutDtype};
 pub use info::{InfoArgs, InfoJson, TensorJson};
+pub use quantize::QuantizeArgs;
 pub use salience::SalienceArgs;
 pub use spectrum::SpectrumArgs;
 pub use stats::StatsArgs;
@@ -54,6 +56,14 @@ pub enum Command {
     /// The salience map of one weight matrix: per tile, the max of |W_ij| times the importance
     /// of input channel j (its column norm, or a llama.cpp imatrix).
     Salience(SalienceArgs),
+    /// What a quantization plan (or one scheme) costs each tensor: exact bytes, bits per
+    /// weight, and the error of the decoded values (sse, rel_error, sqnr_db, max_abs_error,
+    /// weighted_sse with importance), with totals.
+    ///
+    /// Schemes: llama.cpp block types (q8_0 q4_0 q4_1 q5_0 q5_1 q2_k..q6_k, byte-identical to
+    /// llama.cpp), compressed-tensors integers (int4_g128, int8_ch, int4_g128_asym), f16, bf16,
+    /// fp8_e4m3[_ch], nf4, lowrank_r<N> / lowrank_e<F> [+scheme], keep.
+    Quantize(QuantizeArgs),
 }
 
 /// The command line's names of the backends, parsed into [`BackendChoice`].
@@ -73,6 +83,7 @@ pub fn run(command: &Command, choice: BackendChoice, out: &mut dyn Write) -> Res
         Command::Channels(args) => channels::run(args, &backend, out),
         Command::Spectrum(args) => spectrum::run(args, &backend, out),
         Command::Salience(args) => salience::run(args, &backend, out),
+        Command::Quantize(args) => quantize::run(args, &backend, out),
     };
     for notice in backend.take_notices() {
         eprintln!("note: {notice}");

@@ -8,8 +8,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use crate::analysis::Cancel;
-use crate::analysis::imatrix::read_imatrix;
 use crate::analysis::salience::salience_map;
+use crate::checkpoint::imatrix::read_imatrix;
 use crate::compute::Backend;
 
 /// Arguments of `weightbench salience`.

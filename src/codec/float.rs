@@ -275,3 +275,51 @@ mod tests {
         assert!(f8_e8m0_to_f32(255).is_nan());
     }
 }
+
+/// `f32` to OCP FP8 E4M3 (`float8_e4m3fn`), rounding to nearest even as torch's conversion does
+/// (c10's `fp8e4m3fn_from_fp32_value`): magnitudes from 480 up and NaN become NaN (0x7f), the
+/// format having no infinity; subnormals by adding 2^14, whose ulp is E4M3's subnormal step.
+pub fn f32_to_f8_e4m3(x: f32) -> u8 {
+    const FP8_MAX: u32 = 1087 << 20; // 480.0: the first value that rounds past 448
+    const DENORM_MASK: u32 = 141 << 23; // 2^14
+    let bits = x.to_bits();
+    let sign = ((bits >> 24) & 0x80) as u8;
+    let mag = bits & 0x7fff_ffff;
+    let code = if mag >= FP8_MAX {
+        0x7f
+    } else if mag < 121 << 23 {
+        // below 2^-6: subnormal (or zero)
+        let sum = (f32::from_bits(mag) + f32::from_bits(DENORM_MASK)).to_bits();
+        (sum - DENORM_MASK) as u8
+    } else {
+        let mant_odd = (mag >> 20) & 1;
+        let rounded = mag.wrapping_add((7u32.wrapping_sub(127) << 23).wrapping_add(0x7ffff)).wrapping_add(mant_odd);
+        (rounded >> 20) as u8
+    };
+    code | sign
+}
+
+#[cfg(test)]
+mod fp8_tests {
+    use super::*;
+
+    #[test]
+    fn e4m3_encoding_inverts_decoding_and_rounds_to_even() {
+        for code in 0..=255u8 {
+            let v = f8_e4m3_to_f32(code);
+            if v.is_nan() {
+                continue;
+            }
+            // Every finite code survives a round trip (−0 included).
+            assert_eq!(f32_to_f8_e4m3(v), code, "{v}");
+        }
+        // Halfway between 1.0 (mantissa 0) and 1.125 (mantissa 1): to even, 1.0.
+        assert_eq!(f8_e4m3_to_f32(f32_to_f8_e4m3(1.0625)), 1.0);
+        assert_eq!(f8_e4m3_to_f32(f32_to_f8_e4m3(1.1875)), 1.25);
+        // Smallest subnormal 2^-9; half of it ties to zero.
+        assert_eq!(f8_e4m3_to_f32(f32_to_f8_e4m3(2f32.powi(-10))), 0.0);
+        assert_eq!(f8_e4m3_to_f32(f32_to_f8_e4m3(3.0 * 2f32.powi(-10))), 2f32.powi(-8));
+        assert_eq!(f8_e4m3_to_f32(f32_to_f8_e4m3(460.0)), 448.0);
+        assert!(f8_e4m3_to_f32(f32_to_f8_e4m3(480.0)).is_nan());
+    }
+}

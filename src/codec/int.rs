@@ -1,52 +1,180 @@
-//! Symmetric integer codes with one scale per group of consecutive values (round to nearest):
-//! the number format under the `int<b>_g<group>` schemes. Pure functions, no I/O; the streaming
-//! kernels in `compute` (CPU and WGSL) and the schemes in `quant` are built on them.
+//! Integer codes with one scale (and, asymmetric, one zero point) per group of consecutive values
+//! along a row: the number format of compressed-tensors' `int-quantized` and `pack-quantized`
+//! checkpoints (GPTQ, AWQ and RTN exports that vLLM and transformers load). Pure functions, no
+//! I/O; the streaming kernels in `compute` (CPU and WGSL) and the schemes in `quant` use them.
 //!
-//! Per group: `scale = absmax / qmax` (IEEE f32 division), `inv = 1 / scale` (zero for an
-//! all-zero group), `code = clamp(round_half_even(x · inv), −qmax, qmax)`, decoded `code · scale`.
-//! Multiplying by a reciprocal computed once, and rounding half to even, are what the WGSL
-//! kernel does too, so codes agree exactly between backends.
+//! Everything follows the `compressed-tensors` package (`calculate_qparams`, `_quantize`,
+//! `_dequantize`) operation by operation, in the tensor's own floating-point type ([`Arith`]):
+//! torch computes each bf16/f16 operation in f32 and rounds the result to the 16-bit type, and so
+//! do we. With `b` bits the codes lie in `[−2^(b−1), 2^(b−1) − 1]`, and for a group with
+//! `lo = min(min x, 0)`, `hi = max(max x, 0)`:
+//! - symmetric: `scale = max(|lo|, |hi|) / ((2^b − 1) / 2)`, no zero point;
+//! - asymmetric: `scale = (hi − lo) / (2^b − 1)`, `zp = round(clamp(−2^(b−1) − lo / scale))`;
+//! - a zero scale becomes the type's machine epsilon;
+//! - `code = round_half_even(clamp(x / scale + zp, qmin, qmax))`, decoded `(code − zp) · scale`.
 
-/// Symmetric integer quantization: `bits` per code, one scale per `group` consecutive values.
+use crate::codec::DType;
+
+/// The floating-point type compressed-tensors computes a tensor's parameters in: the tensor's own
+/// (its scales are stored in it too). Tensors stored in anything but F16 and BF16 (F32, GGUF
+/// blocks) compute in F32.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Arith {
+    /// IEEE single precision.
+    F32,
+    /// IEEE half precision.
+    F16,
+    /// bfloat16.
+    Bf16,
+}
+
+impl Arith {
+    /// The arithmetic of a tensor stored as `dtype`.
+    pub fn of(dtype: DType) -> Self {
+        match dtype {
+            DType::F16 => Arith::F16,
+            DType::BF16 => Arith::Bf16,
+            _ => Arith::F32,
+        }
+    }
+
+    /// Rounds an f32 result to this type (nearest, ties to even), as torch does after each
+    /// operation on 16-bit tensors.
+    pub fn round(self, x: f32) -> f32 {
+        match self {
+            Arith::F32 => x,
+            Arith::F16 => half::f16::from_f32(x).to_f32(),
+            Arith::Bf16 => half::bf16::from_f32(x).to_f32(),
+        }
+    }
+
+    /// `torch.finfo(dtype).eps`: what a zero scale becomes.
+    pub fn eps(self) -> f32 {
+        match self {
+            Arith::F32 => f32::EPSILON,
+            Arith::F16 => f32::from(half::f16::EPSILON),
+            Arith::Bf16 => f32::from(half::bf16::EPSILON),
+        }
+    }
+
+    /// Bytes of one stored scale.
+    pub fn bytes(self) -> u64 {
+        match self {
+            Arith::F32 => 4,
+            _ => 2,
+        }
+    }
+
+    /// The dtype scales are stored in.
+    pub fn dtype(self) -> DType {
+        match self {
+            Arith::F32 => DType::F32,
+            Arith::F16 => DType::F16,
+            Arith::Bf16 => DType::BF16,
+        }
+    }
+}
+
+/// Integer quantization of rows in groups.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct IntSpec {
-    /// Bits per code (2..=8): codes lie in [−(2^(bits−1)−1), 2^(bits−1)−1].
+    /// Bits per code (2..=8).
     pub bits: u32,
-    /// Values per group (must divide the row length).
+    /// Values per group along a row (the row length for one scale per output channel).
     pub group: usize,
+    /// With a zero point per group.
+    pub asym: bool,
+    /// The type the parameters are computed and stored in.
+    pub arith: Arith,
+}
+
+/// The parameters of one group.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct GroupParams {
+    /// The scale, a value of the spec's [`Arith`] type.
+    pub scale: f32,
+    /// The zero point (0 when symmetric).
+    pub zero: i8,
 }
 
 impl IntSpec {
+    /// Symmetric codes of `bits` in groups of `group`, computed in F32.
+    pub fn symmetric(bits: u32, group: usize) -> Self {
+        IntSpec { bits, group, asym: false, arith: Arith::F32 }
+    }
+
+    /// Smallest code: −2^(bits−1).
+    pub fn qmin(&self) -> i32 {
+        -(1i32 << (self.bits.clamp(2, 8) - 1))
+    }
+
     /// Largest code: 2^(bits−1) − 1.
-    pub fn qmax(&self) -> u32 {
-        (1u32 << (self.bits.clamp(2, 8) - 1)) - 1
+    pub fn qmax(&self) -> i32 {
+        (1i32 << (self.bits.clamp(2, 8) - 1)) - 1
     }
 
     /// Why this spec cannot quantize rows of `row_len` values, if it cannot.
     pub fn check(&self, row_len: usize) -> Result<(), String> {
-        if !(2..=8).contains(&self.bits) || self.group == 0 || !row_len.is_multiple_of(self.group) {
-            return Err(format!(
-                "integer codes of {} bits in groups of {} need 2..=8 bits and groups dividing the row length {row_len}",
-                self.bits, self.group
-            ));
+        if !(2..=8).contains(&self.bits) {
+            return Err(format!("integer codes take 2 to 8 bits, not {}", self.bits));
+        }
+        if self.group == 0 || !row_len.is_multiple_of(self.group) {
+            return Err(format!("groups of {} values do not divide the row length {row_len}", self.group));
         }
         Ok(())
     }
+
+    /// The parameters of a group whose finite values span `[min, max]`.
+    pub fn params(&self, min: f32, max: f32) -> GroupParams {
+        let r = |x: f32| self.arith.round(x);
+        let (lo, hi) = (min.min(0.0), max.max(0.0));
+        let (qmin, qmax) = (self.qmin() as f32, self.qmax() as f32);
+        let range = qmax - qmin; // 2^b − 1: exact in every type for b ≤ 8
+        let (scale, zero) = if self.asym {
+            let scale = r(r(hi - lo) / range);
+            // zp = bit_min − lo / scale, clamped, rounded to int8. An all-zero group has 0/0 here,
+            // which torch turns into NaN and then into the int8 0.
+            let zp = r(qmin - r(lo / scale)).clamp(qmin, qmax);
+            (scale, if zp.is_nan() { 0 } else { zp.round_ties_even() as i8 })
+        } else {
+            (r(lo.abs().max(hi.abs()) / (range / 2.0)), 0)
+        };
+        GroupParams { scale: if scale == 0.0 { self.arith.eps() } else { scale }, zero }
+    }
+
+    /// The parameters of one group of values (non-finite values left out).
+    pub fn group_params(&self, values: &[f32]) -> GroupParams {
+        let (min, max) = finite_min_max(values);
+        self.params(min, max)
+    }
+
+    /// The code of `x` in a group with parameters `p`.
+    pub fn code(&self, x: f32, p: GroupParams) -> i8 {
+        let r = |v: f32| self.arith.round(v);
+        let mut scaled = r(x / p.scale);
+        if self.asym {
+            scaled = r(scaled + f32::from(p.zero));
+        }
+        scaled.clamp(self.qmin() as f32, self.qmax() as f32).round_ties_even() as i8
+    }
+
+    /// The value a code decodes to.
+    pub fn decode(&self, code: i8, p: GroupParams) -> f32 {
+        // (code − zp) is a small integer, exact in every type; the product is rounded.
+        self.arith.round((f32::from(code) - f32::from(p.zero)) * p.scale)
+    }
 }
 
-/// Max |x| of each group of `group` consecutive finite values (NaN and ±Inf are left out).
-pub fn group_absmax(values: &[f32], group: usize) -> Vec<f32> {
-    values.chunks(group.max(1)).map(|g| g.iter().filter(|x| x.is_finite()).fold(0f32, |m, x| m.max(x.abs()))).collect()
+/// `(min, max)` of the finite values (`(0, 0)` when there are none).
+pub fn finite_min_max(values: &[f32]) -> (f32, f32) {
+    let mut it = values.iter().copied().filter(|x| x.is_finite());
+    match it.next() {
+        None => (0.0, 0.0),
+        Some(first) => it.fold((first, first), |(lo, hi), x| (lo.min(x), hi.max(x))),
+    }
 }
 
-/// `(scale, 1/scale)` of a group with this abs-max: scale = absmax / qmax, and a zero reciprocal
-/// for an all-zero group.
-pub fn scale_of(absmax: f32, qmax: u32) -> (f32, f32) {
-    let scale = absmax / qmax as f32;
-    (scale, if scale > 0.0 { 1.0 / scale } else { 0.0 })
-}
-
-/// Error of a quantization, accumulated over groups in f64.
+/// Error of a quantization, accumulated in f64.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct GroupError {
     /// Finite values quantized.
@@ -57,6 +185,10 @@ pub struct GroupError {
     pub signal: f64,
     /// max |x − x̂|.
     pub max_abs_err: f32,
+    /// Σ_j imp_j · (x_ij − x̂_ij)², when an importance per input channel was given.
+    pub weighted_sq_err: f64,
+    /// NaN and ±Inf values met (left out of every sum).
+    pub non_finite: u64,
 }
 
 impl GroupError {
@@ -66,44 +198,80 @@ impl GroupError {
         self.sq_err += other.sq_err;
         self.signal += other.signal;
         self.max_abs_err = self.max_abs_err.max(other.max_abs_err);
+        self.weighted_sq_err += other.weighted_sq_err;
+        self.non_finite += other.non_finite;
     }
-}
 
-/// Encodes one group with `(scale, inv)` from [`scale_of`], appending its codes to `codes` and
-/// adding its error to `err` (each squared difference computed in f32, summed in f64).
-/// Non-finite values get code 0 and no error.
-pub fn encode_group(values: &[f32], (scale, inv): (f32, f32), qmax: u32, codes: &mut Vec<i8>, err: &mut GroupError) {
-    let qm = qmax as f32;
-    for &x in values {
-        if x.is_finite() {
-            let code = (x * inv).round_ties_even().clamp(-qm, qm);
-            let d = x - code * scale;
-            err.values += 1;
-            err.sq_err += f64::from(d * d);
-            err.signal += f64::from(x) * f64::from(x);
-            err.max_abs_err = err.max_abs_err.max(d.abs());
-            codes.push(code as i8);
-        } else {
-            codes.push(0);
+    /// Adds the error of one decoded value `y` of `x`, with the importance `w` of its column.
+    #[inline]
+    pub fn push(&mut self, x: f32, y: f32, w: f32) {
+        if !x.is_finite() {
+            self.non_finite += 1;
+            return;
+        }
+        let d = f64::from(x) - f64::from(y);
+        self.values += 1;
+        self.sq_err += d * d;
+        self.signal += f64::from(x) * f64::from(x);
+        self.max_abs_err = self.max_abs_err.max(d.abs() as f32);
+        self.weighted_sq_err += f64::from(w) * d * d;
+    }
+
+    /// Adds the error of decoded values `y` of `x`, whose columns start at `col0` of rows of
+    /// `cols` values, weighed by `importance` (one per column) when given.
+    pub fn push_slice(&mut self, x: &[f32], y: &[f32], col0: usize, cols: usize, importance: Option<&[f32]>) {
+        match importance {
+            Some(imp) => {
+                for (k, (&a, &b)) in x.iter().zip(y).enumerate() {
+                    self.push(a, b, imp[(col0 + k) % cols]);
+                }
+            }
+            None => x.iter().zip(y).for_each(|(&a, &b)| self.push(a, b, 0.0)),
         }
     }
 }
 
-/// Encodes whole groups: one scale per group (appended to `scales`), codes appended to `codes`.
-pub fn encode(values: &[f32], spec: &IntSpec, scales: &mut Vec<f32>, codes: &mut Vec<i8>, err: &mut GroupError) {
-    let qmax = spec.qmax();
-    for group in values.chunks(spec.group.max(1)) {
-        let absmax = group.iter().filter(|x| x.is_finite()).fold(0f32, |m, x| m.max(x.abs()));
-        let s = scale_of(absmax, qmax);
-        scales.push(s.0);
-        encode_group(group, s, qmax, codes, err);
+/// Where encoded values lie in their rows, for the per-column importance of the weighted error.
+#[derive(Clone, Copy, Debug)]
+pub struct Columns<'a> {
+    /// Column of the first value.
+    pub first: usize,
+    /// Row length.
+    pub count: usize,
+    /// One importance per column, when given.
+    pub importance: Option<&'a [f32]>,
+}
+
+/// Encodes whole groups of `values` (which start a group, at column `cols.first`): one
+/// [`GroupParams`] per group appended to `params`, one code per value to `codes`, the decoded
+/// values' error added to `err` (columns weighed by their importance when given). Non-finite
+/// values get code 0 and count in [`GroupError::non_finite`].
+pub fn encode(
+    values: &[f32],
+    spec: &IntSpec,
+    cols: Columns<'_>,
+    params: &mut Vec<GroupParams>,
+    codes: &mut Vec<i8>,
+    err: &mut GroupError,
+) {
+    let n = cols.count.max(1);
+    for (g, group) in values.chunks(spec.group.max(1)).enumerate() {
+        let p = spec.group_params(group);
+        params.push(p);
+        let col0 = (cols.first + g * spec.group) % n;
+        for (k, &x) in group.iter().enumerate() {
+            let code = if x.is_finite() { spec.code(x, p) } else { 0 };
+            codes.push(code);
+            let w = cols.importance.map_or(0.0, |imp| imp[(col0 + k) % n]);
+            err.push(x, spec.decode(code, p), w);
+        }
     }
 }
 
-/// Decodes codes: `code · scale` of their group, appended to `out`.
-pub fn decode(codes: &[i8], scales: &[f32], group: usize, out: &mut Vec<f32>) {
-    for (g, &scale) in codes.chunks(group.max(1)).zip(scales) {
-        out.extend(g.iter().map(|&c| f32::from(c) * scale));
+/// Decodes codes with their groups' parameters, appending to `out`.
+pub fn decode(codes: &[i8], params: &[GroupParams], spec: &IntSpec, out: &mut Vec<f32>) {
+    for (g, &p) in codes.chunks(spec.group.max(1)).zip(params) {
+        out.extend(g.iter().map(|&c| spec.decode(c, p)));
     }
 }
 
@@ -112,27 +280,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rounds_half_to_even_and_clamps() {
-        let spec = IntSpec { bits: 4, group: 8 };
-        assert_eq!((spec.qmax(), IntSpec { bits: 8, group: 1 }.qmax()), (7, 127));
-        let values = [0.5f32, 1.5, 2.5, -2.5, 7.0, -7.0, 0.0, f32::NAN];
-        assert_eq!(group_absmax(&values, 8), [7.0]);
-        let (mut scales, mut codes, mut err) = (Vec::new(), Vec::new(), GroupError::default());
-        encode(&values, &spec, &mut scales, &mut codes, &mut err);
-        assert_eq!(scales, [1.0]);
-        assert_eq!(codes, [0, 2, 2, -2, 7, -7, 0, 0]);
-        assert_eq!((err.values, err.sq_err, err.max_abs_err), (7, 1.0, 0.5));
-        assert_eq!(scale_of(0.0, 7), (0.0, 0.0));
+    fn symmetric_int4_uses_the_full_signed_range() {
+        let spec = IntSpec::symmetric(4, 8);
+        assert_eq!((spec.qmin(), spec.qmax()), (-8, 7));
+        // absmax 7.5 → scale 1; −7.5 rounds to −8 (ties to even), +7.5 clamps to 7.
+        let values = [0.5f32, 1.5, 2.5, -2.5, 7.5, -7.5, 0.0, f32::NAN];
+        let (mut p, mut codes, mut err) = (Vec::new(), Vec::new(), GroupError::default());
+        encode(&values, &spec, Columns { first: 0, count: 8, importance: None }, &mut p, &mut codes, &mut err);
+        assert_eq!(p, [GroupParams { scale: 1.0, zero: 0 }]);
+        assert_eq!(codes, [0, 2, 2, -2, 7, -8, 0, 0]);
+        assert_eq!((err.values, err.non_finite, err.sq_err, err.max_abs_err), (7, 1, 1.5, 0.5));
         let mut back = Vec::new();
-        decode(&codes, &scales, 8, &mut back);
-        assert_eq!(back, [0.0, 2.0, 2.0, -2.0, 7.0, -7.0, 0.0, 0.0]);
+        decode(&codes, &p, &spec, &mut back);
+        assert_eq!(back, [0.0, 2.0, 2.0, -2.0, 7.0, -8.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn asymmetric_groups_have_a_zero_point_and_zero_groups_an_epsilon_scale() {
+        let spec = IntSpec { asym: true, ..IntSpec::symmetric(4, 4) };
+        // lo = 0 (clamped), hi = 15 → scale 1, zp = −8.
+        assert_eq!(spec.params(1.0, 15.0), GroupParams { scale: 1.0, zero: -8 });
+        assert_eq!(spec.code(15.0, spec.params(1.0, 15.0)), 7);
+        assert_eq!(spec.params(0.0, 0.0), GroupParams { scale: f32::EPSILON, zero: 0 });
+        let bf = IntSpec { arith: Arith::Bf16, ..IntSpec::symmetric(4, 4) };
+        assert_eq!(bf.params(0.0, 0.0).scale, 0.0078125);
+        // 1/7.5 is rounded to bf16.
+        assert_eq!(bf.params(-1.0, 0.5).scale, half::bf16::from_f32(1.0 / 7.5).to_f32());
     }
 
     #[test]
     fn specs_that_do_not_fit_are_refused() {
-        assert!(IntSpec { bits: 4, group: 32 }.check(64).is_ok());
-        assert!(IntSpec { bits: 4, group: 100 }.check(64).is_err());
-        assert!(IntSpec { bits: 9, group: 32 }.check(64).is_err());
-        assert!(IntSpec { bits: 4, group: 0 }.check(64).is_err());
+        assert!(IntSpec::symmetric(4, 32).check(64).is_ok());
+        assert!(IntSpec::symmetric(4, 100).check(64).is_err());
+        assert!(IntSpec::symmetric(9, 32).check(64).is_err());
+        assert!(IntSpec::symmetric(4, 0).check(64).is_err());
     }
 }

@@ -14,8 +14,8 @@ use super::kernels::{self, MOMENT_BLOCK};
 use super::patterns;
 use super::source::{self, require_matrix, shape_error};
 use super::{
-    BackendKind, ChannelResult, CodeSink, ComputeError, Gram, GroupError, HistogramCounts, IntSpec, Moments,
-    Provenance, StatsRequest, StatsResult, TileMap, ValueSource,
+    BackendKind, ChannelResult, CodeSink, ComputeError, Gram, GroupError, GroupParams, HistogramCounts, IntSpec,
+    Moments, Provenance, StatsRequest, StatsResult, TileMap, ValueSource,
 };
 use crate::cancel::Cancel;
 use crate::checkpoint::DEFAULT_CHUNK_ELEMS;
@@ -233,24 +233,25 @@ impl CpuBackend {
         }
     }
 
-    /// Symmetric integer codes, streamed to `sink` ([`super::Backend::quantize_int`]): the source
-    /// is read once, in order, a batch of whole groups at a time; each batch is quantized with all
+    /// Integer codes, streamed to `sink` ([`super::Backend::quantize_int`]): the source is read
+    /// once, in order, a batch of whole groups at a time; each batch is quantized with all
     /// threads and delivered before the next is read.
     pub fn quantize_int(
         &self,
         src: &dyn ValueSource,
         spec: &IntSpec,
+        importance: Option<&[f32]>,
         sink: &mut dyn CodeSink,
         cancel: &Cancel,
     ) -> Result<GroupError, ComputeError> {
-        super::begin_int(src, spec, sink)?;
+        let cols = super::begin_int(src, spec, importance, sink)?;
         let group = spec.group;
         // Batches of whole groups and whole storage blocks, near 4 Mi values.
         let unit = source::lcm(src.block_elems().max(1), group as u64);
         let batch = (4 * DEFAULT_CHUNK_ELEMS / unit).max(1) * unit;
         let mut total = GroupError::default();
         let mut buf = Vec::new();
-        let (mut scales, mut codes) = (Vec::new(), Vec::new());
+        let (mut params, mut codes) = (Vec::new(), Vec::new());
         for range in source::chunks(src, batch) {
             if cancel.is_cancelled() {
                 return Err(ComputeError::Cancelled);
@@ -262,24 +263,27 @@ impl CpuBackend {
                     &buf
                 }
             };
-            // Tasks of many groups each, joined in order.
+            // Tasks of many groups each, joined in order; a group never crosses a row.
             let task = (1usize << 16).div_ceil(group) * group;
-            let parts: Vec<(Vec<f32>, Vec<i8>, GroupError)> = values
+            let col0 = (range.start % cols as u64) as usize;
+            let parts: Vec<(Vec<GroupParams>, Vec<i8>, GroupError)> = values
                 .par_chunks(task)
-                .map(|chunk| {
-                    let (mut s, mut c, mut e) = (Vec::new(), Vec::with_capacity(chunk.len()), GroupError::default());
-                    int::encode(chunk, spec, &mut s, &mut c, &mut e);
-                    (s, c, e)
+                .enumerate()
+                .map(|(t, chunk)| {
+                    let (mut p, mut c, mut e) = (Vec::new(), Vec::with_capacity(chunk.len()), GroupError::default());
+                    let at = int::Columns { first: (col0 + t * task) % cols, count: cols, importance };
+                    int::encode(chunk, spec, at, &mut p, &mut c, &mut e);
+                    (p, c, e)
                 })
                 .collect();
-            scales.clear();
+            params.clear();
             codes.clear();
-            for (s, c, e) in parts {
-                scales.extend(s);
+            for (p, c, e) in parts {
+                params.extend(p);
                 codes.extend(c);
                 total.add(&e);
             }
-            sink.put(range.start / group as u64, &scales, &codes)?;
+            sink.put(range.start / group as u64, &params, &codes)?;
         }
         Ok(total)
     }

@@ -26,7 +26,7 @@ pub use source::{FnSource, SliceSource, Stored, TensorRef, ValueSource};
 
 use crate::cancel::Cancel;
 use crate::checkpoint::CheckpointError;
-pub use crate::codec::int::{GroupError, IntSpec};
+pub use crate::codec::int::{Arith, GroupError, GroupParams, IntSpec};
 
 /// Why a kernel did not produce a result.
 #[derive(Debug, thiserror::Error)]
@@ -205,48 +205,63 @@ pub trait CodeSink {
     /// to be forgotten.
     fn begin(&mut self, groups: u64) -> Result<(), ComputeError>;
 
-    /// The codes of consecutive whole groups starting at group `first_group`: one scale per
-    /// group and `group` codes each, in order.
-    fn put(&mut self, first_group: u64, scales: &[f32], codes: &[i8]) -> Result<(), ComputeError>;
+    /// The codes of consecutive whole groups starting at group `first_group`: the parameters of
+    /// each group and `group` codes each, in order.
+    fn put(&mut self, first_group: u64, params: &[GroupParams], codes: &[i8]) -> Result<(), ComputeError>;
 }
 
-/// A sink that keeps every scale and code in memory (tests, small tensors, previews that draw
-/// the codes).
+/// A sink that keeps every group's parameters and every code in memory (tests, small tensors,
+/// previews that draw the codes).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct CollectCodes {
-    /// One scale per group.
-    pub scales: Vec<f32>,
+    /// One (scale, zero point) per group.
+    pub params: Vec<GroupParams>,
     /// One code per value.
     pub codes: Vec<i8>,
 }
 
 impl CodeSink for CollectCodes {
     fn begin(&mut self, groups: u64) -> Result<(), ComputeError> {
-        self.scales.clear();
+        self.params.clear();
         self.codes.clear();
-        self.scales.reserve(usize::try_from(groups).unwrap_or(0).min(1 << 24));
+        self.params.reserve(usize::try_from(groups).unwrap_or(0).min(1 << 24));
         Ok(())
     }
 
-    fn put(&mut self, first_group: u64, scales: &[f32], codes: &[i8]) -> Result<(), ComputeError> {
-        if first_group != self.scales.len() as u64 {
+    fn put(&mut self, first_group: u64, params: &[GroupParams], codes: &[i8]) -> Result<(), ComputeError> {
+        if first_group != self.params.len() as u64 {
             return Err(ComputeError::Sink(format!(
                 "groups arrived out of order: {first_group} after {}",
-                self.scales.len()
+                self.params.len()
             )));
         }
-        self.scales.extend_from_slice(scales);
+        self.params.extend_from_slice(params);
         self.codes.extend_from_slice(codes);
         Ok(())
     }
 }
 
-/// Checks that `spec` fits the rows of `src` and begins `sink` with the number of groups: the
-/// start of every integer quantization kernel, whichever backend runs it.
-pub(crate) fn begin_int(src: &dyn ValueSource, spec: &IntSpec, sink: &mut dyn CodeSink) -> Result<(), ComputeError> {
+/// Checks that `spec` fits the rows of `src` (and `importance` its columns) and begins `sink`
+/// with the number of groups: the start of every integer quantization kernel, whichever backend
+/// runs it. Returns the row length.
+pub(crate) fn begin_int(
+    src: &dyn ValueSource,
+    spec: &IntSpec,
+    importance: Option<&[f32]>,
+    sink: &mut dyn CodeSink,
+) -> Result<usize, ComputeError> {
     let (_, cols) = src.matrix_shape();
     spec.check(cols).map_err(|m| source::shape_error(src, m))?;
-    sink.begin(src.numel() / spec.group as u64)
+    if let Some(imp) = importance
+        && imp.len() != cols
+    {
+        return Err(source::shape_error(
+            src,
+            format!("the importance vector has {} values for {cols} input channels", imp.len()),
+        ));
+    }
+    sink.begin(src.numel() / spec.group as u64)?;
+    Ok(cols)
 }
 
 /// A sink that drops the codes: for previews that need only the error.
@@ -258,7 +273,7 @@ impl CodeSink for DiscardCodes {
         Ok(())
     }
 
-    fn put(&mut self, _first_group: u64, _scales: &[f32], _codes: &[i8]) -> Result<(), ComputeError> {
+    fn put(&mut self, _first_group: u64, _params: &[GroupParams], _codes: &[i8]) -> Result<(), ComputeError> {
         Ok(())
     }
 }
@@ -274,12 +289,19 @@ macro_rules! kernels {
             /// What runs the kernels when nothing falls back, for display. Never starts a device.
             fn label(&self) -> String;
 
+            /// Whether the GPU was asked for (work only the CPU can do then says why).
+            fn asks_gpu(&self) -> bool;
+
             $( $(#[$doc])* fn $name(&self, $src: $src_ty $(, $arg: $ty)*) -> Result<Ran<$out>, ComputeError>; )*
         }
 
         impl Backend for cpu::CpuBackend {
             fn label(&self) -> String {
                 self.provenance().describe()
+            }
+
+            fn asks_gpu(&self) -> bool {
+                false
             }
 
             $( fn $name(&self, $src: $src_ty $(, $arg: $ty)*) -> Result<Ran<$out>, ComputeError> {
@@ -292,6 +314,10 @@ macro_rules! kernels {
                 self.provenance().describe()
             }
 
+            fn asks_gpu(&self) -> bool {
+                true
+            }
+
             $( fn $name(&self, $src: $src_ty $(, $arg: $ty)*) -> Result<Ran<$out>, ComputeError> {
                 gpu::GpuBackend::$name(self, $src $(, $arg)*).map(|v| Ran::new(v, self.provenance()))
             } )*
@@ -300,6 +326,10 @@ macro_rules! kernels {
         impl Backend for select::SelectedBackend {
             fn label(&self) -> String {
                 self.label_now()
+            }
+
+            fn asks_gpu(&self) -> bool {
+                self.choice() != select::BackendChoice::Cpu
             }
 
             $( fn $name(&self, $src: $src_ty $(, $arg: $ty)*) -> Result<Ran<$out>, ComputeError> {
@@ -328,8 +358,9 @@ kernels! {
     /// as a direct SVD).
     fn values(&self, src: &dyn ValueSource, cancel: &Cancel) -> Vec<f32>;
 
-    /// Quantizes the values (rows of the matrix, in groups along each row) to symmetric integer
-    /// codes, streaming: each chunk's scales and codes go to `sink` in order as they are made,
-    /// and the error of the decoded values is accumulated.
-    fn quantize_int(&self, src: &dyn ValueSource, spec: &IntSpec, sink: &mut dyn CodeSink, cancel: &Cancel) -> GroupError;
+    /// Quantizes the values (rows of the matrix, in groups along each row) to integer codes
+    /// ([`crate::codec::int`]), streaming: each chunk's group parameters and codes go to `sink`
+    /// in order as they are made, and the error of the decoded values is accumulated (weighed
+    /// per column by `importance` too, when given).
+    fn quantize_int(&self, src: &dyn ValueSource, spec: &IntSpec, importance: Option<&[f32]>, sink: &mut dyn CodeSink, cancel: &Cancel) -> GroupError;
 }

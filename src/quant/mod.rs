@@ -1,11 +1,19 @@
 //! Quantization schemes and their error, above the kernels: a scheme turns a tensor into the
-//! codes and scales a format stores and back; a preview runs the very kernel an exporter runs
-//! (with a sink that keeps nothing) and reports the error of the decoded values.
+//! bytes a format stores (codes, scales, zero points, factors) and back; a preview runs the very
+//! encoder an exporter runs (with a sink that keeps nothing) and reports the error of the decoded
+//! values; a plan says which scheme each tensor gets.
 //!
-//! The number formats themselves live in [`crate::codec`] (here: [`crate::codec::int`], symmetric
-//! integer codes with one scale per group); the streaming kernels that apply them, with a CPU
-//! twin and a WGSL kernel each, in [`crate::compute`].
+//! The number formats themselves live in [`crate::codec`] (block encoders beside their
+//! decoders); the streaming integer kernel, with a CPU twin and a WGSL kernel, in
+//! [`crate::compute`].
 
-pub mod rtn;
+pub mod encode;
+pub mod lowrank;
+pub mod plan;
+pub mod preview;
+pub mod scheme;
 
-pub use rtn::{QuantPreview, preview_int, quantize_int};
+pub use encode::{CollectBytes, DiscardBytes, Encoded, Job, Part, PartSink, encode};
+pub use plan::{Plan, PlanError, Resolved};
+pub use preview::{Importance, PreviewReport, TensorPreview, Totals, preview_tensor};
+pub use scheme::{IntGroup, RankCut, Scheme};

@@ -23,11 +23,11 @@ pub use context::{GpuContext, gpu_error};
 use super::kernels::{self, MOMENT_BLOCK};
 use super::source::{self, lcm, shape_error};
 use super::{
-    BackendKind, BinScale, ChannelResult, CodeSink, ComputeError, Gram, GroupError, HistogramCounts, IntSpec, Moments,
-    Provenance, StatsRequest, StatsResult, TileMap, ValueSource,
+    Arith, BackendKind, BinScale, ChannelResult, CodeSink, ComputeError, Gram, GroupError, GroupParams,
+    HistogramCounts, IntSpec, Moments, Provenance, StatsRequest, StatsResult, TileMap, ValueSource,
 };
 use crate::cancel::Cancel;
-use crate::codec::{DType, int};
+use crate::codec::DType;
 
 /// Largest number of histogram bins the GPU kernel holds in workgroup memory.
 pub const MAX_BINS: usize = 4080;
@@ -43,6 +43,20 @@ struct Params4 {
     a: u32,
     b: u32,
     c: u32,
+}
+
+/// The parameter block of `quant.wgsl` (`QuantParams`).
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct QuantParams {
+    n: u32,
+    group: u32,
+    cols: u32,
+    flags: u32,
+    zero: u32,
+    col0: u32,
+    imp_at: u32,
+    _b: u32,
 }
 
 #[repr(C)]
@@ -567,18 +581,25 @@ impl GpuBackend {
         Ok(out)
     }
 
-    /// Symmetric integer codes, streamed to `sink` chunk by chunk ([`super::Backend::quantize_int`]):
-    /// group abs-max on the device, scales and reciprocals on the host (IEEE division, as the
-    /// CPU), codes and error on the device.
+    /// Integer codes, streamed to `sink` chunk by chunk ([`super::Backend::quantize_int`]):
+    /// group min/max on the device, group parameters on the host (the CPU's own function),
+    /// codes (with a correctly rounded division) and error on the device.
     pub fn quantize_int(
         &self,
         src: &dyn ValueSource,
         spec: &IntSpec,
+        importance: Option<&[f32]>,
         sink: &mut dyn CodeSink,
         cancel: &Cancel,
     ) -> Result<GroupError, ComputeError> {
-        super::begin_int(src, spec, sink)?;
-        let (qmax, group) = (spec.qmax(), spec.group as u64);
+        let cols = super::begin_int(src, spec, importance, sink)?;
+        let group = spec.group as u64;
+        let arith = match spec.arith {
+            Arith::F32 => 0,
+            Arith::F16 => 1,
+            Arith::Bf16 => 2,
+        };
+        let flags = spec.bits | u32::from(spec.asym) << 4 | arith << 5 | u32::from(importance.is_some()) << 7;
         let mut total = GroupError::default();
         for range in source::chunks(src, self.chunk_values(src, group)) {
             if cancel.is_cancelled() {
@@ -587,40 +608,50 @@ impl GpuBackend {
             let len = (range.end - range.start) as usize;
             let groups = len / spec.group;
             let buf = self.decode(src, range.clone())?;
-            let absmax = self.ctx.storage((groups * 4) as u64)?;
-            // Params4: n values, a = values per group, b = qmax.
-            let p = Params4 { n: len as u32, a: spec.group as u32, b: qmax, c: 0 };
+            let minmax = self.ctx.storage((groups * 8) as u64)?;
+            let p = QuantParams {
+                n: len as u32,
+                group: spec.group as u32,
+                cols: cols as u32,
+                flags,
+                zero: 0,
+                col0: (range.start % cols as u64) as u32,
+                imp_at: (groups * 2) as u32,
+                _b: 0,
+            };
             let params = self.ctx.uniform(bytemuck::bytes_of(&p))?;
             self.ctx.dispatch(
                 "quant.wgsl",
-                "group_absmax",
-                &[(0, buf.get()), (1, absmax.get()), (2, &params)],
+                "group_minmax",
+                &[(0, buf.get()), (1, minmax.get()), (2, &params)],
                 groups.div_ceil(256) as u32,
             )?;
-            let absmax = self.ctx.read_f32(absmax.get(), groups)?;
-            let scales: Vec<(f32, f32)> = absmax.iter().map(|&a| int::scale_of(a, qmax)).collect();
-            let packed: Vec<f32> = scales.iter().flat_map(|&(s, inv)| [s, inv]).collect();
-            let scale_buf = self.ctx.upload(bytemuck::cast_slice(&packed))?;
+            let minmax = self.ctx.read_f32(minmax.get(), groups * 2)?;
+            let gp: Vec<GroupParams> = minmax.chunks_exact(2).map(|m| spec.params(m[0], m[1])).collect();
+            let mut packed: Vec<f32> = gp.iter().flat_map(|p| [p.scale, f32::from(p.zero)]).collect();
+            packed.extend_from_slice(importance.unwrap_or(&[]));
+            let gp_buf = self.ctx.upload(bytemuck::cast_slice(&packed))?;
             let codes = self.ctx.storage((len * 4) as u64)?;
             let wgs = len.div_ceil(256);
-            let errs = self.ctx.storage((wgs * 16) as u64)?;
+            let errs = self.ctx.storage((wgs * 32) as u64)?;
             self.ctx.dispatch(
                 "quant.wgsl",
                 "rtn",
-                &[(3, buf.get()), (4, scale_buf.get()), (5, codes.get()), (6, errs.get()), (7, &params)],
+                &[(3, buf.get()), (4, gp_buf.get()), (5, codes.get()), (6, errs.get()), (7, &params)],
                 wgs as u32,
             )?;
             let codes: Vec<i8> = self.ctx.read_u32(codes.get(), len)?.iter().map(|&v| v as i32 as i8).collect();
-            for e in self.ctx.read_f32(errs.get(), wgs * 4)?.chunks_exact(4) {
+            for e in self.ctx.read_f32(errs.get(), wgs * 8)?.chunks_exact(8) {
                 total.add(&GroupError {
                     values: e[3] as u64,
                     sq_err: f64::from(e[0]),
                     signal: f64::from(e[1]),
                     max_abs_err: e[2],
+                    weighted_sq_err: f64::from(e[4]),
+                    non_finite: e[5] as u64,
                 });
             }
-            let plain: Vec<f32> = scales.iter().map(|&(s, _)| s).collect();
-            sink.put(range.start / group, &plain, &codes)?;
+            sink.put(range.start / group, &gp, &codes)?;
         }
         Ok(total)
     }

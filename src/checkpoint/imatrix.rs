@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::checkpoint::{Checkpoint, CheckpointError};
+use super::{Checkpoint, CheckpointError};
 
 /// Importance vectors by weight name (GGUF names, e.g. `blk.0.attn_q.weight`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -96,12 +96,12 @@ pub fn read_imatrix(path: &Path) -> Result<Imatrix, CheckpointError> {
 impl Imatrix {
     /// The importance vector of a checkpoint tensor: by its own name, or by the GGUF name that
     /// maps to it (for transformers-named checkpoints); `arch` is the GGUF architecture key
-    /// ([`crate::checkpoint::ModelConfig::architecture`]).
+    /// ([`super::ModelConfig::architecture`]).
     pub fn for_tensor(&self, name: &str, arch: &str) -> Option<&[f32]> {
         if let Some(v) = self.vectors.get(name) {
             return Some(v);
         }
-        let gguf = crate::checkpoint::hf_names::gguf_name(name, arch)?;
+        let gguf = super::hf_names::gguf_name(name, arch)?;
         self.vectors.get(&gguf).map(Vec::as_slice)
     }
 }

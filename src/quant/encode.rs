@@ -1,0 +1,602 @@
+//! Encoding one tensor with a scheme, streaming: the bytes each stored part receives (codes,
+//! scales, zero points, factors) go to a [`PartSink`] in order, a tile of rows at a time, and
+//! the decoded values' error is accumulated on the way. The preview runs exactly this with a
+//! sink that keeps nothing; the exporters with sinks that write.
+//!
+//! Integer schemes run on the selected backend (a CPU kernel and a WGSL kernel that give the
+//! same codes); the ggml block types, NF4, FP8 and 16-bit floats run on the CPU with all threads
+//! (no WGSL encoder for them yet; the provenance says so); a low rank needs the whole matrix and
+//! an SVD (faer, CPU).
+
+use rayon::prelude::*;
+
+use super::scheme::{Scheme, rows_cols};
+use crate::cancel::Cancel;
+use crate::checkpoint::DEFAULT_CHUNK_ELEMS;
+use crate::codec::int::{Arith, GroupError, GroupParams, IntSpec};
+use crate::codec::{DType, f8_e4m3_to_f32, f32_to_f8_e4m3, ggml, nf4};
+use crate::compute::cpu::CpuBackend;
+use crate::compute::source::{self, SliceSource};
+use crate::compute::{Backend, CodeSink, ComputeError, Provenance, ValueSource};
+
+/// One stored part of an encoded tensor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Part {
+    /// What it is: `codes`, `scale`, `zero_point`, `a.codes`, `b.scale`, ...
+    pub role: String,
+    /// Its element type as the target format names it (`Q4_K`, `I32`, `BF16`, `F8_E4M3`, `U8`).
+    pub dtype: String,
+    /// Its shape.
+    pub shape: Vec<u64>,
+    /// Its exact size.
+    pub bytes: u64,
+}
+
+/// Where encoded bytes go.
+pub trait PartSink {
+    /// Called once before any bytes, with the parts to come (again, after a GPU fallback that
+    /// starts over: forget everything received before).
+    fn begin(&mut self, parts: &[Part]) -> Result<(), ComputeError>;
+    /// The next bytes of part `part` (bytes of one part arrive in order; parts may interleave).
+    fn put(&mut self, part: usize, bytes: &[u8]) -> Result<(), ComputeError>;
+}
+
+/// A sink that keeps nothing (the preview).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DiscardBytes;
+
+impl PartSink for DiscardBytes {
+    fn begin(&mut self, _parts: &[Part]) -> Result<(), ComputeError> {
+        Ok(())
+    }
+    fn put(&mut self, _part: usize, _bytes: &[u8]) -> Result<(), ComputeError> {
+        Ok(())
+    }
+}
+
+/// A sink that keeps every part in memory (tests, small tensors).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CollectBytes {
+    /// The parts announced.
+    pub parts: Vec<Part>,
+    /// Their bytes.
+    pub bytes: Vec<Vec<u8>>,
+}
+
+impl PartSink for CollectBytes {
+    fn begin(&mut self, parts: &[Part]) -> Result<(), ComputeError> {
+        self.parts = parts.to_vec();
+        self.bytes = vec![Vec::new(); parts.len()];
+        Ok(())
+    }
+    fn put(&mut self, part: usize, bytes: &[u8]) -> Result<(), ComputeError> {
+        self.bytes.get_mut(part).ok_or_else(|| ComputeError::Sink(format!("no part {part}")))?.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
+/// Receives decoded values in order: `(first value index, values)`.
+pub type DecodedSink<'a> = &'a mut (dyn FnMut(u64, &[f32]) -> Result<(), ComputeError> + Send);
+
+/// What encoding a tensor gave.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Encoded {
+    /// The decoded values' error.
+    pub error: GroupError,
+    /// Exact bytes stored.
+    pub bytes: u64,
+    /// The rank a low-rank scheme kept.
+    pub rank: Option<usize>,
+    /// Who computed it.
+    pub on: Provenance,
+}
+
+/// A tensor to encode: its values, stored type and size.
+pub struct Job<'a> {
+    /// The values.
+    pub src: &'a dyn ValueSource,
+    /// Its stored element type (fixes the arithmetic of integer and float schemes).
+    pub dtype: DType,
+    /// Its stored size, for `keep`.
+    pub stored_bytes: u64,
+    /// One importance per input channel (column), for the weighted error.
+    pub importance: Option<&'a [f32]>,
+    /// An imatrix row for llama.cpp's weighted searches (the ggml block types), when one was
+    /// imported: the same vector as `importance` then.
+    pub search: Option<&'a [f32]>,
+}
+
+/// Encodes `job` with `scheme`, sending the stored bytes to `sink` and the decoded values to
+/// `decoded` when given.
+pub fn encode(
+    backend: &dyn Backend,
+    job: &Job<'_>,
+    scheme: &Scheme,
+    sink: &mut dyn PartSink,
+    decoded: Option<DecodedSink<'_>>,
+    cancel: &Cancel,
+) -> Result<Encoded, ComputeError> {
+    let src = job.src;
+    scheme.check(src.shape()).map_err(|m| source::shape_error(src, m))?;
+    if let Some(imp) = job.importance {
+        let cols = rows_cols(src.shape()).map_or(src.numel(), |(_, c)| c);
+        if imp.len() as u64 != cols {
+            return Err(source::shape_error(
+                src,
+                format!("the importance vector has {} values for {cols} input channels", imp.len()),
+            ));
+        }
+    }
+    let arith = Arith::of(job.dtype);
+    match scheme {
+        Scheme::Keep => keep(job, sink, decoded, cancel),
+        Scheme::Int { .. } => {
+            let (_, cols) = rows_cols(src.shape()).unwrap_or((1, src.numel()));
+            let spec = scheme.int_spec(cols, arith).ok_or_else(|| source::shape_error(src, "not an integer scheme"))?;
+            let mut adapter = IntBytes::new(spec, src.shape(), sink, decoded)?;
+            let ran = backend.quantize_int(src, &spec, job.importance, &mut adapter, cancel)?;
+            adapter.finish()?;
+            Ok(Encoded { error: ran.value, bytes: adapter.total, rank: None, on: ran.on })
+        }
+        Scheme::LowRank { cut, factors } => {
+            super::lowrank::encode(backend, job, *cut, factors.as_deref(), sink, decoded, cancel)
+        }
+        _ => {
+            let codec = RowCodec::new(scheme, job, arith, cancel)?;
+            let parts = codec.parts(src.shape());
+            sink.begin(&parts)?;
+            let error = codec.run(job, sink, decoded, cancel)?;
+            Ok(Encoded { error, bytes: parts.iter().map(|p| p.bytes).sum(), rank: None, on: cpu_for(backend, scheme) })
+        }
+    }
+}
+
+/// The provenance of work only the CPU does: when a GPU was asked for, it says why not.
+pub(crate) fn cpu_for(backend: &dyn Backend, scheme: &Scheme) -> Provenance {
+    let on = CpuBackend.provenance();
+    if backend.asks_gpu() { on.with_fallback(format!("no WGSL encoder for {scheme}: encoded on the CPU")) } else { on }
+}
+
+/// `keep`: the stored bytes as they are; decoded values are the values themselves.
+fn keep(
+    job: &Job<'_>,
+    sink: &mut dyn PartSink,
+    mut decoded: Option<DecodedSink<'_>>,
+    cancel: &Cancel,
+) -> Result<Encoded, ComputeError> {
+    let src = job.src;
+    sink.begin(&[Part {
+        role: "codes".into(),
+        dtype: job.dtype.name().to_owned(),
+        shape: src.shape().to_vec(),
+        bytes: job.stored_bytes,
+    }])?;
+    let mut error = GroupError::default();
+    let mut buf = Vec::new();
+    let stored = src.stored();
+    let per_block = job.dtype.block_bytes() as u64;
+    let block = src.block_elems().max(1);
+    for range in source::chunks(src, 4 * DEFAULT_CHUNK_ELEMS / block * block) {
+        if cancel.is_cancelled() {
+            return Err(ComputeError::Cancelled);
+        }
+        src.read(range.clone(), &mut buf)?;
+        error.push_slice(&buf, &buf, 0, 1, None);
+        if let Some(st) = stored {
+            let (a, b) = ((range.start / block * per_block) as usize, (range.end / block * per_block) as usize);
+            sink.put(0, &st.bytes[a..b.min(st.bytes.len())])?;
+        } else {
+            let mut bytes = Vec::with_capacity(buf.len() * 4);
+            buf.iter().for_each(|v| bytes.extend_from_slice(&v.to_le_bytes()));
+            sink.put(0, &bytes)?;
+        }
+        if let Some(d) = decoded.as_deref_mut() {
+            d(range.start, &buf)?;
+        }
+    }
+    Ok(Encoded { error, bytes: job.stored_bytes, rank: None, on: CpuBackend.provenance() })
+}
+
+/// Turns an integer kernel's group parameters and codes into compressed-tensors' stored parts:
+/// codes packed densely into int32 words per row (`pack-quantized`, 2..7 bits) or int8
+/// (`int-quantized`), scales in the tensor's type, zero points int8 or packed along columns.
+struct IntBytes<'a, 'd> {
+    spec: IntSpec,
+    rows: u64,
+    cols: usize,
+    sink: &'a mut dyn PartSink,
+    decoded: Option<DecodedSink<'d>>,
+    /// Codes of the row being filled.
+    row: Vec<i8>,
+    /// Zero points of every group (packed at the end: they pack along columns).
+    zeros: Vec<i8>,
+    values_done: u64,
+    total: u64,
+    parts: Vec<Part>,
+}
+
+impl<'a, 'd> IntBytes<'a, 'd> {
+    fn new(
+        spec: IntSpec,
+        shape: &[u64],
+        sink: &'a mut dyn PartSink,
+        decoded: Option<DecodedSink<'d>>,
+    ) -> Result<Self, ComputeError> {
+        let numel: u64 = shape.iter().product();
+        let (rows, cols) = rows_cols(shape).unwrap_or((1, numel));
+        let groups = cols / spec.group as u64;
+        let bits = u64::from(spec.bits);
+        let mut parts = vec![if spec.bits == 8 {
+            Part { role: "codes".into(), dtype: "I8".into(), shape: shape.to_vec(), bytes: numel }
+        } else {
+            let words = (cols * bits).div_ceil(32);
+            Part { role: "codes".into(), dtype: "I32".into(), shape: vec![rows, words], bytes: rows * words * 4 }
+        }];
+        parts.push(Part {
+            role: "scale".into(),
+            dtype: spec.arith.dtype().name().to_owned(),
+            shape: vec![rows, groups],
+            bytes: rows * groups * spec.arith.bytes(),
+        });
+        if spec.asym {
+            parts.push(if spec.bits == 8 {
+                Part { role: "zero_point".into(), dtype: "I8".into(), shape: vec![rows, groups], bytes: rows * groups }
+            } else {
+                let words = (rows * bits).div_ceil(32);
+                Part {
+                    role: "zero_point".into(),
+                    dtype: "I32".into(),
+                    shape: vec![words, groups],
+                    bytes: words * groups * 4,
+                }
+            });
+        }
+        let total = parts.iter().map(|p| p.bytes).sum();
+        Ok(IntBytes {
+            spec,
+            rows,
+            cols: cols as usize,
+            sink,
+            decoded,
+            row: Vec::new(),
+            zeros: Vec::new(),
+            values_done: 0,
+            total,
+            parts,
+        })
+    }
+
+    fn finish(&mut self) -> Result<(), ComputeError> {
+        if !self.spec.asym {
+            return Ok(());
+        }
+        let groups = self.cols / self.spec.group;
+        let mut out = Vec::new();
+        if self.spec.bits == 8 {
+            out.extend(self.zeros.iter().map(|&z| z as u8));
+        } else {
+            // Packed along dim 0: for each group column, the zero points of every row.
+            for g in 0..groups {
+                let column: Vec<i8> = (0..self.rows as usize).map(|r| self.zeros[r * groups + g]).collect();
+                pack_bits(&column, self.spec.bits, &mut out);
+            }
+            // Transposed back to (words, groups) row-major.
+            let words = (self.rows * u64::from(self.spec.bits)).div_ceil(32) as usize;
+            let by_group: Vec<[u8; 4]> = out.chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]).collect();
+            out = (0..words)
+                .flat_map(|w| (0..groups).map(move |g| (g, w)))
+                .flat_map(|(g, w)| by_group[g * words + w])
+                .collect();
+        }
+        self.sink.put(2, &out)
+    }
+}
+
+/// Packs `b`-bit codes (offset by 2^(b−1) to unsigned) densely, least significant bits first,
+/// into little-endian int32 words, as compressed-tensors' `pack_to_int32` does for one row.
+pub fn pack_bits(codes: &[i8], bits: u32, out: &mut Vec<u8>) {
+    let words = (codes.len() * bits as usize).div_ceil(32);
+    let mut acc = vec![0u32; words];
+    let offset = 1i32 << (bits - 1);
+    for (i, &c) in codes.iter().enumerate() {
+        let v = (i32::from(c) + offset) as u64;
+        let bit = i * bits as usize;
+        let (w, o) = (bit / 32, bit % 32);
+        let shifted = v << o;
+        acc[w] |= shifted as u32;
+        if o + bits as usize > 32 {
+            acc[w + 1] |= (shifted >> 32) as u32;
+        }
+    }
+    acc.iter().for_each(|w| out.extend_from_slice(&w.to_le_bytes()));
+}
+
+impl CodeSink for IntBytes<'_, '_> {
+    fn begin(&mut self, _groups: u64) -> Result<(), ComputeError> {
+        self.row.clear();
+        self.zeros.clear();
+        self.values_done = 0;
+        self.sink.begin(&self.parts)
+    }
+
+    fn put(&mut self, _first_group: u64, params: &[GroupParams], codes: &[i8]) -> Result<(), ComputeError> {
+        let mut scales = Vec::with_capacity(params.len() * 2);
+        let scale_dtype = self.spec.arith.dtype();
+        let sv: Vec<f32> = params.iter().map(|p| p.scale).collect();
+        crate::codec::encode(scale_dtype, &sv, &mut scales).map_err(|e| ComputeError::Sink(e.to_string()))?;
+        self.sink.put(1, &scales)?;
+        if self.spec.asym {
+            self.zeros.extend(params.iter().map(|p| p.zero));
+        }
+        if let Some(d) = self.decoded.as_deref_mut() {
+            let mut out = Vec::with_capacity(codes.len());
+            crate::codec::int::decode(codes, params, &self.spec, &mut out);
+            d(self.values_done, &out)?;
+        }
+        self.values_done += codes.len() as u64;
+        if self.spec.bits == 8 {
+            let bytes: Vec<u8> = codes.iter().map(|&c| c as u8).collect();
+            return self.sink.put(0, &bytes);
+        }
+        let mut out = Vec::new();
+        let mut rest = codes;
+        while !rest.is_empty() {
+            let take = (self.cols - self.row.len()).min(rest.len());
+            self.row.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.row.len() == self.cols {
+                pack_bits(&self.row, self.spec.bits, &mut out);
+                self.row.clear();
+            }
+        }
+        self.sink.put(0, &out)
+    }
+}
+
+/// Schemes encoded a tile of rows at a time on the CPU.
+enum RowKind {
+    Half(DType),
+    Fp8 { per_channel: bool, tensor_scale: f32 },
+    Nf4,
+    Ggml(DType),
+}
+
+struct RowCodec {
+    kind: RowKind,
+    arith: Arith,
+    cols: usize,
+}
+
+impl RowCodec {
+    fn new(scheme: &Scheme, job: &Job<'_>, arith: Arith, cancel: &Cancel) -> Result<Self, ComputeError> {
+        let src = job.src;
+        let cols = rows_cols(src.shape()).map_or(src.numel(), |(_, c)| c) as usize;
+        let kind = match scheme {
+            Scheme::F16 => RowKind::Half(DType::F16),
+            Scheme::Bf16 => RowKind::Half(DType::BF16),
+            Scheme::Nf4 => RowKind::Nf4,
+            Scheme::Ggml(d) => RowKind::Ggml(*d),
+            Scheme::Fp8 { per_channel } => {
+                let tensor_scale = if *per_channel { 0.0 } else { fp8_scale(abs_max(src, cancel)?, arith) };
+                RowKind::Fp8 { per_channel: *per_channel, tensor_scale }
+            }
+            other => return Err(source::shape_error(src, format!("{other} is not a row scheme"))),
+        };
+        Ok(RowCodec { kind, arith, cols })
+    }
+
+    fn parts(&self, shape: &[u64]) -> Vec<Part> {
+        let numel: u64 = shape.iter().product();
+        let rows = numel / self.cols as u64;
+        let codes =
+            |dtype: &str, bytes: u64| Part { role: "codes".into(), dtype: dtype.into(), shape: shape.to_vec(), bytes };
+        match self.kind {
+            RowKind::Half(d) => vec![codes(d.name(), numel * 2)],
+            RowKind::Ggml(d) => {
+                vec![codes(d.name(), rows * (self.cols / d.block_elems()) as u64 * d.block_bytes() as u64)]
+            }
+            RowKind::Nf4 => {
+                let blocks = numel.div_ceil(nf4::BLOCK as u64);
+                vec![
+                    Part {
+                        role: "codes".into(),
+                        dtype: "U8".into(),
+                        shape: vec![numel.div_ceil(2)],
+                        bytes: numel.div_ceil(2),
+                    },
+                    Part { role: "absmax".into(), dtype: "F32".into(), shape: vec![blocks], bytes: blocks * 4 },
+                ]
+            }
+            RowKind::Fp8 { per_channel, .. } => {
+                let n = if per_channel { rows } else { 1 };
+                vec![
+                    codes("F8_E4M3", numel),
+                    Part {
+                        role: "scale".into(),
+                        dtype: self.arith.dtype().name().to_owned(),
+                        shape: if per_channel { vec![rows, 1] } else { vec![1] },
+                        bytes: n * self.arith.bytes(),
+                    },
+                ]
+            }
+        }
+    }
+
+    /// Runs over the source in batches of whole rows (and whole NF4 blocks), each split over
+    /// threads by rows and joined in order.
+    fn run(
+        &self,
+        job: &Job<'_>,
+        sink: &mut dyn PartSink,
+        mut decoded: Option<DecodedSink<'_>>,
+        cancel: &Cancel,
+    ) -> Result<GroupError, ComputeError> {
+        let src = job.src;
+        let cols = self.cols as u64;
+        let unit = match self.kind {
+            RowKind::Nf4 => source::lcm(source::lcm(cols, nf4::BLOCK as u64), src.block_elems().max(1)),
+            _ => source::lcm(cols, src.block_elems().max(1)),
+        };
+        let batch = (4 * DEFAULT_CHUNK_ELEMS / unit).max(1) * unit;
+        if let RowKind::Fp8 { per_channel: false, tensor_scale } = self.kind {
+            let mut b = Vec::new();
+            crate::codec::encode(self.arith.dtype(), &[tensor_scale], &mut b)
+                .map_err(|e| ComputeError::Sink(e.to_string()))?;
+            sink.put(1, &b)?;
+        }
+        let mut total = GroupError::default();
+        let mut buf = Vec::new();
+        for range in source::chunks(src, batch) {
+            if cancel.is_cancelled() {
+                return Err(ComputeError::Cancelled);
+            }
+            let values: &[f32] = match src.as_f32() {
+                Some(all) => &all[range.start as usize..range.end as usize],
+                None => {
+                    src.read(range.clone(), &mut buf)?;
+                    &buf
+                }
+            };
+            let task = ((1usize << 16).div_ceil(unit as usize) * unit as usize).max(unit as usize);
+            let want_decoded = decoded.is_some();
+            let tiles: Vec<Tile> = values
+                .par_chunks(task)
+                .map(|chunk| self.encode_tile(chunk, job.importance, job.search, want_decoded))
+                .collect();
+            for (k, t) in tiles.into_iter().enumerate() {
+                total.add(&t.error);
+                for (part, bytes) in t.parts.iter().enumerate() {
+                    if !bytes.is_empty() {
+                        sink.put(part, bytes)?;
+                    }
+                }
+                if let Some(d) = decoded.as_deref_mut() {
+                    d(range.start + (k * task) as u64, &t.decoded)?;
+                }
+            }
+        }
+        Ok(total)
+    }
+
+    /// Encodes whole rows (and whole NF4 blocks, but for the tensor's last).
+    fn encode_tile(
+        &self,
+        values: &[f32],
+        importance: Option<&[f32]>,
+        search: Option<&[f32]>,
+        keep_decoded: bool,
+    ) -> Tile {
+        let mut t = Tile::default();
+        let mut y = vec![0f32; values.len()];
+        match self.kind {
+            RowKind::Half(d) => {
+                let mut b = Vec::with_capacity(values.len() * 2);
+                // Infallible for F16/BF16 by construction.
+                let _ = crate::codec::encode(d, values, &mut b);
+                let _ = crate::codec::decode(d, &b, &mut y);
+                t.parts = vec![b];
+            }
+            RowKind::Ggml(d) => {
+                let mut b = Vec::new();
+                for row in values.chunks(self.cols) {
+                    // Shapes were checked: rows are whole blocks.
+                    let _ = ggml::encode_row(d, row, search, &mut b);
+                }
+                let _ = crate::codec::decode(d, &b, &mut y);
+                t.parts = vec![b];
+            }
+            RowKind::Nf4 => {
+                let (mut idx, mut absmax) = (Vec::with_capacity(values.len()), Vec::new());
+                for block in values.chunks(nf4::BLOCK) {
+                    let start = idx.len();
+                    let a = nf4::encode_block(block, block.len() == nf4::BLOCK, &mut idx);
+                    for (k, &i) in idx[start..].iter().enumerate() {
+                        y[start + k] = self.arith.round(nf4::decode(i, a));
+                    }
+                    absmax.extend_from_slice(&a.to_le_bytes());
+                }
+                let mut packed = Vec::with_capacity(idx.len() / 2);
+                nf4::pack(&idx, &mut packed);
+                t.parts = vec![packed, absmax];
+            }
+            RowKind::Fp8 { per_channel, tensor_scale } => {
+                let (mut codes, mut scales) = (Vec::with_capacity(values.len()), Vec::new());
+                for (r, row) in values.chunks(self.cols).enumerate() {
+                    let scale = if per_channel {
+                        let s = fp8_scale(row.iter().fold(0f32, |m, x| m.max(x.abs())), self.arith);
+                        let _ = crate::codec::encode(self.arith.dtype(), &[s], &mut scales);
+                        s
+                    } else {
+                        tensor_scale
+                    };
+                    for (k, &x) in row.iter().enumerate() {
+                        let c = fp8_code(x, scale, self.arith);
+                        codes.push(c);
+                        y[r * self.cols + k] = self.arith.round(f8_e4m3_to_f32(c) * scale);
+                    }
+                }
+                t.parts = vec![codes, scales];
+            }
+        }
+        t.error.push_slice(values, &y, 0, self.cols, importance);
+        if keep_decoded {
+            t.decoded = y;
+        }
+        t
+    }
+}
+
+#[derive(Default)]
+struct Tile {
+    parts: Vec<Vec<u8>>,
+    error: GroupError,
+    decoded: Vec<f32>,
+}
+
+/// FP8 E4M3's largest value.
+const FP8_MAX: f32 = 448.0;
+
+/// compressed-tensors' float8 scale: absmax / ((448 − (−448)) / 2) in the tensor's type, a zero
+/// scale replaced by the type's epsilon.
+fn fp8_scale(absmax: f32, arith: Arith) -> f32 {
+    let s = arith.round(absmax / FP8_MAX);
+    if s == 0.0 { arith.eps() } else { s }
+}
+
+/// The FP8 code of `x`: `x / scale` in the tensor's type, clamped to ±448, rounded to E4M3.
+fn fp8_code(x: f32, scale: f32, arith: Arith) -> u8 {
+    f32_to_f8_e4m3(arith.round(x / scale).clamp(-FP8_MAX, FP8_MAX))
+}
+
+/// Max |x| of the finite values of a source.
+fn abs_max(src: &dyn ValueSource, cancel: &Cancel) -> Result<f32, ComputeError> {
+    let mut m = 0f32;
+    let mut buf = Vec::new();
+    for range in source::chunks(src, 4 * DEFAULT_CHUNK_ELEMS) {
+        if cancel.is_cancelled() {
+            return Err(ComputeError::Cancelled);
+        }
+        src.read(range, &mut buf)?;
+        m = buf.par_iter().filter(|x| x.is_finite()).map(|x| x.abs()).reduce(|| 0.0, f32::max).max(m);
+    }
+    Ok(m)
+}
+
+/// Encodes a matrix held in memory (a low rank's factors) and returns its decoded values.
+pub(crate) fn encode_in_memory(
+    backend: &dyn Backend,
+    src: &SliceSource<'_>,
+    dtype: DType,
+    scheme: &Scheme,
+    sink: &mut dyn PartSink,
+    cancel: &Cancel,
+) -> Result<(Vec<f32>, Encoded), ComputeError> {
+    let job = Job { src, dtype, stored_bytes: 0, importance: None, search: None };
+    let mut out = vec![0f32; src.numel() as usize];
+    let mut put = |first: u64, v: &[f32]| -> Result<(), ComputeError> {
+        out[first as usize..first as usize + v.len()].copy_from_slice(v);
+        Ok(())
+    };
+    let enc = encode(backend, &job, scheme, sink, Some(&mut put), cancel)?;
+    Ok((out, enc))
+}

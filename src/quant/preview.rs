@@ -1,0 +1,215 @@
+//! The preview: what a plan costs each tensor in bytes and error, and in total. It runs the
+//! encoders the exporters run, with a sink that keeps nothing, and measures the decoded values.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::encode::{DecodedSink, DiscardBytes, Job, encode};
+use super::plan::Resolved;
+use super::scheme::Scheme;
+use crate::cancel::Cancel;
+use crate::checkpoint::imatrix::Imatrix;
+use crate::checkpoint::{Checkpoint, TensorInfo};
+use crate::codec::int::GroupError;
+use crate::compute::{Backend, ComputeError, Provenance, TensorRef, ValueSource};
+
+/// Where the importance of each input channel comes from.
+#[derive(Clone, Debug)]
+pub enum Importance {
+    /// A llama.cpp imatrix (mean squared activations), looked up by tensor name or its GGUF
+    /// name under the architecture `arch`; also drives llama.cpp's weighted block searches.
+    Imatrix(Arc<Imatrix>, String),
+    /// The column L2 norms of the weight itself (`--importance weight`).
+    ColumnNorms,
+}
+
+/// The preview of one tensor.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TensorPreview {
+    /// The tensor.
+    pub name: String,
+    /// The scheme it gets.
+    pub scheme: String,
+    /// The scheme asked for, when a fallback replaced it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested: Option<String>,
+    /// Why the fallback.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback_reason: Option<String>,
+    /// Its shape.
+    pub shape: Vec<u64>,
+    /// Its stored type.
+    pub dtype: String,
+    /// Values.
+    pub params: u64,
+    /// Exact bytes the scheme stores.
+    pub bytes: u64,
+    /// 8 · bytes / params.
+    pub bpw: f64,
+    /// ‖W − Ŵ‖²_F.
+    pub sse: f64,
+    /// ‖W − Ŵ‖_F / ‖W‖_F (null for an all-zero tensor).
+    pub rel_error: Option<f64>,
+    /// 10·log10(‖W‖²_F / ‖W − Ŵ‖²_F) (null when either is zero).
+    pub sqnr_db: Option<f64>,
+    /// max |W − Ŵ|.
+    pub max_abs_error: f64,
+    /// Σ_j imp_j · Σ_i (W_ij − Ŵ_ij)², with importance.
+    pub weighted_sse: Option<f64>,
+    /// NaN and ±Inf values in the tensor.
+    pub non_finite: u64,
+    /// The rank a low-rank scheme kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rank: Option<usize>,
+    /// Why this tensor cannot be encoded faithfully (NaN or ±Inf values under a scheme whose
+    /// reference gives them no defined code): its row is not to be exported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Σ W² (for totals).
+    #[serde(skip)]
+    pub signal: f64,
+    /// Who computed it.
+    #[serde(flatten)]
+    pub computed: Provenance,
+}
+
+/// Totals over the tensors of a preview.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Totals {
+    /// Tensors previewed.
+    pub tensors: usize,
+    /// Values.
+    pub params: u64,
+    /// Bytes the plan stores for them.
+    pub bytes: u64,
+    /// 8 · bytes / params over them.
+    pub bpw: f64,
+    /// Σ sse.
+    pub sse: f64,
+    /// sqrt(Σ sse / Σ ‖W‖²).
+    pub rel_error: Option<f64>,
+    /// Σ weighted_sse, with importance.
+    pub weighted_sse: Option<f64>,
+    /// Bytes of the whole model under the plan: the previewed tensors as planned, every other
+    /// tensor as stored.
+    pub model_bytes: u64,
+    /// Bytes of the whole model as stored.
+    pub source_bytes: u64,
+}
+
+/// A whole preview.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct PreviewReport {
+    /// One row per tensor.
+    pub tensors: Vec<TensorPreview>,
+    /// Totals.
+    pub total: Totals,
+}
+
+impl PreviewReport {
+    /// Sums the rows; `all_stored` is the stored bytes of every tensor of the checkpoint and
+    /// `previewed_stored` those of the previewed ones.
+    pub fn finish(tensors: Vec<TensorPreview>, all_stored: u64, previewed_stored: u64) -> Self {
+        let params: u64 = tensors.iter().map(|t| t.params).sum();
+        let bytes: u64 = tensors.iter().map(|t| t.bytes).sum();
+        let sse: f64 = tensors.iter().map(|t| t.sse).sum();
+        let signal: f64 = tensors.iter().map(|t| t.signal).sum();
+        let weighted: Vec<f64> = tensors.iter().filter_map(|t| t.weighted_sse).collect();
+        let total = Totals {
+            tensors: tensors.len(),
+            params,
+            bytes,
+            bpw: if params > 0 { 8.0 * bytes as f64 / params as f64 } else { 0.0 },
+            sse,
+            rel_error: (signal > 0.0).then(|| (sse / signal).sqrt()),
+            weighted_sse: (!weighted.is_empty()).then(|| weighted.iter().sum()),
+            model_bytes: all_stored - previewed_stored + bytes,
+            source_bytes: all_stored,
+        };
+        PreviewReport { tensors, total }
+    }
+}
+
+/// The importance vector of `tensor`, if any.
+pub fn importance_of(
+    backend: &dyn Backend,
+    importance: Option<&Importance>,
+    src: &dyn ValueSource,
+    cancel: &Cancel,
+) -> Result<(Option<Vec<f32>>, bool), ComputeError> {
+    Ok(match importance {
+        None => (None, false),
+        Some(Importance::Imatrix(m, arch)) => match m.for_tensor(src.name(), arch) {
+            Some(v) => (Some(v.to_vec()), true),
+            None => (None, false),
+        },
+        Some(Importance::ColumnNorms) if src.is_matrix() => {
+            let ch = backend.channels(src, 1, cancel)?;
+            (Some(ch.value.col_l2.iter().map(|&v| v as f32).collect()), false)
+        }
+        Some(Importance::ColumnNorms) => (None, false),
+    })
+}
+
+/// Previews one tensor with its resolved scheme (sending decoded values to `decoded` if given).
+pub fn preview_tensor(
+    backend: &dyn Backend,
+    ckpt: &Checkpoint,
+    tensor: &TensorInfo,
+    resolved: &Resolved,
+    importance: Option<&Importance>,
+    decoded: Option<DecodedSink<'_>>,
+    cancel: &Cancel,
+) -> Result<TensorPreview, ComputeError> {
+    let src = TensorRef::new(ckpt, tensor);
+    let (imp, is_imatrix) = importance_of(backend, importance, &src, cancel)?;
+    let job = Job {
+        src: &src,
+        dtype: tensor.dtype,
+        stored_bytes: tensor.bytes,
+        importance: imp.as_deref(),
+        search: if is_imatrix { imp.as_deref() } else { None },
+    };
+    let enc = encode(backend, &job, &resolved.parsed, &mut DiscardBytes, decoded, cancel)?;
+    Ok(row(tensor, resolved, &enc.error, enc.bytes, enc.rank, imp.is_some(), enc.on))
+}
+
+fn row(
+    tensor: &TensorInfo,
+    resolved: &Resolved,
+    e: &GroupError,
+    bytes: u64,
+    rank: Option<usize>,
+    weighted: bool,
+    computed: Provenance,
+) -> TensorPreview {
+    let params = tensor.numel();
+    TensorPreview {
+        name: tensor.name.clone(),
+        scheme: resolved.scheme.clone(),
+        requested: resolved.requested.clone(),
+        fallback_reason: resolved.fallback_reason.clone(),
+        shape: tensor.shape.clone(),
+        dtype: tensor.dtype.name().to_owned(),
+        params,
+        bytes,
+        bpw: if params > 0 { 8.0 * bytes as f64 / params as f64 } else { 0.0 },
+        sse: e.sq_err,
+        rel_error: (e.signal > 0.0).then(|| (e.sq_err / e.signal).sqrt()),
+        sqnr_db: (e.signal > 0.0 && e.sq_err > 0.0).then(|| 10.0 * (e.signal / e.sq_err).log10()),
+        max_abs_error: f64::from(e.max_abs_err),
+        weighted_sse: weighted.then_some(e.weighted_sq_err),
+        non_finite: e.non_finite,
+        rank,
+        error: (e.non_finite > 0 && !matches!(resolved.parsed, Scheme::Keep | Scheme::F16 | Scheme::Bf16)).then(|| {
+            format!(
+                "{} NaN/±Inf values: {} gives them no defined code (the reference encoders turn them into \
+                 garbage); keep the tensor, store it as f16/bf16, or clean it",
+                e.non_finite, resolved.scheme
+            )
+        }),
+        signal: e.signal,
+        computed,
+    }
+}
