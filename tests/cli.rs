@@ -315,3 +315,156 @@ fn salience_takes_an_imatrix_by_gguf_names_for_a_transformers_checkpoint() {
     let out = weightbench(&["salience", dir.path().to_str().unwrap(), "--tensor", q]);
     assert!(stdout(&out).contains("largest tile") && stdout(&out).contains("computed on"), "{}", stdout(&out));
 }
+
+/// A small llama-shaped checkpoint: 576-wide rows (not whole K-quant blocks), 1536-wide rows
+/// (whole blocks), a norm, and an embedding.
+fn write_small_llama(dir: &TempDir) -> std::path::PathBuf {
+    let path = dir.join("small.safetensors");
+    let (a, b) = (small_weights(64 * 576, 3), small_weights(64 * 1536, 4));
+    write_safetensors(
+        &path,
+        &[
+            Spec::f32("model.embed_tokens.weight", &[64, 576], &a),
+            Spec::f32("model.layers.0.mlp.up_proj.weight", &[64, 576], &a),
+            Spec::f32("model.layers.0.mlp.down_proj.weight", &[64, 1536], &b),
+            Spec::f32("model.layers.0.input_layernorm.weight", &[576], &a[..576]),
+        ],
+    );
+    path
+}
+
+#[test]
+fn quantize_dry_run_reports_every_tensor_with_fallbacks_and_totals() {
+    let dir = TempDir::new();
+    let path = write_small_llama(&dir);
+    let plan = dir.join("plan.toml");
+    std::fs::write(
+        &plan,
+        "[[rule]]\nmatch = \"*.weight\"\nscheme = \"q4_k\"\n[[rule]]\nmatch = \"re:.*down_proj.*\"\nscheme = \"q6_k\"\n\
+         [tensor.\"model.embed_tokens.weight\"]\nscheme = \"keep\"\n",
+    )
+    .unwrap();
+    let out =
+        weightbench(&["quantize", path.to_str().unwrap(), "--plan", plan.to_str().unwrap(), "--dry-run", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = v["tensors"].as_array().unwrap();
+    let row = |n: &str| rows.iter().find(|t| t["name"] == n).unwrap().clone();
+    for key in ["name", "scheme", "shape", "params", "bytes", "bpw", "sse", "rel_error", "sqnr_db", "max_abs_error"] {
+        assert!(rows[0].get(key).is_some(), "row lacks {key}");
+    }
+    assert_eq!(row("model.embed_tokens.weight")["scheme"], "keep");
+    assert_eq!(row("model.embed_tokens.weight")["sse"], 0.0);
+    let up = row("model.layers.0.mlp.up_proj.weight");
+    assert_eq!((up["scheme"].as_str(), up["requested"].as_str()), (Some("q5_0"), Some("q4_k")));
+    assert!(up["fallback_reason"].as_str().unwrap().contains("576"));
+    assert_eq!(up["bytes"], 64 * 576 / 32 * 22);
+    let down = row("model.layers.0.mlp.down_proj.weight");
+    assert_eq!((down["scheme"].as_str(), down["bytes"].as_u64()), (Some("q6_k"), Some(64 * 1536 / 256 * 210)));
+    assert!(down["rel_error"].as_f64().unwrap() > 0.0 && down["rel_error"].as_f64().unwrap() < 0.05);
+    assert_eq!(row("model.layers.0.input_layernorm.weight")["scheme"], "keep");
+    let total = &v["total"];
+    let sum: u64 = rows.iter().map(|t| t["bytes"].as_u64().unwrap()).sum();
+    assert_eq!(total["bytes"].as_u64(), Some(sum));
+    assert_eq!(total["model_bytes"].as_u64(), Some(sum), "every tensor was previewed");
+    assert_eq!(v["backend"], "cpu", "the block types are encoded on the CPU: {}", v["backend"]);
+    assert_eq!(v["plan"]["rules"][1]["line"], 5);
+    // The table says the same, fallback included.
+    let out = weightbench(&["quantize", path.to_str().unwrap(), "--plan", plan.to_str().unwrap(), "--dry-run"]);
+    let text = stdout(&out);
+    assert!(text.contains("fallback from q4_k") && text.contains("TOTAL 4 tensors"), "{text}");
+}
+
+#[test]
+fn bad_plans_are_refused_naming_line_tensor_shape_and_scheme() {
+    let dir = TempDir::new();
+    let path = write_small_llama(&dir);
+    let p = path.to_str().unwrap();
+    let cases = [
+        ("[[rule]]\nmatch = \"*\"\nscheme = \"q4_q\"\n", "plan.toml:3", "unknown scheme `q4_q`"),
+        ("[[rule]]\nmatch = \"re:([\"\nscheme = \"q8_0\"\n", "plan.toml:2", "bad pattern"),
+        ("[tensor.\"model.layers.0.mlp.up_proj.weight\"]\nscheme = \"q4_k\"\n", "plan.toml:2", "[64, 576]"),
+        ("[tensor.\"model.layers.0.input_layernorm.weight\"]\nscheme = \"lowrank_r8\"\n", "plan.toml:2", "1-D"),
+        ("[[rule]]\nmatch = \"*\"\nscheme = \"int9_g32\"\n", "plan.toml:3", "2 to 8 bits"),
+        ("[[rule]]\nmatch = \"*\"\nschema = \"q8_0\"\n", "plan.toml", "schema"),
+    ];
+    for (text, at, what) in cases {
+        let plan = dir.join("plan.toml");
+        std::fs::write(&plan, text).unwrap();
+        let out = weightbench(&["quantize", p, "--plan", plan.to_str().unwrap(), "--dry-run", "--json"]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{text}: {err}");
+        assert!(err.contains(at) && err.contains(what), "{text}: {err}");
+        assert!(out.stdout.is_empty(), "nothing computed or printed: {}", stdout(&out));
+    }
+    // A rule that matches nothing, and a plan made for another model: warnings, not errors.
+    let plan = dir.join("plan.toml");
+    std::fs::write(&plan, "[model]\ntensors = 272\n[[rule]]\nmatch = \"*.bias\"\nscheme = \"q8_0\"\n").unwrap();
+    let out = weightbench(&["quantize", p, "--plan", plan.to_str().unwrap(), "--dry-run", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("matches no tensor") && err.contains("272 tensors"), "{err}");
+    // Without --dry-run nothing runs.
+    let out = weightbench(&["quantize", p, "--scheme", "q8_0"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--dry-run"));
+}
+
+#[test]
+fn non_finite_weights_are_counted_and_refused_by_schemes_without_a_code_for_them() {
+    let dir = TempDir::new();
+    let path = dir.join("nan.safetensors");
+    let mut v = small_weights(8 * 64, 9);
+    v[3] = f32::NAN;
+    v[70] = f32::INFINITY;
+    write_safetensors(&path, &[Spec::f32("w", &[8, 64], &v)]);
+    let p = path.to_str().unwrap();
+    let out = weightbench(&["quantize", p, "--scheme", "int8_ch", "--dry-run", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["tensors"][0]["non_finite"], 2);
+    assert!(v["tensors"][0]["error"].as_str().unwrap().contains("2 NaN/±Inf"));
+    assert!(stderr(&out).contains("w: 2 NaN"));
+    let out = weightbench(&["quantize", p, "--scheme", "bf16", "--dry-run", "--json"]);
+    assert!(out.status.success(), "bf16 stores NaN and Inf as they are: {}", stderr(&out));
+}
+
+#[test]
+fn quantize_on_the_gpu_gives_the_cpus_integer_codes_and_says_where_each_ran() {
+    let demo = crate::fixtures::demo();
+    let demo = demo.to_str().unwrap();
+    let dir = TempDir::new();
+    let run = |backend: &str, scheme: &str, decoded: &std::path::Path| {
+        let args = ["quantize", demo, "--scheme", scheme, "--tensor", "layer\\.1\\.", "--dry-run", "--json"];
+        let out = weightbench(&[&args[..], &["--backend", backend, "--decoded", decoded.to_str().unwrap()]].concat());
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let (c_path, g_path) = (dir.join("cpu.safetensors"), dir.join("gpu.safetensors"));
+    let cpu = run("cpu", "int4_g128_asym", &c_path);
+    let gpu = run("gpu", "int4_g128_asym", &g_path);
+    let quantized: Vec<&serde_json::Value> =
+        gpu["tensors"].as_array().unwrap().iter().filter(|t| t["scheme"] == "int4_g128_asym").collect();
+    assert!(quantized.len() >= 6, "every matrix of the layer");
+    if let Some(t) = quantized.iter().find(|t| t["backend"] != "gpu") {
+        skip(
+            Missing::Gpu,
+            &format!("quantize --backend gpu ran {} on the {}: {}", t["name"], t["backend"], t["fallback"]),
+        );
+        return;
+    }
+    // Vectors (biases, norms) are kept: read on the CPU, and the whole run says both.
+    assert_eq!(gpu["backend"], "cpu+gpu");
+    // Same codes: the decoded values are identical, bit for bit.
+    assert_eq!(std::fs::read(&c_path).unwrap(), std::fs::read(&g_path).unwrap());
+    for (c, g) in cpu["tensors"].as_array().unwrap().iter().zip(gpu["tensors"].as_array().unwrap()) {
+        assert_eq!((c["bytes"].clone(), c["max_abs_error"].clone()), (g["bytes"].clone(), g["max_abs_error"].clone()));
+        let (a, b) = (c["sse"].as_f64().unwrap(), g["sse"].as_f64().unwrap());
+        assert!((a - b).abs() <= 1e-5 * a.max(1e-30), "{a} vs {b}");
+    }
+    // A scheme with no WGSL encoder runs on the CPU and says so.
+    let q = run("gpu", "q4_0", &dir.join("q.safetensors"));
+    let row = q["tensors"].as_array().unwrap().iter().find(|t| t["scheme"] == "q4_0").unwrap();
+    assert_eq!(row["backend"], "cpu");
+    assert!(row["fallback"].as_str().unwrap().contains("no WGSL encoder for q4_0"), "{row}");
+}

@@ -221,8 +221,7 @@ impl Scheme {
             || rows_cols(shape).ok_or_else(|| format!("`{self}` needs a matrix; this tensor is 1-D ({numel} values)"));
         match self {
             Scheme::Keep | Scheme::F16 | Scheme::Bf16 => Ok(()),
-            Scheme::Nf4 => Ok(()),
-            Scheme::Fp8 { .. } => needs_matrix().map(drop),
+            Scheme::Nf4 | Scheme::Fp8 { .. } => needs_matrix().map(drop),
             Scheme::Ggml(d) => {
                 let (_, cols) = needs_matrix()?;
                 if !ggml::can_encode(*d) {
