@@ -148,6 +148,8 @@ fn ggml_block_encoders_give_llama_cpps_bytes() {
         ("Q4_K", DType::Q4K),
         ("Q5_K", DType::Q5K),
         ("Q6_K", DType::Q6K),
+        ("IQ4_NL", DType::IQ4NL),
+        ("IQ4_XS", DType::IQ4XS),
     ];
     let mut report = Vec::new();
     for input in ["synthetic", "minilm"] {

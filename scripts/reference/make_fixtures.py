@@ -14,7 +14,7 @@ made by an independent implementation:
                              ml_dtypes.
   ggml_encode.safetensors    rows encoded by llama.cpp's own `ggml_quantize_chunk` (the
                              xllamacpp wheel's shared library, through ctypes) as Q8_0 … Q5_1
-                             and Q2_K … Q6_K, without and with an importance matrix, for a
+                             Q2_K … Q6_K, IQ4_NL and IQ4_XS, without and with an importance matrix, for a
                              synthetic input (heavy tails, outlier columns, zero, constant, tiny
                              and positive rows) and 8 rows of MiniLM's
                              encoder.layer.0.output.dense.weight; the legacy types also by
@@ -155,7 +155,7 @@ def minifloats():
     print("minifloats:", {k: v.size for k, v in out.items()})
 
 
-GGML_TYPES = ["Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"]
+GGML_TYPES = ["Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS"]
 
 
 def llama_cpp():
@@ -215,7 +215,7 @@ def ggml_encode(minilm):
             plain = ggml_quantize(lib, name, rows, None)
             out[f"{name}.{key}"] = plain
             out[f"{name}.{key}.imatrix"] = ggml_quantize(lib, name, rows, imatrix)
-            if not name.endswith("_K"):
+            if not name.endswith("_K") and not name.startswith("IQ"):
                 # gguf-py takes numpy's min, which may be -0.0 where llama.cpp's loop keeps the
                 # first zero it meets: the same values, a different sign bit on a zero minimum.
                 qtype = GGMLQuantizationType[name]

@@ -403,5 +403,7 @@ mod tests {
         assert_eq!("q6_k".parse::<Scheme>().unwrap().ggml_fallback(&[10, 640]).unwrap().0.to_string(), "q8_0");
         assert!(q4k.ggml_fallback(&[576, 1536]).is_none());
         assert_eq!("q8_0".parse::<Scheme>().unwrap().ggml_fallback(&[4, 48]).unwrap().0, Scheme::F16);
+        assert_eq!("q2_k".parse::<Scheme>().unwrap().ggml_fallback(&[4, 576]).unwrap().0.to_string(), "iq4_nl");
+        assert_eq!("q3_k".parse::<Scheme>().unwrap().ggml_fallback(&[4, 48]).unwrap().0, Scheme::F16);
     }
 }

@@ -83,6 +83,8 @@ fn encoder(dtype: DType) -> Option<RowEncoder> {
         DType::Q4K => kquants::encode_q4_k,
         DType::Q5K => kquants::encode_q5_k,
         DType::Q6K => kquants::encode_q6_k,
+        DType::IQ4NL => iquants::encode_iq4_nl,
+        DType::IQ4XS => iquants::encode_iq4_xs,
         _ => return None,
     })
 }
