@@ -219,14 +219,52 @@ impl GroupError {
 
     /// Adds the error of decoded values `y` of `x`, whose columns start at `col0` of rows of
     /// `cols` values, weighed by `importance` (one per column) when given.
+    #[inline(always)]
     pub fn push_slice(&mut self, x: &[f32], y: &[f32], col0: usize, cols: usize, importance: Option<&[f32]>) {
-        match importance {
-            Some(imp) => {
-                for (k, (&a, &b)) in x.iter().zip(y).enumerate() {
-                    self.push(a, b, imp[(col0 + k) % cols]);
+        let cols = cols.max(1);
+        let (mut at, mut col) = (0, col0 % cols);
+        // Row segments, so that each has its importance as one contiguous slice.
+        while at < x.len() {
+            let n = (cols - col).min(x.len() - at);
+            let w = importance.map(|imp| &imp[col..col + n]);
+            self.push_segment(&x[at..at + n], &y[at..at + n], w);
+            at += n;
+            col = 0;
+        }
+    }
+
+    /// [`Self::push`] over a run of values, eight lanes at a time when every value is finite
+    /// (f64 sums in lanes: the order differs from one-by-one only at the last bits of f64).
+    #[inline(always)]
+    fn push_segment(&mut self, x: &[f32], y: &[f32], w: Option<&[f32]>) {
+        const LANES: usize = 8;
+        if !x.iter().all(|v| v.is_finite()) {
+            for (k, (&a, &b)) in x.iter().zip(y).enumerate() {
+                self.push(a, b, w.map_or(0.0, |w| w[k]));
+            }
+            return;
+        }
+        let (mut se, mut sg, mut sw, mut mx) = ([0f64; LANES], [0f64; LANES], [0f64; LANES], [0f64; LANES]);
+        let full = x.len() / LANES * LANES;
+        for i in (0..full).step_by(LANES) {
+            for k in 0..LANES {
+                let a = f64::from(x[i + k]);
+                let d = a - f64::from(y[i + k]);
+                se[k] += d * d;
+                sg[k] += a * a;
+                mx[k] = if d.abs() > mx[k] { d.abs() } else { mx[k] };
+                if let Some(w) = w {
+                    sw[k] += f64::from(w[i + k]) * d * d;
                 }
             }
-            None => x.iter().zip(y).for_each(|(&a, &b)| self.push(a, b, 0.0)),
+        }
+        self.values += full as u64;
+        self.sq_err += se.iter().sum::<f64>();
+        self.signal += sg.iter().sum::<f64>();
+        self.weighted_sq_err += sw.iter().sum::<f64>();
+        self.max_abs_err = mx.iter().fold(self.max_abs_err, |m, &v| m.max(v as f32));
+        for k in full..x.len() {
+            self.push(x[k], y[k], w.map_or(0.0, |w| w[k]));
         }
     }
 }

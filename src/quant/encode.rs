@@ -478,8 +478,20 @@ impl RowCodec {
         Ok(total)
     }
 
-    /// Encodes whole rows (and whole NF4 blocks, but for the tensor's last).
+    /// Encodes whole rows (and whole NF4 blocks, but for the tensor's last), compiled for the
+    /// widest vector instructions this CPU has (runtime dispatch; the same IEEE operations).
     fn encode_tile(
+        &self,
+        values: &[f32],
+        importance: Option<&[f32]>,
+        search: Option<&[f32]>,
+        keep_decoded: bool,
+    ) -> Tile {
+        pulp::Arch::new().dispatch(TileJob { codec: self, values, importance, search, keep_decoded })
+    }
+
+    #[inline(always)]
+    fn encode_tile_here(
         &self,
         values: &[f32],
         importance: Option<&[f32]>,
@@ -498,10 +510,8 @@ impl RowCodec {
             }
             RowKind::Ggml(d) => {
                 let mut b = Vec::new();
-                for row in values.chunks(self.cols) {
-                    // Shapes were checked: rows are whole blocks.
-                    let _ = ggml::encode_row(d, row, search, &mut b);
-                }
+                // Shapes were checked: rows are whole blocks.
+                let _ = ggml::encode_rows(d, values, self.cols, search, &mut b);
                 let _ = crate::codec::decode(d, &b, &mut y);
                 t.parts = vec![b];
             }
@@ -543,6 +553,25 @@ impl RowCodec {
             t.decoded = y;
         }
         t
+    }
+}
+
+/// One tile's work as a `pulp` operation: its body is inlined into the function pulp compiles
+/// for each instruction set.
+struct TileJob<'a> {
+    codec: &'a RowCodec,
+    values: &'a [f32],
+    importance: Option<&'a [f32]>,
+    search: Option<&'a [f32]>,
+    keep_decoded: bool,
+}
+
+impl pulp::WithSimd for TileJob<'_> {
+    type Output = Tile;
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) -> Tile {
+        self.codec.encode_tile_here(self.values, self.importance, self.search, self.keep_decoded)
     }
 }
 

@@ -71,16 +71,12 @@ pub(super) fn decode_q8_0(b: &[u8], y: &mut [f32]) {
 
 // ---- encoders: ggml's `quantize_row_*_ref`, and with importance its `quantize_row_*_impl` ----
 
-/// `a > b ? a : b`, as ggml's `MAX` (NaN handling included).
-#[inline]
-fn c_max(a: f32, b: f32) -> f32 {
-    if a > b { a } else { b }
-}
-
+#[inline(always)]
 fn push_f16(out: &mut Vec<u8>, v: f32) {
     out.extend_from_slice(&half::f16::from_f32(v).to_le_bytes());
 }
 
+#[inline(always)]
 fn min_max(block: &[f32]) -> (f32, f32) {
     let (mut min, mut max) = (f32::MAX, -f32::MAX);
     for &v in block {
@@ -95,7 +91,7 @@ fn min_max(block: &[f32]) -> (f32, f32) {
 }
 
 /// `1/d`, or 0 for `d == 0` (C's `d ? 1.0f/d : 0.0f`).
-#[inline]
+#[inline(always)]
 fn inverse(d: f32) -> f32 {
     if d != 0.0 { 1.0 / d } else { 0.0 }
 }
@@ -119,6 +115,7 @@ fn block_weights(block: &[f32], qw: &[f32], sigma2: f32) -> [f32; 32] {
 }
 
 /// The 5th bits of 32 codes, bit `j` for code `j`.
+#[inline(always)]
 fn fifth_bits(codes: &[u8; 32]) -> [u8; 4] {
     let mut qh = 0u32;
     for j in 0..16 {
@@ -128,6 +125,7 @@ fn fifth_bits(codes: &[u8; 32]) -> [u8; 4] {
     qh.to_le_bytes()
 }
 
+#[inline(always)]
 fn push_nibbles(out: &mut Vec<u8>, codes: &[u8; 32]) {
     for j in 0..16 {
         out.push((codes[j] & 0x0f) | ((codes[j + 16] & 0x0f) << 4));
@@ -137,17 +135,53 @@ fn push_nibbles(out: &mut Vec<u8>, codes: &[u8; 32]) {
 const LEGACY_SEARCH: Search = Search { rmin: -0.9, rdelta: 0.05, nstep: 36, use_mad: false };
 
 /// Q8_0 of whole blocks (importance is not used by ggml for Q8_0).
+#[inline(always)]
 pub(super) fn encode_q8_0(row: &[f32], _qw: Option<&[f32]>, out: &mut Vec<u8>) {
     for block in row.chunks_exact(32) {
-        let amax = block.iter().fold(0f32, |a, v| c_max(a, v.abs()));
+        let amax = abs_max(block);
         let d = amax / 127.0;
         let id = inverse(d);
         push_f16(out, d);
-        out.extend(block.iter().map(|&v| (v * id).round() as i8 as u8));
+        let mut q = [0u8; 32];
+        for (c, &v) in q.iter_mut().zip(block) {
+            *c = round_half_away(v * id) as i8 as u8;
+        }
+        out.extend_from_slice(&q);
     }
 }
 
+/// C's `roundf` (half away from zero) for the codes of Q8_0, inline and branch-free so that it
+/// vectorises: the truncation is exact below 2^23 and the remainder decides. Magnitudes of 2^22
+/// and more (integers already) are clamped there; NaN gives 0 (as `NaN.round() as i8` does).
+#[inline(always)]
+fn round_half_away(x: f32) -> f32 {
+    const BIG: f32 = 4_194_304.0;
+    let c = x.clamp(-BIG, BIG);
+    let t = c as i32 as f32;
+    let f = c - t;
+    t + f32::from(u8::from(f >= 0.5)) - f32::from(u8::from(f <= -0.5))
+}
+
+/// max |v| of a block, as ggml's loop `if (amax < fabsf(v)) amax = fabsf(v)` finds it (NaN never
+/// wins), in eight independent lanes: the maximum is the same whatever the order.
+#[inline(always)]
+fn abs_max(block: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    for c in block.chunks_exact(8) {
+        for k in 0..8 {
+            let a = c[k].abs();
+            lanes[k] = if lanes[k] < a { a } else { lanes[k] };
+        }
+    }
+    let mut amax = 0f32;
+    for &a in &lanes {
+        amax = if amax < a { a } else { amax };
+    }
+    amax
+}
+
 /// Each 32-value block of `row` with its importance weights `qw · √(σ² + x²)` when `qw` is given.
+#[inline(always)]
 fn weighted_blocks<'a>(row: &'a [f32], qw: Option<&'a [f32]>) -> impl Iterator<Item = (&'a [f32], Option<[f32; 32]>)> {
     let sigma2 = qw.map(|_| row_sigma2(row));
     row.chunks_exact(32).enumerate().map(move |(b, block)| {
@@ -159,6 +193,7 @@ fn weighted_blocks<'a>(row: &'a [f32], qw: Option<&'a [f32]>) -> impl Iterator<I
 /// A block of the `_0` types (Q4_0: `nmax` 8, Q5_0: 16): codes `0..2·nmax` around `nmax` and
 /// the scale `d`. Without weights, ggml's reference: `d = max / -nmax` for the value of largest
 /// magnitude, codes `min(2·nmax − 1, trunc(x/d + nmax + ½))`.
+#[inline(always)]
 fn symmetric_block(block: &[f32], w: Option<[f32; 32]>, nmax: i32) -> (f32, [u8; 32]) {
     let mut codes = [0u8; 32];
     let d = match w {
@@ -185,6 +220,7 @@ fn symmetric_block(block: &[f32], w: Option<[f32; 32]>, nmax: i32) -> (f32, [u8;
 /// `(d, m, codes)`. Without weights, ggml's reference: `d = (max − min)/nmax`, codes
 /// `trunc((x − min)/d + ½)` — at most `nmax`, so the `min(nmax)` that Q4_1's C applies and Q5_1's
 /// does not changes nothing.
+#[inline(always)]
 fn affine_block(block: &[f32], w: Option<[f32; 32]>, nmax: i32) -> (f32, f32, [u8; 32]) {
     let mut codes = [0u8; 32];
     match w {
@@ -206,6 +242,7 @@ fn affine_block(block: &[f32], w: Option<[f32; 32]>, nmax: i32) -> (f32, f32, [u
 }
 
 /// Q4_0 of whole blocks; with importance `qw` (one per value of the row), the weighted search.
+#[inline(always)]
 pub(super) fn encode_q4_0(row: &[f32], qw: Option<&[f32]>, out: &mut Vec<u8>) {
     for (block, w) in weighted_blocks(row, qw) {
         let (d, codes) = symmetric_block(block, w, 8);
@@ -215,6 +252,7 @@ pub(super) fn encode_q4_0(row: &[f32], qw: Option<&[f32]>, out: &mut Vec<u8>) {
 }
 
 /// Q4_1 of whole blocks; with importance, the weighted search.
+#[inline(always)]
 pub(super) fn encode_q4_1(row: &[f32], qw: Option<&[f32]>, out: &mut Vec<u8>) {
     for (block, w) in weighted_blocks(row, qw) {
         let (d, m, codes) = affine_block(block, w, 15);
@@ -225,6 +263,7 @@ pub(super) fn encode_q4_1(row: &[f32], qw: Option<&[f32]>, out: &mut Vec<u8>) {
 }
 
 /// Q5_0 of whole blocks; with importance, the weighted search.
+#[inline(always)]
 pub(super) fn encode_q5_0(row: &[f32], qw: Option<&[f32]>, out: &mut Vec<u8>) {
     for (block, w) in weighted_blocks(row, qw) {
         let (d, codes) = symmetric_block(block, w, 16);
@@ -235,6 +274,7 @@ pub(super) fn encode_q5_0(row: &[f32], qw: Option<&[f32]>, out: &mut Vec<u8>) {
 }
 
 /// Q5_1 of whole blocks; with importance, the weighted search.
+#[inline(always)]
 pub(super) fn encode_q5_1(row: &[f32], qw: Option<&[f32]>, out: &mut Vec<u8>) {
     for (block, w) in weighted_blocks(row, qw) {
         let (d, m, codes) = affine_block(block, w, 31);
@@ -248,6 +288,23 @@ pub(super) fn encode_q5_1(row: &[f32], qw: Option<&[f32]>, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inline_rounding_is_roundf() {
+        let mut x = -300.0f32;
+        while x < 300.0 {
+            for v in [x, f32::from_bits(x.to_bits() + 1), f32::from_bits(x.to_bits().wrapping_sub(1))] {
+                assert_eq!(round_half_away(v) as i8, v.round() as i8, "{v}");
+            }
+            x += 0.125;
+        }
+        for v in [0.49999997f32, -0.49999997, 2.5, -2.5, 4194303.5, -4194302.5] {
+            assert_eq!(round_half_away(v), v.round(), "{v}");
+        }
+        assert_eq!(round_half_away(f32::NAN) as i8, f32::NAN.round() as i8);
+        let block: Vec<f32> = (0..32).map(|i| if i == 5 { f32::NAN } else { (i as f32 - 20.0) * 0.5 }).collect();
+        assert_eq!(abs_max(&block), 10.0);
+    }
 
     fn block(d: f32, m: Option<f32>, rest: &[u8]) -> Vec<u8> {
         let mut b = half::f16::from_f32(d).to_le_bytes().to_vec();

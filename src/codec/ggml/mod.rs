@@ -114,6 +114,40 @@ pub fn encode_row(dtype: DType, row: &[f32], importance: Option<&[f32]>, out: &m
     Ok(())
 }
 
+/// [`encode_row`] over whole rows of `cols` values. Inlined into its caller, so that inside a
+/// `pulp` dispatch (as the quant layer's encoder runs it) the legacy types' encoders are compiled
+/// for the widest vector instructions the CPU has; the arithmetic, and so the bytes, are the same.
+#[inline(always)]
+pub fn encode_rows(
+    dtype: DType,
+    rows: &[f32],
+    cols: usize,
+    importance: Option<&[f32]>,
+    out: &mut Vec<u8>,
+) -> Result<(), DTypeError> {
+    let encode = encoder(dtype).ok_or(DTypeError::Unsupported(dtype))?;
+    if cols == 0 || !cols.is_multiple_of(dtype.block_elems()) || !rows.len().is_multiple_of(cols) {
+        return Err(DTypeError::Length { dtype, bytes: 0, values: cols });
+    }
+    if let Some(w) = importance
+        && w.len() != cols
+    {
+        return Err(DTypeError::Length { dtype, bytes: w.len() * 4, values: cols });
+    }
+    out.reserve(rows.len() / dtype.block_elems() * dtype.block_bytes());
+    for row in rows.chunks_exact(cols) {
+        match dtype {
+            DType::Q8_0 => legacy::encode_q8_0(row, importance, out),
+            DType::Q4_0 => legacy::encode_q4_0(row, importance, out),
+            DType::Q4_1 => legacy::encode_q4_1(row, importance, out),
+            DType::Q5_0 => legacy::encode_q5_0(row, importance, out),
+            DType::Q5_1 => legacy::encode_q5_1(row, importance, out),
+            _ => encode(row, importance, out),
+        }
+    }
+    Ok(())
+}
+
 /// Decodes whole blocks of a ggml block type: `bytes` must hold exactly the blocks of `out`.
 pub(crate) fn decode_blocks(dtype: DType, bytes: &[u8], out: &mut [f32]) -> Result<(), DTypeError> {
     let decode = decoder(dtype).ok_or(DTypeError::Unsupported(dtype))?;
