@@ -462,9 +462,17 @@ fn quantize_on_the_gpu_gives_the_cpus_integer_codes_and_says_where_each_ran() {
         let (a, b) = (c["sse"].as_f64().unwrap(), g["sse"].as_f64().unwrap());
         assert!((a - b).abs() <= 1e-5 * a.max(1e-30), "{a} vs {b}");
     }
-    // A scheme with no WGSL encoder runs on the CPU and says so.
-    let q = run("gpu", "q4_0", &dir.join("q.safetensors"));
+    // A legacy block type runs on the GPU too; a K-quant's search runs on the CPU and says so.
+    let (q_cpu, q_gpu) = (dir.join("q4_0-cpu.safetensors"), dir.join("q4_0-gpu.safetensors"));
+    run("cpu", "q4_0", &q_cpu);
+    let q = run("gpu", "q4_0", &q_gpu);
     let row = q["tensors"].as_array().unwrap().iter().find(|t| t["scheme"] == "q4_0").unwrap();
+    assert_eq!(row["backend"], "gpu", "{row}");
+    assert_eq!(std::fs::read(&q_cpu).unwrap(), std::fs::read(&q_gpu).unwrap(), "same q4_0 blocks");
+    let k = run("gpu", "q6_k", &dir.join("k.safetensors"));
+    let row = k["tensors"].as_array().unwrap().iter().find(|t| t["scheme"] == "q8_0").unwrap();
+    assert_eq!(row["backend"], "gpu", "q6_k's fallback for 384-wide rows, Q8_0, runs on the GPU: {row}");
+    let row = k["tensors"].as_array().unwrap().iter().find(|t| t["scheme"] == "q6_k").unwrap();
     assert_eq!(row["backend"], "cpu");
-    assert!(row["fallback"].as_str().unwrap().contains("no WGSL encoder for q4_0"), "{row}");
+    assert!(row["fallback"].as_str().unwrap().contains("no WGSL encoder for Q6_K"), "{row}");
 }

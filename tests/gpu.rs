@@ -474,3 +474,64 @@ fn each_choice_runs_where_it_says() {
     assert!(lazy.label_now().contains("starts with the first computation"), "{}", lazy.label_now());
     assert!(lazy.start().contains("gpu"), "{}", lazy.label_now());
 }
+
+/// Collects a block kernel's bytes in order.
+#[derive(Default)]
+struct Bytes(Vec<u8>);
+
+impl weightbench::compute::ByteSink for Bytes {
+    fn begin(&mut self, bytes: u64) -> Result<(), weightbench::compute::ComputeError> {
+        self.0.clear();
+        self.0.reserve(bytes as usize);
+        Ok(())
+    }
+    fn put(&mut self, _first: u64, bytes: &[u8]) -> Result<(), weightbench::compute::ComputeError> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
+#[test]
+fn legacy_ggml_blocks_from_the_gpu_are_the_cpus_bytes() {
+    use weightbench::codec::DType;
+    let Some(gpu) = gpu() else { return };
+    let fixture = Checkpoint::open(crate::fixtures::data("ggml_encode.safetensors")).unwrap();
+    let demo = Checkpoint::open(demo()).unwrap();
+    let dir = TempDir::new();
+    // Heavy tails, exact ties, zero and constant rows, positive-only rows.
+    let mut v = values(96 * 256, 11);
+    v.iter_mut().for_each(|x| *x = if x.is_finite() { *x } else { 0.0 });
+    v[256..512].fill(0.0);
+    v[512..768].fill(0.75);
+    v[768..1024].iter_mut().enumerate().for_each(|(i, x)| *x = (i % 9) as f32 * 0.125);
+    let ckpt = write(&dir, &[Spec::f32("w", &[96, 256], &v)]);
+    let cases = [
+        (&ckpt, "w"),
+        (&fixture, "input.synthetic"),
+        (&fixture, "input.minilm"),
+        (&demo, "encoder.layer.3.intermediate.dense.weight"),
+    ];
+    for (c, name) in cases {
+        let t = &TensorRef::new(c, c.require(name).unwrap());
+        let imp: Vec<f32> = (0..t.matrix_shape().1).map(|j| 0.5 + (j % 5) as f32).collect();
+        for dtype in [DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1] {
+            let (mut g_sink, mut c_sink) = (Bytes::default(), Bytes::default());
+            let g = gpu.encode_ggml(t, dtype, None, Some(&imp), &mut g_sink, &Cancel::new()).unwrap();
+            let c = CpuBackend.encode_ggml(t, dtype, None, Some(&imp), &mut c_sink, &Cancel::new()).unwrap();
+            let bb = dtype.block_bytes();
+            let differ = g_sink.0.chunks(bb).zip(c_sink.0.chunks(bb)).filter(|(a, b)| a != b).count();
+            assert_eq!(g_sink.0.len(), c_sink.0.len(), "{name} {dtype}");
+            assert_eq!(differ, 0, "{name} {dtype}: {differ} blocks differ");
+            assert_eq!((g.values, g.max_abs_err), (c.values, c.max_abs_err), "{name} {dtype}");
+            close(g.sq_err, c.sq_err, 1e-5, "squared error");
+            close(g.weighted_sq_err, c.weighted_sq_err, 1e-5, "weighted squared error");
+        }
+    }
+    // The searches stay on the CPU, and say so.
+    let t = &TensorRef::new(&ckpt, ckpt.require("w").unwrap());
+    for (dtype, search) in [(DType::Q4K, None), (DType::Q4_0, Some(vec![1.0f32; 256]))] {
+        let err =
+            gpu.encode_ggml(t, dtype, search.as_deref(), None, &mut Bytes::default(), &Cancel::new()).unwrap_err();
+        assert!(matches!(err, weightbench::compute::ComputeError::NotOnGpu(_)), "{err}");
+    }
+}

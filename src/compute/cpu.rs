@@ -289,6 +289,79 @@ impl CpuBackend {
     }
 }
 
+impl CpuBackend {
+    /// llama.cpp block types, streamed to `sink` ([`super::Backend::encode_ggml`]): batches of
+    /// whole rows, each split over threads by rows; every tile is encoded, decoded and measured
+    /// under a `pulp` dispatch (the widest vector instructions this CPU has, the same IEEE
+    /// operations, so the same bytes).
+    pub fn encode_ggml(
+        &self,
+        src: &dyn ValueSource,
+        dtype: crate::codec::DType,
+        search: Option<&[f32]>,
+        importance: Option<&[f32]>,
+        sink: &mut dyn super::ByteSink,
+        cancel: &Cancel,
+    ) -> Result<GroupError, ComputeError> {
+        let cols = super::begin_blocks(src, dtype, importance, search, sink)?;
+        let unit = source::lcm(cols as u64, src.block_elems().max(1));
+        let batch = (4 * DEFAULT_CHUNK_ELEMS / unit).max(1) * unit;
+        let task = ((1usize << 16).div_ceil(cols) * cols).max(cols);
+        let mut total = GroupError::default();
+        let mut buf = Vec::new();
+        for range in source::chunks(src, batch) {
+            if cancel.is_cancelled() {
+                return Err(ComputeError::Cancelled);
+            }
+            let values: &[f32] = match src.as_f32() {
+                Some(all) => &all[range.start as usize..range.end as usize],
+                None => {
+                    src.read(range.clone(), &mut buf)?;
+                    &buf
+                }
+            };
+            let tiles: Vec<(Vec<u8>, GroupError)> = values
+                .par_chunks(task)
+                .map(|rows| pulp::Arch::new().dispatch(GgmlTile { dtype, rows, cols, search, importance }))
+                .collect();
+            let mut at = range.start;
+            for ((bytes, e), rows) in tiles.into_iter().zip(values.chunks(task)) {
+                total.add(&e);
+                sink.put(at, &bytes)?;
+                at += rows.len() as u64;
+            }
+        }
+        Ok(total)
+    }
+}
+
+/// One tile of whole rows as a `pulp` operation: encode, decode, measure.
+struct GgmlTile<'a> {
+    dtype: crate::codec::DType,
+    rows: &'a [f32],
+    cols: usize,
+    search: Option<&'a [f32]>,
+    importance: Option<&'a [f32]>,
+}
+
+impl pulp::WithSimd for GgmlTile<'_> {
+    type Output = (Vec<u8>, GroupError);
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) -> (Vec<u8>, GroupError) {
+        let mut bytes = Vec::new();
+        let mut e = GroupError::default();
+        // Shapes were checked by `begin_blocks`.
+        if crate::codec::ggml::encode_rows(self.dtype, self.rows, self.cols, self.search, &mut bytes).is_ok() {
+            let mut y = vec![0f32; self.rows.len()];
+            if crate::codec::decode(self.dtype, &bytes, &mut y).is_ok() {
+                e.push_slice(self.rows, &y, 0, self.cols, self.importance);
+            }
+        }
+        (bytes, e)
+    }
+}
+
 /// `(rows, cols)` of a matrix whose columns `importance` weighs, or why it does not fit.
 pub fn check_importance(src: &dyn ValueSource, importance: &[f32]) -> Result<(usize, usize), ComputeError> {
     let (rows, cols) = require_matrix(src, "a salience map")?;

@@ -49,6 +49,10 @@ pub enum ComputeError {
     /// buffers); callers fall back to the CPU.
     #[error("GPU: {0}")]
     Gpu(String),
+    /// The GPU has no kernel for this input (a search that runs only on the CPU); callers run
+    /// the CPU's and say why.
+    #[error("{0}")]
+    NotOnGpu(String),
     /// The sink of a streaming kernel refused its output.
     #[error("{0}")]
     Sink(String),
@@ -264,6 +268,48 @@ pub(crate) fn begin_int(
     Ok(cols)
 }
 
+/// Where a block-encoding kernel delivers its bytes: whole rows, in order.
+pub trait ByteSink {
+    /// Called once before anything is delivered, with the number of bytes to come (again after
+    /// a GPU fallback that starts over: forget everything received before).
+    fn begin(&mut self, bytes: u64) -> Result<(), ComputeError>;
+
+    /// The encoded bytes of consecutive whole rows, the first of which starts at value
+    /// `first_value` of the tensor.
+    fn put(&mut self, first_value: u64, bytes: &[u8]) -> Result<(), ComputeError>;
+}
+
+/// The rows of `src` as whole blocks of `dtype`, and `importance` (per column) and `search`
+/// (an imatrix row) of its row length, or why not; the start of every block-encoding kernel.
+pub(crate) fn begin_blocks(
+    src: &dyn ValueSource,
+    dtype: crate::codec::DType,
+    importance: Option<&[f32]>,
+    search: Option<&[f32]>,
+    sink: &mut dyn ByteSink,
+) -> Result<usize, ComputeError> {
+    let cols = match src.shape() {
+        [] | [_] => return Err(source::shape_error(src, format!("{dtype} needs a matrix"))),
+        [.., c] => *c as usize,
+    };
+    if !crate::codec::ggml::can_encode(dtype) {
+        return Err(source::shape_error(src, format!("there is no {dtype} encoder")));
+    }
+    if cols == 0 || !cols.is_multiple_of(dtype.block_elems()) {
+        return Err(source::shape_error(src, format!("rows of {cols} are not whole {dtype} blocks")));
+    }
+    for v in [importance, search].into_iter().flatten() {
+        if v.len() != cols {
+            return Err(source::shape_error(
+                src,
+                format!("the importance vector has {} values for {cols} input channels", v.len()),
+            ));
+        }
+    }
+    sink.begin(src.numel() / dtype.block_elems() as u64 * dtype.block_bytes() as u64)?;
+    Ok(cols)
+}
+
 /// A sink that drops the codes: for previews that need only the error.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct DiscardCodes;
@@ -363,4 +409,9 @@ kernels! {
     /// in order as they are made, and the error of the decoded values is accumulated (weighed
     /// per column by `importance` too, when given).
     fn quantize_int(&self, src: &dyn ValueSource, spec: &IntSpec, importance: Option<&[f32]>, sink: &mut dyn CodeSink, cancel: &Cancel) -> GroupError;
+
+    /// Encodes the rows as llama.cpp's block type `dtype` (its reference encoders; with
+    /// `search`, an imatrix row, its weighted searches), streaming the bytes to `sink` in order
+    /// and accumulating the error of the decoded values (weighed per column by `importance`).
+    fn encode_ggml(&self, src: &dyn ValueSource, dtype: crate::codec::DType, search: Option<&[f32]>, importance: Option<&[f32]>, sink: &mut dyn ByteSink, cancel: &Cancel) -> GroupError;
 }

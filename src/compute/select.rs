@@ -141,6 +141,10 @@ impl SelectedBackend {
                     self.notice(format!("{what}: computed on the CPU because the GPU failed: {why}"));
                     Ok(Ran { on: ran.on.with_fallback(format!("the GPU failed: {why}")), value: ran.value })
                 }
+                Err(ComputeError::NotOnGpu(why)) => {
+                    let ran = kernel(&self.cpu)?;
+                    Ok(Ran { on: ran.on.with_fallback(why), value: ran.value })
+                }
                 other => other,
             },
             // `auto` without a hardware GPU is the CPU by definition; `gpu` without any is a

@@ -14,10 +14,10 @@ use super::scheme::{Scheme, rows_cols};
 use crate::cancel::Cancel;
 use crate::checkpoint::DEFAULT_CHUNK_ELEMS;
 use crate::codec::int::{Arith, GroupError, GroupParams, IntSpec};
-use crate::codec::{DType, f8_e4m3_to_f32, f32_to_f8_e4m3, ggml, nf4};
+use crate::codec::{DType, f8_e4m3_to_f32, f32_to_f8_e4m3, nf4};
 use crate::compute::cpu::CpuBackend;
 use crate::compute::source::{self, SliceSource};
-use crate::compute::{Backend, CodeSink, ComputeError, Provenance, ValueSource};
+use crate::compute::{Backend, ByteSink, CodeSink, ComputeError, Provenance, ValueSource};
 
 /// One stored part of an encoded tensor.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -137,6 +137,20 @@ pub fn encode(
             let ran = backend.quantize_int(src, &spec, job.importance, &mut adapter, cancel)?;
             adapter.finish()?;
             Ok(Encoded { error: ran.value, bytes: adapter.total, rank: None, on: ran.on })
+        }
+        Scheme::Ggml(dtype) => {
+            let shape = src.shape();
+            let part = Part {
+                role: "codes".into(),
+                dtype: dtype.name().to_owned(),
+                shape: shape.to_vec(),
+                bytes: scheme.bytes(shape, job.dtype, job.stored_bytes, None),
+            };
+            let bytes = part.bytes;
+            sink.begin(std::slice::from_ref(&part))?;
+            let mut adapter = GgmlBytes { dtype: *dtype, sink, decoded };
+            let ran = backend.encode_ggml(src, *dtype, job.search, job.importance, &mut adapter, cancel)?;
+            Ok(Encoded { error: ran.value, bytes, rank: None, on: ran.on })
         }
         Scheme::LowRank { cut, factors } => {
             super::lowrank::encode(backend, job, *cut, factors.as_deref(), sink, decoded, cancel)
@@ -353,12 +367,34 @@ impl CodeSink for IntBytes<'_, '_> {
     }
 }
 
+/// Forwards a block kernel's bytes to part 0, decoding them for `decoded` when asked.
+struct GgmlBytes<'a, 'd> {
+    dtype: DType,
+    sink: &'a mut dyn PartSink,
+    decoded: Option<DecodedSink<'d>>,
+}
+
+impl ByteSink for GgmlBytes<'_, '_> {
+    fn begin(&mut self, _bytes: u64) -> Result<(), ComputeError> {
+        Ok(())
+    }
+
+    fn put(&mut self, first_value: u64, bytes: &[u8]) -> Result<(), ComputeError> {
+        if let Some(d) = self.decoded.as_deref_mut() {
+            let n = bytes.len() / self.dtype.block_bytes() * self.dtype.block_elems();
+            let mut y = vec![0f32; n];
+            crate::codec::decode(self.dtype, bytes, &mut y).map_err(|e| ComputeError::Sink(e.to_string()))?;
+            d(first_value, &y)?;
+        }
+        self.sink.put(0, bytes)
+    }
+}
+
 /// Schemes encoded a tile of rows at a time on the CPU.
 enum RowKind {
     Half(DType),
     Fp8 { per_channel: bool, tensor_scale: f32 },
     Nf4,
-    Ggml(DType),
 }
 
 struct RowCodec {
@@ -375,7 +411,6 @@ impl RowCodec {
             Scheme::F16 => RowKind::Half(DType::F16),
             Scheme::Bf16 => RowKind::Half(DType::BF16),
             Scheme::Nf4 => RowKind::Nf4,
-            Scheme::Ggml(d) => RowKind::Ggml(*d),
             Scheme::Fp8 { per_channel } => {
                 let tensor_scale = if *per_channel { 0.0 } else { fp8_scale(abs_max(src, cancel)?, arith) };
                 RowKind::Fp8 { per_channel: *per_channel, tensor_scale }
@@ -392,9 +427,6 @@ impl RowCodec {
             |dtype: &str, bytes: u64| Part { role: "codes".into(), dtype: dtype.into(), shape: shape.to_vec(), bytes };
         match self.kind {
             RowKind::Half(d) => vec![codes(d.name(), numel * 2)],
-            RowKind::Ggml(d) => {
-                vec![codes(d.name(), rows * (self.cols / d.block_elems()) as u64 * d.block_bytes() as u64)]
-            }
             RowKind::Nf4 => {
                 let blocks = numel.div_ceil(nf4::BLOCK as u64);
                 vec![
@@ -459,10 +491,8 @@ impl RowCodec {
             };
             let task = ((1usize << 16).div_ceil(unit as usize) * unit as usize).max(unit as usize);
             let want_decoded = decoded.is_some();
-            let tiles: Vec<Tile> = values
-                .par_chunks(task)
-                .map(|chunk| self.encode_tile(chunk, job.importance, job.search, want_decoded))
-                .collect();
+            let tiles: Vec<Tile> =
+                values.par_chunks(task).map(|chunk| self.encode_tile(chunk, job.importance, want_decoded)).collect();
             for (k, t) in tiles.into_iter().enumerate() {
                 total.add(&t.error);
                 for (part, bytes) in t.parts.iter().enumerate() {
@@ -480,24 +510,12 @@ impl RowCodec {
 
     /// Encodes whole rows (and whole NF4 blocks, but for the tensor's last), compiled for the
     /// widest vector instructions this CPU has (runtime dispatch; the same IEEE operations).
-    fn encode_tile(
-        &self,
-        values: &[f32],
-        importance: Option<&[f32]>,
-        search: Option<&[f32]>,
-        keep_decoded: bool,
-    ) -> Tile {
-        pulp::Arch::new().dispatch(TileJob { codec: self, values, importance, search, keep_decoded })
+    fn encode_tile(&self, values: &[f32], importance: Option<&[f32]>, keep_decoded: bool) -> Tile {
+        pulp::Arch::new().dispatch(TileJob { codec: self, values, importance, keep_decoded })
     }
 
     #[inline(always)]
-    fn encode_tile_here(
-        &self,
-        values: &[f32],
-        importance: Option<&[f32]>,
-        search: Option<&[f32]>,
-        keep_decoded: bool,
-    ) -> Tile {
+    fn encode_tile_here(&self, values: &[f32], importance: Option<&[f32]>, keep_decoded: bool) -> Tile {
         let mut t = Tile::default();
         let mut y = vec![0f32; values.len()];
         match self.kind {
@@ -505,13 +523,6 @@ impl RowCodec {
                 let mut b = Vec::with_capacity(values.len() * 2);
                 // Infallible for F16/BF16 by construction.
                 let _ = crate::codec::encode(d, values, &mut b);
-                let _ = crate::codec::decode(d, &b, &mut y);
-                t.parts = vec![b];
-            }
-            RowKind::Ggml(d) => {
-                let mut b = Vec::new();
-                // Shapes were checked: rows are whole blocks.
-                let _ = ggml::encode_rows(d, values, self.cols, search, &mut b);
                 let _ = crate::codec::decode(d, &b, &mut y);
                 t.parts = vec![b];
             }
@@ -562,7 +573,6 @@ struct TileJob<'a> {
     codec: &'a RowCodec,
     values: &'a [f32],
     importance: Option<&'a [f32]>,
-    search: Option<&'a [f32]>,
     keep_decoded: bool,
 }
 
@@ -571,7 +581,7 @@ impl pulp::WithSimd for TileJob<'_> {
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) -> Tile {
-        self.codec.encode_tile_here(self.values, self.importance, self.search, self.keep_decoded)
+        self.codec.encode_tile_here(self.values, self.importance, self.keep_decoded)
     }
 }
 

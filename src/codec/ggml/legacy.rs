@@ -241,6 +241,30 @@ fn affine_block(block: &[f32], w: Option<[f32; 32]>, nmax: i32) -> (f32, f32, [u
     }
 }
 
+/// Packs one block of a legacy type from its f16 scale (and minimum) bits and 32 codes, as the
+/// encoders above lay it out (for codes made elsewhere: the GPU encoder).
+pub(super) fn pack_block(dtype: super::DType, d: u16, m: u16, codes: &[u8; 32], out: &mut Vec<u8>) {
+    use super::DType;
+    out.extend_from_slice(&d.to_le_bytes());
+    match dtype {
+        DType::Q8_0 => out.extend_from_slice(codes),
+        DType::Q4_0 => push_nibbles(out, codes),
+        DType::Q4_1 => {
+            out.extend_from_slice(&m.to_le_bytes());
+            push_nibbles(out, codes);
+        }
+        DType::Q5_0 => {
+            out.extend_from_slice(&fifth_bits(codes));
+            push_nibbles(out, codes);
+        }
+        _ => {
+            out.extend_from_slice(&m.to_le_bytes());
+            out.extend_from_slice(&fifth_bits(codes));
+            push_nibbles(out, codes);
+        }
+    }
+}
+
 /// Q4_0 of whole blocks; with importance `qw` (one per value of the row), the weighted search.
 #[inline(always)]
 pub(super) fn encode_q4_0(row: &[f32], qw: Option<&[f32]>, out: &mut Vec<u8>) {

@@ -148,6 +148,16 @@ pub fn encode_rows(
     Ok(())
 }
 
+/// Packs one block of a legacy type (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1) from its scale and minimum
+/// as f16 bits and its 32 codes (each below 32; Q8_0's as two's-complement bytes).
+pub fn pack_legacy_block(dtype: DType, d: u16, m: u16, codes: &[u8; 32], out: &mut Vec<u8>) -> Result<(), DTypeError> {
+    if !matches!(dtype, DType::Q8_0 | DType::Q4_0 | DType::Q4_1 | DType::Q5_0 | DType::Q5_1) {
+        return Err(DTypeError::Unsupported(dtype));
+    }
+    legacy::pack_block(dtype, d, m, codes, out);
+    Ok(())
+}
+
 /// Decodes whole blocks of a ggml block type: `bytes` must hold exactly the blocks of `out`.
 pub(crate) fn decode_blocks(dtype: DType, bytes: &[u8], out: &mut [f32]) -> Result<(), DTypeError> {
     let decode = decoder(dtype).ok_or(DTypeError::Unsupported(dtype))?;

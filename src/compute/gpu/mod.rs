@@ -45,6 +45,20 @@ struct Params4 {
     c: u32,
 }
 
+/// The parameter block of `ggml_encode.wgsl` (`EncodeParams`).
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct EncodeParams {
+    n: u32,
+    kind: u32,
+    cols: u32,
+    flags: u32,
+    zero: u32,
+    col0: u32,
+    scales_at: u32,
+    _a: u32,
+}
+
 /// The parameter block of `quant.wgsl` (`QuantParams`).
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -652,6 +666,90 @@ impl GpuBackend {
                 });
             }
             sink.put(range.start / group, &gp, &codes)?;
+        }
+        Ok(total)
+    }
+
+    /// llama.cpp's legacy block types (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1; their reference encoders)
+    /// on the device, streamed to `sink` ([`super::Backend::encode_ggml`]): one block per
+    /// invocation, codes and f16 scales read back and packed into ggml's layout on the host.
+    /// The K-quants and IQ4 types, and any type with an importance matrix (llama.cpp's weighted
+    /// searches), have no WGSL encoder: those return [`ComputeError::NotOnGpu`].
+    pub fn encode_ggml(
+        &self,
+        src: &dyn ValueSource,
+        dtype: DType,
+        search: Option<&[f32]>,
+        importance: Option<&[f32]>,
+        sink: &mut dyn super::ByteSink,
+        cancel: &Cancel,
+    ) -> Result<GroupError, ComputeError> {
+        let kind = match dtype {
+            DType::Q8_0 => 0,
+            DType::Q4_0 => 1,
+            DType::Q4_1 => 2,
+            DType::Q5_0 => 3,
+            DType::Q5_1 => 4,
+            other => {
+                return Err(ComputeError::NotOnGpu(format!(
+                    "no WGSL encoder for {other}: llama.cpp's scale search ran on the CPU"
+                )));
+            }
+        };
+        if search.is_some() {
+            return Err(ComputeError::NotOnGpu(format!(
+                "no WGSL encoder for {dtype} with an importance matrix: llama.cpp's weighted search ran on the CPU"
+            )));
+        }
+        let cols = super::begin_blocks(src, dtype, importance, search, sink)?;
+        let aux = self.ctx.upload(bytemuck::cast_slice(importance.unwrap_or(&[0.0])))?;
+        let mut total = GroupError::default();
+        for range in source::chunks(src, self.chunk_values(src, cols as u64)) {
+            if cancel.is_cancelled() {
+                return Err(ComputeError::Cancelled);
+            }
+            let len = (range.end - range.start) as usize;
+            let blocks = len / 32;
+            let buf = self.decode(src, range.clone())?;
+            let out = self.ctx.storage(((len + 2 * blocks) * 4) as u64)?;
+            let wgs = blocks.div_ceil(64);
+            let errs = self.ctx.storage((wgs * 32) as u64)?;
+            let p = EncodeParams {
+                n: len as u32,
+                kind,
+                cols: cols as u32,
+                flags: u32::from(importance.is_some()),
+                zero: 0,
+                col0: (range.start % cols as u64) as u32,
+                scales_at: len as u32,
+                _a: 0,
+            };
+            let params = self.ctx.uniform(bytemuck::bytes_of(&p))?;
+            self.ctx.dispatch(
+                "ggml_encode.wgsl",
+                "legacy",
+                &[(0, buf.get()), (1, aux.get()), (2, out.get()), (3, errs.get()), (4, &params)],
+                wgs as u32,
+            )?;
+            let words = self.ctx.read_u32(out.get(), len + 2 * blocks)?;
+            let (codes, scales) = words.split_at(len);
+            let mut bytes = Vec::with_capacity(blocks * dtype.block_bytes());
+            for (c, s) in codes.chunks_exact(32).zip(scales.chunks_exact(2)) {
+                let block: [u8; 32] = std::array::from_fn(|j| c[j] as u8);
+                crate::codec::ggml::pack_legacy_block(dtype, s[0] as u16, s[1] as u16, &block, &mut bytes)
+                    .map_err(|e| ComputeError::Gpu(e.to_string()))?;
+            }
+            for e in self.ctx.read_f32(errs.get(), wgs * 8)?.chunks_exact(8) {
+                total.add(&GroupError {
+                    values: e[3] as u64,
+                    sq_err: f64::from(e[0]),
+                    signal: f64::from(e[1]),
+                    max_abs_err: e[2],
+                    weighted_sq_err: f64::from(e[4]),
+                    non_finite: e[5] as u64,
+                });
+            }
+            sink.put(range.start, &bytes)?;
         }
         Ok(total)
     }

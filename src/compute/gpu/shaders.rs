@@ -4,7 +4,7 @@
 pub const COMMON: &str = include_str!("../../../shaders/common.wgsl");
 
 /// (file name, source with the common prelude) of every kernel family.
-pub const ALL: [(&str, &str); 6] = [
+pub const ALL: [(&str, &str); 7] = [
     (
         "decode.wgsl",
         concat!(include_str!("../../../shaders/common.wgsl"), include_str!("../../../shaders/decode.wgsl")),
@@ -23,6 +23,10 @@ pub const ALL: [(&str, &str); 6] = [
     ),
     ("gram.wgsl", concat!(include_str!("../../../shaders/common.wgsl"), include_str!("../../../shaders/gram.wgsl"))),
     ("quant.wgsl", concat!(include_str!("../../../shaders/common.wgsl"), include_str!("../../../shaders/quant.wgsl"))),
+    (
+        "ggml_encode.wgsl",
+        concat!(include_str!("../../../shaders/common.wgsl"), include_str!("../../../shaders/ggml_encode.wgsl")),
+    ),
 ];
 
 /// The source of one kernel family, by file name.

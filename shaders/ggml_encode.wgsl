@@ -1,0 +1,206 @@
+// llama.cpp's reference encoders of the legacy block types (quantize_row_q{8_0,4_0,4_1,5_0,5_1}_ref,
+// as src/codec/ggml/legacy.rs follows them), one 32-value block per invocation: the block's
+// scale (and minimum) as f16 bits and its 32 codes, which the host packs into ggml's layout; and
+// per workgroup the error of the decoded values. Every division is corrected to the correctly
+// rounded quotient and every product kept from fusing with the next addition, so the codes are
+// the CPU's bit for bit.
+
+struct EncodeParams {
+    n: u32,      // values in this chunk (whole blocks)
+    kind: u32,   // 0 Q8_0, 1 Q4_0, 2 Q4_1, 3 Q5_0, 4 Q5_1
+    cols: u32,   // row length (importance is per column)
+    flags: u32,  // bit 0: importance given (in `aux`)
+    zero: u32,   // always 0: the operand of `opaque`
+    col0: u32,   // column of the chunk's first value
+    scales_at: u32, // where the per-block (d, m) f16 bits start in `out`, after one code per value
+    _a: u32,
+}
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> aux: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<u32>;
+@group(0) @binding(3) var<storage, read_write> errs: array<vec4<f32>>; // two partials per workgroup
+@group(0) @binding(4) var<uniform> p: EncodeParams;
+
+const BLOCKS_PER_WG: u32 = 64u;
+var<workgroup> r_err: array<vec4<f32>, 64>;
+var<workgroup> r_w: array<f32, 64>;
+var<workgroup> r_nf: array<f32, 64>;
+
+fn opaque(v: f32) -> f32 {
+    return bitcast<f32>(bitcast<u32>(v) ^ p.zero);
+}
+
+fn split(a: f32) -> vec2<f32> {
+    let c = opaque(4097.0 * a);
+    let hi = opaque(c - opaque(c - a));
+    return vec2<f32>(hi, a - hi);
+}
+
+fn two_prod(a: f32, b: f32) -> vec2<f32> {
+    let prod = opaque(a * b);
+    let xs = split(a);
+    let ys = split(b);
+    let err = ((opaque(xs.x * ys.x - prod) + xs.x * ys.y) + xs.y * ys.x) + xs.y * ys.y;
+    return vec2<f32>(prod, err);
+}
+
+fn step_toward(v: f32, dir: f32) -> f32 {
+    let u = bitcast<u32>(v);
+    if ((dir > 0.0) == (v > 0.0)) { return bitcast<f32>(u + 1u); }
+    return bitcast<f32>(u - 1u);
+}
+
+// a / b correctly rounded (see quant.wgsl).
+fn div_rn(a: f32, b: f32) -> f32 {
+    var qt = a / b;
+    for (var k = 0; k < 4; k = k + 1) {
+        if (qt == 0.0 || !is_finite_bits(bitcast<u32>(qt))) { break; }
+        let pe = two_prod(qt, b);
+        let r = opaque(a - pe.x) - pe.y;
+        if (r == 0.0) { break; }
+        let next = step_toward(qt, sign(r) * sign(b));
+        if (abs(r) <= abs(next - qt) * 0.5 * abs(b)) { break; }
+        qt = next;
+    }
+    return qt;
+}
+
+// `d ? 1/d : 0`.
+fn inverse(d: f32) -> f32 {
+    if (d != 0.0) { return div_rn(1.0, d); }
+    return 0.0;
+}
+
+// IEEE binary16 bits of v, rounded to nearest even (subnormals; 65520 and beyond to infinity),
+// as GGML_FP32_TO_FP16 and the `half` crate give them.
+fn f16_bits(v: f32) -> u32 {
+    let u = bitcast<u32>(v);
+    let sign = (u >> 16u) & 0x8000u;
+    let a = u & 0x7fffffffu;
+    if (a >= 0x7f800000u) {
+        return sign | 0x7c00u | select(0u, 0x200u, a > 0x7f800000u);
+    }
+    if (a >= 0x477ff000u) { return sign | 0x7c00u; }
+    if (a < 0x38800000u) {
+        // below 2^-14: the subnormal mantissa is v·2^24 rounded (ties to even)
+        return sign | u32(round(bitcast<f32>(a) * 16777216.0));
+    }
+    var h = (((a >> 23u) - 112u) << 10u) | ((a & 0x7fffffu) >> 13u);
+    let rest = a & 0x1fffu;
+    if (rest > 0x1000u || (rest == 0x1000u && (h & 1u) == 1u)) { h = h + 1u; }
+    return sign | h;
+}
+
+// The value of f16 bits, exactly (from the bits: unpack2x16float needs a capability that
+// downlevel devices lack).
+fn f16_value(bits: u32) -> f32 {
+    let e = (bits >> 10u) & 0x1fu;
+    let m = bits & 0x3ffu;
+    let sign = (bits & 0x8000u) << 16u;
+    if (e == 0u) {
+        // subnormal or zero: m · 2^-24, exact
+        return bitcast<f32>(sign | bitcast<u32>(f32(m) * 5.9604644775390625e-8));
+    }
+    if (e == 31u) {
+        return bitcast<f32>(sign | 0x7f800000u | (m << 13u));
+    }
+    return bitcast<f32>(sign | ((e + 112u) << 23u) | (m << 13u));
+}
+
+// C's roundf: half away from zero.
+fn round_away(v: f32) -> f32 {
+    let t = trunc(v);
+    if (abs(v - t) >= 0.5) { return t + sign(v); }
+    return t;
+}
+
+@compute @workgroup_size(64)
+fn legacy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let b = linear_group(wid, nwg) * BLOCKS_PER_WG + lid;
+    var e = vec4<f32>(0.0, 0.0, 0.0, 0.0);
+    var we = 0.0;
+    var nf = 0.0;
+    if (b * 32u < p.n) {
+        let base = b * 32u;
+        // Range and the value of largest magnitude (the first, on ties), as ggml's loops.
+        var amax = 0.0;
+        var vmax = 0.0;
+        var lo = 3.4028234663852886e38;
+        var hi = -3.4028234663852886e38;
+        for (var j = 0u; j < 32u; j = j + 1u) {
+            let v = x[base + j];
+            if (amax < abs(v)) { amax = abs(v); vmax = v; }
+            if (v < lo) { lo = v; }
+            if (v > hi) { hi = v; }
+        }
+        var d = 0.0;
+        var m = 0.0;
+        var nmax = 0.0;
+        switch (p.kind) {
+            case 0u: { d = div_rn(amax, 127.0); }
+            case 1u: { d = div_rn(vmax, -8.0); nmax = 8.0; }
+            case 3u: { d = div_rn(vmax, -16.0); nmax = 16.0; }
+            case 2u: { d = div_rn(opaque(hi - lo), 15.0); m = lo; nmax = 15.0; }
+            default: { d = div_rn(opaque(hi - lo), 31.0); m = lo; nmax = 31.0; }
+        }
+        let id = inverse(d);
+        let d_bits = f16_bits(d);
+        let m_bits = f16_bits(m);
+        let dv = f16_value(d_bits);
+        let mv = f16_value(m_bits);
+        for (var j = 0u; j < 32u; j = j + 1u) {
+            let v = x[base + j];
+            var y = 0.0;
+            var code = 0u;
+            switch (p.kind) {
+                case 0u: {
+                    let q = i32(round_away(opaque(v * id)));
+                    code = bitcast<u32>(q) & 0xffu;
+                    y = opaque(dv * f32(q));
+                }
+                case 1u, 3u: {
+                    let q = min(i32(2.0 * nmax) - 1, i32(trunc(opaque(v * id) + (nmax + 0.5))));
+                    code = u32(q);
+                    y = opaque(dv * f32(q - i32(nmax)));
+                }
+                default: {
+                    let q = min(i32(nmax), i32(trunc(opaque(opaque(v - m) * id) + 0.5)));
+                    code = u32(q);
+                    y = opaque(dv * f32(q)) + mv;
+                }
+            }
+            out[base + j] = code;
+            if (is_finite_bits(bitcast<u32>(v))) {
+                let dd = v - y;
+                e = vec4<f32>(e.x + dd * dd, e.y + v * v, max(e.z, abs(dd)), e.w + 1.0);
+                if ((p.flags & 1u) != 0u) {
+                    we = we + aux[(p.col0 + base + j) % p.cols] * dd * dd;
+                }
+            } else {
+                nf = nf + 1.0;
+            }
+        }
+        out[p.scales_at + 2u * b] = d_bits;
+        out[p.scales_at + 2u * b + 1u] = m_bits;
+    }
+    r_err[lid] = e;
+    r_w[lid] = we;
+    r_nf[lid] = nf;
+    workgroupBarrier();
+    for (var k = BLOCKS_PER_WG / 2u; k > 0u; k = k >> 1u) {
+        if (lid < k) {
+            let a = r_err[lid];
+            let c = r_err[lid + k];
+            r_err[lid] = vec4<f32>(a.x + c.x, a.y + c.y, max(a.z, c.z), a.w + c.w);
+            r_w[lid] = r_w[lid] + r_w[lid + k];
+            r_nf[lid] = r_nf[lid] + r_nf[lid + k];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        let g = linear_group(wid, nwg);
+        errs[2u * g] = r_err[0];
+        errs[2u * g + 1u] = vec4<f32>(r_w[0], r_nf[0], 0.0, 0.0);
+    }
+}
