@@ -27,85 +27,14 @@ var<workgroup> r_err: array<vec4<f32>, 64>;
 var<workgroup> r_w: array<f32, 64>;
 var<workgroup> r_nf: array<f32, 64>;
 
-fn opaque(v: f32) -> f32 {
-    return bitcast<f32>(bitcast<u32>(v) ^ p.zero);
-}
-
-fn split(a: f32) -> vec2<f32> {
-    let c = opaque(4097.0 * a);
-    let hi = opaque(c - opaque(c - a));
-    return vec2<f32>(hi, a - hi);
-}
-
-fn two_prod(a: f32, b: f32) -> vec2<f32> {
-    let prod = opaque(a * b);
-    let xs = split(a);
-    let ys = split(b);
-    let err = ((opaque(xs.x * ys.x - prod) + xs.x * ys.y) + xs.y * ys.x) + xs.y * ys.y;
-    return vec2<f32>(prod, err);
-}
-
-fn step_toward(v: f32, dir: f32) -> f32 {
-    let u = bitcast<u32>(v);
-    if ((dir > 0.0) == (v > 0.0)) { return bitcast<f32>(u + 1u); }
-    return bitcast<f32>(u - 1u);
-}
-
-// a / b correctly rounded (see quant.wgsl).
-fn div_rn(a: f32, b: f32) -> f32 {
-    var qt = a / b;
-    for (var k = 0; k < 4; k = k + 1) {
-        if (qt == 0.0 || !is_finite_bits(bitcast<u32>(qt))) { break; }
-        let pe = two_prod(qt, b);
-        let r = opaque(a - pe.x) - pe.y;
-        if (r == 0.0) { break; }
-        let next = step_toward(qt, sign(r) * sign(b));
-        if (abs(r) <= abs(next - qt) * 0.5 * abs(b)) { break; }
-        qt = next;
-    }
-    return qt;
+fn zero_word() -> u32 {
+    return p.zero;
 }
 
 // `d ? 1/d : 0`.
 fn inverse(d: f32) -> f32 {
     if (d != 0.0) { return div_rn(1.0, d); }
     return 0.0;
-}
-
-// IEEE binary16 bits of v, rounded to nearest even (subnormals; 65520 and beyond to infinity),
-// as GGML_FP32_TO_FP16 and the `half` crate give them.
-fn f16_bits(v: f32) -> u32 {
-    let u = bitcast<u32>(v);
-    let sign = (u >> 16u) & 0x8000u;
-    let a = u & 0x7fffffffu;
-    if (a >= 0x7f800000u) {
-        return sign | 0x7c00u | select(0u, 0x200u, a > 0x7f800000u);
-    }
-    if (a >= 0x477ff000u) { return sign | 0x7c00u; }
-    if (a < 0x38800000u) {
-        // below 2^-14: the subnormal mantissa is v·2^24 rounded (ties to even)
-        return sign | u32(round(bitcast<f32>(a) * 16777216.0));
-    }
-    var h = (((a >> 23u) - 112u) << 10u) | ((a & 0x7fffffu) >> 13u);
-    let rest = a & 0x1fffu;
-    if (rest > 0x1000u || (rest == 0x1000u && (h & 1u) == 1u)) { h = h + 1u; }
-    return sign | h;
-}
-
-// The value of f16 bits, exactly (from the bits: unpack2x16float needs a capability that
-// downlevel devices lack).
-fn f16_value(bits: u32) -> f32 {
-    let e = (bits >> 10u) & 0x1fu;
-    let m = bits & 0x3ffu;
-    let sign = (bits & 0x8000u) << 16u;
-    if (e == 0u) {
-        // subnormal or zero: m · 2^-24, exact
-        return bitcast<f32>(sign | bitcast<u32>(f32(m) * 5.9604644775390625e-8));
-    }
-    if (e == 31u) {
-        return bitcast<f32>(sign | 0x7f800000u | (m << 13u));
-    }
-    return bitcast<f32>(sign | ((e + 112u) << 23u) | (m << 13u));
 }
 
 // C's roundf: half away from zero.

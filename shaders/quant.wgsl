@@ -51,79 +51,8 @@ fn group_minmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 var<workgroup> r_err: array<vec4<f32>, 256>;
 var<workgroup> r_w: array<vec2<f32>, 256>;
 
-// `v` unchanged, through an operation the compiler cannot see through (an XOR with a uniform
-// zero), so that it cannot reassociate the error-free transformations below.
-fn opaque(v: f32) -> f32 {
-    return bitcast<f32>(bitcast<u32>(v) ^ q.zero);
-}
-
-// Veltkamp's split: hi + lo with 12 significant bits each.
-fn split(a: f32) -> vec2<f32> {
-    let c = opaque(4097.0 * a);
-    let hi = opaque(c - opaque(c - a));
-    return vec2<f32>(hi, a - hi);
-}
-
-// Dekker's TwoProduct: a·b = prod + err exactly, without a fused multiply-add.
-fn two_prod(a: f32, b: f32) -> vec2<f32> {
-    let prod = opaque(a * b);
-    let xs = split(a);
-    let ys = split(b);
-    let err = ((opaque(xs.x * ys.x - prod) + xs.x * ys.y) + xs.y * ys.x) + xs.y * ys.y;
-    return vec2<f32>(prod, err);
-}
-
-// The float next to `v` in the direction of `dir`'s sign (v finite, not zero).
-fn step_toward(v: f32, dir: f32) -> f32 {
-    let u = bitcast<u32>(v);
-    let away = (dir > 0.0) == (v > 0.0);
-    if (away) { return bitcast<f32>(u + 1u); }
-    return bitcast<f32>(u - 1u);
-}
-
-// a / b rounded correctly (to nearest): the device's quotient is moved one float at a time while
-// the residual a − q·b (x − p exact by Sterbenz's lemma, e from TwoProduct) says the neighbour in
-// its direction is nearer. A quotient of two floats is never halfway between two floats.
-fn div_rn(a: f32, b: f32) -> f32 {
-    var qt = a / b;
-    for (var k = 0; k < 4; k = k + 1) {
-        if (qt == 0.0 || !is_finite_bits(bitcast<u32>(qt))) { break; }
-        let pe = two_prod(qt, b);
-        let r = opaque(a - pe.x) - pe.y;
-        if (r == 0.0) { break; }
-        let dir = sign(r) * sign(b);
-        let next = step_toward(qt, dir);
-        let half_gap = abs(next - qt) * 0.5;
-        if (abs(r) <= half_gap * abs(b)) { break; }
-        qt = next;
-    }
-    return qt;
-}
-
-// Rounds to bf16 (nearest, ties to even), as a value.
-fn round_bf16(v: f32) -> f32 {
-    let u = bitcast<u32>(v);
-    if (!is_finite_bits(u)) { return v; }
-    return bitcast<f32>((u + 0x7fffu + ((u >> 16u) & 1u)) & 0xffff0000u);
-}
-
-// Rounds to f16 (nearest, ties to even; subnormals; beyond 65504 to infinity), as a value.
-fn round_f16(v: f32) -> f32 {
-    let u = bitcast<u32>(v);
-    if (!is_finite_bits(u) || v == 0.0) { return v; }
-    let e = i32((u >> 23u) & 0xffu) - 127;
-    let ulp_exp = max(e, -14) - 10; // exponent of one f16 ulp at this magnitude
-    let up = bitcast<f32>(u32(127 - ulp_exp) << 23u);
-    let down = bitcast<f32>(u32(127 + ulp_exp) << 23u);
-    let r = round(v * up) * down;
-    if (abs(r) > 65504.0) { return sign(v) * bitcast<f32>(0x7f800000u); }
-    return r;
-}
-
-fn round_to(v: f32, arith: u32) -> f32 {
-    if (arith == 1u) { return round_f16(v); }
-    if (arith == 2u) { return round_bf16(v); }
-    return v;
+fn zero_word() -> u32 {
+    return q.zero;
 }
 
 @compute @workgroup_size(256)

@@ -485,7 +485,7 @@ impl weightbench::compute::ByteSink for Bytes {
         self.0.reserve(bytes as usize);
         Ok(())
     }
-    fn put(&mut self, _first: u64, bytes: &[u8]) -> Result<(), weightbench::compute::ComputeError> {
+    fn put(&mut self, _first: u64, _part: usize, bytes: &[u8]) -> Result<(), weightbench::compute::ComputeError> {
         self.0.extend_from_slice(bytes);
         Ok(())
     }

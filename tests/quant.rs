@@ -66,6 +66,10 @@ fn integer_schemes_equal_compressed_tensors_on_the_gpu() {
 
 /// Runs the quant layer's encoder on a fixture tensor, keeping every byte and decoded value.
 fn encode_fixture(f: &Checkpoint, values: &str, scheme: &str) -> (CollectBytes, Vec<f32>) {
+    encode_fixture_on(&CpuBackend, f, values, scheme)
+}
+
+fn encode_fixture_on(backend: &dyn Backend, f: &Checkpoint, values: &str, scheme: &str) -> (CollectBytes, Vec<f32>) {
     let t = f.require(values).unwrap();
     let src = TensorRef::new(f, t);
     let job = Job { src: &src, dtype: t.dtype, stored_bytes: t.bytes, importance: None, search: None };
@@ -76,7 +80,9 @@ fn encode_fixture(f: &Checkpoint, values: &str, scheme: &str) -> (CollectBytes, 
         Ok(())
     };
     let scheme: Scheme = scheme.parse().unwrap();
-    let enc = encode(&CpuBackend, &job, &scheme, &mut bytes, Some(&mut put), &Cancel::new()).unwrap();
+    let enc = encode(backend, &job, &scheme, &mut bytes, Some(&mut put), &Cancel::new()).unwrap();
+    let asked = if backend.asks_gpu() { "gpu" } else { "cpu" };
+    assert_eq!(enc.on.backend, asked, "{scheme} ran on {:?}", enc.on);
     assert_eq!(enc.bytes, bytes.bytes.iter().map(|b| b.len() as u64).sum::<u64>(), "{scheme}: bytes announced");
     assert_eq!(enc.bytes, scheme.bytes(&t.shape, t.dtype, t.bytes, None), "{scheme}: the scheme's own size");
     (bytes, decoded)
@@ -110,18 +116,37 @@ fn packed_integer_parts_are_compressed_tensors_pack_quantized_words() {
 
 #[test]
 fn fp8_and_nf4_equal_their_references() {
+    fp8_and_nf4_match(&CpuBackend);
+}
+
+#[test]
+fn fp8_and_nf4_equal_their_references_on_the_gpu() {
+    let Some(gpu) = gpu() else { return };
+    fp8_and_nf4_match(gpu.as_ref());
+    // f16 and bf16 too: the GPU's bytes are the CPU's.
+    let f = fixture();
+    for d in DTYPES {
+        for scheme in ["f16", "bf16"] {
+            let (g, gy) = encode_fixture_on(gpu.as_ref(), &f, &format!("values.{d}"), scheme);
+            let (c, cy) = encode_fixture_on(&CpuBackend, &f, &format!("values.{d}"), scheme);
+            assert_eq!((g.bytes, gy), (c.bytes, cy), "{scheme} of {d}");
+        }
+    }
+}
+
+fn fp8_and_nf4_match(backend: &dyn Backend) {
     let f = fixture();
     for d in DTYPES {
         for scheme in ["fp8_e4m3", "fp8_e4m3_ch"] {
             let key = format!("{scheme}.{d}");
-            let (got, decoded) = encode_fixture(&f, &format!("values.{d}"), scheme);
+            let (got, decoded) = encode_fixture_on(backend, &f, &format!("values.{d}"), scheme);
             assert_eq!(got.bytes[0], f.raw_bytes(f.require(&format!("codes.{key}")).unwrap()).unwrap(), "{key}: codes");
             assert_eq!(got.bytes[1], f.raw_bytes(f.require(&format!("scale.{key}")).unwrap()).unwrap(), "{key}: scale");
             assert_eq!(decoded, values_of(&f, &format!("decoded.{key}")), "{key}: decoded");
         }
         for suffix in ["", ".odd"] {
             let key = format!("nf4.{d}{suffix}");
-            let (got, decoded) = encode_fixture(&f, &format!("values.{d}{suffix}"), "nf4");
+            let (got, decoded) = encode_fixture_on(backend, &f, &format!("values.{d}{suffix}"), "nf4");
             assert_eq!(got.bytes[0], f.raw_bytes(f.require(&format!("codes.{key}")).unwrap()).unwrap(), "{key}: codes");
             let absmax: Vec<f32> =
                 got.bytes[1].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();

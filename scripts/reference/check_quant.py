@@ -5,8 +5,9 @@ For every scheme and every previewed tensor, from the decoded values the command
 (`--decoded`, F32 safetensors) and the original values read with safetensors/numpy:
   errors    sse, rel_error, sqnr_db, max_abs_error and weighted_sse (importance: the column L2
             norms, `--importance weight`) recomputed in float64 by numpy: within 1e-9 relative
-            (the GPU sums its per-workgroup partials in f32: 1e-5 there; the integer
-            schemes and the legacy block types must have run there);
+            (the GPU sums its per-workgroup partials in f32: 1e-5 there; every scheme
+            with a WGSL encoder — integers, legacy block types, FP8, NF4, f16, bf16 — must
+            have run there);
   bytes     exact storage recomputed here from the format's layout (ggml blocks, packed int32
             words and scales of compressed-tensors, NF4 nibbles and absmax, FP8 codes and scales,
             low-rank factors) and bpw = 8·bytes/params;
@@ -140,7 +141,7 @@ def check(binary, directory, backend, tensor_re):
                     ref = dequantize(quantize(w, kind), kind).reshape(w.shape)
                     if not np.array_equal(ref.view(np.uint32), y.view(np.uint32)):
                         fail(f"{what}: decoded values differ from gguf-py's in {(ref != y).sum()} places")
-            on_gpu = r["scheme"].startswith("int") or r["scheme"] in LEGACY
+            on_gpu = r["scheme"].startswith(("int", "fp8")) or r["scheme"] in LEGACY or r["scheme"] in ("nf4", "f16", "bf16")
             if backend == "gpu" and on_gpu and r["backend"] != "gpu":
                 fail(f"{what}: {r['scheme']} has a WGSL encoder but ran on {r['backend']} ({r['fallback']})")
         t = report["total"]

@@ -299,6 +299,23 @@ pub fn f32_to_f8_e4m3(x: f32) -> u8 {
     code | sign
 }
 
+/// FP8 E4M3's largest value.
+pub const FP8_E4M3_MAX: f32 = 448.0;
+
+/// compressed-tensors' float8 scale of values whose largest magnitude is `absmax`:
+/// `absmax / ((448 − (−448)) / 2)` in the tensor's type, a zero scale replaced by that type's
+/// epsilon.
+pub fn fp8_e4m3_scale(absmax: f32, arith: crate::codec::int::Arith) -> f32 {
+    let s = arith.round(absmax / FP8_E4M3_MAX);
+    if s == 0.0 { arith.eps() } else { s }
+}
+
+/// compressed-tensors' FP8 code of `x`: `x / scale` in the tensor's type, clamped to ±448,
+/// rounded to E4M3.
+pub fn fp8_e4m3_code(x: f32, scale: f32, arith: crate::codec::int::Arith) -> u8 {
+    f32_to_f8_e4m3(arith.round(x / scale).clamp(-FP8_E4M3_MAX, FP8_E4M3_MAX))
+}
+
 #[cfg(test)]
 mod fp8_tests {
     use super::*;

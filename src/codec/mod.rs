@@ -12,5 +12,5 @@ pub mod nf4;
 pub use dtype::{DType, DTypeError, decode, encode, safetensors_names};
 pub use float::{
     bf16_to_f32, f4_e2m1_to_f32, f6_e2m3_to_f32, f6_e3m2_to_f32, f8_e4m3_to_f32, f8_e4m3fnuz_to_f32, f8_e5m2_to_f32,
-    f8_e5m2fnuz_to_f32, f8_e8m0_to_f32, f16_to_f32, f32_to_f8_e4m3,
+    f8_e5m2fnuz_to_f32, f8_e8m0_to_f32, f16_to_f32, f32_to_f8_e4m3, fp8_e4m3_code, fp8_e4m3_scale,
 };

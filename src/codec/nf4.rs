@@ -29,7 +29,7 @@ pub const NF4_LEVELS: [f32; 16] = [
 pub const BLOCK: usize = 64;
 
 /// Midpoints between consecutive levels, computed in f32 as bitsandbytes does.
-fn midpoints() -> [f32; 15] {
+pub fn midpoints() -> [f32; 15] {
     std::array::from_fn(|i| (NF4_LEVELS[i] + NF4_LEVELS[i + 1]) / 2.0)
 }
 

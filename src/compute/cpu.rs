@@ -327,11 +327,25 @@ impl CpuBackend {
             let mut at = range.start;
             for ((bytes, e), rows) in tiles.into_iter().zip(values.chunks(task)) {
                 total.add(&e);
-                sink.put(at, &bytes)?;
+                sink.put(at, 0, &bytes)?;
                 at += rows.len() as u64;
             }
         }
         Ok(total)
+    }
+}
+
+impl CpuBackend {
+    /// Float formats ([`super::Backend::encode_float`]).
+    pub fn encode_float(
+        &self,
+        src: &dyn ValueSource,
+        format: &super::FloatFormat,
+        importance: Option<&[f32]>,
+        sink: &mut dyn super::ByteSink,
+        cancel: &Cancel,
+    ) -> Result<GroupError, ComputeError> {
+        super::floats::encode_float_cpu(src, format, importance, sink, cancel)
     }
 }
 

@@ -10,6 +10,7 @@
 //! Quantization kernels stream: chunks in, codes out to a [`CodeSink`], error accumulated.
 
 pub mod cpu;
+pub mod floats;
 pub mod gpu;
 pub mod kernels;
 pub mod patterns;
@@ -21,6 +22,7 @@ pub mod source;
 
 use serde::Serialize;
 
+pub use floats::FloatFormat;
 pub use provenance::{BackendKind, Provenance, Ran};
 pub use source::{FnSource, SliceSource, Stored, TensorRef, ValueSource};
 
@@ -274,9 +276,19 @@ pub trait ByteSink {
     /// a GPU fallback that starts over: forget everything received before).
     fn begin(&mut self, bytes: u64) -> Result<(), ComputeError>;
 
-    /// The encoded bytes of consecutive whole rows, the first of which starts at value
-    /// `first_value` of the tensor.
-    fn put(&mut self, first_value: u64, bytes: &[u8]) -> Result<(), ComputeError>;
+    /// The next bytes of part `part` (0: the codes; 1: the scales of a float format), for the
+    /// values from `first_value` of the tensor on. Within one batch the side part comes first.
+    fn put(&mut self, first_value: u64, part: usize, bytes: &[u8]) -> Result<(), ComputeError>;
+
+    /// Whether the kernel should also deliver the decoded values ([`ByteSink::decoded`]).
+    fn wants_decoded(&self) -> bool {
+        false
+    }
+
+    /// Decoded values from `first_value` on, when [`ByteSink::wants_decoded`].
+    fn decoded(&mut self, _first_value: u64, _values: &[f32]) -> Result<(), ComputeError> {
+        Ok(())
+    }
 }
 
 /// The rows of `src` as whole blocks of `dtype`, and `importance` (per column) and `search`
@@ -414,4 +426,9 @@ kernels! {
     /// `search`, an imatrix row, its weighted searches), streaming the bytes to `sink` in order
     /// and accumulating the error of the decoded values (weighed per column by `importance`).
     fn encode_ggml(&self, src: &dyn ValueSource, dtype: crate::codec::DType, search: Option<&[f32]>, importance: Option<&[f32]>, sink: &mut dyn ByteSink, cancel: &Cancel) -> GroupError;
+
+    /// Encodes the values in a float format ([`FloatFormat`]: f16, bf16, FP8 E4M3 with scales,
+    /// NF4), streaming codes (part 0) and scales (part 1) to `sink` in order and accumulating
+    /// the error of the decoded values.
+    fn encode_float(&self, src: &dyn ValueSource, format: &FloatFormat, importance: Option<&[f32]>, sink: &mut dyn ByteSink, cancel: &Cancel) -> GroupError;
 }

@@ -14,10 +14,10 @@ use super::scheme::{Scheme, rows_cols};
 use crate::cancel::Cancel;
 use crate::checkpoint::DEFAULT_CHUNK_ELEMS;
 use crate::codec::int::{Arith, GroupError, GroupParams, IntSpec};
-use crate::codec::{DType, f8_e4m3_to_f32, f32_to_f8_e4m3, nf4};
+use crate::codec::{DType, fp8_e4m3_scale, nf4};
 use crate::compute::cpu::CpuBackend;
 use crate::compute::source::{self, SliceSource};
-use crate::compute::{Backend, ByteSink, CodeSink, ComputeError, Provenance, ValueSource};
+use crate::compute::{Backend, ByteSink, CodeSink, ComputeError, FloatFormat, Provenance, ValueSource};
 
 /// One stored part of an encoded tensor.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -155,20 +155,10 @@ pub fn encode(
         Scheme::LowRank { cut, factors } => {
             super::lowrank::encode(backend, job, *cut, factors.as_deref(), sink, decoded, cancel)
         }
-        _ => {
-            let codec = RowCodec::new(scheme, job, arith, cancel)?;
-            let parts = codec.parts(src.shape());
-            sink.begin(&parts)?;
-            let error = codec.run(job, sink, decoded, cancel)?;
-            Ok(Encoded { error, bytes: parts.iter().map(|p| p.bytes).sum(), rank: None, on: cpu_for(backend, scheme) })
+        Scheme::F16 | Scheme::Bf16 | Scheme::Fp8 { .. } | Scheme::Nf4 => {
+            encode_float(backend, job, scheme, sink, decoded, cancel)
         }
     }
-}
-
-/// The provenance of work only the CPU does: when a GPU was asked for, it says why not.
-pub(crate) fn cpu_for(backend: &dyn Backend, scheme: &Scheme) -> Provenance {
-    let on = CpuBackend.provenance();
-    if backend.asks_gpu() { on.with_fallback(format!("no WGSL encoder for {scheme}: encoded on the CPU")) } else { on }
 }
 
 /// `keep`: the stored bytes as they are; decoded values are the values themselves.
@@ -379,7 +369,7 @@ impl ByteSink for GgmlBytes<'_, '_> {
         Ok(())
     }
 
-    fn put(&mut self, first_value: u64, bytes: &[u8]) -> Result<(), ComputeError> {
+    fn put(&mut self, first_value: u64, _part: usize, bytes: &[u8]) -> Result<(), ComputeError> {
         if let Some(d) = self.decoded.as_deref_mut() {
             let n = bytes.len() / self.dtype.block_bytes() * self.dtype.block_elems();
             let mut y = vec![0f32; n];
@@ -390,221 +380,100 @@ impl ByteSink for GgmlBytes<'_, '_> {
     }
 }
 
-/// Schemes encoded a tile of rows at a time on the CPU.
-enum RowKind {
-    Half(DType),
-    Fp8 { per_channel: bool, tensor_scale: f32 },
-    Nf4,
+/// The float format of a scheme, and the parts it stores.
+fn float_format(scheme: &Scheme, job: &Job<'_>, arith: Arith, cancel: &Cancel) -> Result<FloatFormat, ComputeError> {
+    Ok(match scheme {
+        Scheme::F16 => FloatFormat::F16,
+        Scheme::Bf16 => FloatFormat::Bf16,
+        Scheme::Nf4 => FloatFormat::Nf4 { arith },
+        Scheme::Fp8 { per_channel } => FloatFormat::Fp8 {
+            tensor_scale: if *per_channel { None } else { Some(fp8_e4m3_scale(abs_max(job.src, cancel)?, arith)) },
+            arith,
+        },
+        other => return Err(source::shape_error(job.src, format!("{other} is not a float format"))),
+    })
 }
 
-struct RowCodec {
-    kind: RowKind,
-    arith: Arith,
-    cols: usize,
-}
-
-impl RowCodec {
-    fn new(scheme: &Scheme, job: &Job<'_>, arith: Arith, cancel: &Cancel) -> Result<Self, ComputeError> {
-        let src = job.src;
-        let cols = rows_cols(src.shape()).map_or(src.numel(), |(_, c)| c) as usize;
-        let kind = match scheme {
-            Scheme::F16 => RowKind::Half(DType::F16),
-            Scheme::Bf16 => RowKind::Half(DType::BF16),
-            Scheme::Nf4 => RowKind::Nf4,
-            Scheme::Fp8 { per_channel } => {
-                let tensor_scale = if *per_channel { 0.0 } else { fp8_scale(abs_max(src, cancel)?, arith) };
-                RowKind::Fp8 { per_channel: *per_channel, tensor_scale }
-            }
-            other => return Err(source::shape_error(src, format!("{other} is not a row scheme"))),
-        };
-        Ok(RowCodec { kind, arith, cols })
-    }
-
-    fn parts(&self, shape: &[u64]) -> Vec<Part> {
-        let numel: u64 = shape.iter().product();
-        let rows = numel / self.cols as u64;
-        let codes =
-            |dtype: &str, bytes: u64| Part { role: "codes".into(), dtype: dtype.into(), shape: shape.to_vec(), bytes };
-        match self.kind {
-            RowKind::Half(d) => vec![codes(d.name(), numel * 2)],
-            RowKind::Nf4 => {
-                let blocks = numel.div_ceil(nf4::BLOCK as u64);
-                vec![
-                    Part {
-                        role: "codes".into(),
-                        dtype: "U8".into(),
-                        shape: vec![numel.div_ceil(2)],
-                        bytes: numel.div_ceil(2),
-                    },
-                    Part { role: "absmax".into(), dtype: "F32".into(), shape: vec![blocks], bytes: blocks * 4 },
-                ]
-            }
-            RowKind::Fp8 { per_channel, .. } => {
-                let n = if per_channel { rows } else { 1 };
-                vec![
-                    codes("F8_E4M3", numel),
-                    Part {
-                        role: "scale".into(),
-                        dtype: self.arith.dtype().name().to_owned(),
-                        shape: if per_channel { vec![rows, 1] } else { vec![1] },
-                        bytes: n * self.arith.bytes(),
-                    },
-                ]
-            }
+fn float_parts(format: &FloatFormat, shape: &[u64]) -> Vec<Part> {
+    let numel: u64 = shape.iter().product();
+    let rows = rows_cols(shape).map_or(1, |(r, _)| r);
+    let codes =
+        |dtype: &str, bytes: u64| Part { role: "codes".into(), dtype: dtype.into(), shape: shape.to_vec(), bytes };
+    match *format {
+        FloatFormat::F16 => vec![codes("F16", numel * 2)],
+        FloatFormat::Bf16 => vec![codes("BF16", numel * 2)],
+        FloatFormat::Nf4 { .. } => {
+            let blocks = numel.div_ceil(nf4::BLOCK as u64);
+            vec![
+                Part {
+                    role: "codes".into(),
+                    dtype: "U8".into(),
+                    shape: vec![numel.div_ceil(2)],
+                    bytes: numel.div_ceil(2),
+                },
+                Part { role: "absmax".into(), dtype: "F32".into(), shape: vec![blocks], bytes: blocks * 4 },
+            ]
+        }
+        FloatFormat::Fp8 { tensor_scale, arith } => {
+            let n = if tensor_scale.is_some() { 1 } else { rows };
+            vec![
+                codes("F8_E4M3", numel),
+                Part {
+                    role: "scale".into(),
+                    dtype: arith.dtype().name().to_owned(),
+                    shape: if tensor_scale.is_some() { vec![1] } else { vec![rows, 1] },
+                    bytes: n * arith.bytes(),
+                },
+            ]
         }
     }
+}
 
-    /// Runs over the source in batches of whole rows (and whole NF4 blocks), each split over
-    /// threads by rows and joined in order.
-    fn run(
-        &self,
-        job: &Job<'_>,
-        sink: &mut dyn PartSink,
-        mut decoded: Option<DecodedSink<'_>>,
-        cancel: &Cancel,
-    ) -> Result<GroupError, ComputeError> {
-        let src = job.src;
-        let cols = self.cols as u64;
-        let unit = match self.kind {
-            RowKind::Nf4 => source::lcm(source::lcm(cols, nf4::BLOCK as u64), src.block_elems().max(1)),
-            _ => source::lcm(cols, src.block_elems().max(1)),
-        };
-        let batch = (4 * DEFAULT_CHUNK_ELEMS / unit).max(1) * unit;
-        if let RowKind::Fp8 { per_channel: false, tensor_scale } = self.kind {
-            let mut b = Vec::new();
-            crate::codec::encode(self.arith.dtype(), &[tensor_scale], &mut b)
-                .map_err(|e| ComputeError::Sink(e.to_string()))?;
-            sink.put(1, &b)?;
-        }
-        let mut total = GroupError::default();
-        let mut buf = Vec::new();
-        for range in source::chunks(src, batch) {
-            if cancel.is_cancelled() {
-                return Err(ComputeError::Cancelled);
-            }
-            let values: &[f32] = match src.as_f32() {
-                Some(all) => &all[range.start as usize..range.end as usize],
-                None => {
-                    src.read(range.clone(), &mut buf)?;
-                    &buf
-                }
-            };
-            let task = ((1usize << 16).div_ceil(unit as usize) * unit as usize).max(unit as usize);
-            let want_decoded = decoded.is_some();
-            let tiles: Vec<Tile> =
-                values.par_chunks(task).map(|chunk| self.encode_tile(chunk, job.importance, want_decoded)).collect();
-            for (k, t) in tiles.into_iter().enumerate() {
-                total.add(&t.error);
-                for (part, bytes) in t.parts.iter().enumerate() {
-                    if !bytes.is_empty() {
-                        sink.put(part, bytes)?;
-                    }
-                }
-                if let Some(d) = decoded.as_deref_mut() {
-                    d(range.start + (k * task) as u64, &t.decoded)?;
-                }
-            }
-        }
-        Ok(total)
+/// Encodes with a float format on the backend, forwarding parts (and decoded values).
+fn encode_float(
+    backend: &dyn Backend,
+    job: &Job<'_>,
+    scheme: &Scheme,
+    sink: &mut dyn PartSink,
+    decoded: Option<DecodedSink<'_>>,
+    cancel: &Cancel,
+) -> Result<Encoded, ComputeError> {
+    let arith = Arith::of(job.dtype);
+    let format = float_format(scheme, job, arith, cancel)?;
+    let parts = float_parts(&format, job.src.shape());
+    sink.begin(&parts)?;
+    if let FloatFormat::Fp8 { tensor_scale: Some(s), arith } = format {
+        let mut b = Vec::new();
+        crate::codec::encode(arith.dtype(), &[s], &mut b).map_err(|e| ComputeError::Sink(e.to_string()))?;
+        sink.put(1, &b)?;
     }
+    let mut adapter = FloatBytes { sink, decoded };
+    let ran = backend.encode_float(job.src, &format, job.importance, &mut adapter, cancel)?;
+    Ok(Encoded { error: ran.value, bytes: parts.iter().map(|p| p.bytes).sum(), rank: None, on: ran.on })
+}
 
-    /// Encodes whole rows (and whole NF4 blocks, but for the tensor's last), compiled for the
-    /// widest vector instructions this CPU has (runtime dispatch; the same IEEE operations).
-    fn encode_tile(&self, values: &[f32], importance: Option<&[f32]>, keep_decoded: bool) -> Tile {
-        pulp::Arch::new().dispatch(TileJob { codec: self, values, importance, keep_decoded })
+/// Forwards a float kernel's parts, and its decoded values when asked.
+struct FloatBytes<'a, 'd> {
+    sink: &'a mut dyn PartSink,
+    decoded: Option<DecodedSink<'d>>,
+}
+
+impl ByteSink for FloatBytes<'_, '_> {
+    fn begin(&mut self, _bytes: u64) -> Result<(), ComputeError> {
+        Ok(())
     }
-
-    #[inline(always)]
-    fn encode_tile_here(&self, values: &[f32], importance: Option<&[f32]>, keep_decoded: bool) -> Tile {
-        let mut t = Tile::default();
-        let mut y = vec![0f32; values.len()];
-        match self.kind {
-            RowKind::Half(d) => {
-                let mut b = Vec::with_capacity(values.len() * 2);
-                // Infallible for F16/BF16 by construction.
-                let _ = crate::codec::encode(d, values, &mut b);
-                let _ = crate::codec::decode(d, &b, &mut y);
-                t.parts = vec![b];
-            }
-            RowKind::Nf4 => {
-                let (mut idx, mut absmax) = (Vec::with_capacity(values.len()), Vec::new());
-                for block in values.chunks(nf4::BLOCK) {
-                    let start = idx.len();
-                    let a = nf4::encode_block(block, block.len() == nf4::BLOCK, &mut idx);
-                    for (k, &i) in idx[start..].iter().enumerate() {
-                        y[start + k] = self.arith.round(nf4::decode(i, a));
-                    }
-                    absmax.extend_from_slice(&a.to_le_bytes());
-                }
-                let mut packed = Vec::with_capacity(idx.len() / 2);
-                nf4::pack(&idx, &mut packed);
-                t.parts = vec![packed, absmax];
-            }
-            RowKind::Fp8 { per_channel, tensor_scale } => {
-                let (mut codes, mut scales) = (Vec::with_capacity(values.len()), Vec::new());
-                for (r, row) in values.chunks(self.cols).enumerate() {
-                    let scale = if per_channel {
-                        let s = fp8_scale(row.iter().fold(0f32, |m, x| m.max(x.abs())), self.arith);
-                        let _ = crate::codec::encode(self.arith.dtype(), &[s], &mut scales);
-                        s
-                    } else {
-                        tensor_scale
-                    };
-                    for (k, &x) in row.iter().enumerate() {
-                        let c = fp8_code(x, scale, self.arith);
-                        codes.push(c);
-                        y[r * self.cols + k] = self.arith.round(f8_e4m3_to_f32(c) * scale);
-                    }
-                }
-                t.parts = vec![codes, scales];
-            }
+    fn put(&mut self, _first_value: u64, part: usize, bytes: &[u8]) -> Result<(), ComputeError> {
+        self.sink.put(part, bytes)
+    }
+    fn wants_decoded(&self) -> bool {
+        self.decoded.is_some()
+    }
+    fn decoded(&mut self, first_value: u64, values: &[f32]) -> Result<(), ComputeError> {
+        match self.decoded.as_deref_mut() {
+            Some(d) => d(first_value, values),
+            None => Ok(()),
         }
-        t.error.push_slice(values, &y, 0, self.cols, importance);
-        if keep_decoded {
-            t.decoded = y;
-        }
-        t
     }
-}
-
-/// One tile's work as a `pulp` operation: its body is inlined into the function pulp compiles
-/// for each instruction set.
-struct TileJob<'a> {
-    codec: &'a RowCodec,
-    values: &'a [f32],
-    importance: Option<&'a [f32]>,
-    keep_decoded: bool,
-}
-
-impl pulp::WithSimd for TileJob<'_> {
-    type Output = Tile;
-
-    #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _simd: S) -> Tile {
-        self.codec.encode_tile_here(self.values, self.importance, self.keep_decoded)
-    }
-}
-
-#[derive(Default)]
-struct Tile {
-    parts: Vec<Vec<u8>>,
-    error: GroupError,
-    decoded: Vec<f32>,
-}
-
-/// FP8 E4M3's largest value.
-const FP8_MAX: f32 = 448.0;
-
-/// compressed-tensors' float8 scale: absmax / ((448 − (−448)) / 2) in the tensor's type, a zero
-/// scale replaced by the type's epsilon.
-fn fp8_scale(absmax: f32, arith: Arith) -> f32 {
-    let s = arith.round(absmax / FP8_MAX);
-    if s == 0.0 { arith.eps() } else { s }
-}
-
-/// The FP8 code of `x`: `x / scale` in the tensor's type, clamped to ±448, rounded to E4M3.
-fn fp8_code(x: f32, scale: f32, arith: Arith) -> u8 {
-    f32_to_f8_e4m3(arith.round(x / scale).clamp(-FP8_MAX, FP8_MAX))
 }
 
 /// Max |x| of the finite values of a source.

@@ -59,6 +59,24 @@ struct EncodeParams {
     _a: u32,
 }
 
+/// The parameter block of `float_encode.wgsl` (`FloatParams`).
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct FloatParams {
+    n: u32,
+    kind: u32,
+    cols: u32,
+    flags: u32,
+    zero: u32,
+    col0: u32,
+    imp_at: u32,
+    y_at: u32,
+    side_at: u32,
+    tensor_scale: u32,
+    _a: u32,
+    _b: u32,
+}
+
 /// The parameter block of `quant.wgsl` (`QuantParams`).
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -749,7 +767,147 @@ impl GpuBackend {
                     non_finite: e[5] as u64,
                 });
             }
-            sink.put(range.start, &bytes)?;
+            sink.put(range.start, 0, &bytes)?;
+        }
+        Ok(total)
+    }
+
+    /// Float formats on the device ([`super::Backend::encode_float`]): codes, scales and the
+    /// error on the device (FP8 row scales from the device's row min/max, by the CPU's own
+    /// function), packed into bytes on the host.
+    pub fn encode_float(
+        &self,
+        src: &dyn ValueSource,
+        format: &super::FloatFormat,
+        importance: Option<&[f32]>,
+        sink: &mut dyn super::ByteSink,
+        cancel: &Cancel,
+    ) -> Result<GroupError, ComputeError> {
+        use super::FloatFormat;
+        let cols = super::floats::begin_float(src, format, importance, sink)?;
+        let want = sink.wants_decoded();
+        let arith_of = |a: Arith| match a {
+            Arith::F32 => 0u32,
+            Arith::F16 => 1,
+            Arith::Bf16 => 2,
+        };
+        let (kind, arith, tensor_scale) = match *format {
+            FloatFormat::F16 => (0u32, Arith::F32, 0.0f32),
+            FloatFormat::Bf16 => (1, Arith::F32, 0.0),
+            FloatFormat::Fp8 { tensor_scale, arith } => (2, arith, tensor_scale.unwrap_or(0.0)),
+            FloatFormat::Nf4 { arith } => (3, arith, 0.0),
+        };
+        let per_row = matches!(format, FloatFormat::Fp8 { tensor_scale: None, .. });
+        let mut total = GroupError::default();
+        for range in source::chunks(src, self.chunk_values(src, format.unit(cols as u64))) {
+            if cancel.is_cancelled() {
+                return Err(ComputeError::Cancelled);
+            }
+            let len = (range.end - range.start) as usize;
+            let buf = self.decode(src, range.clone())?;
+            // aux: FP8 row scales or NF4 levels and midpoints, then the importance.
+            let mut aux: Vec<f32> = Vec::new();
+            let mut side: Vec<u8> = Vec::new();
+            if per_row {
+                let rows = len / cols;
+                let minmax = self.ctx.storage((rows * 8) as u64)?;
+                let q = QuantParams {
+                    n: len as u32,
+                    group: cols as u32,
+                    cols: cols as u32,
+                    flags: 0,
+                    zero: 0,
+                    col0: 0,
+                    imp_at: 0,
+                    _b: 0,
+                };
+                let qp = self.ctx.uniform(bytemuck::bytes_of(&q))?;
+                self.ctx.dispatch(
+                    "quant.wgsl",
+                    "group_minmax",
+                    &[(0, buf.get()), (1, minmax.get()), (2, &qp)],
+                    rows.div_ceil(256) as u32,
+                )?;
+                let mm = self.ctx.read_f32(minmax.get(), rows * 2)?;
+                aux = mm
+                    .chunks_exact(2)
+                    .map(|m| crate::codec::fp8_e4m3_scale(m[0].abs().max(m[1].abs()), arith))
+                    .collect();
+                crate::codec::encode(arith.dtype(), &aux, &mut side).map_err(|e| ComputeError::Gpu(e.to_string()))?;
+            }
+            if kind == 3 {
+                aux.extend_from_slice(&crate::codec::nf4::NF4_LEVELS);
+                aux.extend_from_slice(&crate::codec::nf4::midpoints());
+            }
+            let imp_at = aux.len() as u32;
+            aux.extend_from_slice(importance.unwrap_or(&[]));
+            if aux.is_empty() {
+                aux.push(0.0);
+            }
+            let aux_buf = self.ctx.upload(bytemuck::cast_slice(&aux))?;
+            let blocks = len.div_ceil(64);
+            let side_at = len as u32;
+            let y_at = side_at + if kind == 3 { blocks as u32 } else { 0 };
+            let words = y_at as usize + if want { len } else { 0 };
+            let out = self.ctx.storage((words * 4) as u64)?;
+            let (entry, wgs) =
+                if kind == 3 { ("nf4", blocks.div_ceil(64)) } else { ("elementwise", len.div_ceil(256)) };
+            let errs = self.ctx.storage((wgs * 32) as u64)?;
+            let p = FloatParams {
+                n: len as u32,
+                kind,
+                cols: cols as u32,
+                flags: arith_of(arith)
+                    | if importance.is_some() { 4 } else { 0 }
+                    | if want { 8 } else { 0 }
+                    | if per_row { 16 } else { 0 },
+                zero: 0,
+                col0: (range.start % cols as u64) as u32,
+                imp_at,
+                y_at,
+                side_at,
+                tensor_scale: tensor_scale.to_bits(),
+                _a: 0,
+                _b: 0,
+            };
+            let params = self.ctx.uniform(bytemuck::bytes_of(&p))?;
+            self.ctx.dispatch(
+                "float_encode.wgsl",
+                entry,
+                &[(0, buf.get()), (1, aux_buf.get()), (2, out.get()), (3, errs.get()), (4, &params)],
+                wgs as u32,
+            )?;
+            let words = self.ctx.read_u32(out.get(), words)?;
+            let codes = &words[..len];
+            let bytes: Vec<u8> = match kind {
+                0 | 1 => codes.iter().flat_map(|&c| (c as u16).to_le_bytes()).collect(),
+                2 => codes.iter().map(|&c| c as u8).collect(),
+                _ => {
+                    side = words[len..len + blocks].iter().flat_map(|w| w.to_le_bytes()).collect();
+                    let idx: Vec<u8> = codes.iter().map(|&c| c as u8).collect();
+                    let mut packed = Vec::with_capacity(len.div_ceil(2));
+                    crate::codec::nf4::pack(&idx, &mut packed);
+                    packed
+                }
+            };
+            for e in self.ctx.read_f32(errs.get(), wgs * 8)?.chunks_exact(8) {
+                total.add(&GroupError {
+                    values: e[3] as u64,
+                    sq_err: f64::from(e[0]),
+                    signal: f64::from(e[1]),
+                    max_abs_err: e[2],
+                    weighted_sq_err: f64::from(e[4]),
+                    non_finite: e[5] as u64,
+                });
+            }
+            if !side.is_empty() {
+                sink.put(range.start, 1, &side)?;
+            }
+            sink.put(range.start, 0, &bytes)?;
+            if want {
+                let y: Vec<f32> = words[y_at as usize..].iter().map(|&w| f32::from_bits(w)).collect();
+                sink.decoded(range.start, &y)?;
+            }
         }
         Ok(total)
     }

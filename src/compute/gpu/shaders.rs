@@ -1,10 +1,14 @@
-//! The WGSL sources, embedded at build time, each with `common.wgsl` in front.
+//! The WGSL sources, embedded at build time, each with `common.wgsl` in front (and the
+//! encoders with `exact.wgsl`, the correctly rounded division and f16/bf16 conversions).
 
 /// Helpers every kernel file uses.
 pub const COMMON: &str = include_str!("../../../shaders/common.wgsl");
 
+/// The exact-arithmetic helpers of the encoders (correctly rounded division, f16/bf16 bits).
+pub const EXACT: &str = include_str!("../../../shaders/exact.wgsl");
+
 /// (file name, source with the common prelude) of every kernel family.
-pub const ALL: [(&str, &str); 7] = [
+pub const ALL: [(&str, &str); 8] = [
     (
         "decode.wgsl",
         concat!(include_str!("../../../shaders/common.wgsl"), include_str!("../../../shaders/decode.wgsl")),
@@ -22,10 +26,29 @@ pub const ALL: [(&str, &str); 7] = [
         concat!(include_str!("../../../shaders/common.wgsl"), include_str!("../../../shaders/channels.wgsl")),
     ),
     ("gram.wgsl", concat!(include_str!("../../../shaders/common.wgsl"), include_str!("../../../shaders/gram.wgsl"))),
-    ("quant.wgsl", concat!(include_str!("../../../shaders/common.wgsl"), include_str!("../../../shaders/quant.wgsl"))),
+    (
+        "quant.wgsl",
+        concat!(
+            include_str!("../../../shaders/common.wgsl"),
+            include_str!("../../../shaders/exact.wgsl"),
+            include_str!("../../../shaders/quant.wgsl")
+        ),
+    ),
     (
         "ggml_encode.wgsl",
-        concat!(include_str!("../../../shaders/common.wgsl"), include_str!("../../../shaders/ggml_encode.wgsl")),
+        concat!(
+            include_str!("../../../shaders/common.wgsl"),
+            include_str!("../../../shaders/exact.wgsl"),
+            include_str!("../../../shaders/ggml_encode.wgsl")
+        ),
+    ),
+    (
+        "float_encode.wgsl",
+        concat!(
+            include_str!("../../../shaders/common.wgsl"),
+            include_str!("../../../shaders/exact.wgsl"),
+            include_str!("../../../shaders/float_encode.wgsl")
+        ),
     ),
 ];
 
