@@ -476,3 +476,57 @@ fn quantize_on_the_gpu_gives_the_cpus_integer_codes_and_says_where_each_ran() {
     assert_eq!(row["backend"], "cpu");
     assert!(row["fallback"].as_str().unwrap().contains("no WGSL encoder for Q6_K"), "{row}");
 }
+
+#[test]
+fn quantize_weighs_errors_by_an_imatrix_or_the_column_norms_and_the_searches_use_the_imatrix() {
+    let dir = TempDir::new();
+    write_small_llama(&dir);
+    std::fs::write(dir.join("config.json"), r#"{"architectures": ["LlamaForCausalLM"], "model_type": "llama"}"#)
+        .unwrap();
+    // A legacy .dat imatrix naming the down projection the GGUF way.
+    let dat = dir.join("imatrix.dat");
+    let mut b = 1i32.to_le_bytes().to_vec();
+    let name = "blk.0.ffn_down.weight";
+    b.extend((name.len() as i32).to_le_bytes());
+    b.extend(name.as_bytes());
+    b.extend(10i32.to_le_bytes());
+    b.extend(1536i32.to_le_bytes());
+    let imp: Vec<f32> = (0..1536).map(|j| if j % 7 == 0 { 40.0 } else { 0.5 }).collect();
+    imp.iter().for_each(|v| b.extend(v.to_le_bytes()));
+    std::fs::write(&dat, b).unwrap();
+    let p = dir.path().to_str().unwrap();
+    let down = "down_proj";
+    let run = |extra: &[&str]| {
+        let args = ["quantize", p, "--scheme", "q4_k", "--tensor", down, "--dry-run", "--json"];
+        let out = weightbench(&[&args[..], extra].concat());
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["tensors"][0].clone()
+    };
+    let plain = run(&[]);
+    let weighted = run(&["--importance", dat.to_str().unwrap()]);
+    let norms = run(&["--importance", "weight"]);
+    assert_eq!(plain["weighted_sse"], serde_json::Value::Null);
+    assert!(weighted["weighted_sse"].as_f64().unwrap() > 0.0 && norms["weighted_sse"].as_f64().unwrap() > 0.0);
+    // llama.cpp's weighted search trades plain error for error where the imatrix is large.
+    assert_ne!(plain["sse"], weighted["sse"], "the imatrix drives the K-quant search");
+    assert_eq!(run(&["--importance", dat.to_str().unwrap()]), weighted, "deterministic");
+    assert_eq!(norms["sse"], plain["sse"], "column norms weigh the error only; the codes are llama.cpp's plain ones");
+}
+
+#[test]
+fn ctrl_c_stops_a_long_quantize_cleanly() {
+    let Some(model) = crate::fixtures::real_model("SmolLM2-135M-Instruct-hf") else { return };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weightbench"))
+        .args(["quantize", model.to_str().unwrap(), "--scheme", "q4_k", "--dry-run", "--json", "--backend", "cpu"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let sent = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cancelled"), "{}", stderr(&out));
+    assert!(out.stdout.is_empty(), "no partial report");
+}
