@@ -516,7 +516,7 @@ fn quantize_weighs_errors_by_an_imatrix_or_the_column_norms_and_the_searches_use
 #[test]
 fn ctrl_c_stops_a_long_quantize_cleanly() {
     let Some(model) = crate::fixtures::real_model("SmolLM2-135M-Instruct-hf") else { return };
-    let mut child = Command::new(env!("CARGO_BIN_EXE_weightbench"))
+    let child = Command::new(env!("CARGO_BIN_EXE_weightbench"))
         .args(["quantize", model.to_str().unwrap(), "--scheme", "q4_k", "--dry-run", "--json", "--backend", "cpu"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -40,6 +40,7 @@ impl Arith {
 
     /// Rounds an f32 result to this type (nearest, ties to even), as torch does after each
     /// operation on 16-bit tensors.
+    #[inline(always)]
     pub fn round(self, x: f32) -> f32 {
         match self {
             Arith::F32 => x,
@@ -49,6 +50,7 @@ impl Arith {
     }
 
     /// `torch.finfo(dtype).eps`: what a zero scale becomes.
+    #[inline(always)]
     pub fn eps(self) -> f32 {
         match self {
             Arith::F32 => f32::EPSILON,
@@ -104,11 +106,13 @@ impl IntSpec {
     }
 
     /// Smallest code: −2^(bits−1).
+    #[inline(always)]
     pub fn qmin(&self) -> i32 {
         -(1i32 << (self.bits.clamp(2, 8) - 1))
     }
 
     /// Largest code: 2^(bits−1) − 1.
+    #[inline(always)]
     pub fn qmax(&self) -> i32 {
         (1i32 << (self.bits.clamp(2, 8) - 1)) - 1
     }
@@ -125,6 +129,7 @@ impl IntSpec {
     }
 
     /// The parameters of a group whose finite values span `[min, max]`.
+    #[inline(always)]
     pub fn params(&self, min: f32, max: f32) -> GroupParams {
         let r = |x: f32| self.arith.round(x);
         let (lo, hi) = (min.min(0.0), max.max(0.0));
@@ -143,12 +148,14 @@ impl IntSpec {
     }
 
     /// The parameters of one group of values (non-finite values left out).
+    #[inline(always)]
     pub fn group_params(&self, values: &[f32]) -> GroupParams {
         let (min, max) = finite_min_max(values);
         self.params(min, max)
     }
 
     /// The code of `x` in a group with parameters `p`.
+    #[inline(always)]
     pub fn code(&self, x: f32, p: GroupParams) -> i8 {
         let r = |v: f32| self.arith.round(v);
         let mut scaled = r(x / p.scale);
@@ -159,6 +166,7 @@ impl IntSpec {
     }
 
     /// The value a code decodes to.
+    #[inline(always)]
     pub fn decode(&self, code: i8, p: GroupParams) -> f32 {
         // (code − zp) is a small integer, exact in every type; the product is rounded.
         self.arith.round((f32::from(code) - f32::from(p.zero)) * p.scale)
@@ -166,12 +174,28 @@ impl IntSpec {
 }
 
 /// `(min, max)` of the finite values (`(0, 0)` when there are none).
+#[inline(always)]
 pub fn finite_min_max(values: &[f32]) -> (f32, f32) {
-    let mut it = values.iter().copied().filter(|x| x.is_finite());
-    match it.next() {
-        None => (0.0, 0.0),
-        Some(first) => it.fold((first, first), |(lo, hi), x| (lo.min(x), hi.max(x))),
+    // Eight lanes, so that it vectorises; min and max do not depend on the order.
+    let (mut lo, mut hi) = ([f32::INFINITY; 8], [f32::NEG_INFINITY; 8]);
+    let mut chunks = values.chunks_exact(8);
+    for c in &mut chunks {
+        for k in 0..8 {
+            let x = c[k];
+            let finite = x.is_finite();
+            lo[k] = if finite && x < lo[k] { x } else { lo[k] };
+            hi[k] = if finite && x > hi[k] { x } else { hi[k] };
+        }
     }
+    for &x in chunks.remainder() {
+        if x.is_finite() {
+            lo[0] = lo[0].min(x);
+            hi[0] = hi[0].max(x);
+        }
+    }
+    let lo = lo.iter().fold(f32::INFINITY, |m, &v| m.min(v));
+    let hi = hi.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    if lo > hi { (0.0, 0.0) } else { (lo, hi) }
 }
 
 /// Error of a quantization, accumulated in f64.
@@ -284,6 +308,7 @@ pub struct Columns<'a> {
 /// [`GroupParams`] per group appended to `params`, one code per value to `codes`, the decoded
 /// values' error added to `err` (columns weighed by their importance when given). Non-finite
 /// values get code 0 and count in [`GroupError::non_finite`].
+#[inline(always)]
 pub fn encode(
     values: &[f32],
     spec: &IntSpec,
@@ -292,18 +317,56 @@ pub fn encode(
     codes: &mut Vec<i8>,
     err: &mut GroupError,
 ) {
-    let n = cols.count.max(1);
-    for (g, group) in values.chunks(spec.group.max(1)).enumerate() {
+    // One loop per (type, zero point) with both fixed, so that the inner loop vectorises.
+    match (spec.arith, spec.asym) {
+        (Arith::F32, false) => encode_with::<0, false>(values, spec, cols, params, codes, err),
+        (Arith::F32, true) => encode_with::<0, true>(values, spec, cols, params, codes, err),
+        (Arith::F16, false) => encode_with::<1, false>(values, spec, cols, params, codes, err),
+        (Arith::F16, true) => encode_with::<1, true>(values, spec, cols, params, codes, err),
+        (Arith::Bf16, false) => encode_with::<2, false>(values, spec, cols, params, codes, err),
+        (Arith::Bf16, true) => encode_with::<2, true>(values, spec, cols, params, codes, err),
+    }
+}
+
+/// [`encode`] for one arithmetic (0 f32, 1 f16, 2 bf16) and zero-point choice: the same
+/// operations as [`IntSpec::code`] and [`IntSpec::decode`].
+#[inline(always)]
+fn encode_with<const A: u8, const ASYM: bool>(
+    values: &[f32],
+    spec: &IntSpec,
+    cols: Columns<'_>,
+    params: &mut Vec<GroupParams>,
+    codes: &mut Vec<i8>,
+    err: &mut GroupError,
+) {
+    let r = |v: f32| match A {
+        1 => half::f16::from_f32(v).to_f32(),
+        2 => half::bf16::from_f32(v).to_f32(),
+        _ => v,
+    };
+    let (qmin, qmax) = (spec.qmin() as f32, spec.qmax() as f32);
+    let mut y = vec![0f32; values.len()];
+    let start = codes.len();
+    codes.resize(start + values.len(), 0);
+    let out = &mut codes[start..];
+    let size = spec.group.max(1);
+    for ((group, c), yg) in values.chunks(size).zip(out.chunks_mut(size)).zip(y.chunks_mut(size)) {
         let p = spec.group_params(group);
         params.push(p);
-        let col0 = (cols.first + g * spec.group) % n;
-        for (k, &x) in group.iter().enumerate() {
-            let code = if x.is_finite() { spec.code(x, p) } else { 0 };
-            codes.push(code);
-            let w = cols.importance.map_or(0.0, |imp| imp[(col0 + k) % n]);
-            err.push(x, spec.decode(code, p), w);
+        let (scale, zero) = (p.scale, f32::from(p.zero));
+        for ((&x, c), y) in group.iter().zip(c.iter_mut()).zip(yg.iter_mut()) {
+            let mut scaled = r(x / scale);
+            if ASYM {
+                scaled = r(scaled + zero);
+            }
+            let q = scaled.clamp(qmin, qmax).round_ties_even();
+            // Branch-free: non-finite values get code 0.
+            let q = if x.is_finite() { q } else { 0.0 };
+            *c = q as i8;
+            *y = r((q - zero) * scale);
         }
     }
+    err.push_slice(values, &y, cols.first, cols.count, cols.importance);
 }
 
 /// Decodes codes with their groups' parameters, appending to `out`.

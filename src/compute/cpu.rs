@@ -272,7 +272,7 @@ impl CpuBackend {
                 .map(|(t, chunk)| {
                     let (mut p, mut c, mut e) = (Vec::new(), Vec::with_capacity(chunk.len()), GroupError::default());
                     let at = int::Columns { first: (col0 + t * task) % cols, count: cols, importance };
-                    int::encode(chunk, spec, at, &mut p, &mut c, &mut e);
+                    pulp::Arch::new().dispatch(IntTile { chunk, spec, at, params: &mut p, codes: &mut c, err: &mut e });
                     (p, c, e)
                 })
                 .collect();
@@ -346,6 +346,25 @@ impl CpuBackend {
         cancel: &Cancel,
     ) -> Result<GroupError, ComputeError> {
         super::floats::encode_float_cpu(src, format, importance, sink, cancel)
+    }
+}
+
+/// One task of integer groups as a `pulp` operation (vectorised for this CPU).
+struct IntTile<'a> {
+    chunk: &'a [f32],
+    spec: &'a IntSpec,
+    at: int::Columns<'a>,
+    params: &'a mut Vec<GroupParams>,
+    codes: &'a mut Vec<i8>,
+    err: &'a mut GroupError,
+}
+
+impl pulp::WithSimd for IntTile<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        int::encode(self.chunk, self.spec, self.at, self.params, self.codes, self.err);
     }
 }
 

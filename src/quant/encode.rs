@@ -299,20 +299,21 @@ impl<'a, 'd> IntBytes<'a, 'd> {
 /// Packs `b`-bit codes (offset by 2^(b−1) to unsigned) densely, least significant bits first,
 /// into little-endian int32 words, as compressed-tensors' `pack_to_int32` does for one row.
 pub fn pack_bits(codes: &[i8], bits: u32, out: &mut Vec<u8>) {
-    let words = (codes.len() * bits as usize).div_ceil(32);
-    let mut acc = vec![0u32; words];
     let offset = 1i32 << (bits - 1);
-    for (i, &c) in codes.iter().enumerate() {
-        let v = (i32::from(c) + offset) as u64;
-        let bit = i * bits as usize;
-        let (w, o) = (bit / 32, bit % 32);
-        let shifted = v << o;
-        acc[w] |= shifted as u32;
-        if o + bits as usize > 32 {
-            acc[w + 1] |= (shifted >> 32) as u32;
+    let (mut acc, mut filled) = (0u64, 0u32);
+    out.reserve((codes.len() * bits as usize).div_ceil(32) * 4);
+    for &c in codes {
+        acc |= ((i32::from(c) + offset) as u64 & ((1 << bits) - 1)) << filled;
+        filled += bits;
+        if filled >= 32 {
+            out.extend_from_slice(&(acc as u32).to_le_bytes());
+            acc >>= 32;
+            filled -= 32;
         }
     }
-    acc.iter().for_each(|w| out.extend_from_slice(&w.to_le_bytes()));
+    if filled > 0 {
+        out.extend_from_slice(&(acc as u32).to_le_bytes());
+    }
 }
 
 impl CodeSink for IntBytes<'_, '_> {
