@@ -39,7 +39,8 @@ $py scripts/reference/check_analysis.py --bin "$bin" --backend gpu --stats-only 
 # Quantization previews: every error recomputed by numpy from the decoded values, storage from
 # the formats' layouts, the legacy block types against gguf-py's encoder; the integer schemes on
 # the GPU too.
-$py scripts/reference/check_quant.py --bin "$bin" test-models/all-MiniLM-L6-v2 assets/demo test-models/SmolLM2-135M-Instruct-hf
+$py scripts/reference/check_quant.py --bin "$bin" test-models/all-MiniLM-L6-v2 assets/demo test-models/SmolLM2-135M-Instruct-hf \
+  test-models/gemma-3-270m-hf
 $py scripts/reference/check_quant.py --bin "$bin" --backend gpu test-models/all-MiniLM-L6-v2 assets/demo
 $py scripts/reference/check_convert_transformers.py --bin "$bin" \
   test-models/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf test-models/gemma-3-270m/gemma-3-270m-q4_k_m.gguf

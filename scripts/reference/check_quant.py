@@ -21,6 +21,7 @@ Exits non-zero on the first mismatch.
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -32,6 +33,7 @@ from safetensors import safe_open
 
 SCHEMES = ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q6_k", "int4_g128", "int8_ch_asym", "int3_g64_asym",
            "nf4", "fp8_e4m3_ch", "bf16", "lowrank_r16", "lowrank_e0.5+int8_ch"]
+DTYPE_BYTES = {"F32": 4, "F16": 2, "BF16": 2, "F64": 8, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
 LEGACY = {"q8_0": "Q8_0", "q4_0": "Q4_0", "q4_1": "Q4_1", "q5_0": "Q5_0", "q5_1": "Q5_1"}
 BLOCK = {"q8_0": (32, 34), "q4_0": (32, 18), "q4_1": (32, 20), "q5_0": (32, 22), "q5_1": (32, 24),
          "q4_k": (256, 144), "q5_k": (256, 176), "q6_k": (256, 210), "q2_k": (256, 84), "q3_k": (256, 110)}
@@ -90,11 +92,16 @@ def expected_bytes(scheme, shape, dtype, rank):
 
 def check(binary, directory, backend, tensor_re):
     files = [os.path.join(directory, f) for f in sorted(os.listdir(directory)) if f.endswith(".safetensors")]
-    original = {}
+    selected = re.compile(tensor_re)
+    original, stored_bytes = {}, {}
     for f in files:
         with safe_open(f, "np") as st:
             for k in st.keys():
-                original[k] = st.get_tensor(k)
+                sl = st.get_slice(k)
+                n = int(np.prod(sl.get_shape())) if sl.get_shape() else 1
+                stored_bytes[k] = n * DTYPE_BYTES[sl.get_dtype()]
+                if selected.search(k):
+                    original[k] = st.get_tensor(k)
     tol = 1e-5 if backend == "gpu" else 1e-9
     for scheme in SCHEMES:
         with tempfile.TemporaryDirectory() as tmp:
@@ -149,8 +156,10 @@ def check(binary, directory, backend, tensor_re):
             fail(f"{scheme}: totals are not the sums of the rows")
         close(t["sse"], sum(r["sse"] for r in rows), 1e-12, f"{scheme} total sse")
         previewed = {r["name"] for r in rows}
-        stored = sum(v.nbytes for v in original.values())
-        other = sum(v.nbytes for k, v in original.items() if k not in previewed)
+        if previewed != set(original):
+            fail(f"{scheme}: previewed {len(previewed)} tensors, the pattern selects {len(original)}")
+        stored = sum(stored_bytes.values())
+        other = sum(v for k, v in stored_bytes.items() if k not in previewed)
         if t["model_bytes"] != other + t["bytes"] or t["source_bytes"] != stored:
             fail(f"{scheme}: whole-model bytes {t['model_bytes']} (stored {t['source_bytes']}) vs {other + t['bytes']}")
         print(f"  {os.path.basename(directory)} {scheme:<22} {len(rows)} tensors, {t['bpw']:.3f} bpw, "
