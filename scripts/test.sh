@@ -37,8 +37,8 @@ $py scripts/reference/check_analysis.py --bin "$bin" --stats-only assets/demo \
 # The GPU (lavapipe here) held to the same tolerances: every result must say it ran there.
 $py scripts/reference/check_analysis.py --bin "$bin" --backend gpu --stats-only test-models/all-MiniLM-L6-v2 assets/demo
 # Quantization previews: every error recomputed by numpy from the decoded values, storage from
-# the formats' layouts, the legacy block types against gguf-py's encoder; the integer schemes on
-# the GPU too.
+# the formats' layouts, the legacy block types against gguf-py's encoder; every scheme with a
+# WGSL encoder on the GPU too.
 $py scripts/reference/check_quant.py --bin "$bin" test-models/all-MiniLM-L6-v2 assets/demo test-models/SmolLM2-135M-Instruct-hf \
   test-models/gemma-3-270m-hf
 $py scripts/reference/check_quant.py --bin "$bin" --backend gpu test-models/all-MiniLM-L6-v2 assets/demo

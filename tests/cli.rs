@@ -469,12 +469,17 @@ fn quantize_on_the_gpu_gives_the_cpus_integer_codes_and_says_where_each_ran() {
     let row = q["tensors"].as_array().unwrap().iter().find(|t| t["scheme"] == "q4_0").unwrap();
     assert_eq!(row["backend"], "gpu", "{row}");
     assert_eq!(std::fs::read(&q_cpu).unwrap(), std::fs::read(&q_gpu).unwrap(), "same q4_0 blocks");
-    let k = run("gpu", "q6_k", &dir.join("k.safetensors"));
+    let (k_cpu, k_gpu) = (dir.join("k-cpu.safetensors"), dir.join("k-gpu.safetensors"));
+    let kc = run("cpu", "q6_k", &k_cpu);
+    let k = run("gpu", "q6_k", &k_gpu);
     let row = k["tensors"].as_array().unwrap().iter().find(|t| t["scheme"] == "q8_0").unwrap();
     assert_eq!(row["backend"], "gpu", "q6_k's fallback for 384-wide rows, Q8_0, runs on the GPU: {row}");
-    let row = k["tensors"].as_array().unwrap().iter().find(|t| t["scheme"] == "q6_k").unwrap();
-    assert_eq!(row["backend"], "cpu");
+    let (i, row) = k["tensors"].as_array().unwrap().iter().enumerate().find(|(_, t)| t["scheme"] == "q6_k").unwrap();
+    assert_eq!(row["backend"], "cpu+gpu", "the search on the CPU, the error on the GPU: {row}");
     assert!(row["fallback"].as_str().unwrap().contains("no WGSL encoder for Q6_K"), "{row}");
+    let (a, b) = (kc["tensors"][i]["sse"].as_f64().unwrap(), row["sse"].as_f64().unwrap());
+    assert!((a - b).abs() <= 1e-5 * a, "{a} vs {b}");
+    assert_eq!(std::fs::read(&k_cpu).unwrap(), std::fs::read(&k_gpu).unwrap(), "same q6_k blocks");
 }
 
 #[test]

@@ -7,7 +7,7 @@ For every scheme and every previewed tensor, from the decoded values the command
             norms, `--importance weight`) recomputed in float64 by numpy: within 1e-9 relative
             (the GPU sums its per-workgroup partials in f32: 1e-5 there; every scheme
             with a WGSL encoder — integers, legacy block types, FP8, NF4, f16, bf16 — must
-            have run there);
+            have run there, and the K-quants' error);
   bytes     exact storage recomputed here from the format's layout (ggml blocks, packed int32
             words and scales of compressed-tensors, NF4 nibbles and absmax, FP8 codes and scales,
             low-rank factors) and bpw = 8·bytes/params;
@@ -151,6 +151,8 @@ def check(binary, directory, backend, tensor_re):
             on_gpu = r["scheme"].startswith(("int", "fp8")) or r["scheme"] in LEGACY or r["scheme"] in ("nf4", "f16", "bf16")
             if backend == "gpu" and on_gpu and r["backend"] != "gpu":
                 fail(f"{what}: {r['scheme']} has a WGSL encoder but ran on {r['backend']} ({r['fallback']})")
+            if backend == "gpu" and r["scheme"].endswith("_k") and r["backend"] != "cpu+gpu":
+                fail(f"{what}: a K-quant's search runs on the CPU and its error on the GPU, not {r['backend']}")
         t = report["total"]
         if t["bytes"] != sum(r["bytes"] for r in rows) or t["params"] != sum(r["params"] for r in rows):
             fail(f"{scheme}: totals are not the sums of the rows")

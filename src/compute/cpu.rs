@@ -303,6 +303,22 @@ impl CpuBackend {
         sink: &mut dyn super::ByteSink,
         cancel: &Cancel,
     ) -> Result<GroupError, ComputeError> {
+        self.encode_ggml_rows(src, dtype, search, importance, sink, true, cancel)
+    }
+
+    /// llama.cpp block types without the error (`measure` false): the bytes only, for a caller
+    /// that measures them elsewhere (the GPU, after a search that runs only here).
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_ggml_rows(
+        &self,
+        src: &dyn ValueSource,
+        dtype: crate::codec::DType,
+        search: Option<&[f32]>,
+        importance: Option<&[f32]>,
+        sink: &mut dyn super::ByteSink,
+        measure: bool,
+        cancel: &Cancel,
+    ) -> Result<GroupError, ComputeError> {
         let cols = super::begin_blocks(src, dtype, importance, search, sink)?;
         let unit = source::lcm(cols as u64, src.block_elems().max(1));
         let batch = (4 * DEFAULT_CHUNK_ELEMS / unit).max(1) * unit;
@@ -322,7 +338,7 @@ impl CpuBackend {
             };
             let tiles: Vec<(Vec<u8>, GroupError)> = values
                 .par_chunks(task)
-                .map(|rows| pulp::Arch::new().dispatch(GgmlTile { dtype, rows, cols, search, importance }))
+                .map(|rows| pulp::Arch::new().dispatch(GgmlTile { dtype, rows, cols, search, importance, measure }))
                 .collect();
             let mut at = range.start;
             for ((bytes, e), rows) in tiles.into_iter().zip(values.chunks(task)) {
@@ -336,6 +352,42 @@ impl CpuBackend {
 }
 
 impl CpuBackend {
+    /// The error of `decoded` against `src` ([`super::Backend::measure`]).
+    pub fn measure(
+        &self,
+        src: &dyn ValueSource,
+        decoded: &dyn ValueSource,
+        importance: Option<&[f32]>,
+        cancel: &Cancel,
+    ) -> Result<GroupError, ComputeError> {
+        let cols = super::begin_measure(src, decoded, importance)?;
+        let unit = source::lcm(source::lcm(src.block_elems().max(1), decoded.block_elems().max(1)), cols as u64);
+        let batch = (4 * DEFAULT_CHUNK_ELEMS / unit).max(1) * unit;
+        let mut total = GroupError::default();
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        for range in source::chunks(src, batch) {
+            if cancel.is_cancelled() {
+                return Err(ComputeError::Cancelled);
+            }
+            src.read(range.clone(), &mut x)?;
+            decoded.read(range.clone(), &mut y)?;
+            let col0 = (range.start % cols as u64) as usize;
+            let task = (1usize << 16).div_ceil(cols) * cols;
+            let parts: Vec<GroupError> = x
+                .par_chunks(task)
+                .zip(y.par_chunks(task))
+                .enumerate()
+                .map(|(k, (a, b))| {
+                    let mut e = GroupError::default();
+                    e.push_slice(a, b, (col0 + k * task) % cols, cols, importance);
+                    e
+                })
+                .collect();
+            parts.iter().for_each(|e| total.add(e));
+        }
+        Ok(total)
+    }
+
     /// Float formats ([`super::Backend::encode_float`]).
     pub fn encode_float(
         &self,
@@ -375,6 +427,7 @@ struct GgmlTile<'a> {
     cols: usize,
     search: Option<&'a [f32]>,
     importance: Option<&'a [f32]>,
+    measure: bool,
 }
 
 impl pulp::WithSimd for GgmlTile<'_> {
@@ -385,7 +438,9 @@ impl pulp::WithSimd for GgmlTile<'_> {
         let mut bytes = Vec::new();
         let mut e = GroupError::default();
         // Shapes were checked by `begin_blocks`.
-        if crate::codec::ggml::encode_rows(self.dtype, self.rows, self.cols, self.search, &mut bytes).is_ok() {
+        if crate::codec::ggml::encode_rows(self.dtype, self.rows, self.cols, self.search, &mut bytes).is_ok()
+            && self.measure
+        {
             let mut y = vec![0f32; self.rows.len()];
             if crate::codec::decode(self.dtype, &bytes, &mut y).is_ok() {
                 e.push_slice(self.rows, &y, 0, self.cols, self.importance);

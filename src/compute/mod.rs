@@ -24,7 +24,7 @@ use serde::Serialize;
 
 pub use floats::FloatFormat;
 pub use provenance::{BackendKind, Provenance, Ran};
-pub use source::{FnSource, SliceSource, Stored, TensorRef, ValueSource};
+pub use source::{BlocksSource, FnSource, SliceSource, Stored, TensorRef, ValueSource};
 
 use crate::cancel::Cancel;
 use crate::checkpoint::CheckpointError;
@@ -322,6 +322,30 @@ pub(crate) fn begin_blocks(
     Ok(cols)
 }
 
+/// The row length for measuring `decoded` against `src`, or why they cannot be compared.
+pub(crate) fn begin_measure(
+    src: &dyn ValueSource,
+    decoded: &dyn ValueSource,
+    importance: Option<&[f32]>,
+) -> Result<usize, ComputeError> {
+    if src.shape() != decoded.shape() {
+        return Err(source::shape_error(
+            src,
+            format!("decoded values of shape {:?} for a tensor of shape {:?}", decoded.shape(), src.shape()),
+        ));
+    }
+    let cols = src.shape().last().copied().unwrap_or(1).max(1) as usize;
+    if let Some(imp) = importance
+        && imp.len() != cols
+    {
+        return Err(source::shape_error(
+            src,
+            format!("the importance vector has {} values for {cols} input channels", imp.len()),
+        ));
+    }
+    Ok(cols)
+}
+
 /// A sink that drops the codes: for previews that need only the error.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct DiscardCodes;
@@ -387,7 +411,7 @@ macro_rules! kernels {
             }
 
             fn asks_gpu(&self) -> bool {
-                self.choice() != select::BackendChoice::Cpu
+                self.uses_gpu()
             }
 
             $( fn $name(&self, $src: $src_ty $(, $arg: $ty)*) -> Result<Ran<$out>, ComputeError> {
@@ -426,6 +450,11 @@ kernels! {
     /// `search`, an imatrix row, its weighted searches), streaming the bytes to `sink` in order
     /// and accumulating the error of the decoded values (weighed per column by `importance`).
     fn encode_ggml(&self, src: &dyn ValueSource, dtype: crate::codec::DType, search: Option<&[f32]>, importance: Option<&[f32]>, sink: &mut dyn ByteSink, cancel: &Cancel) -> GroupError;
+
+    /// The error of `decoded` (the same shape) against the values: Σ (x − y)², Σ x², max |x − y|
+    /// and, with an importance per column, the weighted sum — each source decoded where this
+    /// backend decodes (the GPU decodes ggml blocks on the device).
+    fn measure(&self, src: &dyn ValueSource, decoded: &dyn ValueSource, importance: Option<&[f32]>, cancel: &Cancel) -> GroupError;
 
     /// Encodes the values in a float format ([`FloatFormat`]: f16, bf16, FP8 E4M3 with scales,
     /// NF4), streaming codes (part 0) and scales (part 1) to `sink` in order and accumulating

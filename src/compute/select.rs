@@ -71,6 +71,12 @@ impl SelectedBackend {
         }
     }
 
+    /// Whether kernels go to the GPU: always for `gpu` (a missing device then falls back, saying
+    /// so), for `auto` when a hardware GPU opened. May open the device.
+    pub fn uses_gpu(&self) -> bool {
+        self.choice == BackendChoice::Gpu || matches!(self.gpu(), Some(Ok(_)))
+    }
+
     /// The choice it runs.
     pub fn choice(&self) -> BackendChoice {
         self.choice

@@ -242,3 +242,59 @@ where
         Ok(())
     }
 }
+
+/// Encoded blocks held in memory, read as the values they decode to: the output of an encoder
+/// (a K-quant search on the CPU) handed to a kernel that decodes on its own device.
+pub struct BlocksSource<'a> {
+    name: String,
+    shape: Vec<u64>,
+    dtype: DType,
+    bytes: &'a [u8],
+}
+
+impl<'a> BlocksSource<'a> {
+    /// `bytes` holding every value of `shape` as `dtype` blocks, or why not.
+    pub fn new(name: impl Into<String>, shape: &[u64], dtype: DType, bytes: &'a [u8]) -> Result<Self, ComputeError> {
+        let name = name.into();
+        let numel: u64 = shape.iter().product();
+        if dtype.byte_len(numel) != Some(bytes.len() as u64) {
+            return Err(ComputeError::Shape {
+                tensor: name,
+                message: format!("{} bytes do not hold {numel} values of {dtype}", bytes.len()),
+            });
+        }
+        Ok(Self { name, shape: shape.to_vec(), dtype, bytes })
+    }
+}
+
+impl ValueSource for BlocksSource<'_> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn shape(&self) -> &[u64] {
+        &self.shape
+    }
+
+    fn block_elems(&self) -> u64 {
+        self.dtype.block_elems() as u64
+    }
+
+    fn read(&self, range: Range<u64>, out: &mut Vec<f32>) -> Result<(), ComputeError> {
+        let (be, bb) = (self.dtype.block_elems() as u64, self.dtype.block_bytes() as u64);
+        if !range.start.is_multiple_of(be)
+            || range.end > self.numel()
+            || (!range.end.is_multiple_of(be) && range.end != self.numel())
+        {
+            return Err(shape_error(self, format!("range {range:?} is not whole {} blocks", self.dtype)));
+        }
+        let bytes = &self.bytes[(range.start / be * bb) as usize..(range.end.div_ceil(be) * bb) as usize];
+        out.clear();
+        out.resize((range.end - range.start) as usize, 0.0);
+        crate::codec::decode(self.dtype, bytes, out).map_err(|e| shape_error(self, e.to_string()))
+    }
+
+    fn stored(&self) -> Option<Stored<'_>> {
+        Some(Stored { dtype: self.dtype, bytes: self.bytes })
+    }
+}

@@ -15,7 +15,9 @@ use crate::cancel::Cancel;
 use crate::checkpoint::DEFAULT_CHUNK_ELEMS;
 use crate::codec::int::{Arith, GroupError, GroupParams, IntSpec};
 use crate::codec::{DType, fp8_e4m3_scale, nf4};
+use crate::compute::BlocksSource;
 use crate::compute::cpu::CpuBackend;
+use crate::compute::gpu::GpuBackend;
 use crate::compute::source::{self, SliceSource};
 use crate::compute::{Backend, ByteSink, CodeSink, ComputeError, FloatFormat, Provenance, ValueSource};
 
@@ -148,7 +150,10 @@ pub fn encode(
             };
             let bytes = part.bytes;
             sink.begin(std::slice::from_ref(&part))?;
-            let mut adapter = GgmlBytes { dtype: *dtype, sink, decoded };
+            if backend.asks_gpu() && !GpuBackend::encodes_ggml(*dtype, job.search.is_some()) {
+                return search_on_cpu_error_on_gpu(backend, job, *dtype, bytes, sink, decoded, cancel);
+            }
+            let mut adapter = GgmlBytes { dtype: *dtype, sink, decoded, keep: None };
             let ran = backend.encode_ggml(src, *dtype, job.search, job.importance, &mut adapter, cancel)?;
             Ok(Encoded { error: ran.value, bytes, rank: None, on: ran.on })
         }
@@ -358,11 +363,40 @@ impl CodeSink for IntBytes<'_, '_> {
     }
 }
 
-/// Forwards a block kernel's bytes to part 0, decoding them for `decoded` when asked.
+/// llama.cpp's searches (K-quants, IQ4, imatrix-weighted) when the GPU was asked for: the search
+/// runs on the CPU (no WGSL encoder), its blocks are kept, and the GPU decodes them and measures
+/// the error. Memory: the encoded blocks of one tensor (a quarter to a seventh of its f32 size).
+fn search_on_cpu_error_on_gpu(
+    backend: &dyn Backend,
+    job: &Job<'_>,
+    dtype: DType,
+    bytes: u64,
+    sink: &mut dyn PartSink,
+    decoded: Option<DecodedSink<'_>>,
+    cancel: &Cancel,
+) -> Result<Encoded, ComputeError> {
+    let src = job.src;
+    let mut adapter = GgmlBytes { dtype, sink, decoded, keep: Some(Vec::new()) };
+    CpuBackend.encode_ggml_rows(src, dtype, job.search, job.importance, &mut adapter, false, cancel)?;
+    let kept = adapter.keep.take().unwrap_or_default();
+    let blocks = BlocksSource::new(src.name(), src.shape(), dtype, &kept)?;
+    let ran = backend.measure(src, &blocks, job.importance, cancel)?;
+    let why = format!(
+        "no WGSL encoder for {dtype}{}: llama.cpp's search ran on the CPU, the error on the {}",
+        if job.search.is_some() { " with an importance matrix" } else { "" },
+        ran.on.backend
+    );
+    let on = CpuBackend.provenance().with_fallback(why).merge(&ran.on);
+    Ok(Encoded { error: ran.value, bytes, rank: None, on })
+}
+
+/// Forwards a block kernel's bytes to part 0, decoding them for `decoded` when asked (and
+/// keeping a copy when `keep` is set).
 struct GgmlBytes<'a, 'd> {
     dtype: DType,
     sink: &'a mut dyn PartSink,
     decoded: Option<DecodedSink<'d>>,
+    keep: Option<Vec<u8>>,
 }
 
 impl ByteSink for GgmlBytes<'_, '_> {
@@ -376,6 +410,9 @@ impl ByteSink for GgmlBytes<'_, '_> {
             let mut y = vec![0f32; n];
             crate::codec::decode(self.dtype, bytes, &mut y).map_err(|e| ComputeError::Sink(e.to_string()))?;
             d(first_value, &y)?;
+        }
+        if let Some(k) = self.keep.as_mut() {
+            k.extend_from_slice(bytes);
         }
         self.sink.put(0, bytes)
     }

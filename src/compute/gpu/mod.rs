@@ -702,6 +702,12 @@ impl GpuBackend {
         sink: &mut dyn super::ByteSink,
         cancel: &Cancel,
     ) -> Result<GroupError, ComputeError> {
+        if !Self::encodes_ggml(dtype, search.is_some()) {
+            return Err(ComputeError::NotOnGpu(format!(
+                "no WGSL encoder for {dtype}{}: llama.cpp's search ran on the CPU",
+                if search.is_some() { " with an importance matrix" } else { "" }
+            )));
+        }
         let kind = match dtype {
             DType::Q8_0 => 0,
             DType::Q4_0 => 1,
@@ -770,6 +776,12 @@ impl GpuBackend {
             sink.put(range.start, 0, &bytes)?;
         }
         Ok(total)
+    }
+
+    /// Whether the device encodes `dtype` (with an importance matrix when `weighted`): llama.cpp's
+    /// legacy types without one; its searches (K-quants, IQ4, any weighted encoder) run on the CPU.
+    pub fn encodes_ggml(dtype: DType, weighted: bool) -> bool {
+        !weighted && matches!(dtype, DType::Q8_0 | DType::Q4_0 | DType::Q4_1 | DType::Q5_0 | DType::Q5_1)
     }
 
     /// Float formats on the device ([`super::Backend::encode_float`]): codes, scales and the
@@ -907,6 +919,55 @@ impl GpuBackend {
             if want {
                 let y: Vec<f32> = words[y_at as usize..].iter().map(|&w| f32::from_bits(w)).collect();
                 sink.decoded(range.start, &y)?;
+            }
+        }
+        Ok(total)
+    }
+
+    /// The error of `decoded` against `src` on the device ([`super::Backend::measure`]): both
+    /// decoded there (ggml blocks by the device decoders), reduced per workgroup.
+    pub fn measure(
+        &self,
+        src: &dyn ValueSource,
+        decoded: &dyn ValueSource,
+        importance: Option<&[f32]>,
+        cancel: &Cancel,
+    ) -> Result<GroupError, ComputeError> {
+        let cols = super::begin_measure(src, decoded, importance)?;
+        let imp = self.ctx.upload(bytemuck::cast_slice(importance.unwrap_or(&[0.0])))?;
+        let align = lcm(decoded.block_elems().max(1), cols as u64);
+        let mut total = GroupError::default();
+        for range in source::chunks(src, self.chunk_values(src, align)) {
+            if cancel.is_cancelled() {
+                return Err(ComputeError::Cancelled);
+            }
+            let n = (range.end - range.start) as usize;
+            let x = self.decode(src, range.clone())?;
+            let y = self.decode(decoded, range.clone())?;
+            let wgs = n.div_ceil(256);
+            let errs = self.ctx.storage((wgs * 32) as u64)?;
+            let p = Params4 {
+                n: n as u32,
+                a: cols as u32,
+                b: u32::from(importance.is_some()),
+                c: (range.start % cols as u64) as u32,
+            };
+            let params = self.ctx.uniform(bytemuck::bytes_of(&p))?;
+            self.ctx.dispatch(
+                "measure.wgsl",
+                "measure",
+                &[(0, x.get()), (1, y.get()), (2, imp.get()), (3, errs.get()), (4, &params)],
+                wgs as u32,
+            )?;
+            for e in self.ctx.read_f32(errs.get(), wgs * 8)?.chunks_exact(8) {
+                total.add(&GroupError {
+                    values: e[3] as u64,
+                    sq_err: f64::from(e[0]),
+                    signal: f64::from(e[1]),
+                    max_abs_err: e[2],
+                    weighted_sq_err: f64::from(e[4]),
+                    non_finite: e[5] as u64,
+                });
             }
         }
         Ok(total)

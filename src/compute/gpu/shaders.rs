@@ -8,7 +8,7 @@ pub const COMMON: &str = include_str!("../../../shaders/common.wgsl");
 pub const EXACT: &str = include_str!("../../../shaders/exact.wgsl");
 
 /// (file name, source with the common prelude) of every kernel family.
-pub const ALL: [(&str, &str); 8] = [
+pub const ALL: [(&str, &str); 9] = [
     (
         "decode.wgsl",
         concat!(include_str!("../../../shaders/common.wgsl"), include_str!("../../../shaders/decode.wgsl")),
@@ -41,6 +41,10 @@ pub const ALL: [(&str, &str); 8] = [
             include_str!("../../../shaders/exact.wgsl"),
             include_str!("../../../shaders/ggml_encode.wgsl")
         ),
+    ),
+    (
+        "measure.wgsl",
+        concat!(include_str!("../../../shaders/common.wgsl"), include_str!("../../../shaders/measure.wgsl")),
     ),
     (
         "float_encode.wgsl",
