@@ -27,8 +27,6 @@ struct FloatParams {
 @group(0) @binding(3) var<storage, read_write> errs: array<vec4<f32>>; // two partials per workgroup
 @group(0) @binding(4) var<uniform> p: FloatParams;
 
-var<workgroup> r_err: array<vec4<f32>, 256>;
-var<workgroup> r_w: array<vec2<f32>, 256>;
 
 fn zero_word() -> u32 {
     return p.zero;
@@ -60,35 +58,9 @@ fn f8_e4m3_value(c: u32) -> f32 {
 }
 
 fn accumulate(v: f32, y: f32, i: u32, e: ptr<function, vec4<f32>>, w: ptr<function, vec2<f32>>) {
-    if (is_finite_bits(bitcast<u32>(v))) {
-        let d = v - y;
-        *e = vec4<f32>((*e).x + d * d, (*e).y + v * v, max((*e).z, abs(d)), (*e).w + 1.0);
-        if ((p.flags & 4u) != 0u) {
-            (*w).x = (*w).x + aux[p.imp_at + (p.col0 + i) % p.cols] * d * d;
-        }
-    } else {
-        (*w).y = (*w).y + 1.0;
-    }
-}
-
-fn reduce(lid: u32, wid: vec3<u32>, nwg: vec3<u32>, e: vec4<f32>, w: vec2<f32>, size: u32) {
-    r_err[lid] = e;
-    r_w[lid] = w;
-    workgroupBarrier();
-    for (var k = size / 2u; k > 0u; k = k >> 1u) {
-        if (lid < k) {
-            let a = r_err[lid];
-            let b = r_err[lid + k];
-            r_err[lid] = vec4<f32>(a.x + b.x, a.y + b.y, max(a.z, b.z), a.w + b.w);
-            r_w[lid] = r_w[lid] + r_w[lid + k];
-        }
-        workgroupBarrier();
-    }
-    if (lid == 0u) {
-        let g = linear_group(wid, nwg);
-        errs[2u * g] = r_err[0];
-        errs[2u * g + 1u] = vec4<f32>(r_w[0].x, r_w[0].y, 0.0, 0.0);
-    }
+    var imp = 0.0;
+    if ((p.flags & 4u) != 0u) { imp = aux[p.imp_at + (p.col0 + i) % p.cols]; }
+    add_error(v, y, imp, e, w);
 }
 
 @compute @workgroup_size(256)
@@ -122,7 +94,7 @@ fn elementwise(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         if ((p.flags & 8u) != 0u) { out[p.y_at + i] = bitcast<u32>(y); }
         accumulate(v, y, i, &e, &w);
     }
-    reduce(lid, wid, nwg, e, w, 256u);
+    reduce_errors(lid, linear_group(wid, nwg), e, w, 256u);
 }
 
 // NF4: one 64-value block per invocation (the tensor's last block may be shorter).
@@ -159,5 +131,5 @@ fn nf4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
             accumulate(v, y, i, &e, &w);
         }
     }
-    reduce(lid, wid, nwg, e, w, 64u);
+    reduce_errors(lid, linear_group(wid, nwg), e, w, 64u);
 }

@@ -23,9 +23,6 @@ struct EncodeParams {
 @group(0) @binding(4) var<uniform> p: EncodeParams;
 
 const BLOCKS_PER_WG: u32 = 64u;
-var<workgroup> r_err: array<vec4<f32>, 64>;
-var<workgroup> r_w: array<f32, 64>;
-var<workgroup> r_nf: array<f32, 64>;
 
 fn zero_word() -> u32 {
     return p.zero;
@@ -48,8 +45,7 @@ fn round_away(v: f32) -> f32 {
 fn legacy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let b = linear_group(wid, nwg) * BLOCKS_PER_WG + lid;
     var e = vec4<f32>(0.0, 0.0, 0.0, 0.0);
-    var we = 0.0;
-    var nf = 0.0;
+    var w = vec2<f32>(0.0, 0.0);
     if (b * 32u < p.n) {
         let base = b * 32u;
         // Range and the value of largest magnitude (the first, on ties), as ggml's loops.
@@ -100,36 +96,12 @@ fn legacy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
                 }
             }
             out[base + j] = code;
-            if (is_finite_bits(bitcast<u32>(v))) {
-                let dd = v - y;
-                e = vec4<f32>(e.x + dd * dd, e.y + v * v, max(e.z, abs(dd)), e.w + 1.0);
-                if ((p.flags & 1u) != 0u) {
-                    we = we + aux[(p.col0 + base + j) % p.cols] * dd * dd;
-                }
-            } else {
-                nf = nf + 1.0;
-            }
+            var imp = 0.0;
+            if ((p.flags & 1u) != 0u) { imp = aux[(p.col0 + base + j) % p.cols]; }
+            add_error(v, y, imp, &e, &w);
         }
         out[p.scales_at + 2u * b] = d_bits;
         out[p.scales_at + 2u * b + 1u] = m_bits;
     }
-    r_err[lid] = e;
-    r_w[lid] = we;
-    r_nf[lid] = nf;
-    workgroupBarrier();
-    for (var k = BLOCKS_PER_WG / 2u; k > 0u; k = k >> 1u) {
-        if (lid < k) {
-            let a = r_err[lid];
-            let c = r_err[lid + k];
-            r_err[lid] = vec4<f32>(a.x + c.x, a.y + c.y, max(a.z, c.z), a.w + c.w);
-            r_w[lid] = r_w[lid] + r_w[lid + k];
-            r_nf[lid] = r_nf[lid] + r_nf[lid + k];
-        }
-        workgroupBarrier();
-    }
-    if (lid == 0u) {
-        let g = linear_group(wid, nwg);
-        errs[2u * g] = r_err[0];
-        errs[2u * g + 1u] = vec4<f32>(r_w[0], r_nf[0], 0.0, 0.0);
-    }
+    reduce_errors(lid, linear_group(wid, nwg), e, w, BLOCKS_PER_WG);
 }

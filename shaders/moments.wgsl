@@ -26,11 +26,11 @@ var<workgroup> r_n: array<u32, 256>;
 
 const BIG: f32 = 3.4028234663852886e38;
 
-// `v` unchanged, through an operation the compiler cannot see through (an XOR with p.c, which
-// is zero). Shader compilers treat float arithmetic as reassociable unless told otherwise
-// (Mesa's NIR folds `(a + b) - a` to `b`), which would turn TwoSum's error term into zero.
-fn opaque(v: f32) -> f32 {
-    return bitcast<f32>(bitcast<u32>(v) ^ p.c);
+// The operand of exact.wgsl's `opaque`: p.c, which is zero. Shader compilers treat float
+// arithmetic as reassociable unless told otherwise (Mesa's NIR folds `(a + b) - a` to `b`), which
+// would turn TwoSum's error term into zero.
+fn zero_word() -> u32 {
+    return p.c;
 }
 
 // a + b as an unevaluated pair (sum, rounding error): Knuth's TwoSum, exact for any a, b.
@@ -39,24 +39,6 @@ fn two_sum(a: f32, b: f32) -> vec2<f32> {
     let bb = opaque(s - a);
     let e = (a - opaque(s - bb)) + (b - bb);
     return vec2<f32>(s, e);
-}
-
-// a as hi + lo with 12 significant bits each (Veltkamp's split), so hi·hi, hi·lo and lo·lo are
-// exact in f32.
-fn split(a: f32) -> vec2<f32> {
-    let c = opaque(4097.0 * a);
-    let hi = opaque(c - opaque(c - a));
-    return vec2<f32>(hi, a - hi);
-}
-
-// a * b as an unevaluated pair (product, rounding error): Dekker's TwoProduct, exact without a
-// fused multiply-add (|a|, |b| below 2^115, far above any weight).
-fn two_prod(a: f32, b: f32) -> vec2<f32> {
-    let prod = opaque(a * b);
-    let x = split(a);
-    let y = split(b);
-    let err = ((opaque(x.x * y.x - prod) + x.x * y.y) + x.y * y.x) + x.y * y.y;
-    return vec2<f32>(prod, err);
 }
 
 // Adds compensated sums lane by lane: hi parts with TwoSum, errors into the lo parts.

@@ -48,8 +48,6 @@ fn group_minmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 @group(0) @binding(6) var<storage, read_write> errs: array<vec4<f32>>; // two partials per workgroup
 @group(0) @binding(7) var<uniform> q: QuantParams;
 
-var<workgroup> r_err: array<vec4<f32>, 256>;
-var<workgroup> r_w: array<vec2<f32>, 256>;
 
 fn zero_word() -> u32 {
     return q.zero;
@@ -70,36 +68,17 @@ fn rtn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         let qmax = f32((1u << (bits - 1u)) - 1u);
         let qmin = -qmax - 1.0;
         var code = 0;
+        var y = 0.0;
         if (is_finite_bits(bitcast<u32>(v))) {
             var scaled = round_to(div_rn(v, g.x), arith);
             if (asym) { scaled = round_to(scaled + g.y, arith); }
             code = i32(round(clamp(scaled, qmin, qmax)));
-            let y = round_to((f32(code) - g.y) * g.x, arith);
-            let d = v - y;
-            e = vec4<f32>(d * d, v * v, abs(d), 1.0);
-            if ((q.flags & 128u) != 0u) {
-                w.x = aux[q.imp_at + (q.col0 + i) % q.cols] * d * d;
-            }
-        } else {
-            w.y = 1.0;
+            y = round_to((f32(code) - g.y) * g.x, arith);
         }
+        var imp = 0.0;
+        if ((q.flags & 128u) != 0u) { imp = aux[q.imp_at + (q.col0 + i) % q.cols]; }
+        add_error(v, y, imp, &e, &w);
         codes[i] = code;
     }
-    r_err[lid] = e;
-    r_w[lid] = w;
-    workgroupBarrier();
-    for (var k = WG / 2u; k > 0u; k = k >> 1u) {
-        if (lid < k) {
-            let a = r_err[lid];
-            let b = r_err[lid + k];
-            r_err[lid] = vec4<f32>(a.x + b.x, a.y + b.y, max(a.z, b.z), a.w + b.w);
-            r_w[lid] = r_w[lid] + r_w[lid + k];
-        }
-        workgroupBarrier();
-    }
-    if (lid == 0u) {
-        let wg = linear_group(wid, nwg);
-        errs[2u * wg] = r_err[0];
-        errs[2u * wg + 1u] = vec4<f32>(r_w[0].x, r_w[0].y, 0.0, 0.0);
-    }
+    reduce_errors(lid, linear_group(wid, nwg), e, w, WG);
 }

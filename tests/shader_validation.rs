@@ -83,13 +83,16 @@ fn every_shader_validates_for_a_downlevel_device_and_fits_its_limits() {
     let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".wgsl") && n != "common.wgsl" && n != "exact.wgsl")
+        .filter(|n| n.ends_with(".wgsl") && !["common.wgsl", "exact.wgsl", "errors.wgsl"].contains(&n.as_str()))
         .collect();
     on_disk.sort();
     // The preludes are in front of the files that use them.
     let exact = shaders::EXACT;
     for file in ["quant.wgsl", "ggml_encode.wgsl", "float_encode.wgsl"] {
         assert!(shaders::source(file).unwrap().contains(exact), "{file} lacks exact.wgsl");
+    }
+    for file in ["quant.wgsl", "ggml_encode.wgsl", "float_encode.wgsl", "measure.wgsl"] {
+        assert!(shaders::source(file).unwrap().contains(shaders::ERRORS), "{file} lacks errors.wgsl");
     }
     let mut embedded: Vec<String> = shaders::ALL.iter().map(|(n, _)| (*n).to_owned()).collect();
     embedded.sort();

@@ -256,13 +256,7 @@ impl CpuBackend {
             if cancel.is_cancelled() {
                 return Err(ComputeError::Cancelled);
             }
-            let values: &[f32] = match src.as_f32() {
-                Some(all) => &all[range.start as usize..range.end as usize],
-                None => {
-                    src.read(range.clone(), &mut buf)?;
-                    &buf
-                }
-            };
+            let values = source::values_in(src, range.clone(), &mut buf)?;
             // Tasks of many groups each, joined in order; a group never crosses a row.
             let task = (1usize << 16).div_ceil(group) * group;
             let col0 = (range.start % cols as u64) as usize;
@@ -329,13 +323,7 @@ impl CpuBackend {
             if cancel.is_cancelled() {
                 return Err(ComputeError::Cancelled);
             }
-            let values: &[f32] = match src.as_f32() {
-                Some(all) => &all[range.start as usize..range.end as usize],
-                None => {
-                    src.read(range.clone(), &mut buf)?;
-                    &buf
-                }
-            };
+            let values = source::values_in(src, range.clone(), &mut buf)?;
             let tiles: Vec<(Vec<u8>, GroupError)> = values
                 .par_chunks(task)
                 .map(|rows| pulp::Arch::new().dispatch(GgmlTile { dtype, rows, cols, search, importance, measure }))

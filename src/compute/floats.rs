@@ -149,13 +149,7 @@ pub(crate) fn encode_float_cpu(
         if cancel.is_cancelled() {
             return Err(ComputeError::Cancelled);
         }
-        let values: &[f32] = match src.as_f32() {
-            Some(all) => &all[range.start as usize..range.end as usize],
-            None => {
-                src.read(range.clone(), &mut buf)?;
-                &buf
-            }
-        };
+        let values = source::values_in(src, range.clone(), &mut buf)?;
         let col0 = (range.start % cols as u64) as usize;
         let tiles: Vec<TileOut> = values
             .par_chunks(task)

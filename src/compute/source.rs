@@ -84,6 +84,24 @@ pub fn lcm(a: u64, b: u64) -> u64 {
     a / gcd(a, b).max(1) * b
 }
 
+/// The values `range` of `src`: its own f32 slice when it has one (no copy), else read into
+/// `buf`.
+pub fn values_in<'a>(
+    src: &'a dyn ValueSource,
+    range: Range<u64>,
+    buf: &'a mut Vec<f32>,
+) -> Result<&'a [f32], ComputeError> {
+    match src.as_f32() {
+        Some(all) => all
+            .get(range.start as usize..range.end as usize)
+            .ok_or_else(|| shape_error(src, format!("range {range:?} is outside the values"))),
+        None => {
+            src.read(range, buf)?;
+            Ok(buf)
+        }
+    }
+}
+
 /// `(rows, cols)` of a source that must be a matrix for `what`, or an error saying so.
 pub fn require_matrix(src: &dyn ValueSource, what: &str) -> Result<(usize, usize), ComputeError> {
     if !src.is_matrix() {

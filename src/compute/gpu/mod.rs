@@ -673,16 +673,7 @@ impl GpuBackend {
                 wgs as u32,
             )?;
             let codes: Vec<i8> = self.ctx.read_u32(codes.get(), len)?.iter().map(|&v| v as i32 as i8).collect();
-            for e in self.ctx.read_f32(errs.get(), wgs * 8)?.chunks_exact(8) {
-                total.add(&GroupError {
-                    values: e[3] as u64,
-                    sq_err: f64::from(e[0]),
-                    signal: f64::from(e[1]),
-                    max_abs_err: e[2],
-                    weighted_sq_err: f64::from(e[4]),
-                    non_finite: e[5] as u64,
-                });
-            }
+            total.add(&self.error_partials(errs.get(), wgs)?);
             sink.put(range.start / group, &gp, &codes)?;
         }
         Ok(total)
@@ -763,17 +754,25 @@ impl GpuBackend {
                 crate::codec::ggml::pack_legacy_block(dtype, s[0] as u16, s[1] as u16, &block, &mut bytes)
                     .map_err(|e| ComputeError::Gpu(e.to_string()))?;
             }
-            for e in self.ctx.read_f32(errs.get(), wgs * 8)?.chunks_exact(8) {
-                total.add(&GroupError {
-                    values: e[3] as u64,
-                    sq_err: f64::from(e[0]),
-                    signal: f64::from(e[1]),
-                    max_abs_err: e[2],
-                    weighted_sq_err: f64::from(e[4]),
-                    non_finite: e[5] as u64,
-                });
-            }
+            total.add(&self.error_partials(errs.get(), wgs)?);
             sink.put(range.start, 0, &bytes)?;
+        }
+        Ok(total)
+    }
+
+    /// The error partials of `wgs` workgroups (two vec4 each: Σd², Σx², max|d|, finite count;
+    /// Σ w·d², non-finite count), summed in f64.
+    fn error_partials(&self, errs: &wgpu::Buffer, wgs: usize) -> Result<GroupError, ComputeError> {
+        let mut total = GroupError::default();
+        for e in self.ctx.read_f32(errs, wgs * 8)?.chunks_exact(8) {
+            total.add(&GroupError {
+                values: e[3] as u64,
+                sq_err: f64::from(e[0]),
+                signal: f64::from(e[1]),
+                max_abs_err: e[2],
+                weighted_sq_err: f64::from(e[4]),
+                non_finite: e[5] as u64,
+            });
         }
         Ok(total)
     }
@@ -902,16 +901,7 @@ impl GpuBackend {
                     packed
                 }
             };
-            for e in self.ctx.read_f32(errs.get(), wgs * 8)?.chunks_exact(8) {
-                total.add(&GroupError {
-                    values: e[3] as u64,
-                    sq_err: f64::from(e[0]),
-                    signal: f64::from(e[1]),
-                    max_abs_err: e[2],
-                    weighted_sq_err: f64::from(e[4]),
-                    non_finite: e[5] as u64,
-                });
-            }
+            total.add(&self.error_partials(errs.get(), wgs)?);
             if !side.is_empty() {
                 sink.put(range.start, 1, &side)?;
             }
@@ -959,16 +949,7 @@ impl GpuBackend {
                 &[(0, x.get()), (1, y.get()), (2, imp.get()), (3, errs.get()), (4, &params)],
                 wgs as u32,
             )?;
-            for e in self.ctx.read_f32(errs.get(), wgs * 8)?.chunks_exact(8) {
-                total.add(&GroupError {
-                    values: e[3] as u64,
-                    sq_err: f64::from(e[0]),
-                    signal: f64::from(e[1]),
-                    max_abs_err: e[2],
-                    weighted_sq_err: f64::from(e[4]),
-                    non_finite: e[5] as u64,
-                });
-            }
+            total.add(&self.error_partials(errs.get(), wgs)?);
         }
         Ok(total)
     }

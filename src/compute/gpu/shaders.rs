@@ -4,6 +4,9 @@
 /// Helpers every kernel file uses.
 pub const COMMON: &str = include_str!("../../../shaders/common.wgsl");
 
+/// The error partials of the encoders.
+pub const ERRORS: &str = include_str!("../../../shaders/errors.wgsl");
+
 /// The exact-arithmetic helpers of the encoders (correctly rounded division, f16/bf16 bits).
 pub const EXACT: &str = include_str!("../../../shaders/exact.wgsl");
 
@@ -15,7 +18,11 @@ pub const ALL: [(&str, &str); 9] = [
     ),
     (
         "moments.wgsl",
-        concat!(include_str!("../../../shaders/common.wgsl"), include_str!("../../../shaders/moments.wgsl")),
+        concat!(
+            include_str!("../../../shaders/common.wgsl"),
+            include_str!("../../../shaders/exact.wgsl"),
+            include_str!("../../../shaders/moments.wgsl")
+        ),
     ),
     (
         "histogram.wgsl",
@@ -31,6 +38,7 @@ pub const ALL: [(&str, &str); 9] = [
         concat!(
             include_str!("../../../shaders/common.wgsl"),
             include_str!("../../../shaders/exact.wgsl"),
+            include_str!("../../../shaders/errors.wgsl"),
             include_str!("../../../shaders/quant.wgsl")
         ),
     ),
@@ -39,18 +47,24 @@ pub const ALL: [(&str, &str); 9] = [
         concat!(
             include_str!("../../../shaders/common.wgsl"),
             include_str!("../../../shaders/exact.wgsl"),
+            include_str!("../../../shaders/errors.wgsl"),
             include_str!("../../../shaders/ggml_encode.wgsl")
         ),
     ),
     (
         "measure.wgsl",
-        concat!(include_str!("../../../shaders/common.wgsl"), include_str!("../../../shaders/measure.wgsl")),
+        concat!(
+            include_str!("../../../shaders/common.wgsl"),
+            include_str!("../../../shaders/errors.wgsl"),
+            include_str!("../../../shaders/measure.wgsl")
+        ),
     ),
     (
         "float_encode.wgsl",
         concat!(
             include_str!("../../../shaders/common.wgsl"),
             include_str!("../../../shaders/exact.wgsl"),
+            include_str!("../../../shaders/errors.wgsl"),
             include_str!("../../../shaders/float_encode.wgsl")
         ),
     ),
