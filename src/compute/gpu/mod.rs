@@ -640,7 +640,7 @@ impl GpuBackend {
             let len = (range.end - range.start) as usize;
             let groups = len / spec.group;
             let buf = self.decode(src, range.clone())?;
-            let minmax = self.ctx.storage((groups * 8) as u64)?;
+            let minmax = self.group_minmax(buf.get(), len, spec.group)?;
             let p = QuantParams {
                 n: len as u32,
                 group: spec.group as u32,
@@ -652,13 +652,6 @@ impl GpuBackend {
                 _b: 0,
             };
             let params = self.ctx.uniform(bytemuck::bytes_of(&p))?;
-            self.ctx.dispatch(
-                "quant.wgsl",
-                "group_minmax",
-                &[(0, buf.get()), (1, minmax.get()), (2, &params)],
-                groups.div_ceil(256) as u32,
-            )?;
-            let minmax = self.ctx.read_f32(minmax.get(), groups * 2)?;
             let gp: Vec<GroupParams> = minmax.chunks_exact(2).map(|m| spec.params(m[0], m[1])).collect();
             let mut packed: Vec<f32> = gp.iter().flat_map(|p| [p.scale, f32::from(p.zero)]).collect();
             packed.extend_from_slice(importance.unwrap_or(&[]));
@@ -760,6 +753,31 @@ impl GpuBackend {
         Ok(total)
     }
 
+    /// `(min, max)` of the finite values of each group of `group` consecutive values among the
+    /// `len` values of `buf`, flattened.
+    fn group_minmax(&self, buf: &wgpu::Buffer, len: usize, group: usize) -> Result<Vec<f32>, ComputeError> {
+        let groups = len / group;
+        let minmax = self.ctx.storage((groups * 8) as u64)?;
+        let q = QuantParams {
+            n: len as u32,
+            group: group as u32,
+            cols: group as u32,
+            flags: 0,
+            zero: 0,
+            col0: 0,
+            imp_at: 0,
+            _b: 0,
+        };
+        let params = self.ctx.uniform(bytemuck::bytes_of(&q))?;
+        self.ctx.dispatch(
+            "quant.wgsl",
+            "group_minmax",
+            &[(0, buf), (1, minmax.get()), (2, &params)],
+            groups.div_ceil(256) as u32,
+        )?;
+        self.ctx.read_f32(minmax.get(), groups * 2)
+    }
+
     /// The error partials of `wgs` workgroups (two vec4 each: Σd², Σx², max|d|, finite count;
     /// Σ w·d², non-finite count), summed in f64.
     fn error_partials(&self, errs: &wgpu::Buffer, wgs: usize) -> Result<GroupError, ComputeError> {
@@ -820,26 +838,7 @@ impl GpuBackend {
             let mut aux: Vec<f32> = Vec::new();
             let mut side: Vec<u8> = Vec::new();
             if per_row {
-                let rows = len / cols;
-                let minmax = self.ctx.storage((rows * 8) as u64)?;
-                let q = QuantParams {
-                    n: len as u32,
-                    group: cols as u32,
-                    cols: cols as u32,
-                    flags: 0,
-                    zero: 0,
-                    col0: 0,
-                    imp_at: 0,
-                    _b: 0,
-                };
-                let qp = self.ctx.uniform(bytemuck::bytes_of(&q))?;
-                self.ctx.dispatch(
-                    "quant.wgsl",
-                    "group_minmax",
-                    &[(0, buf.get()), (1, minmax.get()), (2, &qp)],
-                    rows.div_ceil(256) as u32,
-                )?;
-                let mm = self.ctx.read_f32(minmax.get(), rows * 2)?;
+                let mm = self.group_minmax(buf.get(), len, cols)?;
                 aux = mm
                     .chunks_exact(2)
                     .map(|m| crate::codec::fp8_e4m3_scale(m[0].abs().max(m[1].abs()), arith))
