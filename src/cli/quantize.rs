@@ -214,10 +214,11 @@ fn measure(
 
 fn table(out: &mut dyn Write, report: &PreviewReport) -> Result<()> {
     let w = report.tensors.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
+    let sw = report.tensors.iter().map(|r| r.scheme.len()).max().unwrap_or(6).max(6);
     let weighted = report.total.weighted_sse.is_some();
     writeln!(
         out,
-        "{:<w$}  {:<14} {:>14} {:>12} {:>6} {:>10} {:>8} {:>10}{}",
+        "{:<w$}  {:<sw$} {:>14} {:>12} {:>6} {:>10} {:>8} {:>10}{}",
         "NAME",
         "SCHEME",
         "SHAPE",
@@ -233,7 +234,7 @@ fn table(out: &mut dyn Write, report: &PreviewReport) -> Result<()> {
         let shape = r.shape.iter().map(u64::to_string).collect::<Vec<_>>().join("×");
         writeln!(
             out,
-            "{:<w$}  {:<14} {:>14} {:>12} {:>6.3} {:>10} {:>8} {:>10.3e}{}",
+            "{:<w$}  {:<sw$} {:>14} {:>12} {:>6.3} {:>10} {:>8} {:>10.3e}{}",
             r.name,
             r.scheme,
             shape,
