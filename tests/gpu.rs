@@ -535,3 +535,15 @@ fn legacy_ggml_blocks_from_the_gpu_are_the_cpus_bytes() {
         assert!(matches!(err, weightbench::compute::ComputeError::NotOnGpu(_)), "{err}");
     }
 }
+
+#[test]
+fn abs_max_on_the_gpu_is_the_cpus_with_short_groups_and_non_finite_values() {
+    let Some(gpu) = gpu() else { return };
+    let mut v = values(5000, 21);
+    v[4999] = -7.5; // in the short last group
+    v[17] = f32::INFINITY;
+    let src = SliceSource::vector("v", &v);
+    let c = CpuBackend.abs_max(&src, &Cancel::new()).unwrap();
+    assert_eq!(c, 7.5);
+    assert_eq!(gpu.abs_max(&src, &Cancel::new()).unwrap(), c);
+}

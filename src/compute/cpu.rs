@@ -340,6 +340,20 @@ impl CpuBackend {
 }
 
 impl CpuBackend {
+    /// The largest finite magnitude ([`super::Backend::abs_max`]).
+    pub fn abs_max(&self, src: &dyn ValueSource, cancel: &Cancel) -> Result<f32, ComputeError> {
+        let mut m = 0f32;
+        let mut buf = Vec::new();
+        for range in source::chunks(src, 4 * DEFAULT_CHUNK_ELEMS) {
+            if cancel.is_cancelled() {
+                return Err(ComputeError::Cancelled);
+            }
+            let values = source::values_in(src, range, &mut buf)?;
+            m = values.par_iter().filter(|x| x.is_finite()).map(|x| x.abs()).reduce(|| 0.0, f32::max).max(m);
+        }
+        Ok(m)
+    }
+
     /// The error of `decoded` against `src` ([`super::Backend::measure`]).
     pub fn measure(
         &self,

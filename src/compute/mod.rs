@@ -451,6 +451,9 @@ kernels! {
     /// and accumulating the error of the decoded values (weighed per column by `importance`).
     fn encode_ggml(&self, src: &dyn ValueSource, dtype: crate::codec::DType, search: Option<&[f32]>, importance: Option<&[f32]>, sink: &mut dyn ByteSink, cancel: &Cancel) -> GroupError;
 
+    /// The largest magnitude of the finite values (0 when there are none).
+    fn abs_max(&self, src: &dyn ValueSource, cancel: &Cancel) -> f32;
+
     /// The error of `decoded` (the same shape) against the values: Σ (x − y)², Σ x², max |x − y|
     /// and, with an importance per column, the weighted sum — each source decoded where this
     /// backend decodes (the GPU decodes ggml blocks on the device).

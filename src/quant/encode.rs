@@ -3,12 +3,10 @@
 //! the decoded values' error is accumulated on the way. The preview runs exactly this with a
 //! sink that keeps nothing; the exporters with sinks that write.
 //!
-//! Integer schemes run on the selected backend (a CPU kernel and a WGSL kernel that give the
-//! same codes); the ggml block types, NF4, FP8 and 16-bit floats run on the CPU with all threads
-//! (no WGSL encoder for them yet; the provenance says so); a low rank needs the whole matrix and
-//! an SVD (faer, CPU).
-
-use rayon::prelude::*;
+//! Every scheme runs on the selected backend's kernels (a CPU kernel and a WGSL kernel that give
+//! the same codes): integers, ggml blocks, float formats. llama.cpp's searches (K-quants, IQ4,
+//! imatrix-weighted) have no WGSL encoder: on a GPU run they are encoded on the CPU and measured on
+//! the GPU, and the provenance says so. A low rank needs the whole matrix and an SVD (faer, CPU).
 
 use super::scheme::{Scheme, rows_cols};
 use crate::cancel::Cancel;
@@ -419,15 +417,24 @@ impl ByteSink for GgmlBytes<'_, '_> {
 }
 
 /// The float format of a scheme, and the parts it stores.
-fn float_format(scheme: &Scheme, job: &Job<'_>, arith: Arith, cancel: &Cancel) -> Result<FloatFormat, ComputeError> {
+/// The float format of a scheme; FP8 with one scale per tensor needs the tensor's abs-max first
+/// (a pass on the backend, whose provenance joins the result's).
+fn float_format(
+    backend: &dyn Backend,
+    scheme: &Scheme,
+    job: &Job<'_>,
+    arith: Arith,
+    cancel: &Cancel,
+) -> Result<(FloatFormat, Option<Provenance>), ComputeError> {
     Ok(match scheme {
-        Scheme::F16 => FloatFormat::F16,
-        Scheme::Bf16 => FloatFormat::Bf16,
-        Scheme::Nf4 => FloatFormat::Nf4 { arith },
-        Scheme::Fp8 { per_channel } => FloatFormat::Fp8 {
-            tensor_scale: if *per_channel { None } else { Some(fp8_e4m3_scale(abs_max(job.src, cancel)?, arith)) },
-            arith,
-        },
+        Scheme::F16 => (FloatFormat::F16, None),
+        Scheme::Bf16 => (FloatFormat::Bf16, None),
+        Scheme::Nf4 => (FloatFormat::Nf4 { arith }, None),
+        Scheme::Fp8 { per_channel: true } => (FloatFormat::Fp8 { tensor_scale: None, arith }, None),
+        Scheme::Fp8 { per_channel: false } => {
+            let ran = backend.abs_max(job.src, cancel)?;
+            (FloatFormat::Fp8 { tensor_scale: Some(fp8_e4m3_scale(ran.value, arith)), arith }, Some(ran.on))
+        }
         other => return Err(source::shape_error(job.src, format!("{other} is not a float format"))),
     })
 }
@@ -477,7 +484,7 @@ fn encode_float(
     cancel: &Cancel,
 ) -> Result<Encoded, ComputeError> {
     let arith = Arith::of(job.dtype);
-    let format = float_format(scheme, job, arith, cancel)?;
+    let (format, scale_on) = float_format(backend, scheme, job, arith, cancel)?;
     let parts = float_parts(&format, job.src.shape());
     sink.begin(&parts)?;
     if let FloatFormat::Fp8 { tensor_scale: Some(s), arith } = format {
@@ -487,7 +494,8 @@ fn encode_float(
     }
     let mut adapter = FloatBytes { sink, decoded };
     let ran = backend.encode_float(job.src, &format, job.importance, &mut adapter, cancel)?;
-    Ok(Encoded { error: ran.value, bytes: parts.iter().map(|p| p.bytes).sum(), rank: None, on: ran.on })
+    let on = scale_on.map_or_else(|| ran.on.clone(), |s| s.merge(&ran.on));
+    Ok(Encoded { error: ran.value, bytes: parts.iter().map(|p| p.bytes).sum(), rank: None, on })
 }
 
 /// Forwards a float kernel's parts, and its decoded values when asked.
@@ -512,20 +520,6 @@ impl ByteSink for FloatBytes<'_, '_> {
             None => Ok(()),
         }
     }
-}
-
-/// Max |x| of the finite values of a source.
-fn abs_max(src: &dyn ValueSource, cancel: &Cancel) -> Result<f32, ComputeError> {
-    let mut m = 0f32;
-    let mut buf = Vec::new();
-    for range in source::chunks(src, 4 * DEFAULT_CHUNK_ELEMS) {
-        if cancel.is_cancelled() {
-            return Err(ComputeError::Cancelled);
-        }
-        src.read(range, &mut buf)?;
-        m = buf.par_iter().filter(|x| x.is_finite()).map(|x| x.abs()).reduce(|| 0.0, f32::max).max(m);
-    }
-    Ok(m)
 }
 
 /// Encodes a matrix held in memory (a low rank's factors) and returns its decoded values.

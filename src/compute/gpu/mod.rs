@@ -754,9 +754,9 @@ impl GpuBackend {
     }
 
     /// `(min, max)` of the finite values of each group of `group` consecutive values among the
-    /// `len` values of `buf`, flattened.
+    /// `len` values of `buf` (the last group may be short), flattened.
     fn group_minmax(&self, buf: &wgpu::Buffer, len: usize, group: usize) -> Result<Vec<f32>, ComputeError> {
-        let groups = len / group;
+        let groups = len.div_ceil(group);
         let minmax = self.ctx.storage((groups * 8) as u64)?;
         let q = QuantParams {
             n: len as u32,
@@ -911,6 +911,23 @@ impl GpuBackend {
             }
         }
         Ok(total)
+    }
+
+    /// The largest finite magnitude ([`super::Backend::abs_max`]): groups' min/max on the device,
+    /// the few partials on the host.
+    pub fn abs_max(&self, src: &dyn ValueSource, cancel: &Cancel) -> Result<f32, ComputeError> {
+        const GROUP: usize = 1024;
+        let mut m = 0f32;
+        for range in source::chunks(src, self.chunk_values(src, GROUP as u64)) {
+            if cancel.is_cancelled() {
+                return Err(ComputeError::Cancelled);
+            }
+            let len = (range.end - range.start) as usize;
+            let buf = self.decode(src, range)?;
+            let mm = self.group_minmax(buf.get(), len, GROUP)?;
+            m = mm.iter().fold(m, |a, v| a.max(v.abs()));
+        }
+        Ok(m)
     }
 
     /// The error of `decoded` against `src` on the device ([`super::Backend::measure`]): both
