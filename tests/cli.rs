@@ -538,3 +538,49 @@ fn ctrl_c_stops_a_long_quantize_cleanly() {
     assert!(stderr(&out).contains("cancelled"), "{}", stderr(&out));
     assert!(out.stdout.is_empty(), "no partial report");
 }
+
+#[test]
+fn plan_auto_allocates_to_a_budget_and_its_plan_reproduces_the_answer() {
+    let dir = TempDir::new();
+    let path = write_small_llama(&dir);
+    let p = path.to_str().unwrap();
+    let plan = dir.join("auto.toml");
+    let args = ["plan", "auto", p, "--target-bpw", "6", "--candidates", "q4_0,q8_0,int4_g64", "--pin", "*embed*"];
+    let out = weightbench(&[&args[..], &["-o", plan.to_str().unwrap(), "--json", "--backend", "cpu"]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in ["target_bpw", "achieved_bpw", "bytes", "objective", "lower_bound", "gap", "pareto", "tensors"] {
+        assert!(v.get(key).is_some(), "lacks {key}: {v}");
+    }
+    assert!(v["achieved_bpw"].as_f64().unwrap() <= 6.0 + 1e-9);
+    assert!(v["lower_bound"].as_f64().unwrap() <= v["objective"].as_f64().unwrap() + 1e-12);
+    let names: Vec<&str> = v["tensors"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert!(!names.contains(&"model.embed_tokens.weight"), "pinned tensors are outside the allocation");
+    let pareto = v["pareto"].as_array().unwrap();
+    assert!(pareto.windows(2).all(|w| w[1]["objective"].as_f64() <= w[0]["objective"].as_f64()));
+    assert!(dir.join("auto.pareto.json").exists() && dir.join("auto.pareto.csv").exists());
+    // The written plan, applied, gives the allocation's bytes and error.
+    let text = std::fs::read_to_string(&plan).unwrap();
+    assert!(text.contains("[tensor.\"model.embed_tokens.weight\"]  # pinned") && text.contains("# q8_0"), "{text}");
+    let q = weightbench(&["quantize", p, "--plan", plan.to_str().unwrap(), "--dry-run", "--json", "--backend", "cpu"]);
+    assert!(q.status.success(), "{}", stderr(&q));
+    let q: serde_json::Value = serde_json::from_slice(&q.stdout).unwrap();
+    let rows = q["tensors"].as_array().unwrap();
+    let planned: u64 = rows
+        .iter()
+        .filter(|r| names.contains(&r["name"].as_str().unwrap()))
+        .map(|r| r["bytes"].as_u64().unwrap())
+        .sum();
+    let sse: f64 =
+        rows.iter().filter(|r| names.contains(&r["name"].as_str().unwrap())).map(|r| r["sse"].as_f64().unwrap()).sum();
+    assert_eq!(planned, v["bytes"].as_u64().unwrap());
+    assert!((sse - v["objective"].as_f64().unwrap()).abs() <= 1e-9 * sse.max(1e-30));
+    // A budget below every tensor's smallest candidate says what is reachable; nothing is written.
+    let small = dir.join("small.toml");
+    let out = weightbench(
+        &[&args[..3], &["--target-bpw", "1", "--candidates", "q8_0", "-o", small.to_str().unwrap()]].concat(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("reachable"), "{}", stderr(&out));
+    assert!(!small.exists());
+}

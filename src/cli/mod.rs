@@ -8,6 +8,7 @@
 mod channels;
 mod convert;
 mod info;
+mod plan;
 mod quantize;
 mod salience;
 mod spectrum;
@@ -23,6 +24,7 @@ use clap::builder::TypedValueParser;
 pub use channels::ChannelsArgs;
 pub use convert::{ConvertArgs, OutDtype};
 pub use info::{InfoArgs, InfoJson, TensorJson};
+pub use plan::{AutoArgs, Objective, PlanCommand};
 pub use quantize::QuantizeArgs;
 pub use salience::SalienceArgs;
 pub use spectrum::SpectrumArgs;
@@ -64,6 +66,14 @@ pub enum Command {
     /// llama.cpp), compressed-tensors integers (int4_g128, int8_ch, int4_g128_asym), f16, bf16,
     /// fp8_e4m3[_ch], nf4, lowrank_r<N> / lowrank_e<F> [+scheme], keep.
     Quantize(QuantizeArgs),
+    /// Quantization plans: `plan auto` chooses a scheme per tensor for a size budget (a
+    /// multiple-choice knapsack with its LP bound and gap) and writes the plan and its Pareto
+    /// frontier.
+    Plan {
+        /// What to do with plans.
+        #[command(subcommand)]
+        command: PlanCommand,
+    },
 }
 
 /// The command line's names of the backends, parsed into [`BackendChoice`].
@@ -84,6 +94,7 @@ pub fn run(command: &Command, choice: BackendChoice, out: &mut dyn Write) -> Res
         Command::Spectrum(args) => spectrum::run(args, &backend, out),
         Command::Salience(args) => salience::run(args, &backend, out),
         Command::Quantize(args) => quantize::run(args, &backend, out),
+        Command::Plan { command } => plan::run(command, &backend, out),
     };
     for notice in backend.take_notices() {
         eprintln!("note: {notice}");

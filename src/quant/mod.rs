@@ -7,6 +7,7 @@
 //! decoders); the streaming integer kernel, with a CPU twin and a WGSL kernel, in
 //! [`crate::compute`].
 
+pub mod allocate;
 pub mod encode;
 pub mod lowrank;
 pub mod plan;
