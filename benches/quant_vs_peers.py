@@ -20,11 +20,11 @@ peak memory of `weightbench quantize --dry-run` (anonymous and file-backed RSS, 
     .venv/bin/python benches/quant_vs_peers.py DIR [--schemes q8_0,q4_0,q4_k,q6_k,int4_g128] [--bin target/release/weightbench]
 """
 import argparse
-import ctypes
 import glob
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 
@@ -33,6 +33,9 @@ from gguf import GGMLQuantizationType
 from gguf.quants import quantize
 from safetensors import safe_open
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "scripts", "reference"))
+from make_fixtures import llama_cpp as load_llama_cpp  # noqa: E402
+
 GGUF_PY = {"q8_0", "q4_0", "q4_1", "q5_0", "q5_1"}
 
 
@@ -40,17 +43,6 @@ def ours(directory, schemes, repeat):
     run = subprocess.run(["cargo", "bench", "-q", "--bench", "quant", "--", directory, ",".join(schemes),
                           "--repeat", str(repeat)], check=True, capture_output=True, text=True)
     return {r["scheme"]: r for r in map(json.loads, run.stdout.splitlines())}
-
-
-def llama_cpp():
-    import xllamacpp
-    (path,) = glob.glob(os.path.join(os.path.dirname(xllamacpp.__file__), "xllamacpp*.so"))
-    lib = ctypes.CDLL(path)
-    lib.ggml_quantize_chunk.restype = ctypes.c_size_t
-    lib.ggml_quantize_chunk.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
-                                        ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p]
-    lib.ggml_quantize_init.argtypes = [ctypes.c_int]
-    return lib
 
 
 def best(n, f):
@@ -145,7 +137,7 @@ def main():
                 if t.ndim == 2:
                     tensors[k] = np.ascontiguousarray(t, dtype=np.float32)
     mine = ours(a.dir, schemes, a.repeat)
-    lib = llama_cpp()
+    lib, _ = load_llama_cpp()
     values = sum(t.size for t in tensors.values())
     print(f"{len(tensors)} matrices, {values} values; {threads} threads; ours = encode + decode + error, peers = encode only"
           " (torch: quantize + dequantize)")
