@@ -254,8 +254,10 @@ fn auto(args: &AutoArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<(
         let _ = writeln!(s, "{},{},{}", p.bpw, p.bytes, p.objective);
         s
     });
-    let stem = args.output.with_extension("");
-    let (json_path, csv_path) = (stem.with_extension("pareto.json"), stem.with_extension("pareto.csv"));
+    // plan4.5.toml → plan4.5.pareto.json (with_extension would cut at the last dot of "4.5").
+    let stem = args.output.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "plan".into());
+    let beside = |ext: &str| args.output.with_file_name(format!("{stem}.{ext}"));
+    let (json_path, csv_path) = (beside("pareto.json"), beside("pareto.csv"));
     let inputs: Vec<&Path> = ckpt.files().iter().map(|f| f.path()).collect();
     let mut tx = Transaction::new(&inputs, args.overwrite);
     tx.write_text(&args.output, &toml)?;

@@ -157,6 +157,123 @@ fn repair(items: &[Vec<Choice>], picks: &mut [usize], budget: u64) {
     }
 }
 
+/// The LP relaxation of a suffix of the tensors as a function of its budget: the hull steps of
+/// all of them by saving per byte, with running sums, so that one value costs a binary search.
+struct SuffixLp {
+    base_bytes: u64,
+    base_objective: f64,
+    cum_bytes: Vec<u64>,
+    cum_saving: Vec<f64>,
+    ratio: Vec<f64>,
+}
+
+impl SuffixLp {
+    fn new(items: &[Vec<Choice>], hulls: &[Vec<usize>]) -> Self {
+        let base_bytes = hulls.iter().zip(items).map(|(h, c)| c[h[0]].bytes).sum();
+        let base_objective = hulls.iter().zip(items).map(|(h, c)| c[h[0]].objective).sum();
+        let mut steps: Vec<(u64, f64)> = Vec::new();
+        for (h, c) in hulls.iter().zip(items) {
+            for w in h.windows(2) {
+                steps.push((c[w[1]].bytes - c[w[0]].bytes, c[w[0]].objective - c[w[1]].objective));
+            }
+        }
+        steps.sort_by(|x, y| (y.1 / y.0 as f64).total_cmp(&(x.1 / x.0 as f64)));
+        let (mut cum_bytes, mut cum_saving, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut b, mut sv) = (0u64, 0f64);
+        for (db, ds) in steps {
+            b += db;
+            sv += ds;
+            cum_bytes.push(b);
+            cum_saving.push(sv);
+            ratio.push(ds / db as f64);
+        }
+        SuffixLp { base_bytes, base_objective, cum_bytes, cum_saving, ratio }
+    }
+
+    /// The least objective the suffix reaches, fractionally, within `budget` (∞ below its minimum).
+    fn value(&self, budget: u64) -> f64 {
+        if budget < self.base_bytes {
+            return f64::INFINITY;
+        }
+        let left = budget - self.base_bytes;
+        let k = self.cum_bytes.partition_point(|&b| b <= left);
+        let (done_bytes, done_saving) = if k == 0 { (0, 0.0) } else { (self.cum_bytes[k - 1], self.cum_saving[k - 1]) };
+        let partial = self.ratio.get(k).map_or(0.0, |r| r * (left - done_bytes) as f64);
+        self.base_objective - done_saving - partial
+    }
+}
+
+/// A partial allocation of the first tensors: its bytes and objective, and how it was reached.
+#[derive(Clone, Copy)]
+struct State {
+    bytes: u64,
+    objective: f64,
+    parent: u32,
+    choice: u32,
+}
+
+/// The exact optimum by dynamic programming over the non-dominated (bytes, objective) partial
+/// allocations, tensor by tensor, each state dropped when it plus the LP bound of the rest
+/// cannot beat `incumbent`. Returns a better allocation, `Some(None)` when `incumbent` is
+/// optimal, and `None` when more than `max_states` states would be needed.
+#[allow(clippy::type_complexity)]
+fn exact(
+    items: &[Vec<Choice>],
+    hulls: &[Vec<usize>],
+    budget: u64,
+    incumbent: f64,
+    max_states: usize,
+) -> Option<Option<(Vec<usize>, f64)>> {
+    let n = items.len();
+    let suffix: Vec<SuffixLp> = (0..=n).map(|i| SuffixLp::new(&items[i..], &hulls[i..])).collect();
+    let cutoff = incumbent - 1e-12 * incumbent.abs();
+    let mut levels: Vec<Vec<State>> = vec![vec![State { bytes: 0, objective: 0.0, parent: 0, choice: 0 }]];
+    let mut total = 1usize;
+    for i in 0..n {
+        let mut next: Vec<State> = Vec::new();
+        for (si, st) in levels[i].iter().enumerate() {
+            for (k, c) in items[i].iter().enumerate() {
+                let bytes = st.bytes + c.bytes;
+                if bytes > budget {
+                    continue;
+                }
+                let objective = st.objective + c.objective;
+                if objective + suffix[i + 1].value(budget - bytes) >= cutoff {
+                    continue;
+                }
+                next.push(State { bytes, objective, parent: si as u32, choice: k as u32 });
+            }
+        }
+        next.sort_by(|a, b| a.bytes.cmp(&b.bytes).then(a.objective.total_cmp(&b.objective)));
+        let mut kept: Vec<State> = Vec::with_capacity(next.len());
+        for st in next {
+            if kept.last().is_none_or(|l| st.objective < l.objective) {
+                kept.push(st);
+            }
+        }
+        total += kept.len();
+        if total > max_states {
+            return None;
+        }
+        if kept.is_empty() {
+            return Some(None);
+        }
+        levels.push(kept);
+    }
+    let (mut at, best) = levels[n]
+        .iter()
+        .enumerate()
+        .min_by(|a, b| a.1.objective.total_cmp(&b.1.objective))
+        .map(|(k, st)| (k, st.objective))?;
+    let mut picks = vec![0usize; n];
+    for i in (0..n).rev() {
+        let st = levels[i + 1][at];
+        picks[i] = st.choice as usize;
+        at = st.parent as usize;
+    }
+    Some(Some((picks, best)))
+}
+
 /// Branch and bound over tensors (each tensor's candidates tried best-first), pruned by the LP
 /// bound of the rest; gives up after `max_nodes` nodes.
 struct Search<'a> {
@@ -263,12 +380,24 @@ pub fn allocate(items: &[Vec<Choice>], budget: u64) -> Result<Allocation, Alloca
         // Enough to prove small and medium tables; beyond it the gap to the bound is reported.
         max_nodes: 100_000,
     };
-    let proven = search.go(0, budget, 0.0, &mut Vec::with_capacity(items.len()));
+    let mut proven = search.go(0, budget, 0.0, &mut Vec::with_capacity(items.len()));
+    let (mut sorted_picks, mut objective) = (search.best_picks, search.best);
+    if !proven {
+        // Where the node budget ran out: the exact dynamic programme, within a state budget.
+        match exact(&sorted, &sorted_hulls, budget, objective, 4_000_000) {
+            Some(Some((better, value))) => {
+                sorted_picks = better;
+                objective = value;
+                proven = true;
+            }
+            Some(None) => proven = true,
+            None => {}
+        }
+    }
     let mut picks = vec![0usize; items.len()];
     for (k, &i) in order.iter().enumerate() {
-        picks[i] = search.best_picks[k];
+        picks[i] = sorted_picks[k];
     }
-    let objective = search.best;
     let bytes = picks.iter().zip(items).map(|(&p, c)| c[p].bytes).sum();
     Ok(Allocation { picks, bytes, objective, lower_bound, gap: gap_of(objective), proven_optimal: proven })
 }
@@ -360,6 +489,35 @@ mod tests {
                 "case {case}: the bound {} exceeds the optimum {want}",
                 got.lower_bound
             );
+        }
+    }
+
+    #[test]
+    fn the_exact_programme_matches_brute_force() {
+        let mut seed = 0xdeadbeefu64;
+        for case in 0..200 {
+            let n = 2 + (rng(&mut seed) * 6.0) as usize;
+            let items: Vec<Vec<Choice>> = (0..n)
+                .map(|_| {
+                    (0..1 + (rng(&mut seed) * 4.0) as usize)
+                        .map(|_| Choice {
+                            bytes: 1 + (rng(&mut seed) * 50.0) as u64,
+                            objective: (rng(&mut seed) * 100.0).round(),
+                        })
+                        .collect()
+                })
+                .collect();
+            let hulls: Vec<Vec<usize>> = items.iter().map(|c| hull(c)).collect();
+            let min: u64 = items.iter().map(|c| c.iter().map(|x| x.bytes).min().unwrap()).sum();
+            let max: u64 = items.iter().map(|c| c.iter().map(|x| x.bytes).max().unwrap()).sum();
+            let budget = min + ((max - min) as f64 * rng(&mut seed)) as u64;
+            let want = brute(&items, budget).unwrap();
+            // From an incumbent above the optimum, the programme finds the optimum itself.
+            let (picks, got) = exact(&items, &hulls, budget, want + 1.0, 1 << 20).unwrap().unwrap();
+            assert!((got - want).abs() < 1e-9, "case {case}: {got} vs {want}");
+            assert!(picks.iter().zip(&items).map(|(&k, c)| c[k].bytes).sum::<u64>() <= budget);
+            // From the optimum as incumbent, it proves nothing better exists.
+            assert!(exact(&items, &hulls, budget, want, 1 << 20).unwrap().is_none(), "case {case}");
         }
     }
 
