@@ -248,7 +248,7 @@ impl CpuBackend {
         let group = spec.group;
         // Batches of whole groups and whole storage blocks, near 4 Mi values.
         let unit = source::lcm(src.block_elems().max(1), group as u64);
-        let batch = (4 * DEFAULT_CHUNK_ELEMS / unit).max(1) * unit;
+        let (batch, task) = source::batch_and_task(unit);
         let mut total = GroupError::default();
         let mut buf = Vec::new();
         let (mut params, mut codes) = (Vec::new(), Vec::new());
@@ -258,7 +258,6 @@ impl CpuBackend {
             }
             let values = source::values_in(src, range.clone(), &mut buf)?;
             // Tasks of many groups each, joined in order; a group never crosses a row.
-            let task = (1usize << 16).div_ceil(group) * group;
             let col0 = (range.start % cols as u64) as usize;
             let parts: Vec<(Vec<GroupParams>, Vec<i8>, GroupError)> = values
                 .par_chunks(task)
@@ -315,8 +314,7 @@ impl CpuBackend {
     ) -> Result<GroupError, ComputeError> {
         let cols = super::begin_blocks(src, dtype, importance, search, sink)?;
         let unit = source::lcm(cols as u64, src.block_elems().max(1));
-        let batch = (4 * DEFAULT_CHUNK_ELEMS / unit).max(1) * unit;
-        let task = ((1usize << 16).div_ceil(cols) * cols).max(cols);
+        let (batch, task) = source::batch_and_task(unit);
         let mut total = GroupError::default();
         let mut buf = Vec::new();
         for range in source::chunks(src, batch) {
@@ -364,7 +362,7 @@ impl CpuBackend {
     ) -> Result<GroupError, ComputeError> {
         let cols = super::begin_measure(src, decoded, importance)?;
         let unit = source::lcm(source::lcm(src.block_elems().max(1), decoded.block_elems().max(1)), cols as u64);
-        let batch = (4 * DEFAULT_CHUNK_ELEMS / unit).max(1) * unit;
+        let (batch, task) = source::batch_and_task(unit);
         let mut total = GroupError::default();
         let (mut x, mut y) = (Vec::new(), Vec::new());
         for range in source::chunks(src, batch) {
@@ -374,7 +372,6 @@ impl CpuBackend {
             src.read(range.clone(), &mut x)?;
             decoded.read(range.clone(), &mut y)?;
             let col0 = (range.start % cols as u64) as usize;
-            let task = (1usize << 16).div_ceil(cols) * cols;
             let parts: Vec<GroupError> = x
                 .par_chunks(task)
                 .zip(y.par_chunks(task))

@@ -8,7 +8,6 @@ use rayon::prelude::*;
 use super::source::{self, shape_error};
 use super::{ByteSink, ComputeError, ValueSource};
 use crate::cancel::Cancel;
-use crate::checkpoint::DEFAULT_CHUNK_ELEMS;
 use crate::codec::int::{Arith, GroupError};
 use crate::codec::{DType, f8_e4m3_to_f32, fp8_e4m3_code, fp8_e4m3_scale, nf4};
 
@@ -140,8 +139,7 @@ pub(crate) fn encode_float_cpu(
 ) -> Result<GroupError, ComputeError> {
     let cols = begin_float(src, format, importance, sink)?;
     let unit = source::lcm(format.unit(cols as u64), src.block_elems().max(1));
-    let batch = (4 * DEFAULT_CHUNK_ELEMS / unit).max(1) * unit;
-    let task = ((1usize << 16).div_ceil(unit as usize) * unit as usize).max(unit as usize);
+    let (batch, task) = source::batch_and_task(unit);
     let want = sink.wants_decoded();
     let mut total = GroupError::default();
     let mut buf = Vec::new();

@@ -84,6 +84,16 @@ pub fn lcm(a: u64, b: u64) -> u64 {
     a / gcd(a, b).max(1) * b
 }
 
+/// How a streaming CPU kernel cuts a source: batches of about 4 × DEFAULT_CHUNK_ELEMS values read
+/// at a time, and tasks of about 64 Ki values each thread takes, both whole multiples of `unit`
+/// (the values that must stay together: rows, groups, storage blocks).
+pub fn batch_and_task(unit: u64) -> (u64, usize) {
+    let unit = unit.max(1);
+    let batch = (4 * crate::checkpoint::DEFAULT_CHUNK_ELEMS / unit).max(1) * unit;
+    let task = (1u64 << 16).div_ceil(unit) * unit;
+    (batch, task as usize)
+}
+
 /// The values `range` of `src`: its own f32 slice when it has one (no copy), else read into
 /// `buf`.
 pub fn values_in<'a>(
