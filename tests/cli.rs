@@ -247,6 +247,42 @@ fn every_command_takes_a_backend_and_the_gpu_agrees_with_the_cpu() {
     assert_ne!(g["device"], c["device"]);
     assert_eq!(c["histogram"]["counts"], g["histogram"]["counts"]);
     assert_eq!(c["outliers_3sigma"], g["outliers_3sigma"]);
+    // diff: the measure and gram kernels over two files, on both backends.
+    let dir = TempDir::new();
+    let decoded = dir.join("q.safetensors");
+    run(&[
+        "quantize",
+        demo,
+        "--scheme",
+        "q4_0",
+        "--dry-run",
+        "--tensor",
+        tensor,
+        "--decoded",
+        decoded.to_str().unwrap(),
+        "--json",
+    ]);
+    let dc = run(&["diff", demo, decoded.to_str().unwrap(), "--tensor", tensor, "--json", "--backend", "cpu"]);
+    let dg = run(&["diff", demo, decoded.to_str().unwrap(), "--tensor", tensor, "--json", "--backend", "gpu"]);
+    let (c, g) = (&dc["tensors"][0], &dg["tensors"][0]);
+    assert_eq!((c["backend"].as_str(), g["backend"].as_str()), (Some("cpu"), Some("gpu")), "{g}");
+    let close = |a: &serde_json::Value, b: &serde_json::Value, tol: f64| {
+        let (a, b) = (a.as_f64().unwrap(), b.as_f64().unwrap());
+        assert!(a > 0.0 && (a - b).abs() <= tol * a, "{a} vs {b}");
+    };
+    // The GPU sums each workgroup's squares in f32 before f64: agreement to about 1e-8.
+    close(&c["sse"], &g["sse"], 1e-6);
+    close(&c["cosine"], &g["cosine"], 1e-9);
+    assert_eq!(c["max_abs_error"], g["max_abs_error"]);
+    for (x, y) in c["spectrum"]["top_singular_values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(g["spectrum"]["top_singular_values"].as_array().unwrap())
+    {
+        close(x, y, 1e-6);
+    }
+    assert_eq!(c["spectrum"]["rank_90"], g["spectrum"]["rank_90"]);
     let out = weightbench(&["stats", demo, "--backend", "tpu"]);
     assert_eq!(out.status.code(), Some(2), "clap refuses an unknown backend");
 }
@@ -583,4 +619,141 @@ fn plan_auto_allocates_to_a_budget_and_its_plan_reproduces_the_answer() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("reachable"), "{}", stderr(&out));
     assert!(!small.exists());
+}
+
+/// The rows of a Q/K weight of `heads` heads as llama.cpp's converter stores them:
+/// `w.reshape(n, 2, rows/n/2, cols).swapaxes(1, 2)`.
+fn llama_permuted(w: &[f32], rows: usize, cols: usize, heads: usize) -> Vec<f32> {
+    let (d, half) = (rows / heads, rows / heads / 2);
+    let mut out = vec![0.0; w.len()];
+    for h in 0..heads {
+        for j in 0..2 {
+            for i in 0..half {
+                let (src, dst) = (h * d + j * half + i, h * d + 2 * i + j);
+                out[dst * cols..(dst + 1) * cols].copy_from_slice(&w[src * cols..(src + 1) * cols]);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn diff_matches_gguf_and_transformers_names_undoes_the_permutation_and_lists_what_does_not_pair() {
+    let dir = TempDir::new();
+    let (q, k, up) = (small_weights(8 * 16, 1), small_weights(4 * 16, 2), small_weights(6 * 16, 3));
+    let hf = dir.join("hf");
+    std::fs::create_dir_all(&hf).unwrap();
+    std::fs::write(
+        hf.join("config.json"),
+        r#"{"model_type": "llama", "architectures": ["LlamaForCausalLM"], "num_attention_heads": 2, "num_key_value_heads": 1, "hidden_size": 16}"#,
+    )
+    .unwrap();
+    write_safetensors(
+        &hf.join("model.safetensors"),
+        &[
+            Spec::f32("model.layers.0.self_attn.q_proj.weight", &[8, 16], &q),
+            Spec::f32("model.layers.0.self_attn.k_proj.weight", &[4, 16], &k),
+            Spec::f32("model.layers.0.mlp.up_proj.weight", &[6, 16], &up),
+            Spec::f32("model.layers.0.mlp.down_proj.weight", &[16, 6], &up),
+            Spec::f32("only_here.weight", &[4], &k[..4]),
+        ],
+    );
+    let gguf = dir.join("m.gguf");
+    let mut g = crate::fixtures::Gguf::new("llama");
+    g.kv_u32("llama.attention.head_count", 2).kv_u32("llama.attention.head_count_kv", 1);
+    g.f32("blk.0.attn_q.weight", &[8, 16], &llama_permuted(&q, 8, 16, 2))
+        .f32("blk.0.attn_k.weight", &[4, 16], &llama_permuted(&k, 4, 16, 1))
+        .f32("blk.0.ffn_up.weight", &[6, 16], &up)
+        .f32("blk.0.ffn_down.weight", &[6, 16], &up);
+    g.write(&gguf);
+    let out = weightbench(&["diff", gguf.to_str().unwrap(), hf.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = v["tensors"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{v}");
+    for r in rows {
+        assert_eq!(r["sse"], 0.0, "{r}");
+        assert_eq!(r["cosine"], 1.0, "{r}");
+        assert_eq!(r["spectrum"]["rank_90"], 0, "{r}");
+    }
+    let q_row = rows.iter().find(|r| r["name"] == "blk.0.attn_q.weight").unwrap();
+    assert_eq!(q_row["name_b"], "model.layers.0.self_attn.q_proj.weight");
+    assert!(q_row["aligned"][0].as_str().unwrap().contains("permutation of 2 heads"), "{q_row}");
+    let k_row = rows.iter().find(|r| r["name"] == "blk.0.attn_k.weight").unwrap();
+    assert!(k_row["aligned"][0].as_str().unwrap().contains("of 1 heads"), "{k_row}");
+    assert_eq!(v["only_in_b"], serde_json::json!(["only_here.weight"]));
+    assert_eq!(v["shape_mismatch"][0]["name"], "blk.0.ffn_down.weight");
+    assert_eq!(v["shape_mismatch"][0]["shape_b"], serde_json::json!([16, 6]));
+    assert_eq!(v["totals"]["identical"], 3);
+
+    // Without the permutation undone the rows would not meet: the same GGUF against a
+    // transformers copy holding the permuted rows differs, and the difference's spectrum says
+    // how: a row permutation of W changes W − P·W, not its energy.
+    write_safetensors(
+        &hf.join("model.safetensors"),
+        &[Spec::f32("model.layers.0.self_attn.q_proj.weight", &[8, 16], &llama_permuted(&q, 8, 16, 2))],
+    );
+    let out = weightbench(&["diff", gguf.to_str().unwrap(), hf.to_str().unwrap(), "--json", "--tensor", "attn_q"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = &v["tensors"][0];
+    assert!(r["sse"].as_f64().unwrap() > 0.0 && r["cosine"].as_f64().unwrap() < 0.99, "{r}");
+    assert!(r["spectrum"]["rank_90"].as_u64().unwrap() > 0);
+    // A checkpoint against itself: zero everywhere, table and all.
+    let out = weightbench(&["diff", gguf.to_str().unwrap(), gguf.to_str().unwrap()]);
+    assert!(stdout(&out).contains("4 tensors compared (4 identical)"), "{}", stdout(&out));
+}
+
+#[test]
+fn diff_of_smollm2s_gguf_and_its_converted_copy_is_zero_and_minilm_against_a_quantized_copy_equals_the_preview() {
+    let Some(gguf) = crate::fixtures::real_model("SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf") else {
+        return;
+    };
+    let dir = TempDir::new();
+    let hf = dir.join("hf");
+    let out = weightbench(&["convert", gguf.to_str().unwrap(), "-o", hf.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = weightbench(&["diff", gguf.to_str().unwrap(), hf.to_str().unwrap(), "--json", "--top", "2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["totals"]["tensors"], 272);
+    assert_eq!(v["totals"]["identical"], 272, "{}", v["totals"]);
+    assert_eq!(v["only_in_a"].as_array().unwrap().len() + v["only_in_b"].as_array().unwrap().len(), 0);
+    let permuted = v["tensors"].as_array().unwrap().iter().filter(|r| !r["aligned"].as_array().unwrap().is_empty());
+    assert_eq!(permuted.count(), 60, "q and k of 30 layers had their rows restored");
+
+    let Some(minilm) = crate::fixtures::real_model("all-MiniLM-L6-v2") else { return };
+    let decoded = dir.join("q4_0.safetensors");
+    let out = weightbench(&[
+        "quantize",
+        minilm.to_str().unwrap(),
+        "--scheme",
+        "q4_0",
+        "--dry-run",
+        "--tensor",
+        "layer\\.[01]\\.",
+        "--decoded",
+        decoded.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let preview: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = weightbench(&["diff", minilm.to_str().unwrap(), decoded.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let diffs = v["tensors"].as_array().unwrap();
+    assert_eq!(diffs.len(), preview["tensors"].as_array().unwrap().len());
+    for p in preview["tensors"].as_array().unwrap() {
+        let d = diffs.iter().find(|d| d["name"] == p["name"]).unwrap();
+        let (a, b) = (p["sse"].as_f64().unwrap(), d["sse"].as_f64().unwrap());
+        assert!((a - b).abs() <= 1e-9 * a.max(1e-30), "{}: preview sse {a}, diff sse {b}", p["name"]);
+        let max_abs = |v: &serde_json::Value| v["max_abs_error"].as_f64().unwrap() as f32;
+        assert_eq!(max_abs(p), max_abs(d), "{}", p["name"]);
+        if p["shape"].as_array().unwrap().len() == 2 && a > 0.0 {
+            let s = &d["spectrum"];
+            assert!(d["cosine"].as_f64().unwrap() < 1.0 && d["cosine"].as_f64().unwrap() > 0.99, "{d}");
+            // Rounding noise is spread over many directions, unlike a fine-tune's low-rank update.
+            assert!(s["rank_90"].as_u64().unwrap() > 50 && s["stable_rank"].as_f64().unwrap() > 10.0, "{s}");
+        }
+    }
+    assert!(v["only_in_a"].as_array().unwrap().len() > 50, "the unquantized layers are listed as only in A");
 }

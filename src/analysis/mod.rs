@@ -3,6 +3,7 @@
 //! singular values and WeightWatcher's spectral metrics ([`spectrum`], [`powerlaw`]).
 
 pub mod channels;
+pub mod diff;
 /// llama.cpp importance matrices (read with the checkpoint files; here for the analyses that use them).
 pub use crate::checkpoint::imatrix;
 pub mod powerlaw;

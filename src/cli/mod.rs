@@ -7,6 +7,7 @@
 
 mod channels;
 mod convert;
+mod diff;
 mod info;
 mod plan;
 mod quantize;
@@ -23,6 +24,7 @@ use clap::builder::TypedValueParser;
 
 pub use channels::ChannelsArgs;
 pub use convert::{ConvertArgs, OutDtype};
+pub use diff::DiffArgs;
 pub use info::{InfoArgs, InfoJson, TensorJson};
 pub use plan::{AutoArgs, Objective, PlanCommand};
 pub use quantize::QuantizeArgs;
@@ -66,6 +68,14 @@ pub enum Command {
     /// llama.cpp), compressed-tensors integers (int4_g128, int8_ch, int4_g128_asym), f16, bf16,
     /// fp8_e4m3[_ch], nf4, lowrank_r<N> / lowrank_e<F> [+scheme], keep.
     Quantize(QuantizeArgs),
+    /// Compare two checkpoints tensor by tensor: rel_error, sse, max_abs_error, cosine
+    /// similarity and the spectrum of the difference (top singular values, stable rank, rank
+    /// holding 90% of the energy).
+    ///
+    /// Safetensors or GGUF on either side; GGUF names are matched to transformers names for the
+    /// Llama family with llama.cpp's Q/K row permutation and Gemma's norm offset undone. Tensors
+    /// found on one side only, or with different shapes, are listed.
+    Diff(DiffArgs),
     /// Quantization plans: `plan auto` chooses a scheme per tensor for a size budget (a
     /// multiple-choice knapsack with its LP bound and gap) and writes the plan and its Pareto
     /// frontier.
@@ -94,6 +104,7 @@ pub fn run(command: &Command, choice: BackendChoice, out: &mut dyn Write) -> Res
         Command::Spectrum(args) => spectrum::run(args, &backend, out),
         Command::Salience(args) => salience::run(args, &backend, out),
         Command::Quantize(args) => quantize::run(args, &backend, out),
+        Command::Diff(args) => diff::run(args, &backend, out),
         Command::Plan { command } => plan::run(command, &backend, out),
     };
     for notice in backend.take_notices() {
