@@ -5,7 +5,9 @@ use std::process::{Command, Output};
 use crate::fixtures::{Missing, Spec, TempDir, skip, write_raw, write_safetensors, write_sharded_llama};
 
 fn weightbench(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_weightbench")).args(args).output().unwrap()
+    // plan auto's measurement cache goes to a scratch folder, not the user's.
+    let cache = std::env::temp_dir().join(format!("weightbench-test-cache-{}", std::process::id()));
+    Command::new(env!("CARGO_BIN_EXE_weightbench")).args(args).env("XDG_CACHE_HOME", cache).output().unwrap()
 }
 
 fn stdout(o: &Output) -> String {
@@ -756,4 +758,51 @@ fn diff_of_smollm2s_gguf_and_its_converted_copy_is_zero_and_minilm_against_a_qua
         }
     }
     assert!(v["only_in_a"].as_array().unwrap().len() > 50, "the unquantized layers are listed as only in A");
+}
+
+#[test]
+fn plan_auto_measures_each_tensor_and_scheme_once_and_a_changed_file_is_measured_again() {
+    let dir = TempDir::new();
+    let path = write_small_llama(&dir);
+    let p = path.to_str().unwrap();
+    let cache = dir.join("cache");
+    let run = |bpw: &str, candidates: &str| {
+        let plan = dir.join(&format!("plan{bpw}.toml"));
+        let out = weightbench(&[
+            "plan",
+            "auto",
+            p,
+            "--target-bpw",
+            bpw,
+            "--candidates",
+            candidates,
+            "--cache-dir",
+            cache.to_str().unwrap(),
+            "-o",
+            plan.to_str().unwrap(),
+            "--overwrite",
+            "--json",
+            "--backend",
+            "cpu",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (v, std::fs::read_to_string(&plan).unwrap())
+    };
+    // 3 matrices × 2 candidates, and the norm (kept: one option).
+    let (first, plan) = run("6", "q4_0,q8_0");
+    assert_eq!((first["measured"].as_u64(), first["cached"].as_u64()), (Some(7), Some(0)), "{first}");
+    let (again, plan_again) = run("6", "q4_0,q8_0");
+    assert_eq!((again["measured"].as_u64(), again["cached"].as_u64()), (Some(0), Some(7)));
+    assert_eq!(plan, plan_again, "the cached measurements give the same plan, comments and all");
+    assert_eq!(first["tensors"], again["tensors"]);
+    // Another budget and one more candidate: only the new scheme is measured.
+    let (more, _) = run("5", "q4_0,q8_0,int4_g64");
+    assert_eq!((more["measured"].as_u64(), more["cached"].as_u64()), (Some(3), Some(7)));
+    // The checkpoint rewritten (a new modification time): everything is measured again.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, bytes).unwrap();
+    let (changed, _) = run("6", "q4_0,q8_0");
+    assert_eq!(changed["measured"].as_u64(), Some(7));
 }

@@ -547,3 +547,27 @@ fn abs_max_on_the_gpu_is_the_cpus_with_short_groups_and_non_finite_values() {
     assert_eq!(c, 7.5);
     assert_eq!(gpu.abs_max(&src, &Cancel::new()).unwrap(), c);
 }
+
+#[test]
+fn the_papers_methods_run_their_base_quantizer_on_the_gpu_and_give_the_cpus_bytes() {
+    use weightbench::quant::{CollectBytes, Job, Scheme, encode};
+    let Some(gpu) = gpu() else { return };
+    let demo = Checkpoint::open(demo()).unwrap();
+    let t = &TensorRef::new(&demo, demo.require("encoder.layer.3.attention.self.query.weight").unwrap());
+    let imp: Vec<f32> =
+        (0..t.matrix_shape().1).map(|j| if j % 37 == 0 { 50.0 } else { 0.5 + (j % 5) as f32 }).collect();
+    for scheme in ["int4_g128+awq", "q4_0+awq", "int4_g64+slim", "int4_ch+pow"] {
+        let s: Scheme = scheme.parse().unwrap();
+        let job =
+            Job { src: t, dtype: t.tensor.dtype, stored_bytes: t.tensor.bytes, importance: Some(&imp), search: None };
+        let (mut gs, mut cs) = (CollectBytes::default(), CollectBytes::default());
+        let g = encode(gpu.as_ref(), &job, &s, &mut gs, None, &Cancel::new()).unwrap();
+        let c = encode(&CpuBackend, &job, &s, &mut cs, None, &Cancel::new()).unwrap();
+        // The base quantizer ran on the GPU, the search around it on the CPU.
+        assert_eq!(g.on.backend, "cpu+gpu", "{scheme}: {:?}", g.on);
+        assert_eq!(gs, cs, "{scheme}: the same parts and bytes");
+        let (gm, cm) = (g.method.unwrap(), c.method.unwrap());
+        assert_eq!(gm.value, cm.value, "{scheme}: the same parameter chosen");
+        close(g.error.weighted_sq_err, c.error.weighted_sq_err, 1e-9, scheme);
+    }
+}

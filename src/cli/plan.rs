@@ -19,6 +19,7 @@ use crate::checkpoint::imatrix::read_imatrix;
 use crate::compute::{Backend, ComputeError};
 use crate::export::atomic::Transaction;
 use crate::quant::allocate::{Choice, allocate, pareto};
+use crate::quant::cache::{Measure, MeasureCache, default_dir, file_identity};
 use crate::quant::plan::{ModelIdentity, fallback, pattern_regex};
 use crate::quant::preview::TensorPreview;
 use crate::quant::{Importance, Resolved, Scheme, preview_tensor};
@@ -79,6 +80,12 @@ pub struct AutoArgs {
     /// Replace existing outputs.
     #[arg(long)]
     pub overwrite: bool,
+    /// Measure everything again instead of reusing earlier runs' measurements.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Where measurements are kept between runs (default: $XDG_CACHE_HOME/weightbench).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -164,8 +171,19 @@ fn auto(args: &AutoArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<(
     {
         bar.set_style(style);
     }
+    let mut cache = match (args.no_cache, args.cache_dir.clone().or_else(default_dir)) {
+        (false, Some(dir)) => MeasureCache::open(&dir, &ckpt),
+        _ => MeasureCache::disabled(),
+    };
+    let importance_id = match args.importance.as_deref() {
+        None => "none".to_owned(),
+        Some("weight") => "weight".to_owned(),
+        Some(file) => file_identity(Path::new(file)),
+    };
+    let backend_id = if backend.asks_gpu() { "gpu" } else { "cpu" };
     let started = Instant::now();
     let mut measured: Vec<Vec<TensorPreview>> = Vec::with_capacity(free.len());
+    let mut fresh = 0usize;
     for (t, opts) in free.iter().zip(&options) {
         let mut rows = Vec::with_capacity(opts.len());
         for (s, why) in opts {
@@ -181,18 +199,43 @@ fn auto(args: &AutoArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<(
                 by: "candidate".into(),
                 parsed: s.clone(),
             };
-            let row = preview_tensor(backend, &ckpt, t, &resolved, importance.as_ref(), None, &cancel).map_err(
-                |e| match e {
-                    ComputeError::Cancelled => anyhow::anyhow!("cancelled (Ctrl-C): nothing was written"),
-                    other => anyhow::Error::new(other),
-                },
-            )?;
+            let key = MeasureCache::key(&t.name, &resolved.scheme, &importance_id, backend_id);
+            let row =
+                match cache.get(&key) {
+                    Some(m) => m.to_preview(t, &resolved),
+                    None => {
+                        let row = preview_tensor(backend, &ckpt, t, &resolved, importance.as_ref(), None, &cancel)
+                            .map_err(|e| match e {
+                                ComputeError::Cancelled => {
+                                    anyhow::anyhow!("cancelled (Ctrl-C): nothing was written")
+                                }
+                                other => anyhow::Error::new(other),
+                            });
+                        let row = match row {
+                            Ok(r) => r,
+                            Err(e) => {
+                                // What was measured before the stop is kept for the next run.
+                                if let Err(w) = cache.save() {
+                                    eprintln!("note: {w}");
+                                }
+                                return Err(e);
+                            }
+                        };
+                        cache.put(key, Measure::of(&row));
+                        fresh += 1;
+                        row
+                    }
+                };
             bar.inc(t.numel());
             rows.push(row);
         }
         measured.push(rows);
     }
     bar.finish_and_clear();
+    if let Err(w) = cache.save() {
+        eprintln!("note: {w}");
+    }
+    let measuring_s = started.elapsed().as_secs_f64();
     let objective_of = |r: &TensorPreview| match args.objective {
         Objective::Sse => r.sse,
         Objective::WeightedSse => r.weighted_sse.unwrap_or(r.sse),
@@ -218,9 +261,11 @@ fn auto(args: &AutoArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<(
     let most: u64 = items.iter().map(|c| c.iter().map(|x| x.bytes).max().unwrap_or(0)).sum();
     let least: u64 = items.iter().map(|c| c.iter().map(|x| x.bytes).min().unwrap_or(0)).sum();
     let reach = |b: u64| 8.0 * b as f64 / params as f64;
+    let solving = Instant::now();
     let a = allocate(&items, budget).map_err(|e| {
         anyhow::anyhow!("{e}; reachable: {least}..{most} bytes ({:.3}..{:.3} bpw)", reach(least), reach(most))
     })?;
+    let solve_s = solving.elapsed().as_secs_f64();
     if budget > most {
         eprintln!(
             "note: the budget ({budget} bytes) exceeds what the candidates can use; the largest candidate everywhere \
@@ -277,6 +322,10 @@ fn auto(args: &AutoArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<(
         "pinned_bytes": pinned_bytes,
         "model_bytes": identity.bytes.unwrap_or(0) - free.iter().map(|t| t.bytes).sum::<u64>() + a.bytes,
         "plan": args.output.display().to_string(),
+        "measured": fresh,
+        "cached": cache.hits,
+        "measuring_s": measuring_s,
+        "solve_s": solve_s,
         "pareto": frontier,
         "tensors": chosen,
     });
@@ -299,6 +348,13 @@ fn auto(args: &AutoArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<(
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
         chosen.iter().for_each(|c| *counts.entry(c.scheme.as_str()).or_default() += 1);
         writeln!(out, "schemes: {counts:?}; pinned: {} tensors", pinned.len())?;
+        writeln!(
+            out,
+            "measured {fresh} (tensor, scheme) pairs in {measuring_s:.2} s, {} from the cache{}; solved in {:.1} ms",
+            cache.hits,
+            cache.path().map_or(String::new(), |p| format!(" ({})", p.display())),
+            solve_s * 1e3
+        )?;
         writeln!(out, "wrote {}, {} and {}", args.output.display(), json_path.display(), csv_path.display())?;
     }
     Ok(())

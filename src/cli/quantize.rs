@@ -248,6 +248,22 @@ fn table(out: &mut dyn Write, report: &PreviewReport) -> Result<()> {
         if let (Some(req), Some(why)) = (&r.requested, &r.fallback_reason) {
             writeln!(out, "{:<w$}    ↳ fallback from {req}: {why}", "")?;
         }
+        if let Some(m) = &r.method {
+            let obj =
+                if m.objective == "weighted_sse" { m.plain_weighted_sse.unwrap_or(m.plain_sse) } else { m.plain_sse };
+            let mine = if m.objective == "weighted_sse" { r.weighted_sse.unwrap_or(r.sse) } else { r.sse };
+            let mut line = format!(
+                "{:<w$}    ↳ {} {} = {}: {} {mine:.4e} against plain {obj:.4e} at {} bytes",
+                "", m.method, m.parameter, m.value, m.objective, m.plain_bytes
+            );
+            if let Some(into) = &m.folds_into {
+                line.push_str(&format!("; scales fold into {into}"));
+            }
+            if let Some(why) = &m.preview_only {
+                line.push_str(&format!("; preview only: {why}"));
+            }
+            writeln!(out, "{line}")?;
+        }
         if let Some(e) = &r.error {
             writeln!(out, "{:<w$}    ✗ {e}", "")?;
         }

@@ -2,7 +2,7 @@
 //! actually produced it ([`Ran`]): after a fallback from the GPU, the CPU's work says `cpu` and
 //! carries the reason, so no report can claim a device that did not run.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Which kind of backend ran a kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -26,7 +26,7 @@ impl BackendKind {
 
 /// How a result was made: the backend and device that ran it, and why it is not the backend
 /// that was asked for, when it is not.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Provenance {
     /// `cpu`, `gpu`, or `cpu+gpu` when the kernels of one result ran on both.
     pub backend: String,

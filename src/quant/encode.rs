@@ -89,6 +89,8 @@ pub struct Encoded {
     pub rank: Option<usize>,
     /// Who computed it.
     pub on: Provenance,
+    /// What a method's search chose (`+awq`, `+slim`, `+pow`), with the plain quantizer's error.
+    pub method: Option<super::methods::MethodReport>,
 }
 
 /// A tensor to encode: its values, stored type and size.
@@ -136,7 +138,7 @@ pub fn encode(
             let mut adapter = IntBytes::new(spec, src.shape(), sink, decoded)?;
             let ran = backend.quantize_int(src, &spec, job.importance, &mut adapter, cancel)?;
             adapter.finish()?;
-            Ok(Encoded { error: ran.value, bytes: adapter.total, rank: None, on: ran.on })
+            Ok(Encoded { error: ran.value, bytes: adapter.total, rank: None, on: ran.on, method: None })
         }
         Scheme::Ggml(dtype) => {
             let shape = src.shape();
@@ -153,10 +155,13 @@ pub fn encode(
             }
             let mut adapter = GgmlBytes { dtype: *dtype, sink, decoded, keep: None };
             let ran = backend.encode_ggml(src, *dtype, job.search, job.importance, &mut adapter, cancel)?;
-            Ok(Encoded { error: ran.value, bytes, rank: None, on: ran.on })
+            Ok(Encoded { error: ran.value, bytes, rank: None, on: ran.on, method: None })
         }
         Scheme::LowRank { cut, factors } => {
             super::lowrank::encode(backend, job, *cut, factors.as_deref(), sink, decoded, cancel)
+        }
+        Scheme::With { method, base } => {
+            super::methods::encode_with_method(backend, job, *method, base, sink, decoded, cancel)
         }
         Scheme::F16 | Scheme::Bf16 | Scheme::Fp8 { .. } | Scheme::Nf4 => {
             encode_float(backend, job, scheme, sink, decoded, cancel)
@@ -165,7 +170,7 @@ pub fn encode(
 }
 
 /// `keep`: the stored bytes as they are; decoded values are the values themselves.
-fn keep(
+pub(super) fn keep(
     job: &Job<'_>,
     sink: &mut dyn PartSink,
     mut decoded: Option<DecodedSink<'_>>,
@@ -201,7 +206,7 @@ fn keep(
             d(range.start, &buf)?;
         }
     }
-    Ok(Encoded { error, bytes: job.stored_bytes, rank: None, on: CpuBackend.provenance() })
+    Ok(Encoded { error, bytes: job.stored_bytes, rank: None, on: CpuBackend.provenance(), method: None })
 }
 
 /// Turns an integer kernel's group parameters and codes into compressed-tensors' stored parts:
@@ -385,7 +390,7 @@ fn search_on_cpu_error_on_gpu(
         ran.on.backend
     );
     let on = CpuBackend.provenance().with_fallback(why).merge(&ran.on);
-    Ok(Encoded { error: ran.value, bytes, rank: None, on })
+    Ok(Encoded { error: ran.value, bytes, rank: None, on, method: None })
 }
 
 /// Forwards a block kernel's bytes to part 0, decoding them for `decoded` when asked (and
@@ -495,7 +500,7 @@ fn encode_float(
     let mut adapter = FloatBytes { sink, decoded };
     let ran = backend.encode_float(job.src, &format, job.importance, &mut adapter, cancel)?;
     let on = scale_on.map_or_else(|| ran.on.clone(), |s| s.merge(&ran.on));
-    Ok(Encoded { error: ran.value, bytes: parts.iter().map(|p| p.bytes).sum(), rank: None, on })
+    Ok(Encoded { error: ran.value, bytes: parts.iter().map(|p| p.bytes).sum(), rank: None, on, method: None })
 }
 
 /// Forwards a float kernel's parts, and its decoded values when asked.

@@ -5,6 +5,7 @@
 use faer::Mat;
 
 use super::encode::{CollectBytes, DecodedSink, Encoded, Job, Part, PartSink, encode_in_memory};
+use super::methods::MethodReport;
 use super::scheme::{RankCut, Scheme, rows_cols};
 use crate::cancel::Cancel;
 use crate::codec::DType;
@@ -40,11 +41,64 @@ pub fn encode(
     drop(m);
     let s: Vec<f64> = svd.S().column_vector().iter().copied().collect();
     let r = Scheme::rank_of(cut, &s).max(1);
-    let (u, v) = (svd.U(), svd.V());
-    let s = &s;
+    if let RankCut::Welore(t) = cut {
+        // WeLore keeps a matrix whole where its rank at the threshold saves nothing.
+        let low = Scheme::LowRank { cut, factors: factors.map(|f| Box::new(f.clone())) };
+        let low_bytes = low.bytes(src.shape(), job.dtype, job.stored_bytes, Some(r));
+        let report = |kept: bool| MethodReport {
+            method: "welore",
+            parameter: "rank",
+            value: r as f64,
+            objective: "sse",
+            searched: Vec::new(),
+            plain_sse: 0.0,
+            plain_weighted_sse: job.importance.map(|_| 0.0),
+            plain_bytes: job.stored_bytes,
+            folds_into: None,
+            preview_only: kept.then(|| {
+                format!(
+                    "σ/σ₁ ≥ {t} keeps rank {r}, whose factors ({low_bytes} bytes) would not be smaller than the \
+                     matrix: kept whole"
+                )
+            }),
+        };
+        if low_bytes >= job.stored_bytes {
+            drop(svd);
+            let mut enc = super::encode::keep(job, sink, decoded, cancel)?;
+            enc.method = Some(report(true));
+            enc.on = ran.on.merge(&enc.on);
+            return Ok(enc);
+        }
+        let mut enc = finish(backend, job, rows, cols, r, &s, svd.U(), svd.V(), &w, factors, sink, decoded, cancel)?;
+        enc.on = enc.on.merge(&ran.on);
+        enc.method = Some(report(false));
+        return Ok(enc);
+    }
+    let mut enc = finish(backend, job, rows, cols, r, &s, svd.U(), svd.V(), &w, factors, sink, decoded, cancel)?;
+    enc.on = enc.on.merge(&ran.on);
+    Ok(enc)
+}
+
+/// Stores the rank-`r` factors of the SVD and measures Ŵ = Â·B̂ against `w`.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    backend: &dyn Backend,
+    job: &Job<'_>,
+    rows: usize,
+    cols: usize,
+    r: usize,
+    s: &[f64],
+    u: faer::MatRef<'_, f64>,
+    v: faer::MatRef<'_, f64>,
+    w: &[f32],
+    factors: Option<&Scheme>,
+    sink: &mut dyn PartSink,
+    decoded: Option<DecodedSink<'_>>,
+    cancel: &Cancel,
+) -> Result<Encoded, ComputeError> {
+    let src = job.src;
     let a: Vec<f32> = (0..rows).flat_map(|i| (0..r).map(move |k| (u[(i, k)] * s[k]) as f32)).collect();
     let b: Vec<f32> = (0..r).flat_map(|k| (0..cols).map(move |j| v[(j, k)] as f32)).collect();
-    drop(svd);
     let arith = Arith::of(job.dtype);
     let cpu = CpuBackend.provenance();
     let (a_hat, b_hat, parts, bytes, mut on) = match factors {
@@ -125,6 +179,6 @@ pub fn encode(
         }
         start += n;
     }
-    on = on.merge(&ran.on).merge(&cpu);
-    Ok(Encoded { error, bytes, rank: Some(r), on })
+    on = on.merge(&cpu);
+    Ok(Encoded { error, bytes, rank: Some(r), on, method: None })
 }

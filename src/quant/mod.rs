@@ -8,8 +8,10 @@
 //! [`crate::compute`].
 
 pub mod allocate;
+pub mod cache;
 pub mod encode;
 pub mod lowrank;
+pub mod methods;
 pub mod plan;
 pub mod preview;
 pub mod scheme;

@@ -379,6 +379,17 @@ pub fn fallback(scheme: &Scheme, shape: &[u64]) -> Result<(Scheme, Option<String
     let Some((_, cols)) = rows_cols(shape) else {
         return Ok((Scheme::Keep, Some("1-D tensor: kept, as llama.cpp keeps norms and biases".into())));
     };
+    if let Scheme::With { method, base } = scheme {
+        let (b, why) = fallback(base, shape)?;
+        let why = why.unwrap_or_default();
+        return Ok(match method.check_base(&b) {
+            Ok(()) if b != Scheme::Keep => (Scheme::With { method: *method, base: Box::new(b) }, Some(why)),
+            _ => {
+                let dropped = format!("{why}; {b} takes no +{}, so plain {b}", method.as_str());
+                (b, Some(dropped))
+            }
+        });
+    }
     if let Some((s, why)) = scheme.ggml_fallback(shape) {
         return Ok((s, Some(why)));
     }

@@ -62,6 +62,10 @@ pub struct TensorPreview {
     /// The rank a low-rank scheme kept.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rank: Option<usize>,
+    /// What a method's search chose (`+awq`, `+slim`, `+pow`, `welore`) and the plain
+    /// quantizer's error and bytes beside it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<super::methods::MethodReport>,
     /// Why this tensor cannot be encoded faithfully (NaN or ±Inf values under a scheme whose
     /// reference gives them no defined code): its row is not to be exported.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -171,8 +175,19 @@ pub fn preview_tensor(
         importance: imp.as_deref(),
         search: if is_imatrix { imp.as_deref() } else { None },
     };
-    let enc = encode(backend, &job, &resolved.parsed, &mut DiscardBytes, decoded, cancel)?;
-    Ok(row(tensor, resolved, &enc.error, enc.bytes, enc.rank, imp.is_some(), enc.on))
+    let mut enc = encode(backend, &job, &resolved.parsed, &mut DiscardBytes, decoded, cancel)?;
+    if let Some(m) = enc.method.as_mut()
+        && m.method == "awq"
+    {
+        let shape_of = |n: &str| ckpt.tensor(n).map(|t| t.shape.clone());
+        match super::methods::awq_fold(&tensor.name, &shape_of) {
+            Ok(into) => m.folds_into = Some(into),
+            Err(why) => m.preview_only = Some(why),
+        }
+    }
+    let mut r = row(tensor, resolved, &enc.error, enc.bytes, enc.rank, imp.is_some(), enc.on);
+    r.method = enc.method;
+    Ok(r)
 }
 
 fn row(
@@ -202,6 +217,7 @@ fn row(
         weighted_sse: weighted.then_some(e.weighted_sq_err),
         non_finite: e.non_finite,
         rank,
+        method: None,
         error: (e.non_finite > 0 && !matches!(resolved.parsed, Scheme::Keep | Scheme::F16 | Scheme::Bf16)).then(|| {
             format!(
                 "{} NaN/±Inf values: {} gives them no defined code (the reference encoders turn them into \

@@ -23,6 +23,59 @@ pub enum RankCut {
     Rank(usize),
     /// The smallest rank keeping this share of Σσ²: `lowrank_e<F>`.
     Energy(f64),
+    /// WeLore's rule: every singular value at least this fraction of the largest, and only where
+    /// that saves bytes (otherwise the tensor is kept): `welore_t<F>` (`welore`: t = 0.1).
+    Welore(f64),
+}
+
+/// WeLore's threshold when `welore` names none.
+pub const WELORE_DEFAULT: f64 = 0.1;
+
+/// A method from the papers applied around a base quantizer (scheme suffixes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// AWQ: per-input-channel scales s = imp^α (α searched) applied before quantizing and
+    /// undone after: `+awq`.
+    Awq,
+    /// SliM-LLM: the most salient groups of each row one bit more, as many of the least salient
+    /// one bit less: `+slim`.
+    Slim,
+    /// NUPES: values companded by |w|^γ (γ searched) before uniform quantization: `+pow`.
+    Pow,
+}
+
+impl Method {
+    /// The suffix as written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Awq => "awq",
+            Method::Slim => "slim",
+            Method::Pow => "pow",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Method> {
+        [Method::Awq, Method::Slim, Method::Pow].into_iter().find(|m| m.as_str() == s)
+    }
+
+    /// Why `base` cannot carry this method, if it cannot.
+    pub fn check_base(self, base: &Scheme) -> Result<(), String> {
+        let fail = |what: &str| Err(format!("`+{}` applies to {what}, not `{base}`", self.as_str()));
+        match (self, base) {
+            (Method::Awq, Scheme::Int { .. } | Scheme::Ggml(_) | Scheme::Nf4 | Scheme::Fp8 { .. }) => Ok(()),
+            (Method::Awq, _) => fail("a quantizer (int*, a llama.cpp block type, nf4, fp8)"),
+            (Method::Slim, Scheme::Int { bits, group: IntGroup::Size(n), asym: false })
+                if (3..=7).contains(bits) && *n >= 2 =>
+            {
+                Ok(())
+            }
+            (Method::Slim, _) => {
+                fail("symmetric grouped integers of 3 to 7 bits (int4_g128, ...), which have a bit to spare both ways")
+            }
+            (Method::Pow, Scheme::Int { asym: false, .. }) => Ok(()),
+            (Method::Pow, _) => fail("symmetric integers (int4_g128, int8_ch, ...)"),
+        }
+    }
 }
 
 /// A way to store one tensor.
@@ -61,6 +114,14 @@ pub enum Scheme {
         /// How the factors are stored (None: the tensor's own type).
         factors: Option<Box<Scheme>>,
     },
+    /// A base quantizer with a method from the papers: `int4_g128+awq`, `q4_0+awq`,
+    /// `int4_g128+slim`, `int4_ch+pow`.
+    With {
+        /// The method.
+        method: Method,
+        /// The quantizer it wraps.
+        base: Box<Scheme>,
+    },
 }
 
 /// The ggml block types a plan can name, by their lower-case names.
@@ -82,7 +143,7 @@ pub const GGML_SCHEMES: [DType; 12] = [
 /// Every scheme form, for messages that list what is accepted.
 pub const SCHEME_FORMS: &str = "keep, f16, bf16, fp8_e4m3, fp8_e4m3_ch, nf4, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, \
      q4_k, q5_k, q6_k, iq4_nl, iq4_xs, int<2..8>_ch, int<2..8>_g<32|64|128|...>[_asym], lowrank_r<N>, lowrank_e<0..1>, \
-     lowrank_...+<scheme>";
+     lowrank_...+<scheme>, welore[_t<F>][+<scheme>], <quantizer>+awq, int<3..7>_g<N>+slim, int<b>_*+pow";
 
 impl fmt::Display for Scheme {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -108,12 +169,14 @@ impl fmt::Display for Scheme {
                 match cut {
                     RankCut::Rank(r) => write!(f, "lowrank_r{r}")?,
                     RankCut::Energy(e) => write!(f, "lowrank_e{e}")?,
+                    RankCut::Welore(t) => write!(f, "welore_t{t}")?,
                 }
                 if let Some(inner) = factors {
                     write!(f, "+{inner}")?;
                 }
                 Ok(())
             }
+            Scheme::With { method, base } => write!(f, "{base}+{}", method.as_str()),
         }
     }
 }
@@ -124,6 +187,13 @@ impl FromStr for Scheme {
     fn from_str(s: &str) -> Result<Self, String> {
         let unknown = || format!("unknown scheme `{s}` (accepted: {SCHEME_FORMS})");
         let lower = s.trim().to_ascii_lowercase();
+        if let Some((base, suffix)) = lower.rsplit_once('+')
+            && let Some(method) = Method::parse(suffix)
+        {
+            let base: Scheme = base.parse()?;
+            method.check_base(&base).map_err(|e| format!("`{s}`: {e}"))?;
+            return Ok(Scheme::With { method, base: Box::new(base) });
+        }
         if let Some((low, inner)) = lower.split_once('+') {
             let Scheme::LowRank { cut, .. } = low.parse::<Scheme>()? else {
                 return Err(format!("`{s}`: only a low-rank scheme can be followed by `+<scheme>` for its factors"));
@@ -151,6 +221,16 @@ impl FromStr for Scheme {
                         return Err(format!("`{s}`: a rank must be at least 1"));
                     }
                     return Ok(Scheme::LowRank { cut: RankCut::Rank(r), factors: None });
+                }
+                if lower == "welore" {
+                    return Ok(Scheme::LowRank { cut: RankCut::Welore(WELORE_DEFAULT), factors: None });
+                }
+                if let Some(rest) = lower.strip_prefix("welore_t") {
+                    let t: f64 = rest.parse().map_err(|_| unknown())?;
+                    if !(t > 0.0 && t < 1.0) {
+                        return Err(format!("`{s}`: the threshold on σ/σ₁ must be in (0, 1)"));
+                    }
+                    return Ok(Scheme::LowRank { cut: RankCut::Welore(t), factors: None });
                 }
                 if let Some(rest) = lower.strip_prefix("lowrank_e") {
                     let e: f64 = rest.parse().map_err(|_| unknown())?;
@@ -259,6 +339,11 @@ impl Scheme {
                 }
                 Ok(())
             }
+            Scheme::With { method, base } => {
+                needs_matrix()?;
+                base.check(shape)?;
+                method.check_base(base)
+            }
         }
     }
 
@@ -291,6 +376,10 @@ impl Scheme {
     pub fn rank_of(cut: RankCut, singular: &[f64]) -> usize {
         match cut {
             RankCut::Rank(r) => r.min(singular.len()),
+            RankCut::Welore(t) => {
+                let first = singular.first().copied().unwrap_or(0.0);
+                singular.iter().filter(|&&x| first > 0.0 && x >= t * first).count()
+            }
             RankCut::Energy(e) => {
                 let total: f64 = singular.iter().map(|s| s * s).sum();
                 let mut acc = 0.0;
@@ -339,6 +428,21 @@ impl Scheme {
                     Some(inner) => inner.bytes(&[rows, r], dtype, 0, None) + inner.bytes(&[r, cols], dtype, 0, None),
                 }
             }
+            Scheme::With { method, base } => {
+                let plain = base.bytes(shape, dtype, stored_bytes, rank);
+                match (method, &**base) {
+                    // The scales fold into the layer before (or the tensor is preview-only).
+                    (Method::Awq, _) => plain,
+                    // One f32 exponent for the tensor.
+                    (Method::Pow, _) => plain + 4,
+                    // Each row keeps its code bits (as many groups up as down); a 2-bit width tag
+                    // per group, packed per row into int32 words.
+                    (Method::Slim, Scheme::Int { group: IntGroup::Size(n), .. }) => {
+                        plain + rows * (2 * (cols / *n as u64)).div_ceil(32) * 4
+                    }
+                    (Method::Slim, _) => plain,
+                }
+            }
         }
     }
 }
@@ -370,13 +474,34 @@ mod tests {
             "lowrank_r64",
             "lowrank_e0.95",
             "lowrank_r64+int8_ch",
+            "welore_t0.05",
+            "welore_t0.1+int8_ch",
+            "int4_g128+awq",
+            "q4_k+awq",
+            "int4_g128+slim",
+            "int4_ch+pow",
         ] {
             let s: Scheme = name.parse().unwrap();
             assert_eq!(s.to_string(), name);
         }
-        for bad in
-            ["q4_q", "int9_ch", "int4_g0", "int4", "lowrank_e1.5", "lowrank_r0", "q4_k+int8_ch", "lowrank_r8+keep"]
-        {
+        for bad in [
+            "q4_q",
+            "int9_ch",
+            "int4_g0",
+            "int4",
+            "lowrank_e1.5",
+            "lowrank_r0",
+            "q4_k+int8_ch",
+            "lowrank_r8+keep",
+            "f16+awq",
+            "int2_g64+slim",
+            "int8_g64+slim",
+            "int4_ch+slim",
+            "q4_0+pow",
+            "int4_g128_asym+pow",
+            "welore_t1",
+            "int4_g128_asym+slim",
+        ] {
             assert!(bad.parse::<Scheme>().is_err(), "{bad}");
         }
     }
@@ -390,6 +515,10 @@ mod tests {
         assert_eq!(int4.bytes(&[256, 1024], DType::BF16, 0, None), 256 * 512 + 256 * 8 * 2);
         let nf4 = Scheme::Nf4;
         assert_eq!(nf4.bytes(&[64, 64], DType::F16, 0, None), 2048 + 64 * 4);
+        let slim: Scheme = "int4_g128+slim".parse().unwrap();
+        // int4_g128's bytes and 2 bits per group of 128 (8 groups: one word) per row.
+        assert_eq!(slim.bytes(&[256, 1024], DType::BF16, 0, None), 256 * 512 + 256 * 8 * 2 + 256 * 4);
+        assert_eq!("welore".parse::<Scheme>().unwrap().to_string(), "welore_t0.1");
         let lr: Scheme = "lowrank_r8".parse().unwrap();
         assert_eq!(lr.bytes(&[100, 50], DType::BF16, 0, Some(8)), 8 * 150 * 2);
     }
