@@ -806,3 +806,45 @@ fn plan_auto_measures_each_tensor_and_scheme_once_and_a_changed_file_is_measured
     let (changed, _) = run("6", "q4_0,q8_0");
     assert_eq!(changed["measured"].as_u64(), Some(7));
 }
+
+#[test]
+fn method_suffixes_report_their_search_the_plain_error_and_where_awqs_scales_go() {
+    let dir = TempDir::new();
+    let path = write_small_llama(&dir);
+    let p = path.to_str().unwrap();
+    let tensor = "up_proj|down_proj";
+    let out = weightbench(&["quantize", p, "--scheme", "int4_g64+awq", "--dry-run", "--tensor", tensor]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--importance"), "{}", stderr(&out));
+    for scheme in ["int4_g64+awq", "int4_g64+slim", "int4_g64+pow"] {
+        let out = weightbench(&[
+            "quantize",
+            p,
+            "--scheme",
+            scheme,
+            "--dry-run",
+            "--tensor",
+            tensor,
+            "--importance",
+            "weight",
+            "--json",
+        ]);
+        assert!(out.status.success(), "{scheme}: {}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        for row in v["tensors"].as_array().unwrap() {
+            let m = &row["method"];
+            assert_eq!(m["method"], scheme.split('+').nth(1).unwrap(), "{row}");
+            let (mine, plain) = (row["weighted_sse"].as_f64().unwrap(), m["plain_weighted_sse"].as_f64().unwrap());
+            assert!(mine <= plain * (1.0 + 1e-12), "{scheme}: the search includes plain rounding: {mine} vs {plain}");
+            assert!(m["searched"].as_array().unwrap().len() >= 2);
+            assert!(row["bytes"].as_u64().unwrap() >= m["plain_bytes"].as_u64().unwrap());
+        }
+        if scheme.ends_with("awq") {
+            let down = v["tensors"].as_array().unwrap().iter().find(|r| r["name"].as_str().unwrap().contains("down"));
+            assert_eq!(down.unwrap()["method"]["folds_into"], "model.layers.0.mlp.up_proj.weight");
+            let up = v["tensors"].as_array().unwrap().iter().find(|r| r["name"].as_str().unwrap().contains("up_proj"));
+            // This checkpoint has no post-attention norm to take up_proj's scales.
+            assert!(up.unwrap()["method"]["preview_only"].as_str().is_some());
+        }
+    }
+}

@@ -122,6 +122,11 @@ fn auto(args: &AutoArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<(
     if candidates.is_empty() {
         bail!("--candidates names no scheme");
     }
+    if let Some(c) = candidates.iter().find(|c| c.needs_importance())
+        && args.importance.is_none()
+    {
+        bail!("candidate `{c}` scales input channels by their importance: give --importance FILE|weight");
+    }
     if args.objective == Objective::WeightedSse && args.importance.is_none() {
         bail!("--objective weighted_sse needs --importance FILE|weight");
     }

@@ -107,6 +107,15 @@ pub(super) fn run(args: &QuantizeArgs, backend: &dyn Backend, out: &mut dyn Writ
     for w in &warnings {
         eprintln!("warning: {w}");
     }
+    if importance.is_none()
+        && let Some(r) = resolved.iter().find(|r| r.parsed.needs_importance())
+    {
+        bail!(
+            "tensor {} gets `{}`, which scales input channels by their importance: give --importance FILE|weight",
+            r.name,
+            r.scheme
+        );
+    }
     let cancel = Cancel::new();
     {
         let c = cancel.clone();

@@ -435,9 +435,9 @@ fn slim(
             let k = usize::from(width[r * groups + g]);
             let (spec, c) = (&specs[k], &codes[k]);
             let p = c.params[r * groups + g];
-            for j in r * cols + g * n..r * cols + (g + 1) * n {
-                let q = c.codes[j];
-                y[j] = spec.decode(q, p);
+            let span = r * cols + g * n..r * cols + (g + 1) * n;
+            for (out, &q) in y[span.clone()].iter_mut().zip(&c.codes[span]) {
+                *out = spec.decode(q, p);
                 bits_out.push((i32::from(q) + (1 << (spec.bits - 1))) as u32, spec.bits);
             }
             tags.push(k as u32, 2);
@@ -700,6 +700,51 @@ mod tests {
         );
         // The same code bits per row; one 32-bit word of width tags per row on top.
         assert_eq!(slim.bytes, plain.bytes + rows as u64 * 4);
+    }
+
+    #[test]
+    fn slims_stored_parts_decode_to_the_values_it_measured() {
+        let (rows, cols, n) = (8usize, 256usize, 32usize);
+        let mut w: Vec<f32> = normal(rows * cols, 9).iter().map(|x| x * 0.01).collect();
+        w[..64].iter_mut().for_each(|x| *x *= 20.0);
+        let src = SliceSource::new("w", &[rows as u64, cols as u64], &w).unwrap();
+        let job = Job { src: &src, dtype: crate::codec::DType::F32, stored_bytes: 0, importance: None, search: None };
+        let mut sink = CollectBytes::default();
+        let mut decoded = vec![0f32; w.len()];
+        let mut put = |first: u64, v: &[f32]| -> Result<(), ComputeError> {
+            decoded[first as usize..first as usize + v.len()].copy_from_slice(v);
+            Ok(())
+        };
+        let enc =
+            encode(&CpuBackend, &job, &"int4_g32+slim".parse().unwrap(), &mut sink, Some(&mut put), &Cancel::new())
+                .unwrap();
+        assert!(enc.method.unwrap().value > 0.0);
+        let word = |bytes: &[u8], i: usize| u32::from_le_bytes(bytes[4 * i..4 * i + 4].try_into().unwrap());
+        let bits_at = |bytes: &[u8], row_words: usize, r: usize, at: usize, len: u32| -> u32 {
+            let (i, off) = (r * row_words + at / 32, at % 32);
+            let lo = u64::from(word(bytes, i))
+                | u64::from(if off + len as usize > 32 { word(bytes, i + 1) } else { 0 }) << 32;
+            ((lo >> off) & ((1 << len) - 1)) as u32
+        };
+        let (codes, tags, scales) = (&sink.bytes[0], &sink.bytes[1], &sink.bytes[2]);
+        let (code_words, tag_words, groups) = (cols * 4 / 32, 1, cols / n);
+        for r in 0..rows {
+            let mut at = 0;
+            let mut widths = [0; 3];
+            for g in 0..groups {
+                let k = bits_at(tags, tag_words, r, 2 * g, 2) as usize;
+                widths[k] += 1;
+                let b = 3 + k as u32;
+                let scale = f32::from_le_bytes(scales[4 * (r * groups + g)..][..4].try_into().unwrap());
+                for j in 0..n {
+                    let q = bits_at(codes, code_words, r, at, b) as i32 - (1 << (b - 1));
+                    at += b as usize;
+                    assert_eq!(q as f32 * scale, decoded[r * cols + g * n + j], "row {r} group {g}");
+                }
+            }
+            assert_eq!(at, cols * 4, "row {r}: the row's code bits are plain int4's");
+            assert_eq!(widths[0], widths[2], "as many groups down as up");
+        }
     }
 
     #[test]

@@ -278,6 +278,15 @@ impl Scheme {
         matches!(self, Scheme::Keep)
     }
 
+    /// Whether this scheme needs an importance per input channel (`+awq`).
+    pub fn needs_importance(&self) -> bool {
+        match self {
+            Scheme::With { method, base } => *method == Method::Awq || base.needs_importance(),
+            Scheme::LowRank { factors: Some(f), .. } => f.needs_importance(),
+            _ => false,
+        }
+    }
+
     /// The integer spec of an `int*` scheme on rows of `cols`, computed in `arith`.
     pub fn int_spec(&self, cols: u64, arith: Arith) -> Option<IntSpec> {
         match *self {
