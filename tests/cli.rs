@@ -848,3 +848,61 @@ fn method_suffixes_report_their_search_the_plain_error_and_where_awqs_scales_go(
         }
     }
 }
+
+#[test]
+fn awq_tensors_after_one_norm_share_one_alpha_in_quantize_and_in_plan_auto() {
+    let dir = TempDir::new();
+    let path = dir.join("qkv.safetensors");
+    let (q, k, v) = (small_weights(64 * 128, 21), small_weights(32 * 128, 22), small_weights(32 * 128, 23));
+    write_safetensors(
+        &path,
+        &[
+            Spec::f32("model.layers.0.input_layernorm.weight", &[128], &q[..128]),
+            Spec::f32("model.layers.0.self_attn.q_proj.weight", &[64, 128], &q),
+            Spec::f32("model.layers.0.self_attn.k_proj.weight", &[32, 128], &k),
+            Spec::f32("model.layers.0.self_attn.v_proj.weight", &[32, 128], &v),
+        ],
+    );
+    let p = path.to_str().unwrap();
+    let args = ["--dry-run", "--tensor", "proj", "--importance", "weight", "--json", "--backend", "cpu"];
+    let out = weightbench(&[&["quantize", p, "--scheme", "int3_g64+awq"][..], &args].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = v["tensors"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    let alpha = rows[0]["method"]["value"].as_f64().unwrap();
+    for r in rows {
+        let m = &r["method"];
+        assert_eq!(m["value"].as_f64(), Some(alpha), "one α for the three: {r}");
+        assert_eq!(m["folds_into"], "model.layers.0.input_layernorm.weight");
+        assert_eq!(m["shared_with"].as_array().unwrap().len(), 2, "{m}");
+    }
+    // The shared α, written out, reproduces the same bytes and errors.
+    let fixed = format!("int3_g64+awq@{alpha}");
+    let out = weightbench(&[&["quantize", p, "--scheme", &fixed][..], &args].concat());
+    let w: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(w["total"]["weighted_sse"], v["total"]["weighted_sse"], "{fixed}");
+    assert_eq!(w["total"]["bytes"], v["total"]["bytes"]);
+    // plan auto measures the candidate at the shared α and writes it into the plan.
+    let plan = dir.join("plan.toml");
+    let out = weightbench(&[
+        "plan",
+        "auto",
+        p,
+        "--target-bpw",
+        "3.5",
+        "--candidates",
+        "int3_g64+awq,int8_ch",
+        "--tensor",
+        "proj",
+        "--importance",
+        "weight",
+        "-o",
+        plan.to_str().unwrap(),
+        "--backend",
+        "cpu",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&plan).unwrap();
+    assert!(text.contains(&format!("scheme = \"{fixed}\"")), "{text}");
+}

@@ -21,7 +21,8 @@ use crate::export::atomic::Transaction;
 use crate::quant::allocate::{Choice, allocate, pareto};
 use crate::quant::cache::{Measure, MeasureCache, default_dir, file_identity};
 use crate::quant::plan::{ModelIdentity, fallback, pattern_regex};
-use crate::quant::preview::TensorPreview;
+use crate::quant::preview::{TensorPreview, awq_groups, shared_alpha, with_alpha};
+use crate::quant::scheme::Method;
 use crate::quant::{Importance, Resolved, Scheme, preview_tensor};
 
 /// `weightbench plan ...`
@@ -187,52 +188,74 @@ fn auto(args: &AutoArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<(
     };
     let backend_id = if backend.asks_gpu() { "gpu" } else { "cpu" };
     let started = Instant::now();
-    let mut measured: Vec<Vec<TensorPreview>> = Vec::with_capacity(free.len());
     let mut fresh = 0usize;
+    let mut measure = |t: &TensorInfo, s: &Scheme, why: &Option<String>, cache: &mut MeasureCache| {
+        if started.elapsed() > Duration::from_secs(1) && bar.is_hidden() {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        }
+        bar.set_message(format!("{} as {s}", t.name));
+        let resolved = Resolved {
+            name: t.name.clone(),
+            scheme: s.to_string(),
+            requested: None,
+            fallback_reason: why.clone(),
+            by: "candidate".into(),
+            parsed: s.clone(),
+        };
+        let key = MeasureCache::key(&t.name, &resolved.scheme, &importance_id, backend_id);
+        if let Some(m) = cache.get(&key) {
+            return Ok(m.to_preview(t, &resolved));
+        }
+        let row = preview_tensor(backend, &ckpt, t, &resolved, importance.as_ref(), None, &cancel).map_err(|e| {
+            // What was measured before the stop is kept for the next run.
+            if let Err(w) = cache.save() {
+                eprintln!("note: {w}");
+            }
+            match e {
+                ComputeError::Cancelled => anyhow::anyhow!("cancelled (Ctrl-C): nothing was written"),
+                other => anyhow::Error::new(other),
+            }
+        })?;
+        cache.put(key, Measure::of(&row));
+        fresh += 1;
+        Ok::<_, anyhow::Error>(row)
+    };
+    // A `+awq` candidate is measured with the α its fold group shares (q, k, v after one norm;
+    // gate and up after another): each member's own search, then the α minimising their sum.
+    let mut searching: Vec<Scheme> = Vec::new();
+    for (s, _) in options.iter().flatten() {
+        if matches!(s, Scheme::With { method: Method::Awq { alpha: None }, .. }) && !searching.contains(s) {
+            searching.push(s.clone());
+        }
+    }
+    for c in &searching {
+        let holders: Vec<usize> = (0..free.len()).filter(|&i| options[i].iter().any(|(s, _)| s == c)).collect();
+        let tensors: Vec<&TensorInfo> = holders.iter().map(|&i| free[i]).collect();
+        let schemes: Vec<&Scheme> = holders.iter().map(|_| c).collect();
+        for g in awq_groups(&ckpt, &tensors, &schemes) {
+            let mut curves = Vec::new();
+            for &k in &g.members {
+                let i = holders[k];
+                let why = options[i].iter().find(|(s, _)| s == c).and_then(|(_, w)| w.clone());
+                let row = measure(free[i], c, &why, &mut cache)?;
+                curves.push(row.method.map(|m| m.searched).unwrap_or_default());
+            }
+            let refs: Vec<&[[f64; 2]]> = curves.iter().map(Vec::as_slice).collect();
+            if let Some(alpha) = shared_alpha(&refs) {
+                for &k in &g.members {
+                    for (s, _) in options[holders[k]].iter_mut().filter(|(s, _)| s == c) {
+                        *s = with_alpha(c, alpha);
+                    }
+                }
+            }
+        }
+    }
+    let mut measured: Vec<Vec<TensorPreview>> = Vec::with_capacity(free.len());
     for (t, opts) in free.iter().zip(&options) {
         let mut rows = Vec::with_capacity(opts.len());
         for (s, why) in opts {
-            if started.elapsed() > Duration::from_secs(1) && bar.is_hidden() {
-                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-            }
-            bar.set_message(format!("{} as {s}", t.name));
-            let resolved = Resolved {
-                name: t.name.clone(),
-                scheme: s.to_string(),
-                requested: None,
-                fallback_reason: why.clone(),
-                by: "candidate".into(),
-                parsed: s.clone(),
-            };
-            let key = MeasureCache::key(&t.name, &resolved.scheme, &importance_id, backend_id);
-            let row =
-                match cache.get(&key) {
-                    Some(m) => m.to_preview(t, &resolved),
-                    None => {
-                        let row = preview_tensor(backend, &ckpt, t, &resolved, importance.as_ref(), None, &cancel)
-                            .map_err(|e| match e {
-                                ComputeError::Cancelled => {
-                                    anyhow::anyhow!("cancelled (Ctrl-C): nothing was written")
-                                }
-                                other => anyhow::Error::new(other),
-                            });
-                        let row = match row {
-                            Ok(r) => r,
-                            Err(e) => {
-                                // What was measured before the stop is kept for the next run.
-                                if let Err(w) = cache.save() {
-                                    eprintln!("note: {w}");
-                                }
-                                return Err(e);
-                            }
-                        };
-                        cache.put(key, Measure::of(&row));
-                        fresh += 1;
-                        row
-                    }
-                };
+            rows.push(measure(t, s, why, &mut cache)?);
             bar.inc(t.numel());
-            rows.push(row);
         }
         measured.push(rows);
     }

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::methods::MethodReport;
 use super::plan::Resolved;
 use super::preview::TensorPreview;
 use crate::checkpoint::{Checkpoint, TensorInfo};
@@ -41,6 +42,9 @@ pub struct Measure {
     pub signal: f64,
     /// NaN and ±Inf values.
     pub non_finite: u64,
+    /// What a method's search chose.
+    #[serde(default)]
+    pub method: Option<MethodReport>,
     /// Who computed it, when it was computed.
     pub computed: Provenance,
 }
@@ -58,12 +62,12 @@ impl Measure {
             max_abs_error: r.max_abs_error,
             signal: r.signal,
             non_finite: r.non_finite,
+            method: r.method.clone(),
             computed: r.computed.clone(),
         }
     }
 
-    /// The preview row of `tensor` under `resolved` this measure stands for (without the
-    /// method's search report, which is not kept).
+    /// The preview row of `tensor` under `resolved` this measure stands for.
     pub fn to_preview(&self, tensor: &TensorInfo, resolved: &Resolved) -> TensorPreview {
         let params = tensor.numel();
         TensorPreview {
@@ -83,7 +87,7 @@ impl Measure {
             weighted_sse: self.weighted_sse,
             non_finite: self.non_finite,
             rank: self.rank,
-            method: None,
+            method: self.method.clone(),
             error: self.error.clone(),
             signal: self.signal,
             computed: self.computed.clone(),

@@ -46,15 +46,16 @@ pub fn encode(
         let low = Scheme::LowRank { cut, factors: factors.map(|f| Box::new(f.clone())) };
         let low_bytes = low.bytes(src.shape(), job.dtype, job.stored_bytes, Some(r));
         let report = |kept: bool| MethodReport {
-            method: "welore",
-            parameter: "rank",
+            method: "welore".into(),
+            parameter: "rank".into(),
             value: r as f64,
-            objective: "sse",
+            objective: "sse".into(),
             searched: Vec::new(),
             plain_sse: 0.0,
             plain_weighted_sse: job.importance.map(|_| 0.0),
             plain_bytes: job.stored_bytes,
             folds_into: None,
+            shared_with: Vec::new(),
             preview_only: kept.then(|| {
                 format!(
                     "σ/σ₁ ≥ {t} keeps rank {r}, whose factors ({low_bytes} bytes) would not be smaller than the \

@@ -19,7 +19,7 @@
 //! around it (scaling, ranking, companding, the error against W) runs on the CPU.
 
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::encode::{CollectBytes, DecodedSink, DiscardBytes, Encoded, Job, Part, PartSink, encode};
 use super::scheme::{IntGroup, Method, Scheme, rows_cols};
@@ -30,16 +30,16 @@ use crate::compute::source::shape_error;
 use crate::compute::{Backend, CollectCodes, ComputeError, SliceSource};
 
 /// What a method's search chose, and what the plain base quantizer gives at its bytes.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MethodReport {
-    /// `awq`, `slim` or `pow`.
-    pub method: &'static str,
-    /// The parameter searched: `alpha`, `gamma`, `salient_groups_per_row`.
-    pub parameter: &'static str,
+    /// `awq`, `slim`, `pow` or `welore`.
+    pub method: String,
+    /// The parameter searched: `alpha`, `gamma`, `salient_groups_per_row`, `rank`.
+    pub parameter: String,
     /// Its chosen value.
     pub value: f64,
     /// The objective searched: `weighted_sse` with importance, else `sse`.
-    pub objective: &'static str,
+    pub objective: String,
     /// The objective at each grid point: `[value, objective]`.
     pub searched: Vec<[f64; 2]>,
     /// The plain base quantizer's ‖W − Ŵ‖²_F.
@@ -52,6 +52,10 @@ pub struct MethodReport {
     /// the same function.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub folds_into: Option<String>,
+    /// AWQ: the other tensors whose scales fold into the same layer, which share this α (one
+    /// scale vector folds into one norm).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared_with: Vec<String>,
     /// Why exporters can only fake-quantize this tensor (no layer takes AWQ's scales; a power
     /// grid no inference kernel decodes).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -75,7 +79,7 @@ pub fn encode_with_method(
     let w = ran.value;
     let plain_bytes = base.bytes(src.shape(), job.dtype, job.stored_bytes, None);
     let mut enc = match method {
-        Method::Awq => awq(backend, job, base, &w, cols, sink, decoded, cancel)?,
+        Method::Awq { alpha } => awq(backend, job, base, alpha, &w, cols, sink, decoded, cancel)?,
         Method::Pow => pow(backend, job, base, &w, sink, decoded, cancel)?,
         Method::Slim => slim(backend, job, base, &w, rows, cols, sink, decoded, cancel)?,
     };
@@ -147,6 +151,7 @@ fn awq(
     backend: &dyn Backend,
     job: &Job<'_>,
     base: &Scheme,
+    fixed: Option<u8>,
     w: &[f32],
     cols: usize,
     sink: &mut dyn PartSink,
@@ -169,8 +174,12 @@ fn awq(
     };
     let mut searched = Vec::with_capacity(AWQ_GRID + 1);
     let (mut best, mut plain) = ((0.0, f64::INFINITY), GroupError::default());
-    for step in 0..=AWQ_GRID {
-        let alpha = step as f64 / AWQ_GRID as f64;
+    // A fixed α is measured beside plain rounding (α = 0) only.
+    let grid: Vec<f64> = match fixed {
+        None => (0..=AWQ_GRID).map(|step| step as f64 / AWQ_GRID as f64).collect(),
+        Some(a) => vec![0.0, f64::from(a) / 100.0],
+    };
+    for (step, &alpha) in grid.iter().enumerate() {
         let (y, _) = run(alpha, &mut DiscardBytes)?;
         let e = error_of(w, &y, cols, Some(imp));
         let obj = objective(&e, true);
@@ -178,7 +187,7 @@ fn awq(
             plain = e;
         }
         searched.push([alpha, obj]);
-        if obj < best.1 {
+        if obj < best.1 || (fixed.is_some() && step == 1) {
             best = (alpha, obj);
         }
     }
@@ -193,15 +202,16 @@ fn awq(
         rank: None,
         on: enc.on,
         method: Some(MethodReport {
-            method: "awq",
-            parameter: "alpha",
+            method: "awq".into(),
+            parameter: "alpha".into(),
             value: best.0,
-            objective: "weighted_sse",
+            objective: "weighted_sse".into(),
             searched,
             plain_sse: plain.sq_err,
             plain_weighted_sse: Some(plain.weighted_sq_err),
             plain_bytes: 0,
             folds_into: None,
+            shared_with: Vec::new(),
             preview_only: None,
         }),
     })
@@ -267,15 +277,16 @@ fn pow(
         rank: None,
         on: enc.on,
         method: Some(MethodReport {
-            method: "pow",
-            parameter: "gamma",
+            method: "pow".into(),
+            parameter: "gamma".into(),
             value: best.0,
-            objective: if weighted { "weighted_sse" } else { "sse" },
+            objective: if weighted { "weighted_sse" } else { "sse" }.into(),
             searched,
             plain_sse: plain.sq_err,
             plain_weighted_sse: weighted.then_some(plain.weighted_sq_err),
             plain_bytes: 0,
             folds_into: None,
+            shared_with: Vec::new(),
             preview_only: Some("a power grid: no inference kernel decodes it, exporters can only fake-quantize".into()),
         }),
     })
@@ -466,15 +477,16 @@ fn slim(
         rank: None,
         on: on.unwrap_or_else(|| CpuBackend.provenance()),
         method: Some(MethodReport {
-            method: "slim",
-            parameter: "salient_groups_per_row",
+            method: "slim".into(),
+            parameter: "salient_groups_per_row".into(),
             value: m as f64,
-            objective: if weighted { "weighted_sse" } else { "sse" },
+            objective: if weighted { "weighted_sse" } else { "sse" }.into(),
             searched,
             plain_sse: plain.0,
             plain_weighted_sse: weighted.then_some(plain.1),
             plain_bytes: 0,
             folds_into: None,
+            shared_with: Vec::new(),
             preview_only: Some(
                 "mixed bit widths inside a tensor: no inference kernel decodes them yet, exporters can only \
                  fake-quantize"

@@ -385,7 +385,7 @@ pub fn fallback(scheme: &Scheme, shape: &[u64]) -> Result<(Scheme, Option<String
         return Ok(match method.check_base(&b) {
             Ok(()) if b != Scheme::Keep => (Scheme::With { method: *method, base: Box::new(b) }, Some(why)),
             _ => {
-                let dropped = format!("{why}; {b} takes no +{}, so plain {b}", method.as_str());
+                let dropped = format!("{why}; {b} takes no +{}, so plain {b}", method.suffix());
                 (b, Some(dropped))
             }
         });

@@ -229,3 +229,51 @@ fn row(
         computed,
     }
 }
+
+/// Tensors whose `+awq` scales fold into the same layer: q, k and v after one norm, gate and up
+/// after another. One scale vector folds into a layer, so they must share α.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AwqGroup {
+    /// The layer the scales fold into.
+    pub into: String,
+    /// Indices of the members (into the caller's tensors), at least two.
+    pub members: Vec<usize>,
+}
+
+/// The groups among `tensors` whose resolved schemes search AWQ's α (`+awq`), by fold target.
+pub fn awq_groups(ckpt: &Checkpoint, tensors: &[&TensorInfo], schemes: &[&Scheme]) -> Vec<AwqGroup> {
+    let shape_of = |n: &str| ckpt.tensor(n).map(|t| t.shape.clone());
+    let mut by_target: std::collections::BTreeMap<String, Vec<usize>> = std::collections::BTreeMap::new();
+    for (i, (t, s)) in tensors.iter().zip(schemes).enumerate() {
+        if let Scheme::With { method: super::scheme::Method::Awq { alpha: None }, .. } = s
+            && let Ok(into) = super::methods::awq_fold(&t.name, &shape_of)
+        {
+            by_target.entry(into).or_default().push(i);
+        }
+    }
+    by_target.into_iter().filter(|(_, m)| m.len() > 1).map(|(into, members)| AwqGroup { into, members }).collect()
+}
+
+/// The α shared by tensors with AWQ search curves `curves` (`[α, objective]` on one grid): the
+/// one minimising their summed objective (the smaller on ties), in hundredths.
+pub fn shared_alpha(curves: &[&[[f64; 2]]]) -> Option<u8> {
+    let first = curves.first()?;
+    let mut best: Option<(f64, f64)> = None;
+    for (k, point) in first.iter().enumerate() {
+        let total: f64 = curves.iter().map(|c| c.get(k).map_or(f64::INFINITY, |p| p[1])).sum();
+        if best.is_none_or(|(_, b)| total < b) {
+            best = Some((point[0], total));
+        }
+    }
+    best.map(|(a, _)| (a * 100.0).round() as u8)
+}
+
+/// `scheme` with AWQ's α fixed at `alpha` hundredths (unchanged when it is no `+awq`).
+pub fn with_alpha(scheme: &Scheme, alpha: u8) -> Scheme {
+    match scheme {
+        Scheme::With { method: super::scheme::Method::Awq { .. }, base } => {
+            Scheme::With { method: super::scheme::Method::Awq { alpha: Some(alpha) }, base: base.clone() }
+        }
+        other => other.clone(),
+    }
+}

@@ -34,9 +34,13 @@ pub const WELORE_DEFAULT: f64 = 0.1;
 /// A method from the papers applied around a base quantizer (scheme suffixes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Method {
-    /// AWQ: per-input-channel scales s = imp^α (α searched) applied before quantizing and
-    /// undone after: `+awq`.
-    Awq,
+    /// AWQ: per-input-channel scales s = imp^α applied before quantizing and undone after:
+    /// `+awq` searches α, `+awq@0.35` fixes it (in hundredths: the tensors sharing one norm
+    /// share one α, so that one scale vector folds into it).
+    Awq {
+        /// α in hundredths, when fixed.
+        alpha: Option<u8>,
+    },
     /// SliM-LLM: the most salient groups of each row one bit more, as many of the least salient
     /// one bit less: `+slim`.
     Slim,
@@ -48,22 +52,38 @@ impl Method {
     /// The suffix as written.
     pub fn as_str(self) -> &'static str {
         match self {
-            Method::Awq => "awq",
+            Method::Awq { .. } => "awq",
             Method::Slim => "slim",
             Method::Pow => "pow",
         }
     }
 
-    fn parse(s: &str) -> Option<Method> {
-        [Method::Awq, Method::Slim, Method::Pow].into_iter().find(|m| m.as_str() == s)
+    fn parse(s: &str) -> Option<Result<Method, String>> {
+        if let Some(a) = s.strip_prefix("awq@") {
+            return Some(match a.parse::<f64>() {
+                Ok(x) if (0.0..=1.0).contains(&x) && ((x * 100.0).round() - x * 100.0).abs() < 1e-9 => {
+                    Ok(Method::Awq { alpha: Some((x * 100.0).round() as u8) })
+                }
+                _ => Err(format!("`+{s}`: α is a number in [0, 1] with at most two decimals")),
+            });
+        }
+        [Method::Awq { alpha: None }, Method::Slim, Method::Pow].into_iter().find(|m| m.as_str() == s).map(Ok)
+    }
+
+    /// How the suffix is written: `awq`, `awq@0.35`, `slim`, `pow`.
+    pub fn suffix(self) -> String {
+        match self {
+            Method::Awq { alpha: Some(a) } => format!("awq@{}", f64::from(a) / 100.0),
+            m => m.as_str().to_owned(),
+        }
     }
 
     /// Why `base` cannot carry this method, if it cannot.
     pub fn check_base(self, base: &Scheme) -> Result<(), String> {
         let fail = |what: &str| Err(format!("`+{}` applies to {what}, not `{base}`", self.as_str()));
         match (self, base) {
-            (Method::Awq, Scheme::Int { .. } | Scheme::Ggml(_) | Scheme::Nf4 | Scheme::Fp8 { .. }) => Ok(()),
-            (Method::Awq, _) => fail("a quantizer (int*, a llama.cpp block type, nf4, fp8)"),
+            (Method::Awq { .. }, Scheme::Int { .. } | Scheme::Ggml(_) | Scheme::Nf4 | Scheme::Fp8 { .. }) => Ok(()),
+            (Method::Awq { .. }, _) => fail("a quantizer (int*, a llama.cpp block type, nf4, fp8)"),
             (Method::Slim, Scheme::Int { bits, group: IntGroup::Size(n), asym: false })
                 if (3..=7).contains(bits) && *n >= 2 =>
             {
@@ -176,7 +196,7 @@ impl fmt::Display for Scheme {
                 }
                 Ok(())
             }
-            Scheme::With { method, base } => write!(f, "{base}+{}", method.as_str()),
+            Scheme::With { method, base } => write!(f, "{base}+{}", method.suffix()),
         }
     }
 }
@@ -190,6 +210,7 @@ impl FromStr for Scheme {
         if let Some((base, suffix)) = lower.rsplit_once('+')
             && let Some(method) = Method::parse(suffix)
         {
+            let method = method?;
             let base: Scheme = base.parse()?;
             method.check_base(&base).map_err(|e| format!("`{s}`: {e}"))?;
             return Ok(Scheme::With { method, base: Box::new(base) });
@@ -281,7 +302,7 @@ impl Scheme {
     /// Whether this scheme needs an importance per input channel (`+awq`).
     pub fn needs_importance(&self) -> bool {
         match self {
-            Scheme::With { method, base } => *method == Method::Awq || base.needs_importance(),
+            Scheme::With { method, base } => matches!(method, Method::Awq { .. }) || base.needs_importance(),
             Scheme::LowRank { factors: Some(f), .. } => f.needs_importance(),
             _ => false,
         }
@@ -441,7 +462,7 @@ impl Scheme {
                 let plain = base.bytes(shape, dtype, stored_bytes, rank);
                 match (method, &**base) {
                     // The scales fold into the layer before (or the tensor is preview-only).
-                    (Method::Awq, _) => plain,
+                    (Method::Awq { .. }, _) => plain,
                     // One f32 exponent for the tensor.
                     (Method::Pow, _) => plain + 4,
                     // Each row keeps its code bits (as many groups up as down); a 2-bit width tag
@@ -486,6 +507,7 @@ mod tests {
             "welore_t0.05",
             "welore_t0.1+int8_ch",
             "int4_g128+awq",
+            "int4_g128+awq@0.35",
             "q4_k+awq",
             "int4_g128+slim",
             "int4_ch+pow",
