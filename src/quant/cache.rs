@@ -19,6 +19,7 @@ use super::methods::MethodReport;
 use super::plan::Resolved;
 use super::preview::TensorPreview;
 use crate::checkpoint::{Checkpoint, TensorInfo};
+use crate::codec::int::GroupError;
 use crate::compute::Provenance;
 
 /// The parts of a preview row the allocator and the plan's comments need.
@@ -28,12 +29,8 @@ pub struct Measure {
     pub bytes: u64,
     /// ‖W − Ŵ‖²_F.
     pub sse: f64,
-    /// ‖W − Ŵ‖_F / ‖W‖_F.
-    pub rel_error: Option<f64>,
     /// Weighted error, with importance.
     pub weighted_sse: Option<f64>,
-    /// Why the tensor cannot take the scheme faithfully.
-    pub error: Option<String>,
     /// Rank kept by a low-rank scheme.
     pub rank: Option<usize>,
     /// max |W − Ŵ|.
@@ -55,9 +52,7 @@ impl Measure {
         Measure {
             bytes: r.bytes,
             sse: r.sse,
-            rel_error: r.rel_error,
             weighted_sse: r.weighted_sse,
-            error: r.error.clone(),
             rank: r.rank,
             max_abs_error: r.max_abs_error,
             signal: r.signal,
@@ -69,29 +64,18 @@ impl Measure {
 
     /// The preview row of `tensor` under `resolved` this measure stands for.
     pub fn to_preview(&self, tensor: &TensorInfo, resolved: &Resolved) -> TensorPreview {
-        let params = tensor.numel();
-        TensorPreview {
-            name: tensor.name.clone(),
-            scheme: resolved.scheme.clone(),
-            requested: resolved.requested.clone(),
-            fallback_reason: resolved.fallback_reason.clone(),
-            shape: tensor.shape.clone(),
-            dtype: tensor.dtype.name().to_owned(),
-            params,
-            bytes: self.bytes,
-            bpw: if params > 0 { 8.0 * self.bytes as f64 / params as f64 } else { 0.0 },
-            sse: self.sse,
-            rel_error: self.rel_error,
-            sqnr_db: (self.signal > 0.0 && self.sse > 0.0).then(|| 10.0 * (self.signal / self.sse).log10()),
-            max_abs_error: self.max_abs_error,
-            weighted_sse: self.weighted_sse,
-            non_finite: self.non_finite,
-            rank: self.rank,
-            method: self.method.clone(),
-            error: self.error.clone(),
+        let e = GroupError {
+            values: tensor.numel().saturating_sub(self.non_finite),
+            sq_err: self.sse,
             signal: self.signal,
-            computed: self.computed.clone(),
-        }
+            max_abs_err: self.max_abs_error as f32,
+            weighted_sq_err: self.weighted_sse.unwrap_or(0.0),
+            non_finite: self.non_finite,
+        };
+        let weighted = self.weighted_sse.is_some();
+        let mut r = super::preview::row(tensor, resolved, &e, self.bytes, self.rank, weighted, self.computed.clone());
+        r.method = self.method.clone();
+        r
     }
 }
 

@@ -190,7 +190,7 @@ pub fn preview_tensor(
     Ok(r)
 }
 
-fn row(
+pub(super) fn row(
     tensor: &TensorInfo,
     resolved: &Resolved,
     e: &GroupError,
