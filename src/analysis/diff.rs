@@ -14,10 +14,10 @@ use std::ops::Range;
 use serde::Serialize;
 
 use super::{AnalysisError, Cancel};
-use crate::checkpoint::hf_names::{Transform, gguf_row_of_hf_row, hf_name, transform};
+use crate::checkpoint::hf_names::{Transform, hf_name, transform};
 use crate::checkpoint::{Checkpoint, Format, TensorInfo};
-use crate::compute::source::FnSource;
-use crate::compute::{Backend, ComputeError, Provenance, TensorRef, ValueSource};
+use crate::compute::source::{FnSource, Toward, Transformed};
+use crate::compute::{Backend, Provenance, ValueSource};
 
 /// Matrices whose smaller side exceeds this get no spectrum (the Gram matrix would take
 /// `n² · 8` bytes: 512 MiB at this size).
@@ -140,71 +140,6 @@ pub fn pair<'a>(a: &'a Checkpoint, b: &'a Checkpoint, keep: impl Fn(&TensorInfo)
     out
 }
 
-/// A tensor's values brought to the common layout: Q/K rows read in transformers' order, a
-/// norm's offset taken off.
-pub struct Aligned<'a> {
-    inner: TensorRef<'a>,
-    transform: Transform,
-}
-
-impl<'a> Aligned<'a> {
-    /// `tensor` of `ckpt` seen through `transform`; an error when its rows do not split into
-    /// the heads the transform names.
-    pub fn new(ckpt: &'a Checkpoint, tensor: &'a TensorInfo, transform: Transform) -> Result<Self, ComputeError> {
-        if let Transform::Rows { heads } = transform {
-            let rows = tensor.shape.first().copied().unwrap_or(0);
-            if tensor.shape.is_empty() || tensor.shape.len() > 2 || rows % (2 * heads) != 0 {
-                return Err(ComputeError::Shape {
-                    tensor: tensor.name.clone(),
-                    message: format!("{rows} rows do not split into {heads} heads of even size"),
-                });
-            }
-        }
-        Ok(Aligned { inner: TensorRef::new(ckpt, tensor), transform })
-    }
-}
-
-impl ValueSource for Aligned<'_> {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    fn shape(&self) -> &[u64] {
-        self.inner.shape()
-    }
-
-    fn block_elems(&self) -> u64 {
-        self.inner.block_elems()
-    }
-
-    fn read(&self, range: Range<u64>, out: &mut Vec<f32>) -> Result<(), ComputeError> {
-        match self.transform {
-            Transform::None => self.inner.read(range, out),
-            Transform::Offset(delta) => {
-                self.inner.read(range, out)?;
-                out.iter_mut().for_each(|v| *v -= delta);
-                Ok(())
-            }
-            Transform::Rows { heads } => {
-                let rows = self.inner.shape()[0];
-                let cols = self.inner.numel() / rows.max(1);
-                out.clear();
-                let mut part = Vec::new();
-                let mut at = range.start;
-                while at < range.end {
-                    let (row, col) = (at / cols, at % cols);
-                    let end = range.end.min((row + 1) * cols);
-                    let src = gguf_row_of_hf_row(row, rows, heads) * cols;
-                    self.inner.read(src + col..src + (end - row * cols), &mut part)?;
-                    out.extend_from_slice(&part);
-                    at = end;
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
 /// The spectrum of a difference W_A − W_B.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DiffSpectrum {
@@ -277,8 +212,8 @@ pub fn diff_pair(
     top: usize,
     cancel: &Cancel,
 ) -> Result<TensorDiff, AnalysisError> {
-    let sa = Aligned::new(a, pair.a, pair.a_transform)?;
-    let sb = Aligned::new(b, pair.b, pair.b_transform)?;
+    let sa = Transformed::new(a, pair.a, pair.a_transform, Toward::Transformers)?;
+    let sb = Transformed::new(b, pair.b, pair.b_transform, Toward::Transformers)?;
     let ab = backend.measure(&sa, &sb, None, cancel)?;
     let ba = backend.measure(&sb, &sa, None, cancel)?;
     let mut on = ab.on.merge(&ba.on);

@@ -21,8 +21,8 @@ use crate::compute::{Backend, ComputeError};
 use crate::export::atomic::Transaction;
 use crate::export::safetensors::PlannedTensor;
 use crate::quant::plan::ModelIdentity;
-use crate::quant::preview::{PreviewReport, TensorPreview, awq_groups, shared_alpha, with_alpha};
-use crate::quant::{Importance, Plan, Resolved, Scheme, preview_tensor};
+use crate::quant::preview::{PreviewReport, TensorPreview, note_shared_alphas, share_awq_alphas};
+use crate::quant::{Importance, Plan, Resolved, preview_tensor};
 
 /// Arguments of `weightbench quantize`.
 #[derive(Debug, Args)]
@@ -122,36 +122,16 @@ pub(super) fn run(args: &QuantizeArgs, backend: &dyn Backend, out: &mut dyn Writ
         // A second handler (commands run twice in one process) is refused; the first stays.
         let _ = ctrlc::set_handler(move || c.cancel());
     }
-    // Tensors whose AWQ scales fold into one layer share one α: their own searches first, then
-    // each encoded at the α that minimises their sum.
+    // Tensors whose AWQ scales fold into one layer share one α.
     let mut resolved = resolved;
-    let parsed: Vec<&Scheme> = resolved.iter().map(|r| &r.parsed).collect();
-    let groups = awq_groups(&ckpt, &tensors, &parsed);
-    for g in &groups {
-        let mut curves = Vec::with_capacity(g.members.len());
-        for &i in &g.members {
-            let row = preview_tensor(backend, &ckpt, tensors[i], &resolved[i], importance.as_ref(), None, &cancel)
-                .map_err(|e| match e {
-                    ComputeError::Cancelled => anyhow::anyhow!("cancelled (Ctrl-C): nothing was written"),
-                    other => anyhow::Error::new(other),
-                })?;
-            curves.push(row.method.map(|m| m.searched).unwrap_or_default());
-        }
-        let refs: Vec<&[[f64; 2]]> = curves.iter().map(Vec::as_slice).collect();
-        if let Some(alpha) = shared_alpha(&refs) {
-            for &i in &g.members {
-                resolved[i].parsed = with_alpha(&resolved[i].parsed, alpha);
-            }
-        }
-    }
+    let groups = share_awq_alphas(backend, &ckpt, &tensors, &mut resolved, importance.as_ref(), &cancel).map_err(
+        |e| match e {
+            ComputeError::Cancelled => anyhow::anyhow!("cancelled (Ctrl-C): nothing was written"),
+            other => anyhow::Error::new(other),
+        },
+    )?;
     let mut rows = measure(backend, &ckpt, &tensors, &resolved, importance.as_ref(), args.decoded.as_ref(), &cancel)?;
-    for g in &groups {
-        for &i in &g.members {
-            if let Some(m) = rows[i].method.as_mut() {
-                m.shared_with = g.members.iter().filter(|&&j| j != i).map(|&j| tensors[j].name.clone()).collect();
-            }
-        }
-    }
+    note_shared_alphas(&mut rows, &groups);
     let all_stored: u64 = ckpt.tensors().iter().map(|t| t.bytes).sum();
     let previewed_stored: u64 = tensors.iter().map(|t| t.bytes).sum();
     let report = PreviewReport::finish(rows, all_stored, previewed_stored);

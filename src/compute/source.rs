@@ -9,6 +9,7 @@
 use std::ops::Range;
 
 use super::ComputeError;
+use crate::checkpoint::hf_names::{Transform, gguf_row_of_hf_row, hf_row_of_gguf_row};
 use crate::checkpoint::{Checkpoint, TensorInfo};
 use crate::codec::DType;
 
@@ -171,6 +172,91 @@ impl ValueSource for TensorRef<'_> {
             return (values.len() as u64 == self.tensor.numel()).then_some(values);
         }
         None
+    }
+}
+
+/// Which form a [`Transformed`] source reads a tensor in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Toward {
+    /// A GGUF tensor read as transformers holds it: Q/K rows in transformers' order, a norm's
+    /// stored offset taken off.
+    Transformers,
+    /// A transformers tensor read as llama.cpp's converter stores it: Q/K rows interleaved, a
+    /// Gemma norm's `+1` added.
+    Gguf,
+}
+
+/// A checkpoint tensor read in the other naming's form ([`crate::checkpoint::hf_names::Transform`]).
+pub struct Transformed<'a> {
+    inner: TensorRef<'a>,
+    transform: Transform,
+    toward: Toward,
+}
+
+impl<'a> Transformed<'a> {
+    /// `tensor` of `ckpt` read through `transform` toward `toward`; an error when its rows do not
+    /// split into the heads the transform names.
+    pub fn new(
+        ckpt: &'a Checkpoint,
+        tensor: &'a TensorInfo,
+        transform: Transform,
+        toward: Toward,
+    ) -> Result<Self, ComputeError> {
+        if let Transform::Rows { heads } = transform {
+            let rows = tensor.shape.first().copied().unwrap_or(0);
+            if tensor.shape.is_empty() || tensor.shape.len() > 2 || heads == 0 || rows % (2 * heads) != 0 {
+                return Err(ComputeError::Shape {
+                    tensor: tensor.name.clone(),
+                    message: format!("{rows} rows do not split into {heads} heads of even size"),
+                });
+            }
+        }
+        Ok(Transformed { inner: TensorRef::new(ckpt, tensor), transform, toward })
+    }
+}
+
+impl ValueSource for Transformed<'_> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn shape(&self) -> &[u64] {
+        self.inner.shape()
+    }
+
+    fn block_elems(&self) -> u64 {
+        self.inner.block_elems()
+    }
+
+    fn read(&self, range: Range<u64>, out: &mut Vec<f32>) -> Result<(), ComputeError> {
+        match self.transform {
+            Transform::None => self.inner.read(range, out),
+            Transform::Offset(delta) => {
+                self.inner.read(range, out)?;
+                let delta = if self.toward == Toward::Gguf { delta } else { -delta };
+                out.iter_mut().for_each(|v| *v += delta);
+                Ok(())
+            }
+            Transform::Rows { heads } => {
+                let rows = self.inner.shape()[0];
+                let cols = self.inner.numel() / rows.max(1);
+                out.clear();
+                let mut part = Vec::new();
+                let mut at = range.start;
+                while at < range.end {
+                    let (row, col) = (at / cols, at % cols);
+                    let end = range.end.min((row + 1) * cols);
+                    let from = match self.toward {
+                        Toward::Transformers => gguf_row_of_hf_row(row, rows, heads),
+                        Toward::Gguf => hf_row_of_gguf_row(row, rows, heads),
+                    };
+                    self.inner.read(from * cols + col..from * cols + (end - row * cols), &mut part)?;
+                    out.extend_from_slice(&part);
+                    at = end;
+                }
+                Ok(())
+            }
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod atomic;
 pub mod convert;
+pub mod gguf;
 pub mod hf_config;
 pub mod safetensors;
 

@@ -39,7 +39,17 @@ pub struct TensorSink<'a> {
     crc: crc32fast::Hasher,
 }
 
-impl TensorSink<'_> {
+impl<'a> TensorSink<'a> {
+    /// A sink appending to `file`.
+    pub(super) fn new(file: &'a mut StagedFile) -> Self {
+        TensorSink { file, written: 0, crc: crc32fast::Hasher::new() }
+    }
+
+    /// Bytes written and their CRC-32.
+    pub(super) fn finish(self) -> (u64, u32) {
+        (self.written, self.crc.finalize())
+    }
+
     /// Appends bytes of the current tensor.
     pub fn write(&mut self, bytes: &[u8]) -> Result<(), ExportError> {
         let path = self.file.temp_path().to_owned();

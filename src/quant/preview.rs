@@ -166,16 +166,44 @@ pub fn preview_tensor(
     decoded: Option<DecodedSink<'_>>,
     cancel: &Cancel,
 ) -> Result<TensorPreview, ComputeError> {
-    let src = TensorRef::new(ckpt, tensor);
-    let (imp, is_imatrix) = importance_of(backend, importance, &src, cancel)?;
+    encode_tensor(
+        backend,
+        ckpt,
+        tensor,
+        &TensorRef::new(ckpt, tensor),
+        resolved,
+        importance,
+        &mut DiscardBytes,
+        decoded,
+        cancel,
+    )
+}
+
+/// Encodes one tensor, read from `src` (the tensor itself, or its values in another layout),
+/// with its resolved scheme: the stored parts go to `sink`, the decoded values to `decoded`,
+/// and the row says what it cost — the preview with a sink that keeps nothing, an export with
+/// one that writes, so that both report the same numbers.
+#[allow(clippy::too_many_arguments)]
+pub fn encode_tensor(
+    backend: &dyn Backend,
+    ckpt: &Checkpoint,
+    tensor: &TensorInfo,
+    src: &dyn ValueSource,
+    resolved: &Resolved,
+    importance: Option<&Importance>,
+    sink: &mut dyn super::encode::PartSink,
+    decoded: Option<DecodedSink<'_>>,
+    cancel: &Cancel,
+) -> Result<TensorPreview, ComputeError> {
+    let (imp, is_imatrix) = importance_of(backend, importance, src, cancel)?;
     let job = Job {
-        src: &src,
+        src,
         dtype: tensor.dtype,
         stored_bytes: tensor.bytes,
         importance: imp.as_deref(),
         search: if is_imatrix { imp.as_deref() } else { None },
     };
-    let mut enc = encode(backend, &job, &resolved.parsed, &mut DiscardBytes, decoded, cancel)?;
+    let mut enc = encode(backend, &job, &resolved.parsed, sink, decoded, cancel)?;
     if let Some(m) = enc.method.as_mut()
         && m.method == "awq"
     {
@@ -275,5 +303,46 @@ pub fn with_alpha(scheme: &Scheme, alpha: u8) -> Scheme {
             Scheme::With { method: super::scheme::Method::Awq { alpha: Some(alpha) }, base: base.clone() }
         }
         other => other.clone(),
+    }
+}
+
+/// Gives the tensors of each AWQ fold group one α: each member's own search, then every member
+/// set to `+awq@α` with the α minimising their summed objective. Returns the groups.
+pub fn share_awq_alphas(
+    backend: &dyn Backend,
+    ckpt: &Checkpoint,
+    tensors: &[&TensorInfo],
+    resolved: &mut [Resolved],
+    importance: Option<&Importance>,
+    cancel: &Cancel,
+) -> Result<Vec<AwqGroup>, ComputeError> {
+    let parsed: Vec<&Scheme> = resolved.iter().map(|r| &r.parsed).collect();
+    let groups = awq_groups(ckpt, tensors, &parsed);
+    for g in &groups {
+        let mut curves = Vec::with_capacity(g.members.len());
+        for &i in &g.members {
+            let row = preview_tensor(backend, ckpt, tensors[i], &resolved[i], importance, None, cancel)?;
+            curves.push(row.method.map(|m| m.searched).unwrap_or_default());
+        }
+        let refs: Vec<&[[f64; 2]]> = curves.iter().map(Vec::as_slice).collect();
+        if let Some(alpha) = shared_alpha(&refs) {
+            for &i in &g.members {
+                resolved[i].parsed = with_alpha(&resolved[i].parsed, alpha);
+            }
+        }
+    }
+    Ok(groups)
+}
+
+/// Names in each row's method report the other members of its AWQ fold group.
+pub fn note_shared_alphas(rows: &mut [TensorPreview], groups: &[AwqGroup]) {
+    for g in groups {
+        let names: Vec<String> = g.members.iter().map(|&i| rows[i].name.clone()).collect();
+        for &i in &g.members {
+            let others: Vec<String> = names.iter().filter(|n| **n != rows[i].name).cloned().collect();
+            if let Some(m) = rows[i].method.as_mut() {
+                m.shared_with = others;
+            }
+        }
     }
 }
