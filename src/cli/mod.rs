@@ -8,6 +8,7 @@
 mod channels;
 mod convert;
 mod diff;
+mod export;
 mod info;
 mod plan;
 mod quantize;
@@ -25,6 +26,7 @@ use clap::builder::TypedValueParser;
 pub use channels::ChannelsArgs;
 pub use convert::{ConvertArgs, OutDtype};
 pub use diff::DiffArgs;
+pub use export::ExportArgs;
 pub use info::{InfoArgs, InfoJson, TensorJson};
 pub use plan::{AutoArgs, Objective, PlanCommand};
 pub use quantize::QuantizeArgs;
@@ -76,6 +78,9 @@ pub enum Command {
     /// Llama family with llama.cpp's Q/K row permutation and Gemma's norm offset undone. Tensors
     /// found on one side only, or with different shapes, are listed.
     Diff(DiffArgs),
+    /// Write the compressed model a plan describes, with the encoders the preview runs: GGUF
+    /// (llama.cpp block types, from a GGUF source) or fake-quantized safetensors.
+    Export(ExportArgs),
     /// Quantization plans: `plan auto` chooses a scheme per tensor for a size budget (a
     /// multiple-choice knapsack with its LP bound and gap) and writes the plan and its Pareto
     /// frontier.
@@ -105,12 +110,29 @@ pub fn run(command: &Command, choice: BackendChoice, out: &mut dyn Write) -> Res
         Command::Salience(args) => salience::run(args, &backend, out),
         Command::Quantize(args) => quantize::run(args, &backend, out),
         Command::Diff(args) => diff::run(args, &backend, out),
+        Command::Export(args) => export::run(args, &backend, out),
         Command::Plan { command } => plan::run(command, &backend, out),
     };
     for notice in backend.take_notices() {
         eprintln!("note: {notice}");
     }
     result
+}
+
+/// The importance a `--importance` argument names: an imatrix file, or `weight` for the
+/// column norms.
+fn importance(ckpt: &Checkpoint, arg: Option<&str>) -> Result<Option<crate::quant::Importance>> {
+    use crate::quant::Importance;
+    Ok(match arg {
+        None => None,
+        Some("weight") => Some(Importance::ColumnNorms),
+        Some(file) => {
+            let m = crate::checkpoint::imatrix::read_imatrix(Path::new(file))
+                .with_context(|| format!("cannot read the importance matrix {file}"))?;
+            let arch = ckpt.model_config().map(|c| c.architecture.clone()).unwrap_or_default();
+            Some(Importance::Imatrix(std::sync::Arc::new(m), arch))
+        }
+    })
 }
 
 fn open(path: &Path) -> Result<Checkpoint> {

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -15,7 +14,6 @@ use serde::Serialize;
 
 use crate::cancel::Cancel;
 use crate::checkpoint::TensorInfo;
-use crate::checkpoint::imatrix::read_imatrix;
 use crate::compute::{Backend, ComputeError};
 use crate::export::atomic::Transaction;
 use crate::quant::allocate::{Choice, allocate, pareto};
@@ -23,7 +21,7 @@ use crate::quant::cache::{Measure, MeasureCache, default_dir, file_identity};
 use crate::quant::plan::{ModelIdentity, fallback, pattern_regex};
 use crate::quant::preview::{TensorPreview, awq_groups, shared_alpha, with_alpha};
 use crate::quant::scheme::Method;
-use crate::quant::{Importance, Resolved, Scheme, preview_tensor};
+use crate::quant::{Resolved, Scheme, preview_tensor};
 
 /// `weightbench plan ...`
 #[derive(Debug, Subcommand)]
@@ -133,16 +131,7 @@ fn auto(args: &AutoArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<(
     }
     let pin = args.pin.as_deref().map(pattern_regex).transpose().map_err(anyhow::Error::msg).context("--pin")?;
     let ckpt = super::open(&args.path)?;
-    let importance = match args.importance.as_deref() {
-        None => None,
-        Some("weight") => Some(Importance::ColumnNorms),
-        Some(file) => {
-            let m =
-                read_imatrix(Path::new(file)).with_context(|| format!("cannot read the importance matrix {file}"))?;
-            let arch = ckpt.model_config().map(|c| c.architecture.clone()).unwrap_or_default();
-            Some(Importance::Imatrix(Arc::new(m), arch))
-        }
-    };
+    let importance = super::importance(&ckpt, args.importance.as_deref())?;
     let (tensors, _) = super::select(&ckpt, args.tensor.as_deref(), |_| true)?;
     let (pinned, free): (Vec<&TensorInfo>, Vec<&TensorInfo>) =
         tensors.iter().copied().partition(|t| pin.as_ref().is_some_and(|p| p.is_match(&t.name)));

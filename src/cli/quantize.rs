@@ -6,15 +6,13 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Args;
 use serde::Serialize;
 
 use crate::cancel::Cancel;
-use crate::checkpoint::imatrix::read_imatrix;
 use crate::checkpoint::{Checkpoint, TensorInfo};
 use crate::codec::DType;
 use crate::compute::{Backend, ComputeError};
@@ -87,16 +85,7 @@ pub(super) fn run(args: &QuantizeArgs, backend: &dyn Backend, out: &mut dyn Writ
         (None, None) => bail!("give --plan FILE or --scheme NAME"),
     };
     let ckpt = super::open(&args.path)?;
-    let importance = match args.importance.as_deref() {
-        None => None,
-        Some("weight") => Some(Importance::ColumnNorms),
-        Some(file) => {
-            let m = read_imatrix(std::path::Path::new(file))
-                .with_context(|| format!("cannot read the importance matrix {file}"))?;
-            let arch = ckpt.model_config().map(|c| c.architecture.clone()).unwrap_or_default();
-            Some(Importance::Imatrix(Arc::new(m), arch))
-        }
-    };
+    let importance = super::importance(&ckpt, args.importance.as_deref())?;
     let (tensors, skipped) = super::select(&ckpt, args.tensor.as_deref(), |_| true)?;
     let shapes: Vec<(String, Vec<u64>)> = tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
     let identity = ModelIdentity {

@@ -93,6 +93,13 @@ impl Transaction {
     pub fn finish(&mut self, file: StagedFile) -> Result<PathBuf, ExportError> {
         let StagedFile { target, temp, writer } = file;
         let file = writer.into_inner().map_err(|e| ExportError::io(temp.to_path_buf(), e.into_error()))?;
+        // Temporary files are made private (0600); an output gets the usual rw-r--r--.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(std::fs::Permissions::from_mode(0o644))
+                .map_err(|e| ExportError::io(temp.to_path_buf(), e))?;
+        }
         file.sync_all().map_err(|e| ExportError::io(temp.to_path_buf(), e))?;
         let path = temp.to_path_buf();
         self.staged.push((target, temp));
@@ -101,8 +108,13 @@ impl Transaction {
 
     /// Stages a small text file.
     pub fn write_text(&mut self, target: &Path, text: &str) -> Result<(), ExportError> {
+        self.write_bytes(target, text.as_bytes())
+    }
+
+    /// Stages a small file of `bytes`.
+    pub fn write_bytes(&mut self, target: &Path, bytes: &[u8]) -> Result<(), ExportError> {
         let mut file = self.create(target)?;
-        file.write_all(text.as_bytes()).map_err(|e| ExportError::io(file.temp_path(), e))?;
+        file.write_all(bytes).map_err(|e| ExportError::io(file.temp_path(), e))?;
         self.finish(file)?;
         Ok(())
     }

@@ -6,6 +6,7 @@ pub mod atomic;
 pub mod convert;
 pub mod gguf;
 pub mod hf_config;
+pub mod model;
 pub mod safetensors;
 
 use std::path::PathBuf;

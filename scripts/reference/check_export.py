@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""`weightbench export` checked by the readers our users run.
+
+GGUF (from a GGUF source; SmolLM2-135M Q4_1), for an 8-bit, a 4-bit and a mixed plan (made by
+`plan auto`):
+- gguf-py's GGUFReader reads every key and tensor back: the source's keys with their values,
+  `general.file_type` and `general.quantization_version` for the new types, each tensor in the
+  planned type; gguf-py's `dequantize` of every tensor equals the preview's decoded values
+  (`quantize --dry-run --decoded`) bit for bit, and the errors recomputed from the file against
+  the source equal the errors the export reported.
+- llama.cpp (the xllamacpp wheel's library, `llama_cpp.py`) loads it, continues a prompt
+  greedily, and scores a page of text: the 8-bit plan's perplexity within 1% of the source's;
+  the 4-bit and mixed plans' recorded.
+Fake-quantized safetensors (MiniLM, int4_g128): the file's values equal the preview's decoded
+values bit for bit, the folder's other files are copied, and transformers loads the folder.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from gguf import GGUFReader
+from gguf.quants import dequantize
+from safetensors.numpy import load_file
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import llama_cpp  # noqa: E402
+
+CHANGED = {"general.file_type", "general.quantization_version", "general.quantized_by"}
+
+
+def run(cmd):
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"FAILED: {' '.join(map(str, cmd))}\n{out.stderr}")
+    return out.stdout
+
+
+def field_value(f):
+    if not f.types:
+        return None
+    if f.types[0] == 9:  # array
+        return [bytes(f.parts[i]).hex() for i in f.data]
+    return bytes(f.parts[f.data[0]]).hex()
+
+
+def dequantized(t):
+    shape = [int(x) for x in reversed(t.shape)] if len(t.shape) > 1 else [int(t.shape[0])]
+    return np.asarray(dequantize(t.data, t.tensor_type), dtype=np.float32).reshape(shape)
+
+
+def check_gguf(bin_, source, plan_args, label, tmp, text):
+    out_path = tmp / f"{label}.gguf"
+    decoded = tmp / f"{label}.decoded.safetensors"
+    report = json.loads(run([bin_, "export", source, *plan_args, "--format", "gguf", "-o", out_path, "--json"]))
+    run([bin_, "quantize", source, *plan_args, "--dry-run", "--decoded", decoded, "--json"])
+    src, got = GGUFReader(source), GGUFReader(out_path)
+    src_keys = {k: field_value(f) for k, f in src.fields.items() if not k.startswith("GGUF.")}
+    got_keys = {k: field_value(f) for k, f in got.fields.items() if not k.startswith("GGUF.")}
+    for k, v in src_keys.items():
+        if k not in CHANGED and got_keys.get(k) != v:
+            sys.exit(f"FAILED {label}: key {k} differs or is missing")
+    assert "general.file_type" in got_keys and "general.quantization_version" in got_keys, got_keys.keys()
+    rows = {r["name"]: r for r in report["tensors"]}
+    want = load_file(str(decoded))
+    src_tensors = {t.name: t for t in src.tensors}
+    assert len(got.tensors) == len(src.tensors) == len(rows), (len(got.tensors), len(src.tensors))
+    for t in got.tensors:
+        row = rows[t.name]
+        values = dequantized(t)
+        if t.name in want:
+            if not np.array_equal(values.view(np.uint32), want[t.name].reshape(values.shape).view(np.uint32)):
+                sys.exit(f"FAILED {label}: {t.name} ({t.tensor_type.name}) differs from the preview's decoded values")
+        w = dequantized(src_tensors[t.name]).astype(np.float64)
+        sse = float(((w - values) ** 2).sum())
+        if abs(sse - row["sse"]) > 1e-9 * max(sse, 1e-30) + 1e-30:
+            sys.exit(f"FAILED {label}: {t.name} sse from the file {sse} vs reported {row['sse']}")
+    types = sorted({t.tensor_type.name for t in got.tensors})
+    lib = llama_cpp.library()
+    model = llama_cpp.Model(lib, out_path)
+    continuation = model.greedy("The capital of France is", 12)
+    ppl = model.perplexity(model.tokenize(text))
+    model.close()
+    return ppl, continuation, report["total"]["bpw"], types
+
+
+def check_safetensors(bin_, folder, tmp):
+    out_dir = tmp / "fake"
+    decoded = tmp / "fake.decoded.safetensors"
+    run([bin_, "export", folder, "--scheme", "int4_g128", "--format", "safetensors", "-o", out_dir, "--json"])
+    run([bin_, "quantize", folder, "--scheme", "int4_g128", "--dry-run", "--decoded", decoded, "--json"])
+    got, want = load_file(str(out_dir / "model.safetensors")), load_file(str(decoded))
+    assert set(got) == set(want), set(got) ^ set(want)
+    for name, v in want.items():
+        if not np.array_equal(got[name].astype(np.float32).view(np.uint32), v.reshape(got[name].shape).view(np.uint32)):
+            sys.exit(f"FAILED fake-quant: {name} differs from the preview's decoded values")
+    for companion in ["config.json", "tokenizer.json", "vocab.txt"]:
+        assert (out_dir / companion).exists(), companion
+    from transformers import AutoModel, AutoTokenizer
+    import torch
+
+    model = AutoModel.from_pretrained(out_dir).eval()
+    tok = AutoTokenizer.from_pretrained(out_dir)
+    with torch.no_grad():
+        out = model(**tok("weightbench exports fake-quantized weights", return_tensors="pt")).last_hidden_state
+    assert torch.isfinite(out).all()
+    return len(got)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("gguf")
+    ap.add_argument("folder")
+    a = ap.parse_args()
+    text = (Path(a.gguf).parent / "LICENSE").read_text(encoding="utf-8")[:2000]
+    with tempfile.TemporaryDirectory() as t:
+        tmp = Path(t)
+        lib = llama_cpp.library()
+        source = llama_cpp.Model(lib, a.gguf)
+        base = source.perplexity(source.tokenize(text))
+        source.close()
+        plan = tmp / "mixed.toml"
+        run([a.bin, "plan", "auto", a.gguf, "--target-bpw", "5.5", "--candidates", "q4_0,q4_k,q5_k,q6_k,q8_0",
+             "--no-cache", "-o", plan])
+        print(f"source {Path(a.gguf).name}: perplexity {base:.4f} over {len(text)} characters")
+        for label, args in [("q8_0", ["--scheme", "q8_0"]), ("q4_0", ["--scheme", "q4_0"]),
+                            ("mixed", ["--plan", str(plan)])]:
+            ppl, cont, bpw, types = check_gguf(a.bin, a.gguf, args, label, tmp, text)
+            ratio = ppl / base
+            print(f"ok  gguf {label:6} {bpw:.3f} bpw {','.join(types)}: gguf-py reads every key and tensor, values "
+                  f"equal the preview's; llama.cpp perplexity {ppl:.4f} ({100 * (ratio - 1):+.2f}%), "
+                  f"continues {cont!r}")
+            if label == "q8_0" and abs(ratio - 1) > 0.01:
+                sys.exit(f"FAILED: the 8-bit plan's perplexity is {100 * (ratio - 1):+.2f}% from the source's")
+            if "Paris" not in cont and label == "q8_0":
+                sys.exit(f"FAILED: the 8-bit export continues {cont!r}")
+        n = check_safetensors(a.bin, a.folder, tmp)
+        print(f"ok  safetensors fake-quant int4_g128: {n} tensors equal the preview's decoded values; "
+              f"config and tokenizer copied; transformers loads the folder")
+    print("export checks passed")
+
+
+if __name__ == "__main__":
+    main()

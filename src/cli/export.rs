@@ -1,0 +1,139 @@
+//! `weightbench export`: the compressed model a plan describes ([`crate::export::model`]).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+
+use crate::cancel::Cancel;
+use crate::compute::{Backend, ComputeError};
+use crate::export::model::{ExportFormat, export};
+use crate::quant::Plan;
+use crate::quant::plan::ModelIdentity;
+use crate::quant::preview::{PreviewReport, note_shared_alphas, share_awq_alphas};
+
+/// Output formats, as the command line names them.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum FormatArg {
+    /// A GGUF file of llama.cpp block types (from a GGUF source).
+    Gguf,
+    /// A folder with model.safetensors of fake-quantized weights and the source's other files.
+    Safetensors,
+}
+
+/// Arguments of `weightbench export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Checkpoint (file or folder).
+    pub path: PathBuf,
+    /// The plan (TOML, or JSON by its extension).
+    #[arg(long, conflicts_with = "scheme", required_unless_present = "scheme")]
+    pub plan: Option<PathBuf>,
+    /// One scheme for every tensor (with the fallbacks a plan's rule gets).
+    #[arg(long)]
+    pub scheme: Option<String>,
+    /// What to write.
+    #[arg(long, value_enum)]
+    pub format: FormatArg,
+    /// The output: a file for gguf, a folder for safetensors.
+    #[arg(short = 'o', long)]
+    pub output: PathBuf,
+    /// Importance per input channel (an imatrix file, or `weight`), as for `quantize`: drives
+    /// llama.cpp's weighted searches and the weighted errors.
+    #[arg(long)]
+    pub importance: Option<String>,
+    /// Replace existing outputs.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub(super) fn run(args: &ExportArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<()> {
+    let plan = match (&args.plan, &args.scheme) {
+        (Some(p), _) => Plan::load(p)?,
+        (None, Some(s)) => Plan::single(s)?,
+        (None, None) => bail!("give --plan FILE or --scheme NAME"),
+    };
+    let ckpt = super::open(&args.path)?;
+    let importance = super::importance(&ckpt, args.importance.as_deref())?;
+    let tensors: Vec<&crate::checkpoint::TensorInfo> = ckpt.tensors().iter().collect();
+    let shapes: Vec<(String, Vec<u64>)> = tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
+    let identity = ModelIdentity {
+        tensors: Some(ckpt.tensors().len() as u64),
+        bytes: Some(ckpt.tensors().iter().map(|t| t.bytes).sum()),
+    };
+    let (mut resolved, warnings) = plan.resolve(&shapes, &identity)?;
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    if importance.is_none()
+        && let Some(r) = resolved.iter().find(|r| r.parsed.needs_importance())
+    {
+        bail!("tensor {} gets `{}`, which needs --importance FILE|weight", r.name, r.scheme);
+    }
+    let cancel = Cancel::new();
+    {
+        let c = cancel.clone();
+        let _ = ctrlc::set_handler(move || c.cancel());
+    }
+    let stopped = |e: ComputeError| match e {
+        ComputeError::Cancelled => anyhow::anyhow!("cancelled (Ctrl-C): nothing was written"),
+        other => anyhow::Error::new(other),
+    };
+    let groups =
+        share_awq_alphas(backend, &ckpt, &tensors, &mut resolved, importance.as_ref(), &cancel).map_err(stopped)?;
+    let format = match args.format {
+        FormatArg::Gguf => ExportFormat::Gguf,
+        FormatArg::Safetensors => ExportFormat::Safetensors,
+    };
+    let bar = super::progress_bar(ckpt.total_params(), "exporting");
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} {wide_bar} {pos}/{len} values ({eta})") {
+        bar.set_style(style);
+    }
+    let mut report = export(
+        backend,
+        &ckpt,
+        &resolved,
+        importance.as_ref(),
+        format,
+        &args.output,
+        args.overwrite,
+        &cancel,
+        &|done, _| bar.set_position(done),
+    )
+    .with_context(|| format!("cannot export {} as {format:?}", args.path.display()))?;
+    bar.finish_and_clear();
+    note_shared_alphas(&mut report.tensors, &groups);
+    let stored: u64 = ckpt.tensors().iter().map(|t| t.bytes).sum();
+    let preview = PreviewReport::finish(report.tensors.clone(), stored, stored);
+    if args.json {
+        return super::write_json(
+            out,
+            &serde_json::json!({
+                "format": report.format,
+                "files": report.files,
+                "data_bytes": report.data_bytes,
+                "tensors": preview.tensors,
+                "total": preview.total,
+            }),
+        );
+    }
+    let t = &preview.total;
+    writeln!(
+        out,
+        "{} tensors: {} bytes as planned, {:.3} bpw, rel_error {}, sse {:.4e}",
+        t.tensors,
+        t.bytes,
+        t.bpw,
+        t.rel_error.map_or("-".into(), |x| format!("{x:.3e}")),
+        t.sse
+    )?;
+    for f in &report.files {
+        writeln!(out, "wrote {}", f.display())?;
+    }
+    writeln!(out, "{}", super::computed_on(preview.tensors.iter().map(|t| &t.computed)))?;
+    Ok(())
+}

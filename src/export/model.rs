@@ -1,0 +1,336 @@
+//! Exporting a checkpoint under a plan, with the encoders the preview runs: every tensor goes
+//! through [`crate::quant::preview::encode_tensor`] with a sink that writes, so the numbers an
+//! export reports are the preview's, and the bytes it writes are what the preview measured.
+//!
+//! - `gguf`: a GGUF v3 file of llama.cpp block types (and F32/F16/BF16), from a GGUF source:
+//!   names and every key-value carried over, `general.file_type` and
+//!   `general.quantization_version` set for the new types, 1-D tensors F32 as llama.cpp keeps
+//!   them. A plan whose schemes GGUF cannot store is refused before anything is written.
+//! - `safetensors`: fake-quantized weights — the decoded values in the source's type (F32 for a
+//!   quantized GGUF source), same names — and the other files of a Hugging Face folder copied.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::ExportError;
+use super::atomic::Transaction;
+use super::gguf::{DEFAULT_ALIGNMENT, GgufTensor};
+use super::safetensors::{PlannedTensor, TensorSink};
+use crate::cancel::Cancel;
+use crate::checkpoint::gguf::GgufValue;
+use crate::checkpoint::{Checkpoint, Format, TensorInfo};
+use crate::codec::DType;
+use crate::compute::{Backend, ComputeError, TensorRef};
+use crate::quant::encode::{Part, PartSink};
+use crate::quant::preview::{Importance, TensorPreview, encode_tensor};
+use crate::quant::{Resolved, Scheme};
+
+/// What `export` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    /// A GGUF file llama.cpp loads.
+    Gguf,
+    /// A safetensors folder of fake-quantized weights.
+    Safetensors,
+}
+
+/// What an export wrote.
+#[derive(Clone, Debug, Serialize)]
+pub struct ExportReport {
+    /// The format.
+    pub format: ExportFormat,
+    /// Files written.
+    pub files: Vec<PathBuf>,
+    /// One row per tensor: the scheme, bytes and errors, as the preview reports them.
+    pub tensors: Vec<TensorPreview>,
+    /// Bytes of tensor data written.
+    pub data_bytes: u64,
+}
+
+/// `general.file_type` (llama.cpp's `llama_ftype`) of a model whose matrices are mostly `d`.
+fn file_type(d: DType) -> u32 {
+    match d {
+        DType::F32 => 0,
+        DType::F16 => 1,
+        DType::Q4_0 => 2,
+        DType::Q4_1 => 3,
+        DType::Q8_0 => 7,
+        DType::Q5_0 => 8,
+        DType::Q5_1 => 9,
+        DType::Q2K => 10,
+        DType::Q3K => 12,
+        DType::Q4K => 15,
+        DType::Q5K => 17,
+        DType::Q6K => 18,
+        DType::IQ4NL => 25,
+        DType::IQ4XS => 30,
+        DType::BF16 => 32,
+        _ => 0,
+    }
+}
+
+/// The GGUF type a resolved scheme stores `t` as, or why GGUF cannot store it.
+fn gguf_type(t: &TensorInfo, scheme: &Scheme) -> Result<DType, String> {
+    if t.shape.len() < 2 {
+        // llama.cpp keeps norms and biases F32.
+        return Ok(DType::F32);
+    }
+    match scheme {
+        Scheme::Keep if t.dtype.ggml_id().is_some() => Ok(t.dtype),
+        Scheme::Keep => Err(format!("it is stored as {}, which GGUF has no type for", t.dtype)),
+        Scheme::Ggml(d) => Ok(*d),
+        Scheme::F16 => Ok(DType::F16),
+        Scheme::Bf16 => Ok(DType::BF16),
+        other => Err(format!(
+            "`{other}` has no GGUF type (llama.cpp runs its own block types: q8_0, q4_k, q6_k, iq4_nl, ...); \
+             export it as safetensors (fake-quant) or choose a block type"
+        )),
+    }
+}
+
+/// Sends the single stored part of a GGUF tensor to the file.
+struct OnePart<'s, 'f> {
+    sink: &'s mut TensorSink<'f>,
+    name: String,
+    dtype: DType,
+}
+
+impl PartSink for OnePart<'_, '_> {
+    fn begin(&mut self, parts: &[Part]) -> Result<(), ComputeError> {
+        match parts {
+            [p] if p.dtype == self.dtype.name() => Ok(()),
+            _ => Err(ComputeError::Sink(format!(
+                "tensor {:?}: the encoder made {} parts ({}), GGUF stores one {}",
+                self.name,
+                parts.len(),
+                parts.iter().map(|p| p.dtype.as_str()).collect::<Vec<_>>().join(", "),
+                self.dtype
+            ))),
+        }
+    }
+
+    fn put(&mut self, _part: usize, bytes: &[u8]) -> Result<(), ComputeError> {
+        self.sink.write(bytes).map_err(|e| ComputeError::Sink(e.to_string()))
+    }
+}
+
+/// Keeps nothing of the stored parts (the safetensors export writes decoded values).
+struct NoParts;
+
+impl PartSink for NoParts {
+    fn begin(&mut self, _parts: &[Part]) -> Result<(), ComputeError> {
+        Ok(())
+    }
+    fn put(&mut self, _part: usize, _bytes: &[u8]) -> Result<(), ComputeError> {
+        Ok(())
+    }
+}
+
+fn compute_error(e: ComputeError) -> ExportError {
+    match e {
+        ComputeError::Cancelled => ExportError::Cancelled,
+        other => ExportError::Unsupported { message: other.to_string() },
+    }
+}
+
+/// Exports `ckpt` with `resolved` (one per tensor of the checkpoint, in its order) to `output`
+/// (a file for GGUF, a folder for safetensors); `progress(done, total)` counts values.
+#[allow(clippy::too_many_arguments)]
+pub fn export(
+    backend: &dyn Backend,
+    ckpt: &Checkpoint,
+    resolved: &[Resolved],
+    importance: Option<&Importance>,
+    format: ExportFormat,
+    output: &Path,
+    overwrite: bool,
+    cancel: &Cancel,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<ExportReport, ExportError> {
+    let tensors = ckpt.tensors();
+    if resolved.len() != tensors.len() {
+        return Err(ExportError::Unsupported {
+            message: format!("{} schemes for {} tensors", resolved.len(), tensors.len()),
+        });
+    }
+    for (t, r) in tensors.iter().zip(resolved) {
+        if let Some(why) = t.dtype.why_not_analysed()
+            && !r.parsed.is_keep()
+        {
+            return Err(ExportError::Unsupported { message: format!("tensor {:?}: {why}", t.name) });
+        }
+    }
+    let total: u64 = tensors.iter().map(TensorInfo::numel).sum();
+    let inputs: Vec<&Path> = ckpt.files().iter().map(|f| f.path()).collect();
+    let mut tx = Transaction::new(&inputs, overwrite);
+    let mut rows = Vec::with_capacity(tensors.len());
+    let mut done = 0u64;
+    let (files, data_bytes) = match format {
+        ExportFormat::Gguf => {
+            let info = ckpt.gguf().ok_or_else(|| ExportError::Unsupported {
+                message: format!(
+                    "{} is not a GGUF file: GGUF export from transformers checkpoints (names, Q/K permutation, \
+                     metadata and tokenizer from config.json and tokenizer.json) is not built yet",
+                    ckpt.path().display()
+                ),
+            })?;
+            let mut planned = Vec::with_capacity(tensors.len());
+            let mut problems = Vec::new();
+            for (t, r) in tensors.iter().zip(resolved) {
+                match gguf_type(t, &r.parsed) {
+                    Ok(d) => planned.push(GgufTensor { name: t.name.clone(), dtype: d, shape: t.shape.clone() }),
+                    Err(why) => problems.push(format!("tensor {:?} ({}): {why}", t.name, r.scheme)),
+                }
+            }
+            if !problems.is_empty() {
+                return Err(ExportError::Unsupported {
+                    message: format!("the plan cannot be written as GGUF:\n  {}", problems.join("\n  ")),
+                });
+            }
+            let metadata = gguf_metadata(&info.metadata, &planned);
+            let alignment = match info.get("general.alignment") {
+                Some(GgufValue::U32(a)) => u64::from(*a),
+                _ => DEFAULT_ALIGNMENT,
+            };
+            let bytes: u64 = planned.iter().filter_map(GgufTensor::bytes).sum();
+            let file = super::gguf::write(&mut tx, output, &metadata, &planned, alignment, cancel, |i, sink| {
+                let (t, r) = (&tensors[i], &resolved[i]);
+                let src = TensorRef::new(ckpt, t);
+                let row = if t.shape.len() < 2 && (t.dtype != DType::F32 || !r.parsed.is_keep()) {
+                    // A vector kept as F32 whatever it was stored as.
+                    let keep = Resolved { parsed: Scheme::Keep, ..r.clone() };
+                    let mut put = |_: u64, v: &[f32]| -> Result<(), ComputeError> {
+                        let b: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                        sink.write(&b).map_err(|e| ComputeError::Sink(e.to_string()))
+                    };
+                    let mut row =
+                        encode_tensor(backend, ckpt, t, &src, &keep, importance, &mut NoParts, Some(&mut put), cancel)
+                            .map_err(compute_error)?;
+                    row.bytes = t.numel() * 4;
+                    row.bpw = 32.0;
+                    row
+                } else {
+                    let mut one = OnePart { sink, name: t.name.clone(), dtype: planned[i].dtype };
+                    encode_tensor(backend, ckpt, t, &src, r, importance, &mut one, None, cancel)
+                        .map_err(compute_error)?
+                };
+                done += t.numel();
+                progress(done, total);
+                rows.push(row);
+                Ok(())
+            })?;
+            (vec![file], bytes)
+        }
+        ExportFormat::Safetensors => {
+            let model = output.join("model.safetensors");
+            let planned: Vec<PlannedTensor> = tensors
+                .iter()
+                .map(|t| PlannedTensor {
+                    name: t.name.clone(),
+                    dtype: if matches!(t.dtype, DType::F32 | DType::F16 | DType::BF16) { t.dtype } else { DType::F32 },
+                    shape: t.shape.clone(),
+                })
+                .collect();
+            let bytes: u64 = planned.iter().filter_map(PlannedTensor::bytes).sum();
+            let made_folder = !output.exists();
+            std::fs::create_dir_all(output).map_err(|e| ExportError::io(output, e))?;
+            let written = (|| -> Result<Vec<PathBuf>, ExportError> {
+                let mut metadata = BTreeMap::new();
+                metadata.insert("format".to_owned(), "pt".to_owned());
+                metadata.insert(
+                    "weightbench".to_owned(),
+                    format!(
+                        "fake-quantized by weightbench {}: decoded values of each tensor's scheme",
+                        env!("CARGO_PKG_VERSION")
+                    ),
+                );
+                let file = super::safetensors::write(&mut tx, &model, &metadata, &planned, cancel, |i, sink| {
+                    let (t, r) = (&tensors[i], &resolved[i]);
+                    let dtype = planned[i].dtype;
+                    let src = TensorRef::new(ckpt, t);
+                    let mut at = 0u64;
+                    let mut buf = Vec::new();
+                    let mut put = |first: u64, v: &[f32]| -> Result<(), ComputeError> {
+                        if first != at {
+                            return Err(ComputeError::Sink(format!(
+                                "tensor {:?}: decoded values arrived out of order ({first} after {at})",
+                                t.name
+                            )));
+                        }
+                        at += v.len() as u64;
+                        buf.clear();
+                        crate::codec::encode(dtype, v, &mut buf).map_err(|e| ComputeError::Sink(e.to_string()))?;
+                        sink.write(&buf).map_err(|e| ComputeError::Sink(e.to_string()))
+                    };
+                    let row =
+                        encode_tensor(backend, ckpt, t, &src, r, importance, &mut NoParts, Some(&mut put), cancel)
+                            .map_err(compute_error)?;
+                    done += t.numel();
+                    progress(done, total);
+                    rows.push(row);
+                    Ok(())
+                })?;
+                let mut files = vec![file];
+                if ckpt.format() != Format::Gguf {
+                    files.extend(copy_companions(&mut tx, ckpt, output)?);
+                }
+                Ok(files)
+            })();
+            if written.is_err() && made_folder {
+                let _only_if_empty = std::fs::remove_dir(output);
+            }
+            (written?, bytes)
+        }
+    };
+    tx.commit()?;
+    Ok(ExportReport { format, files, tensors: rows, data_bytes })
+}
+
+/// The source's key-values with the new file type, quantization version and a note of who wrote
+/// the tensors.
+fn gguf_metadata(source: &[(String, GgufValue)], planned: &[GgufTensor]) -> Vec<(String, GgufValue)> {
+    let mut counts: BTreeMap<u32, (u64, DType)> = BTreeMap::new();
+    for t in planned.iter().filter(|t| t.shape.len() >= 2) {
+        let e = counts.entry(t.dtype.ggml_id().unwrap_or(0)).or_insert((0, t.dtype));
+        e.0 += t.shape.iter().product::<u64>();
+    }
+    let main = counts.values().max_by_key(|(n, _)| *n).map_or(DType::F32, |(_, d)| *d);
+    let quantized = planned.iter().any(|t| t.dtype.block_elems() > 1);
+    let mut out: Vec<(String, GgufValue)> = source
+        .iter()
+        .filter(|(k, _)| {
+            !matches!(k.as_str(), "general.file_type" | "general.quantization_version" | "general.quantized_by")
+        })
+        .cloned()
+        .collect();
+    out.push(("general.file_type".into(), GgufValue::U32(file_type(main))));
+    if quantized {
+        out.push(("general.quantization_version".into(), GgufValue::U32(2)));
+    }
+    out.push(("general.quantized_by".into(), GgufValue::String(format!("weightbench {}", env!("CARGO_PKG_VERSION")))));
+    out
+}
+
+/// Copies the non-weight files of a Hugging Face folder (config, tokenizer, ...) into `output`.
+fn copy_companions(tx: &mut Transaction, ckpt: &Checkpoint, output: &Path) -> Result<Vec<PathBuf>, ExportError> {
+    let folder = if ckpt.path().is_dir() { ckpt.path().to_owned() } else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    let entries = std::fs::read_dir(&folder).map_err(|e| ExportError::io(&folder, e))?;
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
+    paths.sort();
+    for p in paths {
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let weights = [".safetensors", ".safetensors.index.json", ".bin", ".pt", ".pth", ".gguf", ".h5", ".onnx"];
+        if weights.iter().any(|w| name.ends_with(w)) || name.starts_with('.') {
+            continue;
+        }
+        let bytes = std::fs::read(&p).map_err(|e| ExportError::io(&p, e))?;
+        let target = output.join(&name);
+        tx.write_bytes(&target, &bytes)?;
+        out.push(target);
+    }
+    Ok(out)
+}

@@ -1,0 +1,191 @@
+//! `export` as a library: what it writes reads back as the preview decoded it, bit for bit; CPU
+//! and GPU write the same bytes; a plan a format cannot carry is refused before anything is
+//! written, and a failed or cancelled export leaves nothing behind.
+
+use std::path::Path;
+
+use weightbench::analysis::Cancel;
+use weightbench::checkpoint::{Checkpoint, GgufValue};
+use weightbench::compute::Backend;
+use weightbench::compute::cpu::CpuBackend;
+use weightbench::export::ExportError;
+use weightbench::export::model::{ExportFormat, ExportReport, export};
+use weightbench::quant::plan::ModelIdentity;
+use weightbench::quant::{Plan, Resolved, preview_tensor};
+
+use crate::fixtures::{Gguf, Spec, TempDir, gpu, write_safetensors};
+
+fn weights(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            let u = (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+            (u * u * u * 0.4) as f32
+        })
+        .collect()
+}
+
+/// A llama-named GGUF of F32 tensors: two matrices of whole 256-value rows, one of 96-value
+/// rows (no K-quant block fits), a norm.
+fn small_gguf(dir: &TempDir) -> std::path::PathBuf {
+    let path = dir.join("small.gguf");
+    let mut g = Gguf::new("llama");
+    g.kv_u32("llama.attention.head_count", 4).kv_u32("llama.block_count", 1).kv_str("general.name", "small");
+    g.f32("token_embd.weight", &[40, 96], &weights(40 * 96, 1))
+        .f32("blk.0.attn_norm.weight", &[256], &weights(256, 2))
+        .f32("blk.0.attn_q.weight", &[64, 256], &weights(64 * 256, 3))
+        .f32("blk.0.ffn_down.weight", &[32, 512], &weights(32 * 512, 4));
+    g.write(&path);
+    path
+}
+
+fn resolve(ckpt: &Checkpoint, plan: &Plan) -> Vec<Resolved> {
+    let shapes: Vec<(String, Vec<u64>)> = ckpt.tensors().iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
+    plan.resolve(&shapes, &ModelIdentity::default()).unwrap().0
+}
+
+fn run(
+    backend: &dyn Backend,
+    ckpt: &Checkpoint,
+    plan: &Plan,
+    format: ExportFormat,
+    out: &Path,
+) -> Result<ExportReport, ExportError> {
+    export(backend, ckpt, &resolve(ckpt, plan), None, format, out, false, &Cancel::new(), &|_, _| {})
+}
+
+/// The preview's decoded values of every tensor.
+fn preview_decoded(ckpt: &Checkpoint, plan: &Plan) -> Vec<(String, Vec<f32>, f64)> {
+    resolve(ckpt, plan)
+        .iter()
+        .zip(ckpt.tensors())
+        .map(|(r, t)| {
+            let mut values = Vec::new();
+            let mut put = |_: u64, v: &[f32]| -> Result<(), weightbench::compute::ComputeError> {
+                values.extend_from_slice(v);
+                Ok(())
+            };
+            let row = preview_tensor(&CpuBackend, ckpt, t, r, None, Some(&mut put), &Cancel::new()).unwrap();
+            (t.name.clone(), values, row.sse)
+        })
+        .collect()
+}
+
+const PLAN: &str = "[[rule]]\nmatch = \"*.weight\"\nscheme = \"q4_k\"\n\
+                    [tensor.\"blk.0.ffn_down.weight\"]\nscheme = \"q8_0\"\n";
+
+#[test]
+fn a_gguf_export_reads_back_as_the_preview_decoded_it_with_the_sources_keys() {
+    let dir = TempDir::new();
+    let ckpt = Checkpoint::open(small_gguf(&dir)).unwrap();
+    let plan = Plan::parse_toml(PLAN, "plan.toml").unwrap();
+    let out = dir.join("out.gguf");
+    let report = run(&CpuBackend, &ckpt, &plan, ExportFormat::Gguf, &out).unwrap();
+    let got = Checkpoint::open(&out).unwrap();
+    let dtype = |n: &str| got.tensor(n).unwrap().dtype.name();
+    // q4_k where rows are whole 256-value blocks, its fallback (q5_0) on 96-value rows, the
+    // override, and the norm F32.
+    assert_eq!(
+        [dtype("blk.0.attn_q.weight"), dtype("token_embd.weight"), dtype("blk.0.ffn_down.weight")],
+        ["Q4_K", "Q5_0", "Q8_0"]
+    );
+    assert_eq!(dtype("blk.0.attn_norm.weight"), "F32");
+    for ((name, want, sse), row) in preview_decoded(&ckpt, &plan).iter().zip(&report.tensors) {
+        let values = got.decode_all(got.tensor(name).unwrap()).unwrap();
+        let same = values.iter().zip(want).all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same && values.len() == want.len(), "{name}: the file's values are the preview's");
+        assert_eq!(row.sse, *sse, "{name}: the export reports the preview's error");
+    }
+    let info = got.gguf().unwrap();
+    assert!(matches!(info.get("general.name"), Some(GgufValue::String(s)) if s == "small"));
+    assert!(matches!(info.get("llama.attention.head_count"), Some(GgufValue::U32(4))));
+    assert!(matches!(info.get("general.quantization_version"), Some(GgufValue::U32(2))));
+    // Q4_K holds the most values (64 × 256), so the file says Q4_K_M (15), as llama.cpp would.
+    assert!(matches!(info.get("general.file_type"), Some(GgufValue::U32(15))));
+    assert_eq!(report.files, vec![out.clone()]);
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&out).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o644, "an output is readable by others, unlike its temporary");
+}
+
+#[test]
+fn a_plan_gguf_cannot_carry_is_refused_up_front_naming_each_tensor_and_nothing_is_written() {
+    let dir = TempDir::new();
+    let src = small_gguf(&dir);
+    let ckpt = Checkpoint::open(&src).unwrap();
+    let out = dir.join("out.gguf");
+    let plan = Plan::single("int4_g32").unwrap();
+    let err = run(&CpuBackend, &ckpt, &plan, ExportFormat::Gguf, &out).unwrap_err().to_string();
+    assert!(err.contains("blk.0.attn_q.weight") && err.contains("int4_g32") && err.contains("no GGUF type"), "{err}");
+    assert!(!err.contains("attn_norm"), "the norm is kept F32 and fine: {err}");
+    assert!(!out.exists());
+    // The output may never be the input.
+    let err = run(&CpuBackend, &ckpt, &Plan::single("q8_0").unwrap(), ExportFormat::Gguf, &src).unwrap_err();
+    assert!(matches!(err, ExportError::WouldOverwriteInput { .. }), "{err}");
+    // A cancelled export leaves no file, not even a temporary.
+    let resolved = resolve(&ckpt, &Plan::single("q8_0").unwrap());
+    let cancel = Cancel::new();
+    cancel.cancel();
+    let err = export(&CpuBackend, &ckpt, &resolved, None, ExportFormat::Gguf, &out, false, &cancel, &|_, _| {});
+    assert!(matches!(err, Err(ExportError::Cancelled)), "{err:?}");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left.len(), 1, "only the source remains: {left:?}");
+}
+
+#[test]
+fn a_fake_quant_export_holds_the_decoded_values_in_the_source_type_and_the_folders_files() {
+    let dir = TempDir::new();
+    let folder = dir.join("model");
+    std::fs::create_dir_all(&folder).unwrap();
+    let w = weights(48 * 128, 7);
+    let bf16: Vec<u8> = w.iter().flat_map(|v| half::bf16::from_f32(*v).to_le_bytes()).collect();
+    write_safetensors(
+        &folder.join("model.safetensors"),
+        &[
+            Spec::new("layer.weight", safetensors::Dtype::BF16, &[48, 128], bf16),
+            Spec::f32("layer.bias", &[48], &w[..48]),
+        ],
+    );
+    std::fs::write(folder.join("config.json"), "{\"model_type\": \"bert\"}").unwrap();
+    std::fs::write(folder.join("tokenizer.json"), "{}").unwrap();
+    let ckpt = Checkpoint::open(&folder).unwrap();
+    let plan = Plan::single("int4_g32").unwrap();
+    let out = dir.join("fake");
+    let report = run(&CpuBackend, &ckpt, &plan, ExportFormat::Safetensors, &out).unwrap();
+    assert_eq!(report.files.len(), 3, "{:?}", report.files);
+    assert_eq!(std::fs::read(out.join("tokenizer.json")).unwrap(), b"{}");
+    let got = Checkpoint::open(out.join("model.safetensors")).unwrap();
+    for (name, want, _) in preview_decoded(&ckpt, &plan) {
+        let t = got.tensor(&name).unwrap();
+        assert_eq!(t.dtype, ckpt.tensor(&name).unwrap().dtype, "{name}: stored in the source's type");
+        let values = got.decode_all(t).unwrap();
+        // compressed-tensors computes bf16 tensors' codes in bf16: the decoded values are bf16 values.
+        assert!(values.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{name}");
+    }
+    // A refused or failing export into a new folder leaves no folder behind.
+    let bad = dir.join("bad");
+    let err = run(&CpuBackend, &ckpt, &Plan::single("q4_k").unwrap(), ExportFormat::Gguf, &bad);
+    assert!(err.is_err() && !bad.exists());
+}
+
+#[test]
+fn cpu_and_gpu_exports_are_byte_identical() {
+    let Some(gpu) = gpu() else { return };
+    let dir = TempDir::new();
+    let ckpt = Checkpoint::open(small_gguf(&dir)).unwrap();
+    for (scheme, format, name) in [
+        ("q8_0", ExportFormat::Gguf, "q8.gguf"),
+        ("q4_0", ExportFormat::Gguf, "q4.gguf"),
+        ("int4_g32", ExportFormat::Safetensors, "int4"),
+    ] {
+        let plan = Plan::single(scheme).unwrap();
+        let (c, g) = (dir.join(&format!("cpu-{name}")), dir.join(&format!("gpu-{name}")));
+        run(&CpuBackend, &ckpt, &plan, format, &c).unwrap();
+        let report = run(gpu.as_ref(), &ckpt, &plan, format, &g).unwrap();
+        assert!(report.tensors.iter().any(|r| r.computed.backend == "gpu"), "{scheme}: the GPU encoded");
+        let file = |p: &Path| if format == ExportFormat::Gguf { p.to_owned() } else { p.join("model.safetensors") };
+        assert_eq!(std::fs::read(file(&c)).unwrap(), std::fs::read(file(&g)).unwrap(), "{scheme}");
+    }
+}
