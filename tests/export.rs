@@ -189,3 +189,73 @@ fn cpu_and_gpu_exports_are_byte_identical() {
         assert_eq!(std::fs::read(file(&c)).unwrap(), std::fs::read(file(&g)).unwrap(), "{scheme}");
     }
 }
+
+#[test]
+fn a_compressed_tensors_export_lays_out_packed_weights_and_its_quantization_config() {
+    let dir = TempDir::new();
+    let folder = dir.join("model");
+    std::fs::create_dir_all(&folder).unwrap();
+    write_safetensors(
+        &folder.join("model.safetensors"),
+        &[
+            Spec::f32("model.layers.0.mlp.up_proj.weight", &[48, 128], &weights(48 * 128, 1)),
+            Spec::f32("model.layers.0.mlp.down_proj.weight", &[128, 48], &weights(48 * 128, 2)),
+            Spec::f32("model.layers.0.self_attn.q_proj.weight", &[32, 128], &weights(32 * 128, 3)),
+            Spec::f32("model.norm.weight", &[128], &weights(128, 4)),
+        ],
+    );
+    std::fs::write(folder.join("config.json"), "{\"model_type\": \"llama\", \"hidden_size\": 128}").unwrap();
+    let ckpt = Checkpoint::open(&folder).unwrap();
+    let plan = Plan::parse_toml(
+        "[[rule]]\nmatch = \"*.weight\"\nscheme = \"int4_g32_asym\"\n\
+         [tensor.\"model.layers.0.mlp.down_proj.weight\"]\nscheme = \"fp8_e4m3_ch\"\n\
+         [tensor.\"model.layers.0.self_attn.q_proj.weight\"]\nscheme = \"keep\"\n",
+        "plan.toml",
+    )
+    .unwrap();
+    let out = dir.join("ct");
+    run(&CpuBackend, &ckpt, &plan, ExportFormat::Ct, &out).unwrap();
+    let got = Checkpoint::open(out.join("model.safetensors")).unwrap();
+    let t = |n: &str| {
+        let t = got.tensor(n).unwrap_or_else(|| panic!("{n} missing"));
+        (t.dtype.name(), t.shape.clone())
+    };
+    let up = "model.layers.0.mlp.up_proj";
+    // 128 4-bit values per row: 16 words; zero points of 48 rows packed along them: 6 words.
+    assert_eq!(t(&format!("{up}.weight_packed")), ("I32", vec![48, 16]));
+    assert_eq!(t(&format!("{up}.weight_scale")), ("F32", vec![48, 4]));
+    assert_eq!(t(&format!("{up}.weight_zero_point")), ("I32", vec![6, 4]));
+    assert_eq!(t(&format!("{up}.weight_shape")), ("I64", vec![2]));
+    assert_eq!(got.decode_all(got.tensor(&format!("{up}.weight_shape")).unwrap()).unwrap(), [48.0, 128.0]);
+    assert_eq!(t("model.layers.0.mlp.down_proj.weight"), ("F8_E4M3", vec![128, 48]));
+    assert_eq!(t("model.layers.0.mlp.down_proj.weight_scale"), ("F32", vec![128, 1]));
+    assert_eq!(t("model.layers.0.self_attn.q_proj.weight"), ("F32", vec![32, 128]));
+    assert_eq!(t("model.norm.weight"), ("F32", vec![128]));
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["model_type"], "llama", "the source's config, extended");
+    let q = &config["quantization_config"];
+    assert_eq!(
+        (q["quant_method"].as_str(), q["format"].as_str()),
+        (Some("compressed-tensors"), Some("mixed-precision"))
+    );
+    let groups: Vec<&serde_json::Value> = q["config_groups"].as_object().unwrap().values().collect();
+    let packed = groups.iter().find(|g| g["format"] == "pack-quantized").unwrap();
+    assert_eq!(packed["targets"], serde_json::json!([up]));
+    assert_eq!(packed["weights"]["group_size"], 32);
+    assert_eq!(packed["weights"]["symmetric"], false);
+    assert_eq!(q["ignore"], serde_json::json!(["model.layers.0.self_attn.q_proj"]));
+    // What compressed-tensors has no format for is refused, naming the tensor.
+    let err = run(&CpuBackend, &ckpt, &Plan::single("q4_0").unwrap(), ExportFormat::Ct, &dir.join("no")).unwrap_err();
+    assert!(err.to_string().contains("up_proj.weight") && err.to_string().contains("q4_0"), "{err}");
+    assert!(!dir.join("no").exists());
+    // The GPU's packed codes are the CPU's.
+    if let Some(gpu) = gpu() {
+        let g = dir.join("ct-gpu");
+        run(gpu.as_ref(), &ckpt, &plan, ExportFormat::Ct, &g).unwrap();
+        assert_eq!(
+            std::fs::read(out.join("model.safetensors")).unwrap(),
+            std::fs::read(g.join("model.safetensors")).unwrap()
+        );
+    }
+}

@@ -20,6 +20,8 @@ pub enum FormatArg {
     Gguf,
     /// A folder with model.safetensors of fake-quantized weights and the source's other files.
     Safetensors,
+    /// A compressed-tensors folder (vLLM, transformers): integers packed, FP8, the rest dense.
+    Ct,
 }
 
 /// Arguments of `weightbench export`.
@@ -88,6 +90,7 @@ pub(super) fn run(args: &ExportArgs, backend: &dyn Backend, out: &mut dyn Write)
     let format = match args.format {
         FormatArg::Gguf => ExportFormat::Gguf,
         FormatArg::Safetensors => ExportFormat::Safetensors,
+        FormatArg::Ct => ExportFormat::Ct,
     };
     let bar = super::progress_bar(ckpt.total_params(), "exporting");
     if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} {wide_bar} {pos}/{len} values ({eta})") {

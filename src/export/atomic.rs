@@ -106,6 +106,11 @@ impl Transaction {
         Ok(path)
     }
 
+    /// Whether `target` is already staged.
+    pub fn stages(&self, target: &Path) -> bool {
+        self.staged.iter().any(|(t, _)| t == target)
+    }
+
     /// Stages a small text file.
     pub fn write_text(&mut self, target: &Path, text: &str) -> Result<(), ExportError> {
         self.write_bytes(target, text.as_bytes())

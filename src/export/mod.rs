@@ -4,6 +4,7 @@
 
 pub mod atomic;
 pub mod convert;
+mod ct;
 pub mod gguf;
 pub mod hf_config;
 pub mod model;

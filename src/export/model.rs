@@ -35,6 +35,9 @@ pub enum ExportFormat {
     Gguf,
     /// A safetensors folder of fake-quantized weights.
     Safetensors,
+    /// A compressed-tensors folder (vLLM, transformers): integer and FP8 schemes stored packed,
+    /// the rest dense, `config.json` with its `quantization_config`.
+    Ct,
 }
 
 /// What an export wrote.
@@ -118,7 +121,7 @@ impl PartSink for OnePart<'_, '_> {
 }
 
 /// Keeps nothing of the stored parts (the safetensors export writes decoded values).
-struct NoParts;
+pub(super) struct NoParts;
 
 impl PartSink for NoParts {
     fn begin(&mut self, _parts: &[Part]) -> Result<(), ComputeError> {
@@ -129,7 +132,7 @@ impl PartSink for NoParts {
     }
 }
 
-fn compute_error(e: ComputeError) -> ExportError {
+pub(super) fn compute_error(e: ComputeError) -> ExportError {
     match e {
         ComputeError::Cancelled => ExportError::Cancelled,
         other => ExportError::Unsupported { message: other.to_string() },
@@ -284,6 +287,21 @@ pub fn export(
             }
             (written?, bytes)
         }
+        ExportFormat::Ct => {
+            let made_folder = !output.exists();
+            let plan = super::ct::plan(ckpt, resolved)?;
+            std::fs::create_dir_all(output).map_err(|e| ExportError::io(output, e))?;
+            let written =
+                super::ct::write(&mut tx, backend, ckpt, resolved, importance, &plan, output, cancel, &mut |row| {
+                    done += row.params;
+                    progress(done, total);
+                    rows.push(row);
+                });
+            if written.is_err() && made_folder {
+                let _only_if_empty = std::fs::remove_dir(output);
+            }
+            (written?, plan.data_bytes())
+        }
     };
     tx.commit()?;
     Ok(ExportReport { format, files, tensors: rows, data_bytes })
@@ -315,7 +333,11 @@ fn gguf_metadata(source: &[(String, GgufValue)], planned: &[GgufTensor]) -> Vec<
 }
 
 /// Copies the non-weight files of a Hugging Face folder (config, tokenizer, ...) into `output`.
-fn copy_companions(tx: &mut Transaction, ckpt: &Checkpoint, output: &Path) -> Result<Vec<PathBuf>, ExportError> {
+pub(super) fn copy_companions(
+    tx: &mut Transaction,
+    ckpt: &Checkpoint,
+    output: &Path,
+) -> Result<Vec<PathBuf>, ExportError> {
     let folder = if ckpt.path().is_dir() { ckpt.path().to_owned() } else { return Ok(Vec::new()) };
     let mut out = Vec::new();
     let entries = std::fs::read_dir(&folder).map_err(|e| ExportError::io(&folder, e))?;
@@ -324,7 +346,7 @@ fn copy_companions(tx: &mut Transaction, ckpt: &Checkpoint, output: &Path) -> Re
     for p in paths {
         let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let weights = [".safetensors", ".safetensors.index.json", ".bin", ".pt", ".pth", ".gguf", ".h5", ".onnx"];
-        if weights.iter().any(|w| name.ends_with(w)) || name.starts_with('.') {
+        if weights.iter().any(|w| name.ends_with(w)) || name.starts_with('.') || tx.stages(&output.join(&name)) {
             continue;
         }
         let bytes = std::fs::read(&p).map_err(|e| ExportError::io(&p, e))?;

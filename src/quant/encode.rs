@@ -236,33 +236,7 @@ impl<'a, 'd> IntBytes<'a, 'd> {
     ) -> Result<Self, ComputeError> {
         let numel: u64 = shape.iter().product();
         let (rows, cols) = rows_cols(shape).unwrap_or((1, numel));
-        let groups = cols / spec.group as u64;
-        let bits = u64::from(spec.bits);
-        let mut parts = vec![if spec.bits == 8 {
-            Part { role: "codes".into(), dtype: "I8".into(), shape: shape.to_vec(), bytes: numel }
-        } else {
-            let words = (cols * bits).div_ceil(32);
-            Part { role: "codes".into(), dtype: "I32".into(), shape: vec![rows, words], bytes: rows * words * 4 }
-        }];
-        parts.push(Part {
-            role: "scale".into(),
-            dtype: spec.arith.dtype().name().to_owned(),
-            shape: vec![rows, groups],
-            bytes: rows * groups * spec.arith.bytes(),
-        });
-        if spec.asym {
-            parts.push(if spec.bits == 8 {
-                Part { role: "zero_point".into(), dtype: "I8".into(), shape: vec![rows, groups], bytes: rows * groups }
-            } else {
-                let words = (rows * bits).div_ceil(32);
-                Part {
-                    role: "zero_point".into(),
-                    dtype: "I32".into(),
-                    shape: vec![words, groups],
-                    bytes: words * groups * 4,
-                }
-            });
-        }
+        let parts = int_parts(&spec, shape);
         let total = parts.iter().map(|p| p.bytes).sum();
         Ok(IntBytes {
             spec,
@@ -302,6 +276,42 @@ impl<'a, 'd> IntBytes<'a, 'd> {
         }
         self.sink.put(2, &out)
     }
+}
+
+/// The stored parts of integer codes of `spec` for a tensor of `shape`, as compressed-tensors
+/// lays them out: codes (int8, or packed into int32 words per row), scales in the tensor's type,
+/// zero points when asymmetric (int8, or packed along the output dimension).
+pub(crate) fn int_parts(spec: &IntSpec, shape: &[u64]) -> Vec<Part> {
+    let numel: u64 = shape.iter().product();
+    let (rows, cols) = rows_cols(shape).unwrap_or((1, numel));
+    let groups = cols / spec.group as u64;
+    let bits = u64::from(spec.bits);
+    let mut parts = vec![if spec.bits == 8 {
+        Part { role: "codes".into(), dtype: "I8".into(), shape: shape.to_vec(), bytes: numel }
+    } else {
+        let words = (cols * bits).div_ceil(32);
+        Part { role: "codes".into(), dtype: "I32".into(), shape: vec![rows, words], bytes: rows * words * 4 }
+    }];
+    parts.push(Part {
+        role: "scale".into(),
+        dtype: spec.arith.dtype().name().to_owned(),
+        shape: vec![rows, groups],
+        bytes: rows * groups * spec.arith.bytes(),
+    });
+    if spec.asym {
+        parts.push(if spec.bits == 8 {
+            Part { role: "zero_point".into(), dtype: "I8".into(), shape: vec![rows, groups], bytes: rows * groups }
+        } else {
+            let words = (rows * bits).div_ceil(32);
+            Part {
+                role: "zero_point".into(),
+                dtype: "I32".into(),
+                shape: vec![words, groups],
+                bytes: words * groups * 4,
+            }
+        });
+    }
+    parts
 }
 
 /// Packs `b`-bit codes (offset by 2^(b−1) to unsigned) densely, least significant bits first,
@@ -444,7 +454,7 @@ fn float_format(
     })
 }
 
-fn float_parts(format: &FloatFormat, shape: &[u64]) -> Vec<Part> {
+pub(crate) fn float_parts(format: &FloatFormat, shape: &[u64]) -> Vec<Part> {
     let numel: u64 = shape.iter().product();
     let rows = rows_cols(shape).map_or(1, |(r, _)| r);
     let codes =
