@@ -259,3 +259,45 @@ fn a_compressed_tensors_export_lays_out_packed_weights_and_its_quantization_conf
         );
     }
 }
+
+#[test]
+fn plans_for_other_tools_give_each_tensor_its_scheme_under_their_matching_rules() {
+    use weightbench::export::plans;
+    let dir = TempDir::new();
+    let ckpt = Checkpoint::open(small_gguf(&dir)).unwrap();
+    let plan =
+        Plan::parse_toml(&format!("{PLAN}[tensor.\"token_embd.weight\"]\nscheme = \"int4_g32\"\n"), "p").unwrap();
+    let resolved = resolve(&ckpt, &plan);
+    // llama.cpp: regexes searched unanchored, the first that matches wins.
+    let t = plans::llama_cpp(&ckpt, &resolved);
+    let lines: Vec<(regex::Regex, String)> = t
+        .text
+        .lines()
+        .map(|l| {
+            let (re, ty) = l.rsplit_once('=').unwrap();
+            (regex::Regex::new(re).unwrap(), ty.to_owned())
+        })
+        .collect();
+    for (tensor, r) in ckpt.tensors().iter().zip(&resolved) {
+        let first = lines.iter().find(|(re, _)| re.is_match(&tensor.name)).map(|(_, ty)| ty.as_str());
+        match &r.parsed {
+            weightbench::quant::Scheme::Ggml(d) => assert_eq!(first, Some(d.name().to_ascii_lowercase().as_str())),
+            _ => assert_eq!(first, None, "{}", tensor.name),
+        }
+    }
+    assert_eq!(t.cannot_express.len(), 1, "{:?}", t.cannot_express);
+    assert!(t.cannot_express[0].contains("token_embd") && t.command.unwrap().contains("--tensor-type-file"));
+    // GPTQModel: keys matched from the start of module names, first match wins; the base config
+    // is the most common integer scheme.
+    let g = plans::gptqmodel(&ckpt, &resolved);
+    let v: serde_json::Value = serde_json::from_str(&g.text).unwrap();
+    assert_eq!((v["bits"].as_u64(), v["group_size"].as_i64()), (Some(4), Some(32)));
+    assert_eq!(g.cannot_express.len(), 2, "the q4_k and q8_0 matrices: {:?}", g.cannot_express);
+    // weightbench's own plan, resolved: read back, it gives every tensor the same scheme.
+    let own = plans::resolved_toml(&ckpt, &resolved);
+    let again = resolve(&ckpt, &Plan::parse_toml(&own.text, "resolved.toml").unwrap());
+    assert_eq!(
+        again.iter().map(|r| r.parsed.to_string()).collect::<Vec<_>>(),
+        resolved.iter().map(|r| r.parsed.to_string()).collect::<Vec<_>>()
+    );
+}

@@ -22,6 +22,12 @@ pub enum FormatArg {
     Safetensors,
     /// A compressed-tensors folder (vLLM, transformers): integers packed, FP8, the rest dense.
     Ct,
+    /// llama.cpp's `--tensor-type-file` (one anchored line per tensor), and the command line.
+    LlamaPlan,
+    /// GPTQModel's quantization config with `dynamic` per-module overrides (JSON).
+    GptqPlan,
+    /// This plan resolved per tensor (TOML): fallbacks and AWQ's shared α written out.
+    Plan,
 }
 
 /// Arguments of `weightbench export`.
@@ -91,6 +97,9 @@ pub(super) fn run(args: &ExportArgs, backend: &dyn Backend, out: &mut dyn Write)
         FormatArg::Gguf => ExportFormat::Gguf,
         FormatArg::Safetensors => ExportFormat::Safetensors,
         FormatArg::Ct => ExportFormat::Ct,
+        FormatArg::LlamaPlan | FormatArg::GptqPlan | FormatArg::Plan => {
+            return write_plan(args, &ckpt, &resolved, out);
+        }
     };
     let bar = super::progress_bar(ckpt.total_params(), "exporting");
     if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} {wide_bar} {pos}/{len} values ({eta})") {
@@ -138,5 +147,41 @@ pub(super) fn run(args: &ExportArgs, backend: &dyn Backend, out: &mut dyn Write)
         writeln!(out, "wrote {}", f.display())?;
     }
     writeln!(out, "{}", super::computed_on(preview.tensors.iter().map(|t| &t.computed)))?;
+    Ok(())
+}
+
+/// Writes the plan for another tool (no encoding) and says what it could not express.
+fn write_plan(
+    args: &ExportArgs,
+    ckpt: &crate::checkpoint::Checkpoint,
+    resolved: &[crate::quant::Resolved],
+    out: &mut dyn Write,
+) -> Result<()> {
+    use crate::export::plans;
+    let t = match args.format {
+        FormatArg::LlamaPlan => plans::llama_cpp(ckpt, resolved),
+        FormatArg::GptqPlan => plans::gptqmodel(ckpt, resolved),
+        _ => plans::resolved_toml(ckpt, resolved),
+    };
+    let inputs: Vec<&std::path::Path> = ckpt.files().iter().map(|f| f.path()).collect();
+    let mut tx = crate::export::atomic::Transaction::new(&inputs, args.overwrite);
+    tx.write_text(&args.output, &t.text)?;
+    tx.commit()?;
+    if args.json {
+        return super::write_json(
+            out,
+            &serde_json::json!({"files": [args.output], "command": t.command, "cannot_express": t.cannot_express}),
+        );
+    }
+    writeln!(out, "wrote {}", args.output.display())?;
+    if let Some(c) = &t.command {
+        writeln!(out, "run: {c}")?;
+    }
+    if !t.cannot_express.is_empty() {
+        writeln!(out, "the target cannot express {} tensors' schemes (left to its default):", t.cannot_express.len())?;
+        for c in &t.cannot_express {
+            writeln!(out, "  {c}")?;
+        }
+    }
     Ok(())
 }

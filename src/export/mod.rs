@@ -8,6 +8,7 @@ mod ct;
 pub mod gguf;
 pub mod hf_config;
 pub mod model;
+pub mod plans;
 pub mod safetensors;
 
 use std::path::PathBuf;
