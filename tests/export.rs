@@ -9,7 +9,7 @@ use weightbench::checkpoint::{Checkpoint, GgufValue};
 use weightbench::compute::Backend;
 use weightbench::compute::cpu::CpuBackend;
 use weightbench::export::ExportError;
-use weightbench::export::model::{ExportFormat, ExportReport, export};
+use weightbench::export::model::{ExportFormat, ExportOptions, ExportReport, export};
 use weightbench::quant::plan::ModelIdentity;
 use weightbench::quant::{Plan, Resolved, preview_tensor};
 
@@ -54,7 +54,17 @@ fn run(
     format: ExportFormat,
     out: &Path,
 ) -> Result<ExportReport, ExportError> {
-    export(backend, ckpt, &resolve(ckpt, plan), None, format, out, false, &Cancel::new(), &|_, _| {})
+    export(
+        backend,
+        ckpt,
+        &resolve(ckpt, plan),
+        None,
+        format,
+        out,
+        &ExportOptions::default(),
+        &Cancel::new(),
+        &|_, _| {},
+    )
 }
 
 /// The preview's decoded values of every tensor.
@@ -128,7 +138,17 @@ fn a_plan_gguf_cannot_carry_is_refused_up_front_naming_each_tensor_and_nothing_i
     let resolved = resolve(&ckpt, &Plan::single("q8_0").unwrap());
     let cancel = Cancel::new();
     cancel.cancel();
-    let err = export(&CpuBackend, &ckpt, &resolved, None, ExportFormat::Gguf, &out, false, &cancel, &|_, _| {});
+    let err = export(
+        &CpuBackend,
+        &ckpt,
+        &resolved,
+        None,
+        ExportFormat::Gguf,
+        &out,
+        &ExportOptions::default(),
+        &cancel,
+        &|_, _| {},
+    );
     assert!(matches!(err, Err(ExportError::Cancelled)), "{err:?}");
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(left.len(), 1, "only the source remains: {left:?}");
@@ -300,4 +320,42 @@ fn plans_for_other_tools_give_each_tensor_its_scheme_under_their_matching_rules(
         again.iter().map(|r| r.parsed.to_string()).collect::<Vec<_>>(),
         resolved.iter().map(|r| r.parsed.to_string()).collect::<Vec<_>>()
     );
+}
+
+#[test]
+fn large_outputs_are_sharded_with_an_index_that_reads_back_whole() {
+    let dir = TempDir::new();
+    let folder = dir.join("model");
+    std::fs::create_dir_all(&folder).unwrap();
+    let specs: Vec<Spec> =
+        (0..5).map(|k| Spec::f32(&format!("layers.{k}.weight"), &[32, 64], &weights(32 * 64, k + 10))).collect();
+    write_safetensors(&folder.join("model.safetensors"), &specs);
+    let ckpt = Checkpoint::open(&folder).unwrap();
+    let plan = Plan::single("int8_ch").unwrap();
+    // Each fake-quant tensor takes 8 KiB, each int8_ch module 2 KiB and 128 bytes: three shards.
+    for (format, limit) in [(ExportFormat::Safetensors, 20_000), (ExportFormat::Ct, 5_000)] {
+        let out = dir.join(&format!("{format:?}"));
+        let options = ExportOptions { overwrite: false, max_shard_size: Some(limit) };
+        let resolved = resolve(&ckpt, &plan);
+        let report =
+            export(&CpuBackend, &ckpt, &resolved, None, format, &out, &options, &Cancel::new(), &|_, _| {}).unwrap();
+        let names: Vec<String> =
+            report.files.iter().map(|f| f.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        assert!(names.contains(&"model.safetensors.index.json".to_owned()), "{names:?}");
+        assert!(!names.contains(&"model.safetensors".to_owned()));
+        let shards = names.iter().filter(|n| n.starts_with("model-0000")).count();
+        assert!(shards >= 2, "{format:?}: {names:?}");
+        let got = Checkpoint::open(&out).unwrap();
+        if format == ExportFormat::Safetensors {
+            for (name, want, _) in preview_decoded(&ckpt, &plan) {
+                let values = got.decode_all(got.tensor(&name).unwrap()).unwrap();
+                assert!(values.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{name}");
+            }
+        } else {
+            assert_eq!(got.tensors().len(), 10, "weight and weight_scale of each module");
+        }
+    }
+    assert_eq!(weightbench::export::safetensors::parse_size("5GB"), Ok(5_000_000_000));
+    assert_eq!(weightbench::export::safetensors::parse_size("2 GiB"), Ok(2 << 30));
+    assert!(weightbench::export::safetensors::parse_size("5 parsecs").is_err());
 }

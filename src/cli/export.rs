@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 
 use crate::cancel::Cancel;
 use crate::compute::{Backend, ComputeError};
-use crate::export::model::{ExportFormat, export};
+use crate::export::model::{ExportFormat, ExportOptions, export};
 use crate::quant::Plan;
 use crate::quant::plan::ModelIdentity;
 use crate::quant::preview::{PreviewReport, note_shared_alphas, share_awq_alphas};
@@ -54,6 +54,10 @@ pub struct ExportArgs {
     /// Replace existing outputs.
     #[arg(long)]
     pub overwrite: bool,
+    /// Shard safetensors and ct outputs into files of at most this size (e.g. 5GB, 500MB), with
+    /// model.safetensors.index.json, as transformers does.
+    #[arg(long, value_parser = crate::export::safetensors::parse_size)]
+    pub max_shard_size: Option<u64>,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -112,7 +116,7 @@ pub(super) fn run(args: &ExportArgs, backend: &dyn Backend, out: &mut dyn Write)
         importance.as_ref(),
         format,
         &args.output,
-        args.overwrite,
+        &ExportOptions { overwrite: args.overwrite, max_shard_size: args.max_shard_size },
         &cancel,
         &|done, _| bar.set_position(done),
     )

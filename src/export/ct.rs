@@ -246,6 +246,7 @@ pub(super) fn write(
     importance: Option<&Importance>,
     plan: &CtPlan,
     output: &Path,
+    max_shard: Option<u64>,
     cancel: &Cancel,
     on_row: &mut dyn FnMut(TensorPreview),
 ) -> Result<Vec<PathBuf>, ExportError> {
@@ -253,93 +254,95 @@ pub(super) fn write(
     let mut stash: Option<(usize, Vec<Vec<u8>>)> = None;
     let mut metadata = BTreeMap::new();
     metadata.insert("format".to_owned(), "pt".to_owned());
-    let model = output.join("model.safetensors");
-    let file = super::safetensors::write(tx, &model, &metadata, &plan.tensors, cancel, |i, sink| {
-        let write = |sink: &mut super::safetensors::TensorSink<'_>, b: &[u8]| sink.write(b);
-        match plan.sources[i] {
-            Source::Part(t, k) => {
-                if stash.as_ref().is_none_or(|(s, _)| *s != t) {
-                    let first = plan.first[t];
-                    let count =
-                        plan.sources[first..].iter().take_while(|s| matches!(s, Source::Part(x, _) if *x == t)).count();
-                    let mut checked =
-                        Checked { want: &plan.tensors[first..first + count], inner: CollectBytes::default() };
-                    let src = TensorRef::new(ckpt, &tensors[t]);
-                    let row = encode_tensor(
-                        backend,
-                        ckpt,
-                        &tensors[t],
-                        &src,
-                        &resolved[t],
-                        importance,
-                        &mut checked,
-                        None,
-                        cancel,
-                    )
-                    .map_err(compute_error)?;
-                    on_row(row);
-                    stash = Some((t, checked.inner.bytes));
-                }
-                let bytes = stash.as_ref().and_then(|(_, b)| b.get(k)).ok_or_else(|| ExportError::Unsupported {
-                    message: format!("tensor {:?}: part {k} was not produced", tensors[t].name),
-                })?;
-                write(sink, bytes)
-            }
-            Source::Shape(t) => {
-                let shape = &tensors[t].shape;
-                let (rows, cols) = rows_cols(shape).unwrap_or((1, shape.iter().product()));
-                let b: Vec<u8> = [rows as i64, cols as i64].iter().flat_map(|v| v.to_le_bytes()).collect();
-                write(sink, &b)
-            }
-            Source::Dense(t) => {
-                let dtype = plan.tensors[i].dtype;
-                let src = TensorRef::new(ckpt, &tensors[t]);
-                let mut buf = Vec::new();
-                let same = dtype == tensors[t].dtype;
-                let mut put = |_: u64, v: &[f32]| -> Result<(), ComputeError> {
-                    buf.clear();
-                    crate::codec::encode(dtype, v, &mut buf).map_err(|e| ComputeError::Sink(e.to_string()))?;
-                    sink.write(&buf).map_err(|e| ComputeError::Sink(e.to_string()))
-                };
-                let row = if same && resolved[t].parsed.is_keep() {
-                    // The stored bytes as they are.
-                    let mut raw = CollectBytes::default();
-                    let row = encode_tensor(
-                        backend,
-                        ckpt,
-                        &tensors[t],
-                        &src,
-                        &resolved[t],
-                        importance,
-                        &mut raw,
-                        None,
-                        cancel,
-                    )
-                    .map_err(compute_error)?;
-                    for b in &raw.bytes {
-                        sink.write(b)?;
+    let shards =
+        super::safetensors::write_folder(tx, output, &metadata, &plan.tensors, max_shard, cancel, |i, sink| {
+            let write = |sink: &mut super::safetensors::TensorSink<'_>, b: &[u8]| sink.write(b);
+            match plan.sources[i] {
+                Source::Part(t, k) => {
+                    if stash.as_ref().is_none_or(|(s, _)| *s != t) {
+                        let first = plan.first[t];
+                        let count = plan.sources[first..]
+                            .iter()
+                            .take_while(|s| matches!(s, Source::Part(x, _) if *x == t))
+                            .count();
+                        let mut checked =
+                            Checked { want: &plan.tensors[first..first + count], inner: CollectBytes::default() };
+                        let src = TensorRef::new(ckpt, &tensors[t]);
+                        let row = encode_tensor(
+                            backend,
+                            ckpt,
+                            &tensors[t],
+                            &src,
+                            &resolved[t],
+                            importance,
+                            &mut checked,
+                            None,
+                            cancel,
+                        )
+                        .map_err(compute_error)?;
+                        on_row(row);
+                        stash = Some((t, checked.inner.bytes));
                     }
-                    row
-                } else {
-                    encode_tensor(
-                        backend,
-                        ckpt,
-                        &tensors[t],
-                        &src,
-                        &resolved[t],
-                        importance,
-                        &mut NoParts,
-                        Some(&mut put),
-                        cancel,
-                    )
-                    .map_err(compute_error)?
-                };
-                on_row(row);
-                Ok(())
+                    let bytes = stash.as_ref().and_then(|(_, b)| b.get(k)).ok_or_else(|| ExportError::Unsupported {
+                        message: format!("tensor {:?}: part {k} was not produced", tensors[t].name),
+                    })?;
+                    write(sink, bytes)
+                }
+                Source::Shape(t) => {
+                    let shape = &tensors[t].shape;
+                    let (rows, cols) = rows_cols(shape).unwrap_or((1, shape.iter().product()));
+                    let b: Vec<u8> = [rows as i64, cols as i64].iter().flat_map(|v| v.to_le_bytes()).collect();
+                    write(sink, &b)
+                }
+                Source::Dense(t) => {
+                    let dtype = plan.tensors[i].dtype;
+                    let src = TensorRef::new(ckpt, &tensors[t]);
+                    let mut buf = Vec::new();
+                    let same = dtype == tensors[t].dtype;
+                    let mut put = |_: u64, v: &[f32]| -> Result<(), ComputeError> {
+                        buf.clear();
+                        crate::codec::encode(dtype, v, &mut buf).map_err(|e| ComputeError::Sink(e.to_string()))?;
+                        sink.write(&buf).map_err(|e| ComputeError::Sink(e.to_string()))
+                    };
+                    let row = if same && resolved[t].parsed.is_keep() {
+                        // The stored bytes as they are.
+                        let mut raw = CollectBytes::default();
+                        let row = encode_tensor(
+                            backend,
+                            ckpt,
+                            &tensors[t],
+                            &src,
+                            &resolved[t],
+                            importance,
+                            &mut raw,
+                            None,
+                            cancel,
+                        )
+                        .map_err(compute_error)?;
+                        for b in &raw.bytes {
+                            sink.write(b)?;
+                        }
+                        row
+                    } else {
+                        encode_tensor(
+                            backend,
+                            ckpt,
+                            &tensors[t],
+                            &src,
+                            &resolved[t],
+                            importance,
+                            &mut NoParts,
+                            Some(&mut put),
+                            cancel,
+                        )
+                        .map_err(compute_error)?
+                    };
+                    on_row(row);
+                    Ok(())
+                }
             }
-        }
-    })?;
-    let mut files = vec![file];
+        })?;
+    let mut files = shards;
     let mut config: Value = ckpt.config().cloned().unwrap_or_else(|| json!({}));
     config["quantization_config"] = quantization_config(plan);
     let target = output.join("config.json");

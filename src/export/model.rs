@@ -40,6 +40,15 @@ pub enum ExportFormat {
     Ct,
 }
 
+/// How an export writes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ExportOptions {
+    /// Replace existing outputs.
+    pub overwrite: bool,
+    /// Shard safetensors outputs above this many bytes (with an index).
+    pub max_shard_size: Option<u64>,
+}
+
 /// What an export wrote.
 #[derive(Clone, Debug, Serialize)]
 pub struct ExportReport {
@@ -149,10 +158,11 @@ pub fn export(
     importance: Option<&Importance>,
     format: ExportFormat,
     output: &Path,
-    overwrite: bool,
+    options: &ExportOptions,
     cancel: &Cancel,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<ExportReport, ExportError> {
+    let (overwrite, max_shard) = (options.overwrite, options.max_shard_size);
     let tensors = ckpt.tensors();
     if resolved.len() != tensors.len() {
         return Err(ExportError::Unsupported {
@@ -228,7 +238,6 @@ pub fn export(
             (vec![file], bytes)
         }
         ExportFormat::Safetensors => {
-            let model = output.join("model.safetensors");
             let planned: Vec<PlannedTensor> = tensors
                 .iter()
                 .map(|t| PlannedTensor {
@@ -250,33 +259,41 @@ pub fn export(
                         env!("CARGO_PKG_VERSION")
                     ),
                 );
-                let file = super::safetensors::write(&mut tx, &model, &metadata, &planned, cancel, |i, sink| {
-                    let (t, r) = (&tensors[i], &resolved[i]);
-                    let dtype = planned[i].dtype;
-                    let src = TensorRef::new(ckpt, t);
-                    let mut at = 0u64;
-                    let mut buf = Vec::new();
-                    let mut put = |first: u64, v: &[f32]| -> Result<(), ComputeError> {
-                        if first != at {
-                            return Err(ComputeError::Sink(format!(
-                                "tensor {:?}: decoded values arrived out of order ({first} after {at})",
-                                t.name
-                            )));
-                        }
-                        at += v.len() as u64;
-                        buf.clear();
-                        crate::codec::encode(dtype, v, &mut buf).map_err(|e| ComputeError::Sink(e.to_string()))?;
-                        sink.write(&buf).map_err(|e| ComputeError::Sink(e.to_string()))
-                    };
-                    let row =
-                        encode_tensor(backend, ckpt, t, &src, r, importance, &mut NoParts, Some(&mut put), cancel)
-                            .map_err(compute_error)?;
-                    done += t.numel();
-                    progress(done, total);
-                    rows.push(row);
-                    Ok(())
-                })?;
-                let mut files = vec![file];
+                let shards = super::safetensors::write_folder(
+                    &mut tx,
+                    output,
+                    &metadata,
+                    &planned,
+                    max_shard,
+                    cancel,
+                    |i, sink| {
+                        let (t, r) = (&tensors[i], &resolved[i]);
+                        let dtype = planned[i].dtype;
+                        let src = TensorRef::new(ckpt, t);
+                        let mut at = 0u64;
+                        let mut buf = Vec::new();
+                        let mut put = |first: u64, v: &[f32]| -> Result<(), ComputeError> {
+                            if first != at {
+                                return Err(ComputeError::Sink(format!(
+                                    "tensor {:?}: decoded values arrived out of order ({first} after {at})",
+                                    t.name
+                                )));
+                            }
+                            at += v.len() as u64;
+                            buf.clear();
+                            crate::codec::encode(dtype, v, &mut buf).map_err(|e| ComputeError::Sink(e.to_string()))?;
+                            sink.write(&buf).map_err(|e| ComputeError::Sink(e.to_string()))
+                        };
+                        let row =
+                            encode_tensor(backend, ckpt, t, &src, r, importance, &mut NoParts, Some(&mut put), cancel)
+                                .map_err(compute_error)?;
+                        done += t.numel();
+                        progress(done, total);
+                        rows.push(row);
+                        Ok(())
+                    },
+                )?;
+                let mut files = shards;
                 if ckpt.format() != Format::Gguf {
                     files.extend(copy_companions(&mut tx, ckpt, output)?);
                 }
@@ -291,12 +308,22 @@ pub fn export(
             let made_folder = !output.exists();
             let plan = super::ct::plan(ckpt, resolved)?;
             std::fs::create_dir_all(output).map_err(|e| ExportError::io(output, e))?;
-            let written =
-                super::ct::write(&mut tx, backend, ckpt, resolved, importance, &plan, output, cancel, &mut |row| {
+            let written = super::ct::write(
+                &mut tx,
+                backend,
+                ckpt,
+                resolved,
+                importance,
+                &plan,
+                output,
+                max_shard,
+                cancel,
+                &mut |row| {
                     done += row.params;
                     progress(done, total);
                     rows.push(row);
-                });
+                },
+            );
             if written.is_err() && made_folder {
                 let _only_if_empty = std::fs::remove_dir(output);
             }

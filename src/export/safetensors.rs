@@ -150,3 +150,77 @@ fn read_back(path: &Path, tensors: &[PlannedTensor], checksums: &[u32]) -> Resul
     }
     Ok(())
 }
+
+/// Stages `folder/model.safetensors`, or — when the tensors exceed `max_shard` bytes — shards
+/// `model-0000K-of-0000N.safetensors` of at most `max_shard` bytes each (a larger tensor gets a
+/// shard of its own) and `model.safetensors.index.json` mapping every tensor to its shard, as
+/// transformers writes them. `produce(i, sink)` is called with indices into `tensors`, in order.
+pub fn write_folder(
+    transaction: &mut Transaction,
+    folder: &Path,
+    metadata: &BTreeMap<String, String>,
+    tensors: &[PlannedTensor],
+    max_shard: Option<u64>,
+    cancel: &Cancel,
+    mut produce: impl FnMut(usize, &mut TensorSink<'_>) -> Result<(), ExportError>,
+) -> Result<Vec<PathBuf>, ExportError> {
+    let sizes: Vec<u64> = tensors.iter().map(|t| t.bytes().unwrap_or(0)).collect();
+    let total: u64 = sizes.iter().sum();
+    let Some(limit) = max_shard.filter(|&m| total > m) else {
+        let file = write(transaction, &folder.join("model.safetensors"), metadata, tensors, cancel, produce)?;
+        return Ok(vec![file]);
+    };
+    // Consecutive tensors in checkpoint order, a new shard when the next would pass the limit.
+    let mut shards: Vec<std::ops::Range<usize>> = Vec::new();
+    let (mut start, mut bytes) = (0, 0u64);
+    for (i, &s) in sizes.iter().enumerate() {
+        if i > start && bytes + s > limit {
+            shards.push(start..i);
+            (start, bytes) = (i, 0);
+        }
+        bytes += s;
+    }
+    shards.push(start..tensors.len());
+    let n = shards.len();
+    let mut files = Vec::with_capacity(n + 1);
+    let mut weight_map = serde_json::Map::new();
+    for (k, range) in shards.into_iter().enumerate() {
+        let name = format!("model-{:05}-of-{n:05}.safetensors", k + 1);
+        for t in &tensors[range.clone()] {
+            weight_map.insert(t.name.clone(), serde_json::Value::String(name.clone()));
+        }
+        let first = range.start;
+        files.push(write(transaction, &folder.join(&name), metadata, &tensors[range], cancel, |i, sink| {
+            produce(first + i, sink)
+        })?);
+    }
+    let index = serde_json::json!({"metadata": {"total_size": total}, "weight_map": weight_map});
+    let target = folder.join("model.safetensors.index.json");
+    transaction.write_text(&target, &serde_json::to_string_pretty(&index).unwrap_or_default())?;
+    files.push(target);
+    Ok(files)
+}
+
+/// Parses a size such as `5GB`, `500MB`, `2GiB` or a number of bytes.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
+    let (num, unit) = (t[..split].trim(), t[split..].trim().to_ascii_lowercase());
+    let value: f64 = num.parse().map_err(|_| format!("`{text}` is not a size (e.g. 5GB, 500MB, 2GiB)"))?;
+    let scale: f64 = match unit.as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(format!("`{text}`: unknown unit `{unit}` (B, KB, MB, GB, TB, KiB, MiB, GiB)")),
+    };
+    let bytes = value * scale;
+    if !(1.0..1.8e19).contains(&bytes) {
+        return Err(format!("`{text}` is not a usable shard size"));
+    }
+    Ok(bytes as u64)
+}
