@@ -594,3 +594,49 @@ fn the_model_configuration_is_typed_the_same_from_gguf_and_from_config_json() {
     assert_eq!(from_gguf.rope_theta.map(|t| t as f32), from_json.rope_theta.map(|t| t as f32));
     assert_eq!(from_gguf.tie_word_embeddings, from_json.tie_word_embeddings);
 }
+
+#[test]
+fn convert_rebuilds_a_byte_level_bpe_tokenizer_from_the_gguf_keys() {
+    let dir = TempDir::new();
+    let (mut g, _, _) = llama_for_conversion();
+    let tokens = ["<|endoftext|>", "a", "b", "ab", "Ġ", "Ġab"];
+    g.kv_str("tokenizer.ggml.model", "gpt2").kv_str("tokenizer.ggml.pre", "smollm");
+    g.kv_strings("tokenizer.ggml.tokens", &tokens);
+    g.kv_strings("tokenizer.ggml.merges", &["a b", "Ġ ab"]);
+    let mut types = 5u32.to_le_bytes().to_vec();
+    types.extend_from_slice(&(tokens.len() as u64).to_le_bytes());
+    for t in [3i32, 1, 1, 1, 1, 1] {
+        types.extend_from_slice(&t.to_le_bytes());
+    }
+    g.kvs.push(("tokenizer.ggml.token_type".into(), 9, types));
+    g.kv_u32("tokenizer.ggml.eos_token_id", 0);
+    g.kv_str("tokenizer.chat_template", "{{ messages }}");
+    let src = dir.join("tok.gguf");
+    g.write(&src);
+    let out = dir.join("hf");
+    let report =
+        gguf_to_safetensors(&Checkpoint::open(&src).unwrap(), &options(&out), &Cancel::new(), &|_, _| {}).unwrap();
+    assert_eq!(report.files.len(), 4, "{:?}", report.files);
+    let read = |n: &str| -> serde_json::Value { serde_json::from_slice(&std::fs::read(out.join(n)).unwrap()).unwrap() };
+    let tok = read("tokenizer.json");
+    assert_eq!(tok["model"]["type"], "BPE");
+    assert_eq!(tok["model"]["vocab"]["Ġab"], 5);
+    assert_eq!(tok["model"]["merges"], serde_json::json!(["a b", "Ġ ab"]));
+    assert_eq!(tok["added_tokens"][0]["content"], "<|endoftext|>");
+    assert_eq!(tok["added_tokens"][0]["special"], true);
+    assert_eq!(tok["pre_tokenizer"]["pretokenizers"][0]["type"], "Digits", "smollm splits digits first");
+    let config = read("tokenizer_config.json");
+    assert_eq!(
+        (config["eos_token"].as_str(), config["chat_template"].as_str()),
+        (Some("<|endoftext|>"), Some("{{ messages }}"))
+    );
+    // A SentencePiece vocabulary is not rebuilt: said, not faked.
+    let (mut g, _, _) = llama_for_conversion();
+    g.kv_str("tokenizer.ggml.model", "llama").kv_strings("tokenizer.ggml.tokens", &["<s>"]);
+    g.write(&src);
+    let out = dir.join("hf-sp");
+    let report =
+        gguf_to_safetensors(&Checkpoint::open(&src).unwrap(), &options(&out), &Cancel::new(), &|_, _| {}).unwrap();
+    assert!(report.notes.iter().any(|n| n.contains("not rebuilt")), "{:?}", report.notes);
+    assert!(!out.join("tokenizer.json").exists());
+}

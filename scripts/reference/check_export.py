@@ -13,6 +13,9 @@ GGUF (from a GGUF source; SmolLM2-135M Q4_1), for an 8-bit, a 4-bit and a mixed 
   the 4-bit and mixed plans' recorded.
 Fake-quantized safetensors (MiniLM, int4_g128): the file's values equal the preview's decoded
 values bit for bit, the folder's other files are copied, and transformers loads the folder.
+convert's rebuilt tokenizer (SmolLM2: tokenizer.json and tokenizer_config.json from the GGUF's
+keys): transformers' tokenizer from the converted folder gives llama.cpp's token ids on a page of
+text, digits, unicode, code and chat markup, and decodes back to the text.
 compressed-tensors (MiniLM, a mixed plan of int4_g128, int8_ch_asym, fp8_e4m3_ch and
 int3_g64[_asym]): the `compressed-tensors` package's own compressors decompress every module to
 the preview's decoded values bit for bit; transformers loads the folder (running the compressed
@@ -176,6 +179,28 @@ def check_ct(bin_, folder, tmp):
     return results
 
 
+def check_tokenizer(bin_, gguf, tmp, text):
+    from transformers import AutoTokenizer
+
+    folder = tmp / "converted"
+    run([bin_, "convert", gguf, "-o", folder])
+    tok = AutoTokenizer.from_pretrained(folder)
+    lib = llama_cpp.library()
+    model = llama_cpp.Model(lib, gguf)
+    samples = [text, "In 2024, 12345 apples cost $3.50 — naïve café 日本語 🙂\r\nCRLF",
+               "<|im_start|>user\nWhat is 2+2?<|im_end|>\n", "def f(x):\n    return x**2  # comment\n\n\n  "]
+    for t in samples:
+        ours = tok(t, add_special_tokens=False)["input_ids"]
+        theirs = model.tokenize(t, bos=False, special=True)
+        if ours != theirs:
+            sys.exit(f"FAILED tokenizer: {t[:40]!r}: transformers {ours[:12]} vs llama.cpp {theirs[:12]}")
+        if tok.decode(ours) != t:
+            sys.exit(f"FAILED tokenizer: {t[:40]!r} does not decode back")
+    model.close()
+    assert tok.chat_template and tok.eos_token == "<|im_end|>", (tok.chat_template is None, tok.eos_token)
+    return sum(len(tok(t, add_special_tokens=False)["input_ids"]) for t in samples)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
@@ -204,6 +229,8 @@ def main():
                 sys.exit(f"FAILED: the 8-bit plan's perplexity is {100 * (ratio - 1):+.2f}% from the source's")
             if "Paris" not in cont and label == "q8_0":
                 sys.exit(f"FAILED: the 8-bit export continues {cont!r}")
+        n = check_tokenizer(a.bin, a.gguf, tmp, text)
+        print(f"ok  convert's tokenizer: {n} tokens of text, digits, unicode, code and chat markup equal llama.cpp's")
         n = check_safetensors(a.bin, a.folder, tmp)
         print(f"ok  safetensors fake-quant int4_g128: {n} tensors equal the preview's decoded values; "
               f"config and tokenizer copied; transformers loads the folder")

@@ -101,10 +101,12 @@ class Model:
             raise RuntimeError("llama.cpp could not make a context")
         return ctx
 
-    def tokenize(self, text, bos=True):
+    def tokenize(self, text, bos=True, special=False):
+        """Token ids of `text` (with BOS where the vocabulary asks for it and `bos`; control
+        tokens written in the text parsed as such with `special`)."""
         data = text.encode()
         buf = (ctypes.c_int32 * (len(data) + 8))()
-        n = self.lib.llama_tokenize(self.vocab, data, len(data), buf, len(buf), bos, False)
+        n = self.lib.llama_tokenize(self.vocab, data, len(data), buf, len(buf), bos, special)
         if n < 0:
             raise RuntimeError("tokenization failed")
         return list(buf[:n])

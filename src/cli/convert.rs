@@ -69,6 +69,9 @@ pub(super) fn run(args: &ConvertArgs, out: &mut dyn Write) -> Result<()> {
         for s in &report.skipped {
             writeln!(out, "skipped {s}")?;
         }
+        for n in &report.notes {
+            writeln!(out, "note: {n}")?;
+        }
     }
     Ok(())
 }

@@ -46,7 +46,8 @@ pub enum Command {
     ///
     /// Every tensor is dequantized exactly as llama.cpp does, llama.cpp's Q/K row permutation
     /// (Llama) and norm shift (Gemma) are undone, and config.json is built from the GGUF
-    /// metadata, so that the folder loads in transformers. The tokenizer is not converted.
+    /// metadata, so that the folder loads in transformers. A byte-level BPE tokenizer (llama.cpp's
+    /// `gpt2` model) is rebuilt as tokenizer.json and tokenizer_config.json.
     Convert(ConvertArgs),
     /// Per-tensor statistics: moments, special values, 3σ/6σ outliers and a histogram.
     ///

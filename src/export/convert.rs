@@ -39,6 +39,8 @@ pub struct ConvertReport {
     pub skipped: Vec<String>,
     /// Tensors whose values were changed back to transformers' form (permutation, norm shift).
     pub transformed: Vec<String>,
+    /// What the folder lacks or approximates (the tokenizer).
+    pub notes: Vec<String>,
 }
 
 struct Job<'a> {
@@ -70,7 +72,13 @@ pub fn gguf_to_safetensors(
 
     let mut planned = Vec::new();
     let mut jobs = Vec::new();
-    let mut report = ConvertReport { files: Vec::new(), tensors: 0, skipped: Vec::new(), transformed: Vec::new() };
+    let mut report = ConvertReport {
+        files: Vec::new(),
+        tensors: 0,
+        skipped: Vec::new(),
+        transformed: Vec::new(),
+        notes: Vec::new(),
+    };
     for t in ckpt.tensors() {
         if !t.dtype.can_decode() {
             return Err(ExportError::Unsupported {
@@ -157,6 +165,16 @@ fn write_folder(
         let text = serde_json::to_string_pretty(&config)
             .map_err(|e| ExportError::Unsupported { message: format!("config.json: {e}") })?;
         transaction.write_text(&opts.out_dir.join("config.json"), &text)?;
+        match super::hf_tokenizer::from_gguf(ckpt) {
+            Some(Ok(t)) => {
+                let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
+                transaction.write_text(&opts.out_dir.join("tokenizer.json"), &pretty(&t.tokenizer))?;
+                transaction.write_text(&opts.out_dir.join("tokenizer_config.json"), &pretty(&t.config))?;
+                report.notes.extend(t.notes);
+            }
+            Some(Err(why)) => report.notes.push(format!("tokenizer not written: {why}")),
+            None => report.notes.push("the GGUF has no tokenizer".into()),
+        }
     }
     report.files = transaction.commit()?;
     Ok(())

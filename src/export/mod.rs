@@ -7,6 +7,7 @@ pub mod convert;
 mod ct;
 pub mod gguf;
 pub mod hf_config;
+pub mod hf_tokenizer;
 pub mod model;
 pub mod plans;
 pub mod safetensors;
