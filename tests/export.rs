@@ -6,6 +6,7 @@ use std::path::Path;
 
 use weightbench::analysis::Cancel;
 use weightbench::checkpoint::{Checkpoint, GgufValue};
+use weightbench::codec::DType;
 use weightbench::compute::Backend;
 use weightbench::compute::cpu::CpuBackend;
 use weightbench::export::ExportError;
@@ -358,4 +359,64 @@ fn large_outputs_are_sharded_with_an_index_that_reads_back_whole() {
     assert_eq!(weightbench::export::safetensors::parse_size("5GB"), Ok(5_000_000_000));
     assert_eq!(weightbench::export::safetensors::parse_size("2 GiB"), Ok(2 << 30));
     assert!(weightbench::export::safetensors::parse_size("5 parsecs").is_err());
+}
+
+#[test]
+fn a_transformers_checkpoint_exports_to_gguf_with_llama_cpps_names_row_order_and_tokenizer() {
+    use weightbench::export::convert::{ConvertOptions, gguf_to_safetensors};
+    let dir = TempDir::new();
+    // A llama GGUF (Q/K rows in llama.cpp's order, a byte-level BPE vocabulary), converted to a
+    // transformers folder, exported back to GGUF: the same tensors, bit for bit, and the keys
+    // llama.cpp's loader needs.
+    let (heads, kv_heads, hidden) = (4u32, 2u32, 32u64);
+    let mut g = Gguf::new("llama");
+    g.kv_u32("llama.block_count", 1)
+        .kv_u32("llama.embedding_length", hidden as u32)
+        .kv_u32("llama.feed_forward_length", 64)
+        .kv_u32("llama.attention.head_count", heads)
+        .kv_u32("llama.attention.head_count_kv", kv_heads)
+        .kv_u32("llama.context_length", 128)
+        .kv_f32("llama.attention.layer_norm_rms_epsilon", 1e-5)
+        .kv_f32("llama.rope.freq_base", 10000.0)
+        .kv_str("tokenizer.ggml.model", "gpt2")
+        .kv_str("tokenizer.ggml.pre", "smollm")
+        .kv_strings("tokenizer.ggml.tokens", &["<|endoftext|>", "a", "b", "ab"])
+        .kv_strings("tokenizer.ggml.merges", &["a b"])
+        .kv_u32("tokenizer.ggml.eos_token_id", 0);
+    g.f32("token_embd.weight", &[4, hidden], &weights(4 * hidden as usize, 1))
+        .f32("blk.0.attn_q.weight", &[32, hidden], &weights(32 * hidden as usize, 2))
+        .f32("blk.0.attn_k.weight", &[16, hidden], &weights(16 * hidden as usize, 3))
+        .f32("blk.0.attn_norm.weight", &[hidden], &weights(hidden as usize, 4));
+    let src = dir.join("src.gguf");
+    g.write(&src);
+    let original = Checkpoint::open(&src).unwrap();
+    let hf = dir.join("hf");
+    let opts = ConvertOptions { out_dir: hf.clone(), dtype: DType::F32, keep_names: false, overwrite: false };
+    gguf_to_safetensors(&original, &opts, &Cancel::new(), &|_, _| {}).unwrap();
+    let folder = Checkpoint::open(&hf).unwrap();
+    let out = dir.join("back.gguf");
+    run(&CpuBackend, &folder, &Plan::single("keep").unwrap(), ExportFormat::Gguf, &out).unwrap();
+    let back = Checkpoint::open(&out).unwrap();
+    for t in original.tensors() {
+        let b = back.tensor(&t.name).unwrap_or_else(|| panic!("{} missing", t.name));
+        assert_eq!(b.shape, t.shape);
+        let (x, y) = (original.decode_all(t).unwrap(), back.decode_all(b).unwrap());
+        assert!(x.iter().zip(&y).all(|(a, b)| a.to_bits() == b.to_bits()), "{}: rows in llama.cpp's order", t.name);
+    }
+    let info = back.gguf().unwrap();
+    for key in [
+        "llama.context_length",
+        "llama.embedding_length",
+        "llama.block_count",
+        "llama.attention.layer_norm_rms_epsilon",
+        "llama.rope.dimension_count",
+        "tokenizer.ggml.model",
+        "tokenizer.ggml.tokens",
+        "tokenizer.ggml.merges",
+    ] {
+        assert!(info.get(key).is_some(), "{key} missing");
+    }
+    assert!(matches!(info.get("llama.rope.dimension_count"), Some(GgufValue::U32(8))));
+    assert!(matches!(info.get("tokenizer.ggml.pre"), Some(GgufValue::String(s)) if s == "smollm"));
+    assert!(matches!(info.get("tokenizer.ggml.eos_token_id"), Some(GgufValue::U32(0))));
 }

@@ -218,9 +218,11 @@ def main():
         run([a.bin, "plan", "auto", a.gguf, "--target-bpw", "5.5", "--candidates", "q4_0,q4_k,q5_k,q6_k,q8_0",
              "--no-cache", "-o", plan])
         print(f"source {Path(a.gguf).name}: perplexity {base:.4f} over {len(text)} characters")
+        perplexity = {}
         for label, args in [("q8_0", ["--scheme", "q8_0"]), ("q4_0", ["--scheme", "q4_0"]),
                             ("mixed", ["--plan", str(plan)])]:
             ppl, cont, bpw, types = check_gguf(a.bin, a.gguf, args, label, tmp, text)
+            perplexity[label] = ppl
             ratio = ppl / base
             print(f"ok  gguf {label:6} {bpw:.3f} bpw {','.join(types)}: gguf-py reads every key and tensor, values "
                   f"equal the preview's; llama.cpp perplexity {ppl:.4f} ({100 * (ratio - 1):+.2f}%), "
@@ -231,6 +233,17 @@ def main():
                 sys.exit(f"FAILED: the 8-bit export continues {cont!r}")
         n = check_tokenizer(a.bin, a.gguf, tmp, text)
         print(f"ok  convert's tokenizer: {n} tokens of text, digits, unicode, code and chat markup equal llama.cpp's")
+        # The converted transformers folder exported to GGUF (names, Q/K rows, keys and tokenizer
+        # rebuilt from config.json and tokenizer.json) runs as the GGUF-to-GGUF export does.
+        hf_gguf = tmp / "from-transformers.q8_0.gguf"
+        run([a.bin, "export", tmp / "converted", "--scheme", "q8_0", "--format", "gguf", "-o", hf_gguf])
+        model = llama_cpp.Model(llama_cpp.library(), hf_gguf)
+        ppl, cont = model.perplexity(model.tokenize(text)), model.greedy("The capital of France is", 12)
+        model.close()
+        if abs(ppl - perplexity["q8_0"]) > 1e-9 * ppl:
+            sys.exit(f"FAILED: the transformers folder's GGUF scores {ppl}, the GGUF's own export {perplexity['q8_0']}")
+        print(f"ok  gguf from the converted transformers folder (q8_0): llama.cpp perplexity {ppl:.4f}, the same as "
+              f"the GGUF-to-GGUF export's; continues {cont!r}")
         n = check_safetensors(a.bin, a.folder, tmp)
         print(f"ok  safetensors fake-quant int4_g128: {n} tensors equal the preview's decoded values; "
               f"config and tokenizer copied; transformers loads the folder")

@@ -132,6 +132,7 @@ pub(super) fn run(args: &ExportArgs, backend: &dyn Backend, out: &mut dyn Write)
                 "format": report.format,
                 "files": report.files,
                 "data_bytes": report.data_bytes,
+                "notes": report.notes,
                 "tensors": preview.tensors,
                 "total": preview.total,
             }),
@@ -149,6 +150,9 @@ pub(super) fn run(args: &ExportArgs, backend: &dyn Backend, out: &mut dyn Write)
     )?;
     for f in &report.files {
         writeln!(out, "wrote {}", f.display())?;
+    }
+    for n in &report.notes {
+        writeln!(out, "note: {n}")?;
     }
     writeln!(out, "{}", super::computed_on(preview.tensors.iter().map(|t| &t.computed)))?;
     Ok(())

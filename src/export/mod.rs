@@ -6,6 +6,7 @@ pub mod atomic;
 pub mod convert;
 mod ct;
 pub mod gguf;
+mod gguf_meta;
 pub mod hf_config;
 pub mod hf_tokenizer;
 pub mod model;

@@ -20,8 +20,10 @@ use super::gguf::{DEFAULT_ALIGNMENT, GgufTensor};
 use super::safetensors::{PlannedTensor, TensorSink};
 use crate::cancel::Cancel;
 use crate::checkpoint::gguf::GgufValue;
+use crate::checkpoint::hf_names::{Transform, gguf_name, transform as hf_transform};
 use crate::checkpoint::{Checkpoint, Format, TensorInfo};
 use crate::codec::DType;
+use crate::compute::source::{Toward, Transformed};
 use crate::compute::{Backend, ComputeError, TensorRef};
 use crate::quant::encode::{Part, PartSink};
 use crate::quant::preview::{Importance, TensorPreview, encode_tensor};
@@ -60,6 +62,8 @@ pub struct ExportReport {
     pub tensors: Vec<TensorPreview>,
     /// Bytes of tensor data written.
     pub data_bytes: u64,
+    /// What the output lacks or approximates.
+    pub notes: Vec<String>,
 }
 
 /// `general.file_type` (llama.cpp's `llama_ftype`) of a model whose matrices are mostly `d`.
@@ -180,21 +184,53 @@ pub fn export(
     let inputs: Vec<&Path> = ckpt.files().iter().map(|f| f.path()).collect();
     let mut tx = Transaction::new(&inputs, overwrite);
     let mut rows = Vec::with_capacity(tensors.len());
+    let mut report_notes: Vec<String> = Vec::new();
     let mut done = 0u64;
     let (files, data_bytes) = match format {
         ExportFormat::Gguf => {
-            let info = ckpt.gguf().ok_or_else(|| ExportError::Unsupported {
-                message: format!(
-                    "{} is not a GGUF file: GGUF export from transformers checkpoints (names, Q/K permutation, \
-                     metadata and tokenizer from config.json and tokenizer.json) is not built yet",
-                    ckpt.path().display()
-                ),
-            })?;
+            // Names and layout: a GGUF source keeps its own; a transformers one gets GGUF names
+            // and llama.cpp's Q/K row order.
+            let (source_meta, alignment, arch_heads) = match ckpt.gguf() {
+                Some(info) => {
+                    let alignment = match info.get("general.alignment") {
+                        Some(GgufValue::U32(a)) => u64::from(*a),
+                        _ => DEFAULT_ALIGNMENT,
+                    };
+                    (info.metadata.clone(), alignment, None)
+                }
+                None => {
+                    let (kv, notes) = super::gguf_meta::from_transformers(ckpt)
+                        .map_err(|m| ExportError::Unsupported { message: format!("cannot write GGUF: {m}") })?;
+                    report_notes.extend(notes);
+                    let m = ckpt.model_config();
+                    let heads = m.and_then(|m| m.num_heads).unwrap_or(1).max(1);
+                    let kv_heads = m.and_then(|m| m.num_kv_heads).unwrap_or(heads).max(1);
+                    let arch = m.map(|m| m.architecture.clone()).unwrap_or_default();
+                    (kv, DEFAULT_ALIGNMENT, Some((arch, heads, kv_heads)))
+                }
+            };
             let mut planned = Vec::with_capacity(tensors.len());
+            let mut transforms = Vec::with_capacity(tensors.len());
             let mut problems = Vec::new();
             for (t, r) in tensors.iter().zip(resolved) {
+                let (name, tr) = match &arch_heads {
+                    None => (t.name.clone(), Transform::None),
+                    Some((arch, heads, kv_heads)) => match gguf_name(&t.name, arch) {
+                        Some(g) => {
+                            let tr = hf_transform(&g, arch, *heads, *kv_heads);
+                            (g, tr)
+                        }
+                        None => {
+                            problems.push(format!("tensor {:?}: no GGUF name is known for it in {arch}", t.name));
+                            continue;
+                        }
+                    },
+                };
                 match gguf_type(t, &r.parsed) {
-                    Ok(d) => planned.push(GgufTensor { name: t.name.clone(), dtype: d, shape: t.shape.clone() }),
+                    Ok(d) => {
+                        planned.push(GgufTensor { name, dtype: d, shape: t.shape.clone() });
+                        transforms.push(tr);
+                    }
                     Err(why) => problems.push(format!("tensor {:?} ({}): {why}", t.name, r.scheme)),
                 }
             }
@@ -203,15 +239,11 @@ pub fn export(
                     message: format!("the plan cannot be written as GGUF:\n  {}", problems.join("\n  ")),
                 });
             }
-            let metadata = gguf_metadata(&info.metadata, &planned);
-            let alignment = match info.get("general.alignment") {
-                Some(GgufValue::U32(a)) => u64::from(*a),
-                _ => DEFAULT_ALIGNMENT,
-            };
+            let metadata = gguf_metadata(&source_meta, &planned);
             let bytes: u64 = planned.iter().filter_map(GgufTensor::bytes).sum();
             let file = super::gguf::write(&mut tx, output, &metadata, &planned, alignment, cancel, |i, sink| {
                 let (t, r) = (&tensors[i], &resolved[i]);
-                let src = TensorRef::new(ckpt, t);
+                let src = Transformed::new(ckpt, t, transforms[i], Toward::Gguf).map_err(compute_error)?;
                 let row = if t.shape.len() < 2 && (t.dtype != DType::F32 || !r.parsed.is_keep()) {
                     // A vector kept as F32 whatever it was stored as.
                     let keep = Resolved { parsed: Scheme::Keep, ..r.clone() };
@@ -331,7 +363,7 @@ pub fn export(
         }
     };
     tx.commit()?;
-    Ok(ExportReport { format, files, tensors: rows, data_bytes })
+    Ok(ExportReport { format, files, tensors: rows, data_bytes, notes: report_notes })
 }
 
 /// The source's key-values with the new file type, quantization version and a note of who wrote

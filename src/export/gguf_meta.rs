@@ -1,0 +1,175 @@
+//! GGUF metadata for a transformers checkpoint: the architecture's keys from `config.json` (as
+//! gguf-py's `constants.py` names them and llama.cpp's loader requires them) and the tokenizer
+//! from `tokenizer.json` in llama.cpp's `tokenizer.ggml.*` keys.
+//!
+//! Built for the Llama family (llama, mistral, qwen2) with byte-level BPE tokenizers (llama.cpp's
+//! `gpt2` model). Gemma's SentencePiece vocabulary and its extra keys are not built yet.
+
+use serde_json::Value;
+
+use crate::checkpoint::Checkpoint;
+use crate::checkpoint::gguf::{GgufArray, GgufValue};
+
+fn strings<'a>(items: impl IntoIterator<Item = &'a str>) -> GgufValue {
+    let (mut data, mut ends) = (String::new(), Vec::new());
+    for s in items {
+        data.push_str(s);
+        ends.push(data.len());
+    }
+    GgufValue::Array(GgufArray::Strings { data, ends })
+}
+
+fn i32s(values: &[i32]) -> GgufValue {
+    GgufValue::Array(GgufArray::Numbers { type_id: 5, bytes: values.iter().flat_map(|v| v.to_le_bytes()).collect() })
+}
+
+fn read_json(path: &std::path::Path) -> Result<Value, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", path.display()))
+}
+
+/// GGUF key-values in file order.
+pub type KeyValues = Vec<(String, GgufValue)>;
+
+/// The key-values of a GGUF file for `ckpt` (a transformers folder) and what they approximate,
+/// or why they cannot be made.
+pub fn from_transformers(ckpt: &Checkpoint) -> Result<(KeyValues, Vec<String>), String> {
+    let m = ckpt.model_config().ok_or("the checkpoint has no config.json with a known architecture")?;
+    let arch = m.architecture.as_str();
+    if !matches!(arch, "llama" | "mistral" | "qwen2") {
+        return Err(format!(
+            "GGUF export from transformers checkpoints is built for llama, mistral and qwen2, not `{arch}` (yet)"
+        ));
+    }
+    let need = |v: Option<u64>, what: &str| v.ok_or_else(|| format!("config.json lacks {what}"));
+    let heads = need(m.num_heads, "num_attention_heads")?;
+    let hidden = need(m.hidden_size, "hidden_size")?;
+    let u32v = |v: u64| GgufValue::U32(u32::try_from(v).unwrap_or(u32::MAX));
+    let name = ckpt.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut kv: Vec<(String, GgufValue)> = vec![
+        ("general.architecture".into(), GgufValue::String(arch.into())),
+        ("general.name".into(), GgufValue::String(name)),
+        (format!("{arch}.context_length"), u32v(need(m.max_position, "max_position_embeddings")?)),
+        (format!("{arch}.embedding_length"), u32v(hidden)),
+        (format!("{arch}.feed_forward_length"), u32v(need(m.intermediate_size, "intermediate_size")?)),
+        (format!("{arch}.block_count"), u32v(need(m.num_layers, "num_hidden_layers")?)),
+        (format!("{arch}.attention.head_count"), u32v(heads)),
+        (format!("{arch}.attention.head_count_kv"), u32v(m.num_kv_heads.unwrap_or(heads))),
+        (format!("{arch}.rope.freq_base"), GgufValue::F32(m.rope_theta.unwrap_or(10000.0) as f32)),
+        (format!("{arch}.attention.layer_norm_rms_epsilon"), GgufValue::F32(m.norm_eps.unwrap_or(1e-5) as f32)),
+        (format!("{arch}.rope.dimension_count"), u32v(m.rope_dims.or(m.head_dim).unwrap_or(hidden / heads.max(1)))),
+    ];
+    if let Some(v) = m.vocab_size {
+        kv.push((format!("{arch}.vocab_size"), u32v(v)));
+    }
+    let mut notes = Vec::new();
+    if let Some(s) = &m.rope_scaling
+        && !s.kind.is_empty()
+        && s.kind != "default"
+    {
+        notes.push(format!("RoPE scaling `{}` is not written to the GGUF yet", s.kind));
+    }
+    let folder = ckpt.path();
+    let tokenizer = read_json(&folder.join("tokenizer.json"))
+        .map_err(|e| format!("{e}: GGUF needs the tokenizer (tokenizer.json)"))?;
+    let config = read_json(&folder.join("tokenizer_config.json")).unwrap_or(Value::Null);
+    tokenizer_keys(&tokenizer, &config, &mut kv, &mut notes)?;
+    Ok((kv, notes))
+}
+
+/// llama.cpp's `tokenizer.ggml.*` keys of a byte-level BPE `tokenizer.json`.
+fn tokenizer_keys(
+    tokenizer: &Value,
+    config: &Value,
+    kv: &mut Vec<(String, GgufValue)>,
+    notes: &mut Vec<String>,
+) -> Result<(), String> {
+    let model = &tokenizer["model"];
+    if model["type"] != "BPE" || model["byte_fallback"] == true {
+        return Err("only byte-level BPE tokenizers (GPT-2 style) are written to GGUF yet".into());
+    }
+    let vocab = model["vocab"].as_object().ok_or("tokenizer.json has no model.vocab")?;
+    let mut by_id: Vec<Option<String>> = Vec::new();
+    let mut put = |id: u64, token: &str| {
+        let id = id as usize;
+        if by_id.len() <= id {
+            by_id.resize(id + 1, None);
+        }
+        by_id[id] = Some(token.to_owned());
+    };
+    for (token, id) in vocab {
+        put(id.as_u64().ok_or("a vocabulary id is not a number")?, token);
+    }
+    let mut types: Vec<i32> = Vec::new();
+    let mut added: Vec<(usize, bool)> = Vec::new();
+    for a in tokenizer["added_tokens"].as_array().into_iter().flatten() {
+        let (Some(id), Some(content)) = (a["id"].as_u64(), a["content"].as_str()) else { continue };
+        put(id, content);
+        added.push((id as usize, a["special"] == true));
+    }
+    if by_id.iter().any(Option::is_none) {
+        return Err("the vocabulary has gaps in its ids".into());
+    }
+    let tokens: Vec<String> = by_id.into_iter().flatten().collect();
+    types.resize(tokens.len(), 1);
+    for (id, special) in added {
+        types[id] = if special { 3 } else { 4 };
+    }
+    let merges: Vec<String> = model["merges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| match m {
+            Value::String(s) => Some(s.clone()),
+            Value::Array(pair) => Some(format!("{} {}", pair.first()?.as_str()?, pair.get(1)?.as_str()?)),
+            _ => None,
+        })
+        .collect();
+    let pre = &tokenizer["pre_tokenizer"];
+    let is_byte_level = |p: &Value| p["type"] == "ByteLevel";
+    let pre_name = match pre["type"].as_str() {
+        Some("ByteLevel") => "gpt-2",
+        Some("Sequence") => {
+            let parts = pre["pretokenizers"].as_array().cloned().unwrap_or_default();
+            match parts.as_slice() {
+                [d, b] if d["type"] == "Digits" && d["individual_digits"] == true && is_byte_level(b) => "smollm",
+                _ => {
+                    notes.push("the tokenizer's pre-tokenizer has no llama.cpp name here: `default` written".into());
+                    "default"
+                }
+            }
+        }
+        _ => {
+            notes.push("the tokenizer's pre-tokenizer has no llama.cpp name here: `default` written".into());
+            "default"
+        }
+    };
+    let id_of = |field: &str| -> Option<u32> {
+        let token = match &config[field] {
+            Value::String(s) => s.as_str(),
+            Value::Object(o) => o.get("content")?.as_str()?,
+            _ => return None,
+        };
+        tokens.iter().position(|t| t == token).and_then(|i| u32::try_from(i).ok())
+    };
+    kv.push(("tokenizer.ggml.model".into(), GgufValue::String("gpt2".into())));
+    kv.push(("tokenizer.ggml.pre".into(), GgufValue::String(pre_name.into())));
+    kv.push(("tokenizer.ggml.tokens".into(), strings(tokens.iter().map(String::as_str))));
+    kv.push(("tokenizer.ggml.token_type".into(), i32s(&types)));
+    kv.push(("tokenizer.ggml.merges".into(), strings(merges.iter().map(String::as_str))));
+    for (field, key) in [
+        ("bos_token", "tokenizer.ggml.bos_token_id"),
+        ("eos_token", "tokenizer.ggml.eos_token_id"),
+        ("unk_token", "tokenizer.ggml.unknown_token_id"),
+        ("pad_token", "tokenizer.ggml.padding_token_id"),
+    ] {
+        if let Some(id) = id_of(field) {
+            kv.push((key.into(), GgufValue::U32(id)));
+        }
+    }
+    kv.push(("tokenizer.ggml.add_bos_token".into(), GgufValue::Bool(config["add_bos_token"] == true)));
+    if let Some(t) = config["chat_template"].as_str() {
+        kv.push(("tokenizer.chat_template".into(), GgufValue::String(t.into())));
+    }
+    Ok(())
+}
