@@ -186,7 +186,12 @@ fn number_value(type_id: u32, b: &[u8]) -> Option<GgufValue> {
 impl GgufValue {
     /// The GGUF type name (`UINT32`, `STRING`, `ARRAY`, ...).
     pub fn type_name(&self) -> &'static str {
-        type_name(match self {
+        type_name(self.type_id())
+    }
+
+    /// The GGUF type id (0 `UINT8` … 12 `FLOAT64`; 9 for arrays).
+    pub fn type_id(&self) -> u32 {
+        match self {
             GgufValue::U8(_) => 0,
             GgufValue::I8(_) => 1,
             GgufValue::U16(_) => 2,
@@ -200,7 +205,7 @@ impl GgufValue {
             GgufValue::U64(_) => 10,
             GgufValue::I64(_) => 11,
             GgufValue::F64(_) => 12,
-        })
+        }
     }
 
     /// The value as an unsigned integer, if it is a non-negative integer.

@@ -251,6 +251,11 @@ pub(super) fn write(
     on_row: &mut dyn FnMut(TensorPreview),
 ) -> Result<Vec<PathBuf>, ExportError> {
     let tensors = ckpt.tensors();
+    let encode = |t: usize, sink: &mut dyn PartSink, decoded: Option<crate::quant::encode::DecodedSink<'_>>| {
+        let src = TensorRef::new(ckpt, &tensors[t]);
+        encode_tensor(backend, ckpt, &tensors[t], &src, &resolved[t], importance, sink, decoded, cancel)
+            .map_err(compute_error)
+    };
     let mut stash: Option<(usize, Vec<Vec<u8>>)> = None;
     let mut metadata = BTreeMap::new();
     metadata.insert("format".to_owned(), "pt".to_owned());
@@ -267,19 +272,7 @@ pub(super) fn write(
                             .count();
                         let mut checked =
                             Checked { want: &plan.tensors[first..first + count], inner: CollectBytes::default() };
-                        let src = TensorRef::new(ckpt, &tensors[t]);
-                        let row = encode_tensor(
-                            backend,
-                            ckpt,
-                            &tensors[t],
-                            &src,
-                            &resolved[t],
-                            importance,
-                            &mut checked,
-                            None,
-                            cancel,
-                        )
-                        .map_err(compute_error)?;
+                        let row = encode(t, &mut checked, None)?;
                         on_row(row);
                         stash = Some((t, checked.inner.bytes));
                     }
@@ -296,7 +289,6 @@ pub(super) fn write(
                 }
                 Source::Dense(t) => {
                     let dtype = plan.tensors[i].dtype;
-                    let src = TensorRef::new(ckpt, &tensors[t]);
                     let mut buf = Vec::new();
                     let same = dtype == tensors[t].dtype;
                     let mut put = |_: u64, v: &[f32]| -> Result<(), ComputeError> {
@@ -307,35 +299,13 @@ pub(super) fn write(
                     let row = if same && resolved[t].parsed.is_keep() {
                         // The stored bytes as they are.
                         let mut raw = CollectBytes::default();
-                        let row = encode_tensor(
-                            backend,
-                            ckpt,
-                            &tensors[t],
-                            &src,
-                            &resolved[t],
-                            importance,
-                            &mut raw,
-                            None,
-                            cancel,
-                        )
-                        .map_err(compute_error)?;
+                        let row = encode(t, &mut raw, None)?;
                         for b in &raw.bytes {
                             sink.write(b)?;
                         }
                         row
                     } else {
-                        encode_tensor(
-                            backend,
-                            ckpt,
-                            &tensors[t],
-                            &src,
-                            &resolved[t],
-                            importance,
-                            &mut NoParts,
-                            Some(&mut put),
-                            cancel,
-                        )
-                        .map_err(compute_error)?
+                        encode(t, &mut NoParts, Some(&mut put))?
                     };
                     on_row(row);
                     Ok(())

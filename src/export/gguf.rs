@@ -42,25 +42,6 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
-/// The type id of a value.
-fn type_id(v: &GgufValue) -> u32 {
-    match v {
-        GgufValue::U8(_) => 0,
-        GgufValue::I8(_) => 1,
-        GgufValue::U16(_) => 2,
-        GgufValue::I16(_) => 3,
-        GgufValue::U32(_) => 4,
-        GgufValue::I32(_) => 5,
-        GgufValue::F32(_) => 6,
-        GgufValue::Bool(_) => 7,
-        GgufValue::String(_) => 8,
-        GgufValue::Array(_) => 9,
-        GgufValue::U64(_) => 10,
-        GgufValue::I64(_) => 11,
-        GgufValue::F64(_) => 12,
-    }
-}
-
 fn put_array(out: &mut Vec<u8>, a: &GgufArray) {
     out.extend_from_slice(&a.element_type().to_le_bytes());
     out.extend_from_slice(&(a.len() as u64).to_le_bytes());
@@ -99,7 +80,7 @@ fn header(metadata: &[(String, GgufValue)], tensors: &[GgufTensor], alignment: u
     out.extend_from_slice(&(metadata.len() as u64).to_le_bytes());
     for (k, v) in metadata {
         put_str(&mut out, k);
-        out.extend_from_slice(&type_id(v).to_le_bytes());
+        out.extend_from_slice(&v.type_id().to_le_bytes());
         put_value(&mut out, v);
     }
     let mut offset = 0u64;
