@@ -131,6 +131,9 @@ fn a_plan_gguf_cannot_carry_is_refused_up_front_naming_each_tensor_and_nothing_i
     let err = run(&CpuBackend, &ckpt, &plan, ExportFormat::Gguf, &out).unwrap_err().to_string();
     assert!(err.contains("blk.0.attn_q.weight") && err.contains("int4_g32") && err.contains("no GGUF type"), "{err}");
     assert!(!err.contains("attn_norm"), "the norm is kept F32 and fine: {err}");
+    let awq = Plan::single("q4_0+awq").unwrap();
+    let err = run(&CpuBackend, &ckpt, &awq, ExportFormat::Gguf, &out).unwrap_err().to_string();
+    assert!(err.contains("AWQ's input scales are not folded") && err.contains("fake-quant"), "{err}");
     assert!(!out.exists());
     // The output may never be the input.
     let err = run(&CpuBackend, &ckpt, &Plan::single("q8_0").unwrap(), ExportFormat::Gguf, &src).unwrap_err();

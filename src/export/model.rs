@@ -100,6 +100,15 @@ fn gguf_type(t: &TensorInfo, scheme: &Scheme) -> Result<DType, String> {
         Scheme::Ggml(d) => Ok(*d),
         Scheme::F16 => Ok(DType::F16),
         Scheme::Bf16 => Ok(DType::BF16),
+        Scheme::With { method, .. } => Err(format!(
+            "`{scheme}`: {} — export it as safetensors (fake-quant), or choose the plain scheme",
+            match method {
+                crate::quant::scheme::Method::Awq { .. } =>
+                    "AWQ's input scales are not folded into the layer before yet",
+                crate::quant::scheme::Method::Slim => "no inference kernel reads mixed bit widths inside a tensor",
+                crate::quant::scheme::Method::Pow => "no inference kernel decodes a power grid",
+            }
+        )),
         other => Err(format!(
             "`{other}` has no GGUF type (llama.cpp runs its own block types: q8_0, q4_k, q6_k, iq4_nl, ...); \
              export it as safetensors (fake-quant) or choose a block type"
