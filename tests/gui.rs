@@ -292,9 +292,15 @@ fn switching_to_the_gpu_starts_it_in_the_background_and_results_say_where_they_r
     // Switching returns at once: nothing is started on the UI thread, a job starts the device.
     harness.state_mut().set_backend(weightbench::compute::select::BackendChoice::Gpu);
     assert!(harness.state().backend_starting);
-    assert!(harness.state().backend_label().contains("starts with the first computation"));
+    // The start runs on a job thread: it may already be done when a GPU was started earlier in
+    // this process (the adapter is shared), so the label says either.
+    let label = harness.state().backend_label();
+    assert!(label.contains("starts with the first computation") || label.starts_with("the gpu"), "{label}");
     harness.run_steps(1);
-    assert!(shows(&harness, "starting the GPU"), "the status bar says the GPU is starting");
+    assert!(
+        shows(&harness, "starting the GPU") || !harness.state().backend_starting,
+        "while the GPU starts, the status bar says so"
+    );
     step_until(&mut harness, 60, "the GPU to start", |app| !app.backend_starting);
     let label = harness.state().backend_label();
     if !label.starts_with("the gpu") {
