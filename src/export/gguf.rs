@@ -13,29 +13,13 @@ use super::safetensors::TensorSink;
 use crate::cancel::Cancel;
 use crate::checkpoint::Checkpoint;
 use crate::checkpoint::gguf::{GgufArray, GgufValue};
-use crate::codec::DType;
 
 /// The alignment llama.cpp writes and expects by default (`general.alignment` absent).
 pub const DEFAULT_ALIGNMENT: u64 = 32;
 
-/// A tensor to be written: its GGUF name, stored type and shape (outermost first).
-#[derive(Clone, Debug, PartialEq)]
-pub struct GgufTensor {
-    /// Name in the file.
-    pub name: String,
-    /// Stored type (a ggml type).
-    pub dtype: DType,
-    /// Shape, outermost first (written innermost first, as GGUF stores `ne`).
-    pub shape: Vec<u64>,
-}
-
-impl GgufTensor {
-    /// Bytes the tensor takes.
-    pub fn bytes(&self) -> Option<u64> {
-        let n = self.shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d))?;
-        self.dtype.byte_len(n)
-    }
-}
+/// A tensor to be written: its GGUF name, stored type (a ggml type) and shape, outermost first
+/// (written innermost first, as GGUF stores `ne`).
+pub type GgufTensor = super::safetensors::PlannedTensor;
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&(s.len() as u64).to_le_bytes());
