@@ -9,7 +9,6 @@ use clap::{Args, ValueEnum};
 use crate::cancel::Cancel;
 use crate::compute::{Backend, ComputeError};
 use crate::export::model::{ExportFormat, ExportOptions, export};
-use crate::quant::Plan;
 use crate::quant::plan::ModelIdentity;
 use crate::quant::preview::{PreviewReport, note_shared_alphas, share_awq_alphas};
 
@@ -35,12 +34,9 @@ pub enum FormatArg {
 pub struct ExportArgs {
     /// Checkpoint (file or folder).
     pub path: PathBuf,
-    /// The plan (TOML, or JSON by its extension).
-    #[arg(long, conflicts_with = "scheme", required_unless_present = "scheme")]
-    pub plan: Option<PathBuf>,
-    /// One scheme for every tensor (with the fallbacks a plan's rule gets).
-    #[arg(long)]
-    pub scheme: Option<String>,
+    /// The plan or the scheme.
+    #[command(flatten)]
+    pub source: super::PlanSource,
     /// What to write.
     #[arg(long, value_enum)]
     pub format: FormatArg,
@@ -64,11 +60,7 @@ pub struct ExportArgs {
 }
 
 pub(super) fn run(args: &ExportArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<()> {
-    let plan = match (&args.plan, &args.scheme) {
-        (Some(p), _) => Plan::load(p)?,
-        (None, Some(s)) => Plan::single(s)?,
-        (None, None) => bail!("give --plan FILE or --scheme NAME"),
-    };
+    let plan = args.source.load()?;
     let ckpt = super::open(&args.path)?;
     let importance = super::importance(&ckpt, args.importance.as_deref())?;
     let tensors: Vec<&crate::checkpoint::TensorInfo> = ckpt.tensors().iter().collect();

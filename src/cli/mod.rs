@@ -120,6 +120,30 @@ pub fn run(command: &Command, choice: BackendChoice, out: &mut dyn Write) -> Res
     result
 }
 
+/// Where a command's schemes come from: a plan file or one scheme for every tensor.
+#[derive(Debug, clap::Args)]
+pub struct PlanSource {
+    /// A plan (TOML, or JSON by its extension): rules and per-tensor overrides.
+    #[arg(long, conflicts_with = "scheme", required_unless_present = "scheme")]
+    pub plan: Option<std::path::PathBuf>,
+    /// One scheme for every selected tensor (with the fallbacks a plan's rule gets), e.g.
+    /// q4_k, int4_g128, nf4, lowrank_r64+int8_ch.
+    #[arg(long)]
+    pub scheme: Option<String>,
+}
+
+impl PlanSource {
+    /// The plan named.
+    fn load(&self) -> Result<crate::quant::Plan> {
+        use crate::quant::Plan;
+        Ok(match (&self.plan, &self.scheme) {
+            (Some(p), _) => Plan::load(p)?,
+            (None, Some(s)) => Plan::single(s)?,
+            (None, None) => anyhow::bail!("give --plan FILE or --scheme NAME"),
+        })
+    }
+}
+
 /// The importance a `--importance` argument names: an imatrix file, or `weight` for the
 /// column norms.
 fn importance(ckpt: &Checkpoint, arg: Option<&str>) -> Result<Option<crate::quant::Importance>> {

@@ -27,13 +27,9 @@ use crate::quant::{Importance, Plan, Resolved, preview_tensor};
 pub struct QuantizeArgs {
     /// Checkpoint (file or folder).
     pub path: PathBuf,
-    /// A plan (TOML, or JSON by its extension): rules and per-tensor overrides.
-    #[arg(long, conflicts_with = "scheme", required_unless_present = "scheme")]
-    pub plan: Option<PathBuf>,
-    /// One scheme for every selected tensor (with the fallbacks a plan's rule gets), e.g.
-    /// q4_k, int4_g128, nf4, lowrank_r64+int8_ch.
-    #[arg(long)]
-    pub scheme: Option<String>,
+    /// The plan or the scheme.
+    #[command(flatten)]
+    pub source: super::PlanSource,
     /// Only tensors whose name matches this regular expression.
     #[arg(long)]
     pub tensor: Option<String>,
@@ -79,11 +75,7 @@ pub(super) fn run(args: &QuantizeArgs, backend: &dyn Backend, out: &mut dyn Writ
     if !args.dry_run {
         bail!("quantize only measures for now: pass --dry-run (`weightbench export` writes compressed models)");
     }
-    let plan = match (&args.plan, &args.scheme) {
-        (Some(p), _) => Plan::load(p)?,
-        (None, Some(s)) => Plan::single(s)?,
-        (None, None) => bail!("give --plan FILE or --scheme NAME"),
-    };
+    let plan = args.source.load()?;
     let ckpt = super::open(&args.path)?;
     let importance = super::importance(&ckpt, args.importance.as_deref())?;
     let (tensors, skipped) = super::select(&ckpt, args.tensor.as_deref(), |_| true)?;

@@ -134,8 +134,20 @@ pub fn write(
 
 /// Re-opens the written file with the checkpoint reader and compares it with what was meant.
 fn read_back(path: &Path, tensors: &[PlannedTensor], checksums: &[u32]) -> Result<(), ExportError> {
+    let ckpt =
+        Checkpoint::open(path).map_err(|e| ExportError::ReadBack { path: path.to_owned(), message: e.to_string() })?;
+    check_tensors(&ckpt, path, tensors, checksums)
+}
+
+/// Whether `ckpt` (the written file at `path`, reopened) holds exactly `tensors`, each with the
+/// type, shape and CRC-32 of the bytes written (safetensors and GGUF writers alike).
+pub(super) fn check_tensors(
+    ckpt: &Checkpoint,
+    path: &Path,
+    tensors: &[PlannedTensor],
+    checksums: &[u32],
+) -> Result<(), ExportError> {
     let fail = |message: String| ExportError::ReadBack { path: path.to_owned(), message };
-    let ckpt = Checkpoint::open(path).map_err(|e| fail(e.to_string()))?;
     if ckpt.tensors().len() != tensors.len() {
         return Err(fail(format!("{} tensors read back, {} written", ckpt.tensors().len(), tensors.len())));
     }
