@@ -46,6 +46,6 @@ $py scripts/reference/check_convert_transformers.py --bin "$bin" \
   test-models/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf test-models/gemma-3-270m/gemma-3-270m-q4_k_m.gguf
 # Exports read back by gguf-py, run by llama.cpp (xllamacpp's library: perplexity of an 8-bit plan
 # within 1% of the source's), and fake-quant safetensors loaded by transformers.
-$py scripts/reference/check_export.py --bin "$bin" \
+$py scripts/reference/check_export.py --bin "$bin" --gemma test-models/gemma-3-270m/gemma-3-270m-q4_k_m.gguf \
   test-models/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf test-models/all-MiniLM-L6-v2
 echo "all checks passed"

@@ -339,7 +339,7 @@ fn large_outputs_are_sharded_with_an_index_that_reads_back_whole() {
     // Each fake-quant tensor takes 8 KiB, each int8_ch module 2 KiB and 128 bytes: three shards.
     for (format, limit) in [(ExportFormat::Safetensors, 20_000), (ExportFormat::Ct, 5_000)] {
         let out = dir.join(&format!("{format:?}"));
-        let options = ExportOptions { overwrite: false, max_shard_size: Some(limit) };
+        let options = ExportOptions { max_shard_size: Some(limit), ..ExportOptions::default() };
         let resolved = resolve(&ckpt, &plan);
         let report =
             export(&CpuBackend, &ckpt, &resolved, None, format, &out, &options, &Cancel::new(), &|_, _| {}).unwrap();
@@ -422,4 +422,163 @@ fn a_transformers_checkpoint_exports_to_gguf_with_llama_cpps_names_row_order_and
     assert!(matches!(info.get("llama.rope.dimension_count"), Some(GgufValue::U32(8))));
     assert!(matches!(info.get("tokenizer.ggml.pre"), Some(GgufValue::String(s)) if s == "smollm"));
     assert!(matches!(info.get("tokenizer.ggml.eos_token_id"), Some(GgufValue::U32(0))));
+}
+
+#[test]
+fn a_gemma3_folder_exports_to_gguf_with_its_keys_norms_and_sentencepiece_vocabulary() {
+    use weightbench::export::convert::{ConvertOptions, gguf_to_safetensors};
+    use weightbench::export::sentencepiece::merges_from_scores;
+    let dir = TempDir::new();
+    // A Gemma 3 GGUF (norms stored as 1 + w, a SentencePiece vocabulary with scores), converted
+    // to a transformers folder (tokenizer.json with merges made from the scores) and exported
+    // back: the same tensors bit for bit, Gemma's keys, and a vocabulary whose scores order the
+    // merges as the source's did.
+    let tokens =
+        ["<pad>", "<eos>", "<bos>", "<unk>", "\n\n", "<0x41>", "\u{2581}", "a", "b", "\u{2581}a", "ab", "\u{2581}ab"];
+    let scores: [f32; 12] = [-1000.0, -1000.0, -1000.0, -1000.0, -1000.0, 0.0, -1.0, -2.0, -3.0, -4.0, -5.0, -6.0];
+    let types: [i32; 12] = [3, 3, 3, 3, 4, 6, 1, 1, 1, 1, 1, 1];
+    let hidden = 16u64;
+    let mut g = Gguf::new("gemma3");
+    g.kv_u32("gemma3.block_count", 1)
+        .kv_u32("gemma3.embedding_length", hidden as u32)
+        .kv_u32("gemma3.feed_forward_length", 32)
+        .kv_u32("gemma3.attention.head_count", 2)
+        .kv_u32("gemma3.attention.head_count_kv", 1)
+        .kv_u32("gemma3.attention.key_length", 16)
+        .kv_u32("gemma3.attention.value_length", 16)
+        .kv_u32("gemma3.attention.sliding_window", 64)
+        .kv_u32("gemma3.context_length", 256)
+        .kv_f32("gemma3.attention.layer_norm_rms_epsilon", 1e-6)
+        .kv_f32("gemma3.rope.freq_base", 1e6)
+        .kv_str("tokenizer.ggml.model", "llama")
+        .kv_str("tokenizer.ggml.pre", "default")
+        .kv_strings("tokenizer.ggml.tokens", &tokens)
+        .kv_numbers("tokenizer.ggml.scores", 6, 12, &scores.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<_>>())
+        .kv_numbers("tokenizer.ggml.token_type", 5, 12, &types.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<_>>())
+        .kv_u32("tokenizer.ggml.bos_token_id", 2)
+        .kv_u32("tokenizer.ggml.eos_token_id", 1)
+        .kv_u32("tokenizer.ggml.unknown_token_id", 3)
+        .kv_bool("tokenizer.ggml.add_bos_token", true)
+        .kv_bool("tokenizer.ggml.add_space_prefix", false);
+    // Norm values in [0.5, 2], where (w − 1) + 1 is exact in f32.
+    let norm: Vec<f32> = weights(hidden as usize, 4).iter().map(|v| 1.25 + v.clamp(-0.7, 0.7)).collect();
+    g.f32("token_embd.weight", &[12, hidden], &weights(12 * hidden as usize, 1))
+        .f32("blk.0.attn_q.weight", &[32, hidden], &weights(32 * hidden as usize, 2))
+        .f32("blk.0.attn_norm.weight", &[hidden], &norm)
+        .f32("blk.0.post_ffw_norm.weight", &[hidden], &norm);
+    let src = dir.join("src.gguf");
+    g.write(&src);
+    let original = Checkpoint::open(&src).unwrap();
+    let hf = dir.join("hf");
+    let opts = ConvertOptions { out_dir: hf.clone(), dtype: DType::F32, keep_names: false, overwrite: false };
+    gguf_to_safetensors(&original, &opts, &Cancel::new(), &|_, _| {}).unwrap();
+    let tokenizer: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(hf.join("tokenizer.json")).unwrap()).unwrap();
+    assert_eq!(tokenizer["model"]["byte_fallback"], true);
+    assert_eq!(tokenizer["model"]["merges"][0], serde_json::json!(["\u{2581}", "a"]), "best score first");
+    let out = dir.join("back.gguf");
+    let report =
+        run(&CpuBackend, &Checkpoint::open(&hf).unwrap(), &Plan::single("keep").unwrap(), ExportFormat::Gguf, &out)
+            .unwrap();
+    assert!(report.notes.is_empty(), "{:?}", report.notes);
+    let back = Checkpoint::open(&out).unwrap();
+    for t in original.tensors() {
+        let b = back.tensor(&t.name).unwrap_or_else(|| panic!("{} missing", t.name));
+        let (x, y) = (original.decode_all(t).unwrap(), back.decode_all(b).unwrap());
+        assert!(x.iter().zip(&y).all(|(a, b)| a.to_bits() == b.to_bits()), "{}: the norm's +1 re-applied", t.name);
+    }
+    let info = back.gguf().unwrap();
+    assert!(matches!(info.get("gemma3.attention.key_length"), Some(GgufValue::U32(16))));
+    assert!(matches!(info.get("gemma3.attention.sliding_window"), Some(GgufValue::U32(64))));
+    assert!(matches!(info.get("tokenizer.ggml.model"), Some(GgufValue::String(s)) if s == "llama"));
+    assert!(matches!(info.get("tokenizer.ggml.add_space_prefix"), Some(GgufValue::Bool(false))));
+    let array = |key: &str| match info.get(key) {
+        Some(GgufValue::Array(a)) => a.clone(),
+        other => panic!("{key}: {other:?}"),
+    };
+    let back_tokens: Vec<String> = array("tokenizer.ggml.tokens").strings().map(str::to_owned).collect();
+    assert_eq!(back_tokens, tokens);
+    let back_types: Vec<i32> = array("tokenizer.ggml.token_type").iter().map(|v| v.as_f64().unwrap() as i32).collect();
+    assert_eq!(back_types, types);
+    let back_scores: Vec<f32> = array("tokenizer.ggml.scores").iter().map(|v| v.as_f64().unwrap() as f32).collect();
+    assert_eq!(
+        merges_from_scores(&tokens, &back_scores, &back_types),
+        merges_from_scores(&tokens, &scores, &types),
+        "the scores order the merges as the source's"
+    );
+}
+
+#[test]
+fn low_rank_tensors_export_as_lora_factors_whose_product_is_the_previews() {
+    let dir = TempDir::new();
+    let path = dir.join("m.safetensors");
+    write_safetensors(
+        &path,
+        &[
+            Spec::f32("a.weight", &[48, 40], &weights(48 * 40, 7)),
+            Spec::f32("b.weight", &[16, 24], &weights(16 * 24, 8)),
+        ],
+    );
+    let ckpt = Checkpoint::open(&path).unwrap();
+    let plan = Plan::parse_toml(
+        "[tensor.\"a.weight\"]\nscheme = \"lowrank_e0.8\"\n[tensor.\"b.weight\"]\nscheme = \"int8_ch\"\n",
+        "plan.toml",
+    )
+    .unwrap();
+    let out = dir.join("factors");
+    let options = ExportOptions { factors: true, ..ExportOptions::default() };
+    let report = export(
+        &CpuBackend,
+        &ckpt,
+        &resolve(&ckpt, &plan),
+        None,
+        ExportFormat::Safetensors,
+        &out,
+        &options,
+        &Cancel::new(),
+        &|_, _| {},
+    )
+    .unwrap();
+    let got = Checkpoint::open(out.join("model.safetensors")).unwrap();
+    let names: Vec<&str> = got.tensors().iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["a.lora_A.weight", "a.lora_B.weight", "b.weight"]);
+    let (la, lb) = (got.tensor("a.lora_A.weight").unwrap(), got.tensor("a.lora_B.weight").unwrap());
+    let rank = la.shape[0];
+    assert_eq!((la.shape[1], lb.shape.clone()), (40, vec![48, rank]));
+    assert_eq!(report.tensors[0].rank, Some(rank as usize), "the header's rank is the one the preview chose");
+    let (a, b) = (got.decode_all(la).unwrap(), got.decode_all(lb).unwrap());
+    let preview = preview_decoded(&ckpt, &plan);
+    let (_, want, sse) = &preview[0];
+    for i in 0..48 {
+        for j in 0..40 {
+            let prod: f64 =
+                (0..rank as usize).map(|k| f64::from(lb_at(&b, rank, i, k)) * f64::from(a[k * 40 + j])).sum();
+            assert!(
+                (prod - f64::from(want[i * 40 + j])).abs() < 1e-5,
+                "lora_B @ lora_A is the preview's Ŵ at ({i}, {j})"
+            );
+        }
+    }
+    assert_eq!(report.tensors[0].sse, *sse, "the export reports the preview's error");
+    let values = got.decode_all(got.tensor("b.weight").unwrap()).unwrap();
+    assert!(values.iter().zip(&preview[1].1).all(|(x, y)| x.to_bits() == y.to_bits()), "others stay whole");
+    assert!(report.notes.iter().any(|n| n.contains("lora_A/lora_B")), "{:?}", report.notes);
+    // GGUF has no place for factors: refused before anything is written.
+    let refused = export(
+        &CpuBackend,
+        &ckpt,
+        &resolve(&ckpt, &plan),
+        None,
+        ExportFormat::Gguf,
+        &dir.join("f.gguf"),
+        &options,
+        &Cancel::new(),
+        &|_, _| {},
+    );
+    assert!(matches!(refused, Err(ExportError::Unsupported { ref message }) if message.contains("--factors")));
+    assert!(!dir.join("f.gguf").exists());
+}
+
+fn lb_at(b: &[f32], rank: u64, i: usize, k: usize) -> f32 {
+    b[i * rank as usize + k]
 }

@@ -227,6 +227,18 @@ impl Gguf {
         self.kvs.push((key.into(), 9, v));
         self
     }
+    /// An array of numbers of GGUF type `type_id` (5 i32, 6 f32, ...) from their little-endian bytes.
+    pub fn kv_numbers(&mut self, key: &str, type_id: u32, count: usize, bytes: &[u8]) -> &mut Self {
+        let mut v = type_id.to_le_bytes().to_vec();
+        v.extend_from_slice(&(count as u64).to_le_bytes());
+        v.extend_from_slice(bytes);
+        self.kvs.push((key.into(), 9, v));
+        self
+    }
+    pub fn kv_bool(&mut self, key: &str, value: bool) -> &mut Self {
+        self.kvs.push((key.into(), 7, vec![u8::from(value)]));
+        self
+    }
     /// A tensor with `shape` given outermost first (as transformers sees it).
     pub fn tensor(&mut self, name: &str, shape: &[u64], ggml_type: u32, data: Vec<u8>) -> &mut Self {
         self.tensors.push((name.into(), shape.iter().rev().copied().collect(), ggml_type, data));

@@ -16,6 +16,11 @@ values bit for bit, the folder's other files are copied, and transformers loads 
 convert's rebuilt tokenizer (SmolLM2: tokenizer.json and tokenizer_config.json from the GGUF's
 keys): transformers' tokenizer from the converted folder gives llama.cpp's token ids on a page of
 text, digits, unicode, code and chat markup, and decodes back to the text.
+Gemma 3 (gemma-3-270m Q4_K_M, with `--gemma`): `convert` makes a transformers folder with the
+SentencePiece tokenizer rebuilt (merges from the GGUF's scores): transformers' token ids equal
+llama.cpp's; that folder exported to GGUF (Gemma's keys, norms' +1 re-applied, tokenizer scores
+from the merges) holds every tensor bit for bit as the source decodes, tokenizes as the source in
+llama.cpp, and an 8-bit plan's perplexity is within 1% of the source's.
 compressed-tensors (MiniLM, a mixed plan of int4_g128, int8_ch_asym, fp8_e4m3_ch and
 int3_g64[_asym]): the `compressed-tensors` package's own compressors decompress every module to
 the preview's decoded values bit for bit; transformers loads the folder (running the compressed
@@ -189,6 +194,14 @@ def check_tokenizer(bin_, gguf, tmp, text):
     model = llama_cpp.Model(lib, gguf)
     samples = [text, "In 2024, 12345 apples cost $3.50 — naïve café 日本語 🙂\r\nCRLF",
                "<|im_start|>user\nWhat is 2+2?<|im_end|>\n", "def f(x):\n    return x**2  # comment\n\n\n  "]
+    n = token_ids_equal(tok, model, samples)
+    model.close()
+    assert tok.chat_template and tok.eos_token == "<|im_end|>", (tok.chat_template is None, tok.eos_token)
+    return n
+
+
+def token_ids_equal(tok, model, samples):
+    """transformers' ids equal llama.cpp's and decode back, for every sample; the token count."""
     for t in samples:
         ours = tok(t, add_special_tokens=False)["input_ids"]
         theirs = model.tokenize(t, bos=False, special=True)
@@ -196,14 +209,48 @@ def check_tokenizer(bin_, gguf, tmp, text):
             sys.exit(f"FAILED tokenizer: {t[:40]!r}: transformers {ours[:12]} vs llama.cpp {theirs[:12]}")
         if tok.decode(ours) != t:
             sys.exit(f"FAILED tokenizer: {t[:40]!r} does not decode back")
-    model.close()
-    assert tok.chat_template and tok.eos_token == "<|im_end|>", (tok.chat_template is None, tok.eos_token)
     return sum(len(tok(t, add_special_tokens=False)["input_ids"]) for t in samples)
+
+
+def check_gemma(bin_, gguf, tmp, text):
+    from transformers import AutoTokenizer
+
+    folder = tmp / "gemma-hf"
+    run([bin_, "convert", gguf, "-o", folder])
+    lib = llama_cpp.library()
+    source = llama_cpp.Model(lib, gguf)
+    samples = [text, "In 2024, 12345 apples cost $3.50 — naïve café 日本語 🙂\r\nCRLF",
+               "<start_of_turn>user\nWhat is 2+2?<end_of_turn>\n", "def f(x):\n    return x**2  # comment\n\n\n  ",
+               "  leading  spaces\t\ttabs \x01\x02 ꙮ"]
+    n = token_ids_equal(AutoTokenizer.from_pretrained(folder), source, samples)
+    ids = source.tokenize(text)
+    base = source.perplexity(ids)
+    source.close()
+    exact = tmp / "gemma.f32.gguf"
+    run([bin_, "export", folder, "--scheme", "keep", "--format", "gguf", "-o", exact])
+    want = {t.name: t for t in GGUFReader(gguf).tensors}
+    got = GGUFReader(exact).tensors
+    if sorted(t.name for t in got) != sorted(want):
+        sys.exit("FAILED gemma: the exported GGUF has other tensor names than the source")
+    for t in got:
+        if not np.array_equal(dequantized(t), dequantized(want[t.name])):
+            sys.exit(f"FAILED gemma: {t.name} differs from the source's decoded values")
+    q8 = tmp / "gemma.q8_0.gguf"
+    run([bin_, "export", folder, "--scheme", "q8_0", "--format", "gguf", "-o", q8])
+    model = llama_cpp.Model(lib, q8)
+    if model.tokenize(text) != ids:
+        sys.exit("FAILED gemma: the exported GGUF tokenizes the page differently from the source in llama.cpp")
+    ppl, cont = model.perplexity(ids), model.greedy("The capital of France is", 12)
+    model.close()
+    if abs(ppl / base - 1) > 0.01:
+        sys.exit(f"FAILED gemma: the 8-bit export's perplexity {ppl:.4f} is more than 1% from the source's {base:.4f}")
+    return n, len(got), base, ppl, cont
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
+    ap.add_argument("--gemma", help="gemma-3-270m GGUF: convert and export it back")
     ap.add_argument("gguf")
     ap.add_argument("folder")
     a = ap.parse_args()
@@ -244,6 +291,12 @@ def main():
             sys.exit(f"FAILED: the transformers folder's GGUF scores {ppl}, the GGUF's own export {perplexity['q8_0']}")
         print(f"ok  gguf from the converted transformers folder (q8_0): llama.cpp perplexity {ppl:.4f}, the same as "
               f"the GGUF-to-GGUF export's; continues {cont!r}")
+        if a.gemma:
+            n, tensors, base, ppl, cont = check_gemma(a.bin, a.gemma, tmp, text)
+            print(f"ok  gemma-3-270m: convert's SentencePiece tokenizer gives llama.cpp's ids ({n} tokens); the "
+                  f"folder exported back to GGUF holds all {tensors} tensors bit for bit as the source decodes and "
+                  f"tokenizes as it; q8_0 perplexity {ppl:.4f} vs the source's {base:.4f} "
+                  f"({100 * (ppl / base - 1):+.2f}%), continues {cont!r}")
         n = check_safetensors(a.bin, a.folder, tmp)
         print(f"ok  safetensors fake-quant int4_g128: {n} tensors equal the preview's decoded values; "
               f"config and tokenizer copied; transformers loads the folder")

@@ -54,6 +54,10 @@ pub struct ExportArgs {
     /// model.safetensors.index.json, as transformers does.
     #[arg(long, value_parser = crate::export::safetensors::parse_size)]
     pub max_shard_size: Option<u64>,
+    /// safetensors: store each low-rank tensor as its two factors, `<module>.lora_A.weight`
+    /// (r × in) and `<module>.lora_B.weight` (out × r), instead of their product.
+    #[arg(long)]
+    pub factors: bool,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -108,7 +112,7 @@ pub(super) fn run(args: &ExportArgs, backend: &dyn Backend, out: &mut dyn Write)
         importance.as_ref(),
         format,
         &args.output,
-        &ExportOptions { overwrite: args.overwrite, max_shard_size: args.max_shard_size },
+        &ExportOptions { overwrite: args.overwrite, max_shard_size: args.max_shard_size, factors: args.factors },
         &cancel,
         &|done, _| bar.set_position(done),
     )

@@ -2,8 +2,9 @@
 //! gguf-py's `constants.py` names them and llama.cpp's loader requires them) and the tokenizer
 //! from `tokenizer.json` in llama.cpp's `tokenizer.ggml.*` keys.
 //!
-//! Built for the Llama family (llama, mistral, qwen2) with byte-level BPE tokenizers (llama.cpp's
-//! `gpt2` model). Gemma's SentencePiece vocabulary and its extra keys are not built yet.
+//! Built for the Llama family (llama, mistral, qwen2) and Gemma 3, with byte-level BPE
+//! tokenizers (llama.cpp's `gpt2` model) or SentencePiece ones (its `llama` model: a BPE model
+//! with byte fallback, or a Unigram model with its scores; see [`super::sentencepiece`]).
 
 use serde_json::Value;
 
@@ -23,6 +24,10 @@ fn i32s(values: &[i32]) -> GgufValue {
     GgufValue::Array(GgufArray::Numbers { type_id: 5, bytes: values.iter().flat_map(|v| v.to_le_bytes()).collect() })
 }
 
+fn f32s(values: &[f32]) -> GgufValue {
+    GgufValue::Array(GgufArray::Numbers { type_id: 6, bytes: values.iter().flat_map(|v| v.to_le_bytes()).collect() })
+}
+
 fn read_json(path: &std::path::Path) -> Result<Value, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", path.display()))
@@ -36,9 +41,9 @@ pub type KeyValues = Vec<(String, GgufValue)>;
 pub fn from_transformers(ckpt: &Checkpoint) -> Result<(KeyValues, Vec<String>), String> {
     let m = ckpt.model_config().ok_or("the checkpoint has no config.json with a known architecture")?;
     let arch = m.architecture.as_str();
-    if !matches!(arch, "llama" | "mistral" | "qwen2") {
+    if !matches!(arch, "llama" | "mistral" | "qwen2" | "gemma3") {
         return Err(format!(
-            "GGUF export from transformers checkpoints is built for llama, mistral and qwen2, not `{arch}` (yet)"
+            "GGUF export from transformers checkpoints is built for llama, mistral, qwen2 and gemma3, not `{arch}` (yet)"
         ));
     }
     let need = |v: Option<u64>, what: &str| v.ok_or_else(|| format!("config.json lacks {what}"));
@@ -62,12 +67,28 @@ pub fn from_transformers(ckpt: &Checkpoint) -> Result<(KeyValues, Vec<String>), 
     if let Some(v) = m.vocab_size {
         kv.push((format!("{arch}.vocab_size"), u32v(v)));
     }
+    if arch == "gemma3" {
+        // Gemma's heads are wider than hidden / heads; llama.cpp reads the width from here.
+        let head_dim = need(m.head_dim, "head_dim")?;
+        kv.push((format!("{arch}.attention.key_length"), u32v(head_dim)));
+        kv.push((format!("{arch}.attention.value_length"), u32v(head_dim)));
+        if let Some(w) = m.sliding_window {
+            kv.push((format!("{arch}.attention.sliding_window"), u32v(w)));
+        }
+    }
     let mut notes = Vec::new();
-    if let Some(s) = &m.rope_scaling
-        && !s.kind.is_empty()
-        && s.kind != "default"
-    {
-        notes.push(format!("RoPE scaling `{}` is not written to the GGUF yet", s.kind));
+    match &m.rope_scaling {
+        Some(s) if matches!(s.kind.as_str(), "linear" | "yarn") && s.factor.is_some() => {
+            kv.push((format!("{arch}.rope.scaling.type"), GgufValue::String(s.kind.clone())));
+            kv.push((format!("{arch}.rope.scaling.factor"), GgufValue::F32(s.factor.unwrap_or(1.0) as f32)));
+            if let Some(n) = s.original_context_length {
+                kv.push((format!("{arch}.rope.scaling.original_context_length"), u32v(n)));
+            }
+        }
+        Some(s) if !s.kind.is_empty() && s.kind != "default" => {
+            notes.push(format!("RoPE scaling `{}` is not written to the GGUF (linear and yarn are)", s.kind));
+        }
+        _ => {}
     }
     let folder = ckpt.path();
     let tokenizer = read_json(&folder.join("tokenizer.json"))
@@ -77,7 +98,7 @@ pub fn from_transformers(ckpt: &Checkpoint) -> Result<(KeyValues, Vec<String>), 
     Ok((kv, notes))
 }
 
-/// llama.cpp's `tokenizer.ggml.*` keys of a byte-level BPE `tokenizer.json`.
+/// llama.cpp's `tokenizer.ggml.*` keys of a byte-level BPE or SentencePiece `tokenizer.json`.
 fn tokenizer_keys(
     tokenizer: &Value,
     config: &Value,
@@ -85,20 +106,33 @@ fn tokenizer_keys(
     notes: &mut Vec<String>,
 ) -> Result<(), String> {
     let model = &tokenizer["model"];
-    if model["type"] != "BPE" || model["byte_fallback"] == true {
-        return Err("only byte-level BPE tokenizers (GPT-2 style) are written to GGUF yet".into());
+    let unigram = model["type"] == "Unigram";
+    let sentencepiece = unigram || (model["type"] == "BPE" && model["byte_fallback"] == true);
+    if model["type"] != "BPE" && !unigram {
+        return Err(format!("a `{}` tokenizer model has no llama.cpp form here (BPE and Unigram do)", model["type"]));
     }
-    let vocab = model["vocab"].as_object().ok_or("tokenizer.json has no model.vocab")?;
     let mut by_id: Vec<Option<String>> = Vec::new();
     let mut put = |id: u64, token: &str| {
-        let id = id as usize;
-        if by_id.len() <= id {
+        let Ok(id) = usize::try_from(id) else { return };
+        if by_id.len() <= id && id < 1 << 24 {
             by_id.resize(id + 1, None);
         }
-        by_id[id] = Some(token.to_owned());
+        if let Some(slot) = by_id.get_mut(id) {
+            *slot = Some(token.to_owned());
+        }
     };
-    for (token, id) in vocab {
-        put(id.as_u64().ok_or("a vocabulary id is not a number")?, token);
+    let mut unigram_scores: Vec<f32> = Vec::new();
+    if unigram {
+        let pieces = model["vocab"].as_array().ok_or("tokenizer.json has no model.vocab")?;
+        for (id, piece) in pieces.iter().enumerate() {
+            put(id as u64, piece[0].as_str().ok_or("a Unigram piece is not [text, score]")?);
+            unigram_scores.push(piece[1].as_f64().unwrap_or(0.0) as f32);
+        }
+    } else {
+        let vocab = model["vocab"].as_object().ok_or("tokenizer.json has no model.vocab")?;
+        for (token, id) in vocab {
+            put(id.as_u64().ok_or("a vocabulary id is not a number")?, token);
+        }
     }
     let mut types: Vec<i32> = Vec::new();
     let mut added: Vec<(usize, bool)> = Vec::new();
@@ -115,16 +149,42 @@ fn tokenizer_keys(
     for (id, special) in added {
         types[id] = if special { 3 } else { 4 };
     }
-    let merges: Vec<String> = model["merges"]
+    let pairs: Vec<(String, String)> = model["merges"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(|m| match m {
-            Value::String(s) => Some(s.clone()),
-            Value::Array(pair) => Some(format!("{} {}", pair.first()?.as_str()?, pair.get(1)?.as_str()?)),
+            Value::String(s) => s.split_once(' ').map(|(l, r)| (l.to_owned(), r.to_owned())),
+            Value::Array(pair) => Some((pair.first()?.as_str()?.to_owned(), pair.get(1)?.as_str()?.to_owned())),
             _ => None,
         })
         .collect();
+    if sentencepiece {
+        let scores = if unigram {
+            unigram_scores.resize(tokens.len(), 0.0);
+            unigram_scores
+        } else {
+            super::sentencepiece::scores_from_merges(&tokens, &pairs)
+        };
+        let unk = model["unk_token"].as_str();
+        for (i, t) in tokens.iter().enumerate() {
+            if types[i] == 1 && super::sentencepiece::is_byte_token(t) {
+                types[i] = 6;
+            } else if types[i] == 1 && Some(t.as_str()) == unk {
+                types[i] = 2;
+            }
+        }
+        kv.push(("tokenizer.ggml.model".into(), GgufValue::String("llama".into())));
+        kv.push(("tokenizer.ggml.pre".into(), GgufValue::String("default".into())));
+        kv.push(("tokenizer.ggml.tokens".into(), strings(tokens.iter().map(String::as_str))));
+        kv.push(("tokenizer.ggml.scores".into(), f32s(&scores)));
+        kv.push(("tokenizer.ggml.token_type".into(), i32s(&types)));
+        let prefix = super::sentencepiece::prepends_space(&tokenizer["normalizer"]);
+        kv.push(("tokenizer.ggml.add_space_prefix".into(), GgufValue::Bool(prefix)));
+        special_keys(&tokens, config, kv);
+        return Ok(());
+    }
+    let merges: Vec<String> = pairs.iter().map(|(l, r)| format!("{l} {r}")).collect();
     let pre = &tokenizer["pre_tokenizer"];
     let is_byte_level = |p: &Value| p["type"] == "ByteLevel";
     let pre_name = match pre["type"].as_str() {
@@ -144,6 +204,17 @@ fn tokenizer_keys(
             "default"
         }
     };
+    kv.push(("tokenizer.ggml.model".into(), GgufValue::String("gpt2".into())));
+    kv.push(("tokenizer.ggml.pre".into(), GgufValue::String(pre_name.into())));
+    kv.push(("tokenizer.ggml.tokens".into(), strings(tokens.iter().map(String::as_str))));
+    kv.push(("tokenizer.ggml.token_type".into(), i32s(&types)));
+    kv.push(("tokenizer.ggml.merges".into(), strings(merges.iter().map(String::as_str))));
+    special_keys(&tokens, config, kv);
+    Ok(())
+}
+
+/// Special token ids, the BOS flag and the chat template from `tokenizer_config.json`.
+fn special_keys(tokens: &[String], config: &Value, kv: &mut Vec<(String, GgufValue)>) {
     let id_of = |field: &str| -> Option<u32> {
         let token = match &config[field] {
             Value::String(s) => s.as_str(),
@@ -152,11 +223,6 @@ fn tokenizer_keys(
         };
         tokens.iter().position(|t| t == token).and_then(|i| u32::try_from(i).ok())
     };
-    kv.push(("tokenizer.ggml.model".into(), GgufValue::String("gpt2".into())));
-    kv.push(("tokenizer.ggml.pre".into(), GgufValue::String(pre_name.into())));
-    kv.push(("tokenizer.ggml.tokens".into(), strings(tokens.iter().map(String::as_str))));
-    kv.push(("tokenizer.ggml.token_type".into(), i32s(&types)));
-    kv.push(("tokenizer.ggml.merges".into(), strings(merges.iter().map(String::as_str))));
     for (field, key) in [
         ("bos_token", "tokenizer.ggml.bos_token_id"),
         ("eos_token", "tokenizer.ggml.eos_token_id"),
@@ -168,8 +234,10 @@ fn tokenizer_keys(
         }
     }
     kv.push(("tokenizer.ggml.add_bos_token".into(), GgufValue::Bool(config["add_bos_token"] == true)));
+    if let Some(eos) = config["add_eos_token"].as_bool() {
+        kv.push(("tokenizer.ggml.add_eos_token".into(), GgufValue::Bool(eos)));
+    }
     if let Some(t) = config["chat_template"].as_str() {
         kv.push(("tokenizer.chat_template".into(), GgufValue::String(t.into())));
     }
-    Ok(())
 }

@@ -5,7 +5,10 @@
 //! vocabulary and merges as stored (already in byte-level form), control and user-defined
 //! tokens as added tokens, and the pre-tokenizer llama.cpp's `tokenizer.ggml.pre` names where it
 //! is known (`smollm`: single digits, then GPT-2's byte-level split); other names get GPT-2's
-//! split and a note. SentencePiece vocabularies (`llama`: Gemma, Llama 2) are not rebuilt yet.
+//! split and a note. SentencePiece vocabularies (llama.cpp's `llama` model: Gemma, Llama 2)
+//! become a BPE model with byte fallback whose merges follow the GGUF's scores
+//! ([`super::sentencepiece`]); control and user-defined pieces are added tokens matched in the raw
+//! text, as llama.cpp matches them.
 
 use serde_json::{Value, json};
 
@@ -36,12 +39,13 @@ pub fn from_gguf(ckpt: &Checkpoint) -> Option<Result<Tokenizer, String>> {
         GgufValue::String(s) => s.clone(),
         _ => return Some(Err("tokenizer.ggml.model is not a string".into())),
     };
-    if model != "gpt2" {
+    if model != "gpt2" && model != "llama" {
         return Some(Err(format!(
-            "the `{model}` tokenizer (SentencePiece) is not rebuilt yet; take it from the GGUF with \
+            "the `{model}` tokenizer is not rebuilt (gpt2 and llama are); take it from the GGUF with \
              AutoTokenizer.from_pretrained(folder, gguf_file=...)"
         )));
     }
+    let sentencepiece = model == "llama";
     let Some(tokens) = strings(info.get("tokenizer.ggml.tokens")) else {
         return Some(Err("tokenizer.ggml.tokens is missing".into()));
     };
@@ -80,8 +84,9 @@ pub fn from_gguf(ckpt: &Checkpoint) -> Option<Result<Tokenizer, String>> {
         vocab.insert(t.to_owned(), json!(i));
         let ty = types.get(i).copied().unwrap_or(1);
         if ty == 3 || ty == 4 {
+            // llama.cpp matches a SentencePiece vocabulary's user-defined pieces in the raw text.
             added.push(json!({"id": i, "content": t, "single_word": false, "lstrip": false, "rstrip": false,
-                              "normalized": ty == 4, "special": ty == 3}));
+                              "normalized": ty == 4 && !sentencepiece, "special": ty == 3}));
         }
     }
     let name = |key: &str| id(key).and_then(|i| tokens.str_at(i as usize)).map(str::to_owned);
@@ -94,7 +99,7 @@ pub fn from_gguf(ckpt: &Checkpoint) -> Option<Result<Tokenizer, String>> {
             "special_tokens": {bos.clone(): {"id": bos, "ids": [bos_id], "tokens": [bos]}}}),
         _ => Value::Null,
     };
-    let tokenizer = json!({
+    let mut tokenizer = json!({
         "version": "1.0",
         "truncation": null,
         "padding": null,
@@ -107,6 +112,30 @@ pub fn from_gguf(ckpt: &Checkpoint) -> Option<Result<Tokenizer, String>> {
                   "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
                   "vocab": vocab, "merges": merges},
     });
+    if sentencepiece {
+        let pieces: Vec<&str> = tokens.strings().collect();
+        let scores: Vec<f32> = match info.get("tokenizer.ggml.scores") {
+            Some(GgufValue::Array(a)) => a.iter().map(|v| v.as_f64().unwrap_or(0.0) as f32).collect(),
+            _ => return Some(Err("tokenizer.ggml.scores is missing (a SentencePiece vocabulary needs them)".into())),
+        };
+        let types32: Vec<i32> = types.iter().map(|&t| t as i32).collect();
+        let merges = super::sentencepiece::merges_from_scores(&pieces, &scores, &types32);
+        let vocab = match tokenizer["model"]["vocab"].take() {
+            Value::Object(v) => v,
+            _ => serde_json::Map::new(),
+        };
+        let unk = name("tokenizer.ggml.unknown_token_id");
+        let mut parts = super::sentencepiece::tokenizer_parts(
+            vocab,
+            &merges,
+            unk.as_deref(),
+            flag("tokenizer.ggml.add_space_prefix"),
+        );
+        for key in ["normalizer", "pre_tokenizer", "decoder", "model"] {
+            tokenizer[key] = parts[key].take();
+        }
+        notes.retain(|n| !n.contains("pre-tokenizer"));
+    }
     let mut config = json!({
         "tokenizer_class": "PreTrainedTokenizerFast",
         "clean_up_tokenization_spaces": false,

@@ -12,6 +12,7 @@ pub mod hf_tokenizer;
 pub mod model;
 pub mod plans;
 pub mod safetensors;
+pub mod sentencepiece;
 
 use std::path::PathBuf;
 

@@ -49,6 +49,8 @@ pub struct ExportOptions {
     pub overwrite: bool,
     /// Shard safetensors outputs above this many bytes (with an index).
     pub max_shard_size: Option<u64>,
+    /// Store low-rank tensors as their two factors (`lora_A`, `lora_B`) in a safetensors export.
+    pub factors: bool,
 }
 
 /// What an export wrote.
@@ -142,6 +144,44 @@ impl PartSink for OnePart<'_, '_> {
     }
 }
 
+/// Where a planned safetensors tensor's values come from.
+#[derive(Clone, Copy)]
+enum Slot {
+    /// Tensor `i`, decoded whole.
+    Whole(usize),
+    /// The r × cols factor (B̂) of low-rank tensor `i`, named `lora_A` as PEFT names it.
+    FactorA(usize),
+    /// The rows × r factor (Â = U·S) of low-rank tensor `i`, named `lora_B`.
+    FactorB(usize),
+}
+
+/// The decoded factors of one low-rank tensor.
+struct Factors {
+    a: Vec<f32>,
+    b: Vec<f32>,
+    rank: usize,
+}
+
+/// Keeps a low-rank encoder's decoded factors and nothing else.
+#[derive(Default)]
+struct KeepFactors {
+    factors: Option<Factors>,
+}
+
+impl PartSink for KeepFactors {
+    fn begin(&mut self, _parts: &[Part]) -> Result<(), ComputeError> {
+        self.factors = None;
+        Ok(())
+    }
+    fn put(&mut self, _part: usize, _bytes: &[u8]) -> Result<(), ComputeError> {
+        Ok(())
+    }
+    fn factors(&mut self, a: &[f32], b: &[f32], rank: usize) -> Result<(), ComputeError> {
+        self.factors = Some(Factors { a: a.to_vec(), b: b.to_vec(), rank });
+        Ok(())
+    }
+}
+
 /// Keeps nothing of the stored parts (the safetensors export writes decoded values).
 pub(super) struct NoParts;
 
@@ -176,6 +216,13 @@ pub fn export(
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<ExportReport, ExportError> {
     let (overwrite, max_shard) = (options.overwrite, options.max_shard_size);
+    if options.factors && format != ExportFormat::Safetensors {
+        return Err(ExportError::Unsupported {
+            message: "--factors stores low-rank factors in a safetensors export; GGUF and compressed-tensors \
+                      have no place for them"
+                .into(),
+        });
+    }
     let tensors = ckpt.tensors();
     if resolved.len() != tensors.len() {
         return Err(ExportError::Unsupported {
@@ -279,17 +326,64 @@ pub fn export(
             (vec![file], bytes)
         }
         ExportFormat::Safetensors => {
-            let planned: Vec<PlannedTensor> = tensors
-                .iter()
-                .map(|t| PlannedTensor {
-                    name: t.name.clone(),
-                    dtype: if matches!(t.dtype, DType::F32 | DType::F16 | DType::BF16) { t.dtype } else { DType::F32 },
-                    shape: t.shape.clone(),
-                })
-                .collect();
+            let out_dtype = |t: &TensorInfo| {
+                if matches!(t.dtype, DType::F32 | DType::F16 | DType::BF16) { t.dtype } else { DType::F32 }
+            };
+            // With `--factors`, low-rank tensors are factored first (their ranks decide the
+            // header's shapes) and their decoded factors held until written.
+            let mut factored: BTreeMap<usize, Factors> = BTreeMap::new();
+            let mut early_rows: BTreeMap<usize, TensorPreview> = BTreeMap::new();
+            if options.factors {
+                for (i, (t, r)) in tensors.iter().zip(resolved).enumerate() {
+                    if !matches!(r.parsed, Scheme::LowRank { .. }) {
+                        continue;
+                    }
+                    let mut keep = KeepFactors::default();
+                    let src = TensorRef::new(ckpt, t);
+                    let row = encode_tensor(backend, ckpt, t, &src, r, importance, &mut keep, None, cancel)
+                        .map_err(compute_error)?;
+                    done += t.numel();
+                    progress(done, total);
+                    if let Some(f) = keep.factors {
+                        factored.insert(i, f);
+                        early_rows.insert(i, row);
+                    }
+                }
+            }
+            let mut slots = Vec::with_capacity(tensors.len());
+            let mut planned = Vec::with_capacity(tensors.len());
+            for (i, t) in tensors.iter().enumerate() {
+                let dtype = out_dtype(t);
+                match factored.get(&i) {
+                    Some(f) => {
+                        let module = t.name.strip_suffix(".weight").unwrap_or(&t.name);
+                        let (rows, cols) = (t.shape[0], t.numel() / t.shape[0].max(1));
+                        planned.push(PlannedTensor {
+                            name: format!("{module}.lora_A.weight"),
+                            dtype,
+                            shape: vec![f.rank as u64, cols],
+                        });
+                        slots.push(Slot::FactorA(i));
+                        planned.push(PlannedTensor {
+                            name: format!("{module}.lora_B.weight"),
+                            dtype,
+                            shape: vec![rows, f.rank as u64],
+                        });
+                        slots.push(Slot::FactorB(i));
+                    }
+                    None => {
+                        planned.push(PlannedTensor { name: t.name.clone(), dtype, shape: t.shape.clone() });
+                        slots.push(Slot::Whole(i));
+                    }
+                }
+            }
             let bytes: u64 = planned.iter().filter_map(PlannedTensor::bytes).sum();
             let made_folder = !output.exists();
             std::fs::create_dir_all(output).map_err(|e| ExportError::io(output, e))?;
+            let mut by_tensor: Vec<Option<TensorPreview>> = vec![None; tensors.len()];
+            for (i, row) in early_rows {
+                by_tensor[i] = Some(row);
+            }
             let written = (|| -> Result<Vec<PathBuf>, ExportError> {
                 let mut metadata = BTreeMap::new();
                 metadata.insert("format".to_owned(), "pt".to_owned());
@@ -300,6 +394,16 @@ pub fn export(
                         env!("CARGO_PKG_VERSION")
                     ),
                 );
+                if !factored.is_empty() {
+                    metadata.insert(
+                        "weightbench.lowrank_factors".to_owned(),
+                        format!(
+                            "{} low-rank tensors are stored as factors: <module>.weight = <module>.lora_B.weight \
+                             (out × r) @ <module>.lora_A.weight (r × in), the module's weight itself absent",
+                            factored.len()
+                        ),
+                    );
+                }
                 let shards = super::safetensors::write_folder(
                     &mut tx,
                     output,
@@ -307,12 +411,26 @@ pub fn export(
                     &planned,
                     max_shard,
                     cancel,
-                    |i, sink| {
+                    |j, sink| {
+                        let dtype = planned[j].dtype;
+                        let mut buf = Vec::new();
+                        let mut write = |v: &[f32]| -> Result<(), ComputeError> {
+                            buf.clear();
+                            crate::codec::encode(dtype, v, &mut buf).map_err(|e| ComputeError::Sink(e.to_string()))?;
+                            sink.write(&buf).map_err(|e| ComputeError::Sink(e.to_string()))
+                        };
+                        let i = match slots[j] {
+                            Slot::FactorA(i) => {
+                                return factored.get(&i).map_or(Ok(()), |f| write(&f.b)).map_err(compute_error);
+                            }
+                            Slot::FactorB(i) => {
+                                return factored.get(&i).map_or(Ok(()), |f| write(&f.a)).map_err(compute_error);
+                            }
+                            Slot::Whole(i) => i,
+                        };
                         let (t, r) = (&tensors[i], &resolved[i]);
-                        let dtype = planned[i].dtype;
                         let src = TensorRef::new(ckpt, t);
                         let mut at = 0u64;
-                        let mut buf = Vec::new();
                         let mut put = |first: u64, v: &[f32]| -> Result<(), ComputeError> {
                             if first != at {
                                 return Err(ComputeError::Sink(format!(
@@ -321,16 +439,16 @@ pub fn export(
                                 )));
                             }
                             at += v.len() as u64;
-                            buf.clear();
-                            crate::codec::encode(dtype, v, &mut buf).map_err(|e| ComputeError::Sink(e.to_string()))?;
-                            sink.write(&buf).map_err(|e| ComputeError::Sink(e.to_string()))
+                            write(v)
                         };
                         let row =
                             encode_tensor(backend, ckpt, t, &src, r, importance, &mut NoParts, Some(&mut put), cancel)
                                 .map_err(compute_error)?;
-                        done += t.numel();
-                        progress(done, total);
-                        rows.push(row);
+                        if by_tensor[i].is_none() {
+                            done += t.numel();
+                            progress(done, total);
+                        }
+                        by_tensor[i] = Some(row);
                         Ok(())
                     },
                 )?;
@@ -342,6 +460,13 @@ pub fn export(
             })();
             if written.is_err() && made_folder {
                 let _only_if_empty = std::fs::remove_dir(output);
+            }
+            rows.extend(by_tensor.into_iter().flatten());
+            if !factored.is_empty() {
+                report_notes.push(format!(
+                    "{} low-rank tensors written as lora_A/lora_B factors (W = lora_B @ lora_A), not as their product",
+                    factored.len()
+                ));
             }
             (written?, bytes)
         }

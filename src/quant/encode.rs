@@ -39,6 +39,11 @@ pub trait PartSink {
     fn begin(&mut self, parts: &[Part]) -> Result<(), ComputeError>;
     /// The next bytes of part `part` (bytes of one part arrive in order; parts may interleave).
     fn put(&mut self, part: usize, bytes: &[u8]) -> Result<(), ComputeError>;
+    /// The decoded factors of a low-rank scheme, row-major — Â (rows × `rank`) and B̂ (`rank` ×
+    /// cols), Ŵ = Â·B̂ — for an exporter that stores the factors instead of their product.
+    fn factors(&mut self, _a: &[f32], _b: &[f32], _rank: usize) -> Result<(), ComputeError> {
+        Ok(())
+    }
 }
 
 /// A sink that keeps nothing (the preview).

@@ -159,6 +159,7 @@ fn finish(
             k += 1;
         }
     }
+    sink.factors(&a_hat, &b_hat, r)?;
     // Ŵ = Â·B̂ in f32, a block of rows at a time.
     let am = faer::MatRef::from_row_major_slice(&a_hat, rows, r);
     let bm = faer::MatRef::from_row_major_slice(&b_hat, r, cols);
