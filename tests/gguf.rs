@@ -630,13 +630,16 @@ fn convert_rebuilds_a_byte_level_bpe_tokenizer_from_the_gguf_keys() {
         (config["eos_token"].as_str(), config["chat_template"].as_str()),
         (Some("<|endoftext|>"), Some("{{ messages }}"))
     );
-    // A SentencePiece vocabulary is not rebuilt: said, not faked.
-    let (mut g, _, _) = llama_for_conversion();
-    g.kv_str("tokenizer.ggml.model", "llama").kv_strings("tokenizer.ggml.tokens", &["<s>"]);
-    g.write(&src);
-    let out = dir.join("hf-sp");
-    let report =
-        gguf_to_safetensors(&Checkpoint::open(&src).unwrap(), &options(&out), &Cancel::new(), &|_, _| {}).unwrap();
-    assert!(report.notes.iter().any(|n| n.contains("not rebuilt")), "{:?}", report.notes);
-    assert!(!out.join("tokenizer.json").exists());
+    // A vocabulary that cannot be rebuilt (a SentencePiece one without its scores, a model
+    // llama.cpp names but we do not rebuild) is said, not faked.
+    for (model, why) in [("llama", "scores is missing"), ("rwkv", "not rebuilt")] {
+        let (mut g, _, _) = llama_for_conversion();
+        g.kv_str("tokenizer.ggml.model", model).kv_strings("tokenizer.ggml.tokens", &["<s>"]);
+        g.write(&src);
+        let out = dir.join(&format!("hf-{model}"));
+        let report =
+            gguf_to_safetensors(&Checkpoint::open(&src).unwrap(), &options(&out), &Cancel::new(), &|_, _| {}).unwrap();
+        assert!(report.notes.iter().any(|n| n.contains(why)), "{model}: {:?}", report.notes);
+        assert!(!out.join("tokenizer.json").exists());
+    }
 }

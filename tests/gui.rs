@@ -340,3 +340,45 @@ fn a_fallback_is_shown_in_the_window() {
         harness.state().message.as_deref().is_some_and(|m| m.contains("computed on the CPU because the GPU failed"))
     );
 }
+
+#[test]
+fn an_export_runs_as_a_job_with_progress_then_reads_back_and_a_cancelled_one_leaves_nothing() {
+    use weightbench::app::jobs::ExportRequest;
+    use weightbench::export::model::{ExportFormat, ExportOptions};
+    use weightbench::quant::Plan;
+    let dir = crate::fixtures::TempDir::new();
+    let mut harness = open_demo([1000.0, 700.0]);
+    let request = |output: std::path::PathBuf| ExportRequest {
+        plan: Plan::single("int8_ch").unwrap(),
+        importance: None,
+        format: ExportFormat::Safetensors,
+        output,
+        options: ExportOptions::default(),
+    };
+    let out = dir.join("int8");
+    harness.state_mut().start_export(request(out.clone()));
+    assert!(harness.state().busy(), "the export runs in the background");
+    step_until(&mut harness, 120, "the export to end", |app| {
+        app.session.as_ref().and_then(|s| s.export_job.as_ref()).is_some_and(|j| j.result.is_some())
+    });
+    let app = harness.state();
+    let job = app.session.as_ref().unwrap().export_job.as_ref().unwrap();
+    let report = job.result.clone().unwrap().unwrap();
+    assert_eq!((job.done, job.total), (job.total, app.session.as_ref().unwrap().ckpt.total_params()));
+    assert!(app.message.as_deref().is_some_and(|m| m.starts_with("exported")), "{:?}", app.message);
+    // The file holds what the job reported, read back with the checkpoint reader.
+    let written = weightbench::checkpoint::Checkpoint::open(out.join("model.safetensors")).unwrap();
+    assert_eq!(written.tensors().len(), report.tensors.len());
+    assert!(out.join("config.json").exists(), "the folder's companions are copied");
+
+    let cancelled = dir.join("cancelled");
+    harness.state_mut().start_export(request(cancelled.clone()));
+    harness.state_mut().cancel_export();
+    step_until(&mut harness, 120, "the cancelled export to end", |app| {
+        app.session.as_ref().and_then(|s| s.export_job.as_ref()).is_some_and(|j| j.result.is_some())
+    });
+    let job = harness.state().session.as_ref().unwrap().export_job.as_ref().unwrap();
+    assert_eq!(job.result.clone().unwrap().err().as_deref(), Some("cancelled"));
+    assert!(!cancelled.exists(), "a cancelled export leaves nothing behind");
+    assert!(shows(&harness, "export cancelled"), "the window says so");
+}

@@ -97,8 +97,47 @@ pub enum JobResult {
         /// What runs the kernels now.
         label: String,
     },
+    /// An export wrote `done` of `total` values.
+    ExportProgress {
+        /// Values encoded and written so far.
+        done: u64,
+        /// Values in the checkpoint.
+        total: u64,
+        /// Time since the export started.
+        elapsed: std::time::Duration,
+    },
+    /// An export ended: its report, or why it wrote nothing (`cancelled` when cancelled).
+    Exported {
+        /// The output asked for.
+        output: PathBuf,
+        /// The report, or the error's message.
+        result: Result<Arc<crate::export::model::ExportReport>, String>,
+    },
     /// Something to tell the user that is not a result.
     Notice(String),
+}
+
+/// What an export job is asked to do.
+#[derive(Clone)]
+pub struct ExportRequest {
+    /// The plan to export under.
+    pub plan: crate::quant::Plan,
+    /// Importance for methods and weighted errors.
+    pub importance: Option<crate::quant::Importance>,
+    /// The format.
+    pub format: crate::export::model::ExportFormat,
+    /// A file (GGUF) or folder (safetensors, ct).
+    pub output: PathBuf,
+    /// Overwrite, sharding, factors.
+    pub options: crate::export::model::ExportOptions,
+}
+
+/// Seconds left at the rate so far, once there is a rate to go by.
+pub fn eta(done: u64, total: u64, elapsed: std::time::Duration) -> Option<std::time::Duration> {
+    if done == 0 || done >= total {
+        return None;
+    }
+    Some(elapsed.mul_f64((total - done) as f64 / done as f64))
 }
 
 /// Kinds of per-tensor results (cache families).
@@ -242,6 +281,45 @@ impl Jobs {
                 if sent { Ok(()) } else { Err(()) }
             });
             r.send(JobResult::ModelDone { kind, cancelled: cancel.is_cancelled() });
+        });
+    }
+
+    /// Exports `ckpt` in the background with the engine the command line runs
+    /// ([`crate::export::model::export_plan`]): progress at most every 100 ms, then the report.
+    pub fn export(
+        &self,
+        backend: Arc<crate::compute::select::SelectedBackend>,
+        ckpt: Arc<Checkpoint>,
+        request: ExportRequest,
+        cancel: Cancel,
+    ) {
+        self.spawn("export", move |r| {
+            let start = std::time::Instant::now();
+            let last = std::sync::Mutex::new(None::<std::time::Instant>);
+            let progress = |done: u64, total: u64| {
+                let Ok(mut last) = last.lock() else { return };
+                if last.is_some_and(|t| t.elapsed() < std::time::Duration::from_millis(100)) && done < total {
+                    return;
+                }
+                *last = Some(std::time::Instant::now());
+                r.send(JobResult::ExportProgress { done, total, elapsed: start.elapsed() });
+            };
+            let result = crate::export::model::export_plan(
+                backend.as_ref(),
+                &ckpt,
+                &request.plan,
+                request.importance.as_ref(),
+                request.format,
+                &request.output,
+                &request.options,
+                &cancel,
+                &progress,
+            );
+            let result = result.map(Arc::new).map_err(|e| match e {
+                crate::export::ExportError::Cancelled => "cancelled".to_owned(),
+                other => other.to_string(),
+            });
+            r.send(JobResult::Exported { output: request.output, result });
         });
     }
 

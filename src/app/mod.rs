@@ -194,6 +194,29 @@ impl ModelJob {
     }
 }
 
+/// An export in progress (or just finished).
+pub struct ExportJob {
+    /// Where it writes.
+    pub output: PathBuf,
+    /// Its stop flag.
+    pub cancel: Cancel,
+    /// Values written, of all, and the time taken so far.
+    pub done: u64,
+    /// Values in the checkpoint.
+    pub total: u64,
+    /// Time since it started, as last reported.
+    pub elapsed: Duration,
+    /// Its report, or why it wrote nothing; `None` while running.
+    pub result: Option<Result<Arc<crate::export::model::ExportReport>, String>>,
+}
+
+impl ExportJob {
+    /// Fraction done, 0..=1.
+    pub fn fraction(&self) -> f32 {
+        if self.total == 0 { 0.0 } else { (self.done as f64 / self.total as f64) as f32 }
+    }
+}
+
 /// The open checkpoint and what has been computed for it.
 pub struct Session {
     /// The checkpoint (shared with worker threads).
@@ -214,6 +237,8 @@ pub struct Session {
     pub salience: HashMap<usize, Computed<SalienceMap>>,
     /// The whole-model job, if one ran.
     pub model_job: Option<ModelJob>,
+    /// The export, if one ran.
+    pub export_job: Option<ExportJob>,
     /// Heatmap textures by (tensor, salience, log colour scale).
     pub textures: HashMap<(usize, bool, bool), egui::TextureHandle>,
 }
@@ -367,6 +392,7 @@ impl WorkbenchApp {
             || self.backend_starting
             || self.session.as_ref().is_some_and(|s| {
                 s.model_job.as_ref().is_some_and(|j| j.ended.is_none())
+                    || s.export_job.as_ref().is_some_and(|j| j.result.is_none())
                     || s.stats.values().any(|c| matches!(c, Computed::Pending(_)))
                     || s.spectra.values().any(|c| matches!(c, Computed::Pending(_)))
                     || s.channels.values().any(|c| matches!(c, Computed::Pending(_)))
@@ -481,6 +507,32 @@ impl WorkbenchApp {
         self.jobs.model(self.backend.clone(), session.ckpt.clone(), kind, order, cancel);
     }
 
+    /// Exports the open checkpoint under `request` in the background (one export at a time).
+    pub fn start_export(&mut self, request: jobs::ExportRequest) {
+        let Some(session) = &mut self.session else { return };
+        if session.export_job.as_ref().is_some_and(|j| j.result.is_none()) {
+            self.message = Some("an export is already running".into());
+            return;
+        }
+        let cancel = Cancel::new();
+        session.export_job = Some(ExportJob {
+            output: request.output.clone(),
+            cancel: cancel.clone(),
+            done: 0,
+            total: session.ckpt.total_params(),
+            elapsed: Duration::ZERO,
+            result: None,
+        });
+        self.jobs.export(self.backend.clone(), session.ckpt.clone(), request, cancel);
+    }
+
+    /// Cancels the running export (it then removes what it staged).
+    pub fn cancel_export(&mut self) {
+        if let Some(job) = self.session.as_ref().and_then(|s| s.export_job.as_ref()) {
+            job.cancel.cancel();
+        }
+    }
+
     /// Cancels the running whole-model job.
     pub fn cancel_model_job(&mut self) {
         if let Some(job) = self.session.as_ref().and_then(|s| s.model_job.as_ref()) {
@@ -529,6 +581,7 @@ impl WorkbenchApp {
                             channels: HashMap::new(),
                             salience: HashMap::new(),
                             model_job: None,
+                            export_job: None,
                             textures: HashMap::new(),
                         });
                         // Start on the largest tensor: usually the most interesting one.
@@ -583,6 +636,28 @@ impl WorkbenchApp {
             JobResult::ModelDone { kind, cancelled } => {
                 if let Some(job) = self.session.as_mut().and_then(|s| s.model_job.as_mut()).filter(|j| j.kind == kind) {
                     job.ended = Some(cancelled);
+                }
+            }
+            JobResult::ExportProgress { done, total, elapsed } => {
+                if let Some(job) = self.session.as_mut().and_then(|s| s.export_job.as_mut()) {
+                    (job.done, job.total, job.elapsed) = (done.max(job.done), total, elapsed);
+                }
+            }
+            JobResult::Exported { output, result } => {
+                self.message = Some(match &result {
+                    Ok(r) => format!(
+                        "exported {} tensors ({} bytes of data) to {}",
+                        r.tensors.len(),
+                        r.data_bytes,
+                        output.display()
+                    ),
+                    Err(e) if e == "cancelled" => "export cancelled: nothing was written".into(),
+                    Err(e) => format!("export failed, nothing was written: {e}"),
+                });
+                if let Some(job) =
+                    self.session.as_mut().and_then(|s| s.export_job.as_mut()).filter(|j| j.output == output)
+                {
+                    job.result = Some(result);
                 }
             }
             JobResult::Imatrix(Ok(m)) => {

@@ -8,9 +8,9 @@ use clap::{Args, ValueEnum};
 
 use crate::cancel::Cancel;
 use crate::compute::{Backend, ComputeError};
-use crate::export::model::{ExportFormat, ExportOptions, export};
+use crate::export::model::{ExportFormat, ExportOptions, export_plan};
 use crate::quant::plan::ModelIdentity;
-use crate::quant::preview::{PreviewReport, note_shared_alphas, share_awq_alphas};
+use crate::quant::preview::{PreviewReport, share_awq_alphas};
 
 /// Output formats, as the command line names them.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -67,58 +67,35 @@ pub(super) fn run(args: &ExportArgs, backend: &dyn Backend, out: &mut dyn Write)
     let plan = args.source.load()?;
     let ckpt = super::open(&args.path)?;
     let importance = super::importance(&ckpt, args.importance.as_deref())?;
-    let tensors: Vec<&crate::checkpoint::TensorInfo> = ckpt.tensors().iter().collect();
-    let shapes: Vec<(String, Vec<u64>)> = tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
-    let identity = ModelIdentity {
-        tensors: Some(ckpt.tensors().len() as u64),
-        bytes: Some(ckpt.tensors().iter().map(|t| t.bytes).sum()),
-    };
-    let (mut resolved, warnings) = plan.resolve(&shapes, &identity)?;
-    for w in &warnings {
-        eprintln!("warning: {w}");
-    }
-    if importance.is_none()
-        && let Some(r) = resolved.iter().find(|r| r.parsed.needs_importance())
-    {
-        bail!("tensor {} gets `{}`, which needs --importance FILE|weight", r.name, r.scheme);
-    }
     let cancel = Cancel::new();
     {
         let c = cancel.clone();
         let _ = ctrlc::set_handler(move || c.cancel());
     }
-    let stopped = |e: ComputeError| match e {
-        ComputeError::Cancelled => anyhow::anyhow!("cancelled (Ctrl-C): nothing was written"),
-        other => anyhow::Error::new(other),
-    };
-    let groups =
-        share_awq_alphas(backend, &ckpt, &tensors, &mut resolved, importance.as_ref(), &cancel).map_err(stopped)?;
     let format = match args.format {
         FormatArg::Gguf => ExportFormat::Gguf,
         FormatArg::Safetensors => ExportFormat::Safetensors,
         FormatArg::Ct => ExportFormat::Ct,
         FormatArg::LlamaPlan | FormatArg::GptqPlan | FormatArg::Plan => {
-            return write_plan(args, &ckpt, &resolved, out);
+            return write_plan(args, &ckpt, &plan, importance.as_ref(), backend, &cancel, out);
         }
     };
     let bar = super::progress_bar(ckpt.total_params(), "exporting");
     if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} {wide_bar} {pos}/{len} values ({eta})") {
         bar.set_style(style);
     }
-    let mut report = export(
-        backend,
-        &ckpt,
-        &resolved,
-        importance.as_ref(),
-        format,
-        &args.output,
-        &ExportOptions { overwrite: args.overwrite, max_shard_size: args.max_shard_size, factors: args.factors },
-        &cancel,
-        &|done, _| bar.set_position(done),
-    )
-    .with_context(|| format!("cannot export {} as {format:?}", args.path.display()))?;
+    let options =
+        ExportOptions { overwrite: args.overwrite, max_shard_size: args.max_shard_size, factors: args.factors };
+    let report =
+        export_plan(backend, &ckpt, &plan, importance.as_ref(), format, &args.output, &options, &cancel, &|done, _| {
+            bar.set_position(done)
+        })
+        .map_err(|e| match e {
+            crate::export::ExportError::Cancelled => anyhow::anyhow!("cancelled (Ctrl-C): nothing was written"),
+            other => anyhow::Error::new(other),
+        })
+        .with_context(|| format!("cannot export {} as {format:?}", args.path.display()))?;
     bar.finish_and_clear();
-    note_shared_alphas(&mut report.tensors, &groups);
     let stored: u64 = ckpt.tensors().iter().map(|t| t.bytes).sum();
     let preview = PreviewReport::finish(report.tensors.clone(), stored, stored);
     if args.json {
@@ -158,10 +135,34 @@ pub(super) fn run(args: &ExportArgs, backend: &dyn Backend, out: &mut dyn Write)
 fn write_plan(
     args: &ExportArgs,
     ckpt: &crate::checkpoint::Checkpoint,
-    resolved: &[crate::quant::Resolved],
+    plan: &crate::quant::Plan,
+    importance: Option<&crate::quant::Importance>,
+    backend: &dyn Backend,
+    cancel: &Cancel,
     out: &mut dyn Write,
 ) -> Result<()> {
     use crate::export::plans;
+    let tensors: Vec<&crate::checkpoint::TensorInfo> = ckpt.tensors().iter().collect();
+    let shapes: Vec<(String, Vec<u64>)> = tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
+    let identity = ModelIdentity {
+        tensors: Some(ckpt.tensors().len() as u64),
+        bytes: Some(ckpt.tensors().iter().map(|t| t.bytes).sum()),
+    };
+    let (mut resolved, warnings) = plan.resolve(&shapes, &identity)?;
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    if importance.is_none()
+        && let Some(r) = resolved.iter().find(|r| r.parsed.needs_importance())
+    {
+        bail!("tensor {} gets `{}`, which needs --importance FILE|weight", r.name, r.scheme);
+    }
+    // The plan TOML writes AWQ's shared α out.
+    share_awq_alphas(backend, ckpt, &tensors, &mut resolved, importance, cancel).map_err(|e| match e {
+        ComputeError::Cancelled => anyhow::anyhow!("cancelled (Ctrl-C): nothing was written"),
+        other => anyhow::Error::new(other),
+    })?;
+    let resolved = &resolved;
     let t = match args.format {
         FormatArg::LlamaPlan => plans::llama_cpp(ckpt, resolved),
         FormatArg::GptqPlan => plans::gptqmodel(ckpt, resolved),

@@ -500,6 +500,50 @@ pub fn export(
     Ok(ExportReport { format, files, tensors: rows, data_bytes, notes: report_notes })
 }
 
+/// Exports `ckpt` under `plan`: resolves it against the checkpoint (its warnings become notes),
+/// refuses a method that needs importance when none is given, shares AWQ's α between tensors
+/// folding into one layer, then [`export`]s. The command line and the workbench's job both run
+/// this, so a plan exports the same from either.
+#[allow(clippy::too_many_arguments)]
+pub fn export_plan(
+    backend: &dyn Backend,
+    ckpt: &Checkpoint,
+    plan: &crate::quant::Plan,
+    importance: Option<&Importance>,
+    format: ExportFormat,
+    output: &Path,
+    options: &ExportOptions,
+    cancel: &Cancel,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<ExportReport, ExportError> {
+    let tensors: Vec<&TensorInfo> = ckpt.tensors().iter().collect();
+    let shapes: Vec<(String, Vec<u64>)> = tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
+    let identity = crate::quant::plan::ModelIdentity {
+        tensors: Some(tensors.len() as u64),
+        bytes: Some(tensors.iter().map(|t| t.bytes).sum()),
+    };
+    let (mut resolved, warnings) =
+        plan.resolve(&shapes, &identity).map_err(|e| ExportError::Unsupported { message: e.to_string() })?;
+    if importance.is_none()
+        && let Some(r) = resolved.iter().find(|r| r.parsed.needs_importance())
+    {
+        return Err(ExportError::Unsupported {
+            message: format!(
+                "tensor {} gets `{}`, which needs an importance (an imatrix, or `weight`)",
+                r.name, r.scheme
+            ),
+        });
+    }
+    let groups = crate::quant::preview::share_awq_alphas(backend, ckpt, &tensors, &mut resolved, importance, cancel)
+        .map_err(compute_error)?;
+    let mut report = export(backend, ckpt, &resolved, importance, format, output, options, cancel, progress)?;
+    crate::quant::preview::note_shared_alphas(&mut report.tensors, &groups);
+    let mut notes: Vec<String> = warnings.into_iter().map(|w| format!("plan: {w}")).collect();
+    notes.append(&mut report.notes);
+    report.notes = notes;
+    Ok(report)
+}
+
 /// The source's key-values with the new file type, quantization version and a note of who wrote
 /// the tensors.
 fn gguf_metadata(source: &[(String, GgufValue)], planned: &[GgufTensor]) -> Vec<(String, GgufValue)> {

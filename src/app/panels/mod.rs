@@ -101,6 +101,23 @@ pub fn status_bar_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
         if cancel {
             app.cancel_model_job();
         }
+        let mut cancel_export = false;
+        if let Some(job) = app.session.as_ref().and_then(|s| s.export_job.as_ref()).filter(|j| j.result.is_none()) {
+            ui.horizontal(|ui| {
+                let eta = crate::app::jobs::eta(job.done, job.total, job.elapsed)
+                    .map(|d| format!(" · about {} s left", d.as_secs() + 1))
+                    .unwrap_or_default();
+                cancel_export = ui.button("Cancel").clicked();
+                ui.add(egui::ProgressBar::new(job.fraction()).desired_width(320.0).text(format!(
+                    "Exporting to {}: {:.0}%{eta}",
+                    job.output.display(),
+                    job.fraction() * 100.0
+                )));
+            });
+        }
+        if cancel_export {
+            app.cancel_export();
+        }
         ui.horizontal(|ui| {
             if app.backend_starting {
                 ui.spinner();
