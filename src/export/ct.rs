@@ -297,13 +297,9 @@ pub(super) fn write(
                         sink.write(&buf).map_err(|e| ComputeError::Sink(e.to_string()))
                     };
                     let row = if same && resolved[t].parsed.is_keep() {
-                        // The stored bytes as they are.
-                        let mut raw = CollectBytes::default();
-                        let row = encode(t, &mut raw, None)?;
-                        for b in &raw.bytes {
-                            sink.write(b)?;
-                        }
-                        row
+                        // The stored bytes as they are, streamed.
+                        let mut one = super::model::OnePart { sink, name: tensors[t].name.clone(), dtype };
+                        encode(t, &mut one, None)?
                     } else {
                         encode(t, &mut NoParts, Some(&mut put))?
                     };

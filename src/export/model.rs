@@ -118,11 +118,12 @@ fn gguf_type(t: &TensorInfo, scheme: &Scheme) -> Result<DType, String> {
     }
 }
 
-/// Sends the single stored part of a GGUF tensor to the file.
-struct OnePart<'s, 'f> {
-    sink: &'s mut TensorSink<'f>,
-    name: String,
-    dtype: DType,
+/// Sends the single stored part of a tensor (a GGUF block type, or kept bytes) straight to the
+/// file, a chunk at a time.
+pub(super) struct OnePart<'s, 'f> {
+    pub(super) sink: &'s mut TensorSink<'f>,
+    pub(super) name: String,
+    pub(super) dtype: DType,
 }
 
 impl PartSink for OnePart<'_, '_> {
@@ -130,7 +131,7 @@ impl PartSink for OnePart<'_, '_> {
         match parts {
             [p] if p.dtype == self.dtype.name() => Ok(()),
             _ => Err(ComputeError::Sink(format!(
-                "tensor {:?}: the encoder made {} parts ({}), GGUF stores one {}",
+                "tensor {:?}: the encoder made {} parts ({}), the file stores one {}",
                 self.name,
                 parts.len(),
                 parts.iter().map(|p| p.dtype.as_str()).collect::<Vec<_>>().join(", "),
