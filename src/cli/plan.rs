@@ -9,19 +9,18 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use crate::cancel::Cancel;
 use crate::checkpoint::TensorInfo;
-use crate::compute::{Backend, ComputeError};
+use crate::compute::Backend;
 use crate::export::atomic::Transaction;
-use crate::quant::allocate::{Choice, allocate, pareto};
-use crate::quant::cache::{Measure, MeasureCache, default_dir, file_identity};
-use crate::quant::plan::{ModelIdentity, fallback, pattern_regex};
-use crate::quant::preview::{TensorPreview, awq_groups, shared_alpha, with_alpha};
-use crate::quant::scheme::Method;
-use crate::quant::{Resolved, Scheme, preview_tensor};
+use crate::quant::Scheme;
+use crate::quant::auto::{AutoError, AutoRequest, Budget, auto_allocate};
+use crate::quant::cache::{MeasureCache, default_dir, file_identity};
+use crate::quant::plan::{ModelIdentity, pattern_regex};
+use crate::quant::preview::TensorPreview;
 
 /// `weightbench plan ...`
 #[derive(Debug, Subcommand)]
@@ -31,18 +30,7 @@ pub enum PlanCommand {
     Auto(AutoArgs),
 }
 
-/// What the allocator minimises.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Objective {
-    /// Σ ‖W − Ŵ‖²_F.
-    Sse,
-    /// Σ_j imp_j · Σ_i (W_ij − Ŵ_ij)² (needs --importance).
-    #[value(name = "weighted_sse")]
-    WeightedSse,
-    /// Σ rel_error².
-    Rel,
-}
+pub use crate::quant::auto::Objective;
 
 /// Arguments of `weightbench plan auto`.
 #[derive(Debug, Args)]
@@ -91,13 +79,6 @@ pub struct AutoArgs {
 }
 
 #[derive(Serialize)]
-struct ParetoPoint {
-    bpw: f64,
-    bytes: u64,
-    objective: f64,
-}
-
-#[derive(Serialize)]
 struct TensorChoice {
     name: String,
     scheme: String,
@@ -129,39 +110,21 @@ fn auto(args: &AutoArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<(
     if args.objective == Objective::WeightedSse && args.importance.is_none() {
         bail!("--objective weighted_sse needs --importance FILE|weight");
     }
+    let budget = match (args.target_bytes, args.target_bpw) {
+        (Some(b), _) => Budget::Bytes(b),
+        (None, Some(bpw)) if bpw > 0.0 => Budget::Bpw(bpw),
+        _ => bail!("give --target-bpw B (> 0) or --target-bytes N"),
+    };
     let pin = args.pin.as_deref().map(pattern_regex).transpose().map_err(anyhow::Error::msg).context("--pin")?;
     let ckpt = super::open(&args.path)?;
     let importance = super::importance(&ckpt, args.importance.as_deref())?;
     let (tensors, _) = super::select(&ckpt, args.tensor.as_deref(), |_| true)?;
-    let (pinned, free): (Vec<&TensorInfo>, Vec<&TensorInfo>) =
-        tensors.iter().copied().partition(|t| pin.as_ref().is_some_and(|p| p.is_match(&t.name)));
-    if free.is_empty() {
-        bail!("every selected tensor is pinned: nothing to allocate");
-    }
-    // Each tensor's distinct schemes after the fallbacks a rule would give them.
-    let mut options: Vec<Vec<(Scheme, Option<String>)>> = Vec::with_capacity(free.len());
-    for t in &free {
-        let mut seen: Vec<(Scheme, Option<String>)> = Vec::new();
-        for c in &candidates {
-            if let Ok((s, why)) = fallback(c, &t.shape)
-                && !seen.iter().any(|(x, _)| *x == s)
-            {
-                seen.push((s, why));
-            }
-        }
-        if seen.is_empty() {
-            bail!("tensor {} {:?} takes none of the candidates", t.name, t.shape);
-        }
-        options.push(seen);
-    }
     let cancel = Cancel::new();
     {
         let c = cancel.clone();
         let _ = ctrlc::set_handler(move || c.cancel());
     }
-    let total: u64 = options.iter().zip(&free).map(|(o, t)| o.len() as u64 * t.numel()).sum();
     let bar = indicatif::ProgressBar::hidden();
-    bar.set_length(total);
     if let Ok(style) = indicatif::ProgressStyle::with_template("measuring {msg} {wide_bar} {pos}/{len} values ({eta})")
     {
         bar.set_style(style);
@@ -175,144 +138,55 @@ fn auto(args: &AutoArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<(
         Some("weight") => "weight".to_owned(),
         Some(file) => file_identity(Path::new(file)),
     };
-    let backend_id = if backend.asks_gpu() { "gpu" } else { "cpu" };
+    let is_pinned = |t: &TensorInfo| pin.as_ref().is_some_and(|p| p.is_match(&t.name));
+    let request = AutoRequest {
+        candidates: &candidates,
+        tensors,
+        pinned: &is_pinned,
+        importance: importance.as_ref(),
+        importance_id,
+        objective: args.objective,
+        budget,
+        pareto_points: args.pareto_points,
+    };
     let started = Instant::now();
-    let mut fresh = 0usize;
-    let mut measure = |t: &TensorInfo, s: &Scheme, why: &Option<String>, cache: &mut MeasureCache| {
+    let outcome = auto_allocate(backend, &ckpt, &request, &mut cache, &cancel, &|done, total, what| {
+        // A bar only for runs long enough to watch.
         if started.elapsed() > Duration::from_secs(1) && bar.is_hidden() {
             bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
         }
-        bar.set_message(format!("{} as {s}", t.name));
-        let resolved = Resolved {
-            name: t.name.clone(),
-            scheme: s.to_string(),
-            requested: None,
-            fallback_reason: why.clone(),
-            by: "candidate".into(),
-            parsed: s.clone(),
-        };
-        let key = MeasureCache::key(&t.name, &resolved.scheme, &importance_id, backend_id);
-        if let Some(m) = cache.get(&key) {
-            return Ok(m.to_preview(t, &resolved));
-        }
-        let row = preview_tensor(backend, &ckpt, t, &resolved, importance.as_ref(), None, &cancel).map_err(|e| {
-            // What was measured before the stop is kept for the next run.
-            if let Err(w) = cache.save() {
-                eprintln!("note: {w}");
-            }
-            match e {
-                ComputeError::Cancelled => anyhow::anyhow!("cancelled (Ctrl-C): nothing was written"),
-                other => anyhow::Error::new(other),
-            }
-        })?;
-        cache.put(key, Measure::of(&row));
-        fresh += 1;
-        Ok::<_, anyhow::Error>(row)
-    };
-    // A `+awq` candidate is measured with the α its fold group shares (q, k, v after one norm;
-    // gate and up after another): each member's own search, then the α minimising their sum.
-    let mut searching: Vec<Scheme> = Vec::new();
-    for (s, _) in options.iter().flatten() {
-        if matches!(s, Scheme::With { method: Method::Awq { alpha: None }, .. }) && !searching.contains(s) {
-            searching.push(s.clone());
-        }
-    }
-    for c in &searching {
-        let holders: Vec<usize> = (0..free.len()).filter(|&i| options[i].iter().any(|(s, _)| s == c)).collect();
-        let tensors: Vec<&TensorInfo> = holders.iter().map(|&i| free[i]).collect();
-        let schemes: Vec<&Scheme> = holders.iter().map(|_| c).collect();
-        for g in awq_groups(&ckpt, &tensors, &schemes) {
-            let mut curves = Vec::new();
-            for &k in &g.members {
-                let i = holders[k];
-                let why = options[i].iter().find(|(s, _)| s == c).and_then(|(_, w)| w.clone());
-                let row = measure(free[i], c, &why, &mut cache)?;
-                curves.push(row.method.map(|m| m.searched).unwrap_or_default());
-            }
-            let refs: Vec<&[[f64; 2]]> = curves.iter().map(Vec::as_slice).collect();
-            if let Some(alpha) = shared_alpha(&refs) {
-                for &k in &g.members {
-                    for (s, _) in options[holders[k]].iter_mut().filter(|(s, _)| s == c) {
-                        *s = with_alpha(c, alpha);
-                    }
-                }
-            }
-        }
-    }
-    let mut measured: Vec<Vec<TensorPreview>> = Vec::with_capacity(free.len());
-    for (t, opts) in free.iter().zip(&options) {
-        let mut rows = Vec::with_capacity(opts.len());
-        for (s, why) in opts {
-            rows.push(measure(t, s, why, &mut cache)?);
-            bar.inc(t.numel());
-        }
-        measured.push(rows);
-    }
+        bar.set_length(total);
+        bar.set_position(done);
+        bar.set_message(what.to_owned());
+    });
     bar.finish_and_clear();
-    if let Err(w) = cache.save() {
-        eprintln!("note: {w}");
-    }
-    let measuring_s = started.elapsed().as_secs_f64();
-    let objective_of = |r: &TensorPreview| match args.objective {
-        Objective::Sse => r.sse,
-        Objective::WeightedSse => r.weighted_sse.unwrap_or(r.sse),
-        Objective::Rel => r.rel_error.map_or(0.0, |x| x * x),
+    let o = match outcome {
+        Ok(o) => o,
+        Err(AutoError::Cancelled) => bail!("cancelled (Ctrl-C): nothing was written"),
+        Err(AutoError::Invalid(m)) => bail!("{m}"),
+        Err(AutoError::Compute(e)) => return Err(e.into()),
     };
-    let items: Vec<Vec<Choice>> = measured
-        .iter()
-        .map(|rows| {
-            rows.iter()
-                .map(|r| Choice {
-                    bytes: r.bytes,
-                    objective: if r.error.is_some() { f64::INFINITY } else { objective_of(r) },
-                })
-                .collect()
-        })
-        .collect();
-    let params: u64 = free.iter().map(|t| t.numel()).sum();
-    let budget = match (args.target_bytes, args.target_bpw) {
-        (Some(b), _) => b,
-        (None, Some(bpw)) if bpw > 0.0 => (bpw * params as f64 / 8.0) as u64,
-        _ => bail!("give --target-bpw B (> 0) or --target-bytes N"),
-    };
-    let most: u64 = items.iter().map(|c| c.iter().map(|x| x.bytes).max().unwrap_or(0)).sum();
-    let least: u64 = items.iter().map(|c| c.iter().map(|x| x.bytes).min().unwrap_or(0)).sum();
-    let reach = |b: u64| 8.0 * b as f64 / params as f64;
-    let solving = Instant::now();
-    let a = allocate(&items, budget).map_err(|e| {
-        anyhow::anyhow!("{e}; reachable: {least}..{most} bytes ({:.3}..{:.3} bpw)", reach(least), reach(most))
-    })?;
-    let solve_s = solving.elapsed().as_secs_f64();
-    if budget > most {
-        eprintln!(
-            "note: the budget ({budget} bytes) exceeds what the candidates can use; the largest candidate everywhere \
-             takes {most} bytes ({:.3} bpw)",
-            reach(most)
-        );
+    for n in &o.notes {
+        eprintln!("note: {n}");
     }
-    let frontier: Vec<ParetoPoint> = pareto(&items, args.pareto_points)
-        .into_iter()
-        .map(|(_, bytes, objective)| ParetoPoint { bpw: reach(bytes), bytes, objective })
-        .collect();
-    let chosen: Vec<TensorChoice> = free
-        .iter()
-        .zip(&measured)
-        .zip(&a.picks)
-        .zip(&items)
-        .map(|(((t, rows), &k), choices)| TensorChoice {
+    let a = &o.allocation;
+    let objective = |r: &TensorPreview| if r.error.is_some() { f64::INFINITY } else { args.objective.of(r) };
+    let chosen: Vec<TensorChoice> = o
+        .chosen()
+        .map(|(t, r)| TensorChoice {
             name: t.name.clone(),
-            scheme: rows[k].scheme.clone(),
-            bytes: rows[k].bytes,
-            objective: choices[k].objective,
+            scheme: r.scheme.clone(),
+            bytes: r.bytes,
+            objective: objective(r),
         })
         .collect();
     let identity = ModelIdentity {
         tensors: Some(ckpt.tensors().len() as u64),
         bytes: Some(ckpt.tensors().iter().map(|t| t.bytes).sum()),
     };
-    let toml =
-        plan_toml(&identity, args, &a, &free, &measured, &pinned.iter().map(|t| t.name.as_str()).collect::<Vec<_>>());
-    let csv = frontier.iter().fold(String::from("bpw,bytes,objective\n"), |mut s, p| {
+    let pinned: Vec<&str> = o.pinned.iter().map(|t| t.name.as_str()).collect();
+    let toml = plan_toml(&identity, args, a, &o.free, &o.measured, &pinned);
+    let csv = o.frontier.iter().fold(String::from("bpw,bytes,objective\n"), |mut s, p| {
         let _ = writeln!(s, "{},{},{}", p.bpw, p.bytes, p.objective);
         s
     });
@@ -323,13 +197,15 @@ fn auto(args: &AutoArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<(
     let inputs: Vec<&Path> = ckpt.files().iter().map(|f| f.path()).collect();
     let mut tx = Transaction::new(&inputs, args.overwrite);
     tx.write_text(&args.output, &toml)?;
-    tx.write_text(&json_path, &serde_json::to_string_pretty(&frontier)?)?;
+    tx.write_text(&json_path, &serde_json::to_string_pretty(&o.frontier)?)?;
     tx.write_text(&csv_path, &csv)?;
     tx.commit()?;
-    let pinned_bytes: u64 = pinned.iter().map(|t| t.bytes).sum();
+    let pinned_bytes: u64 = o.pinned.iter().map(|t| t.bytes).sum();
+    let free_bytes: u64 = o.free.iter().map(|t| t.bytes).sum();
+    let (measuring_s, solve_s, fresh) = (o.measuring_s, o.solve_s, o.measured_now);
     let report = serde_json::json!({
-        "target_bpw": reach(budget),
-        "achieved_bpw": reach(a.bytes),
+        "target_bpw": o.bpw(o.budget),
+        "achieved_bpw": o.bpw(a.bytes),
         "bytes": a.bytes,
         "objective": a.objective,
         "lower_bound": a.lower_bound,
@@ -337,13 +213,13 @@ fn auto(args: &AutoArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<(
         "proven_optimal": a.proven_optimal,
         "objective_kind": args.objective,
         "pinned_bytes": pinned_bytes,
-        "model_bytes": identity.bytes.unwrap_or(0) - free.iter().map(|t| t.bytes).sum::<u64>() + a.bytes,
+        "model_bytes": identity.bytes.unwrap_or(0) - free_bytes + a.bytes,
         "plan": args.output.display().to_string(),
         "measured": fresh,
-        "cached": cache.hits,
+        "cached": o.cached,
         "measuring_s": measuring_s,
         "solve_s": solve_s,
-        "pareto": frontier,
+        "pareto": o.frontier,
         "tensors": chosen,
     });
     if args.json {
@@ -352,10 +228,10 @@ fn auto(args: &AutoArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<(
         writeln!(
             out,
             "{} tensors: {} bytes, {:.3} bpw (target {:.3}); {:?} {:.6e}, lower bound {:.6e}, gap {:.4}%{}",
-            free.len(),
+            o.free.len(),
             a.bytes,
-            reach(a.bytes),
-            reach(budget),
+            o.bpw(a.bytes),
+            o.bpw(o.budget),
             args.objective,
             a.objective,
             a.lower_bound,
@@ -364,11 +240,11 @@ fn auto(args: &AutoArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<(
         )?;
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
         chosen.iter().for_each(|c| *counts.entry(c.scheme.as_str()).or_default() += 1);
-        writeln!(out, "schemes: {counts:?}; pinned: {} tensors", pinned.len())?;
+        writeln!(out, "schemes: {counts:?}; pinned: {} tensors", o.pinned.len())?;
         writeln!(
             out,
             "measured {fresh} (tensor, scheme) pairs in {measuring_s:.2} s, {} from the cache{}; solved in {:.1} ms",
-            cache.hits,
+            o.cached,
             cache.path().map_or(String::new(), |p| format!(" ({})", p.display())),
             solve_s * 1e3
         )?;

@@ -8,6 +8,7 @@
 //! [`crate::compute`].
 
 pub mod allocate;
+pub mod auto;
 pub mod cache;
 pub mod encode;
 pub mod lowrank;
