@@ -113,8 +113,127 @@ pub enum JobResult {
         /// The report, or the error's message.
         result: Result<Arc<crate::export::model::ExportReport>, String>,
     },
+    /// A plan preview of one tensor under one scheme.
+    Preview {
+        /// Which checkpoint it belongs to.
+        checkpoint: PathBuf,
+        /// Index of the tensor.
+        tensor: usize,
+        /// The scheme it was measured with.
+        scheme: String,
+        /// The row, or the error's message (`cancelled` when cancelled).
+        result: Result<Arc<crate::quant::TensorPreview>, String>,
+    },
+    /// An automatic allocation measured `done` of `total` values.
+    AutoProgress {
+        /// Values measured (cache hits included).
+        done: u64,
+        /// Values to measure.
+        total: u64,
+        /// What it measures now.
+        what: String,
+    },
+    /// An automatic allocation ended.
+    AutoDone(Result<Arc<AutoDone>, String>),
+    /// A plan file was read (or failed to be).
+    PlanLoaded(PathBuf, Result<crate::quant::Plan, String>),
+    /// A comparison compared `done` of `total` tensors.
+    DiffProgress {
+        /// Tensors compared.
+        done: usize,
+        /// Tensors to compare.
+        total: usize,
+    },
+    /// A comparison ended.
+    Diffed(Result<Arc<DiffResult>, String>),
     /// Something to tell the user that is not a result.
     Notice(String),
+}
+
+/// What an automatic allocation chose, and everything it measured.
+pub struct AutoDone {
+    /// The scheme chosen per free tensor (tensor index, scheme).
+    pub chosen: Vec<(usize, String)>,
+    /// Every measured row (tensor index, row), to fill the editor's previews.
+    pub rows: Vec<(usize, crate::quant::TensorPreview)>,
+    /// The frontier and the tensors it is over.
+    pub result: crate::app::plan_editor::AutoResult,
+    /// One line for the window: bytes, bpw, objective, bound and gap, measured and cached.
+    pub summary: String,
+}
+
+/// What an automatic allocation is asked to do.
+#[derive(Clone)]
+pub struct AutoJob {
+    /// Candidate schemes.
+    pub candidates: Vec<crate::quant::Scheme>,
+    /// Tensors (by name) that keep their scheme.
+    pub pinned: std::collections::BTreeSet<String>,
+    /// Importance for methods and the weighted objective.
+    pub importance: Option<crate::quant::Importance>,
+    /// What to minimise.
+    pub objective: crate::quant::auto::Objective,
+    /// Bits per weight over the free tensors.
+    pub target_bpw: f64,
+    /// Where measurements are cached (`None`: not cached).
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// A comparison of the open checkpoint (A) with another (B).
+pub struct DiffResult {
+    /// B.
+    pub other: PathBuf,
+    /// One row per pair, by A's tensor index.
+    pub rows: Vec<(usize, crate::analysis::diff::TensorDiff)>,
+    /// A's tensors with no counterpart in B, B's with none in A, and pairs of other shapes.
+    pub unpaired: Vec<String>,
+}
+
+/// The previews a plan editor waits for, front first; a worker takes them one at a time, so an
+/// edit pushed to the front is measured next even while a whole-model preview runs.
+#[derive(Default)]
+pub struct PreviewQueue {
+    state: std::sync::Mutex<(std::collections::VecDeque<(usize, crate::quant::Resolved)>, bool)>,
+}
+
+impl PreviewQueue {
+    /// Puts `items` first (in their order); true when no worker runs and one must be started.
+    pub fn push_front(&self, items: Vec<(usize, crate::quant::Resolved)>) -> bool {
+        let Ok(mut s) = self.state.lock() else { return false };
+        for item in items.into_iter().rev() {
+            s.0.push_front(item);
+        }
+        let start = !s.1 && !s.0.is_empty();
+        s.1 |= start;
+        start
+    }
+
+    /// Drops everything waiting.
+    pub fn clear(&self) {
+        if let Ok(mut s) = self.state.lock() {
+            s.0.clear();
+        }
+    }
+
+    /// The next item; `None` ends the worker (and says so under the same lock).
+    fn pop(&self) -> Option<(usize, crate::quant::Resolved)> {
+        let mut s = self.state.lock().ok()?;
+        let item = s.0.pop_front();
+        if item.is_none() {
+            s.1 = false;
+        }
+        item
+    }
+
+    /// Items waiting.
+    pub fn len(&self) -> usize {
+        self.state.lock().map(|s| s.0.len()).unwrap_or(0)
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// What an export job is asked to do.
@@ -164,6 +283,14 @@ pub enum Pick {
     Imatrix,
     /// Where to save data or a picture (the payload is kept by the app).
     Save,
+    /// A plan to load.
+    PlanLoad,
+    /// Where to save the plan.
+    PlanSave,
+    /// Where to export to.
+    ExportTarget,
+    /// A checkpoint to compare with.
+    Compare,
 }
 
 /// Starts jobs and collects their results.
@@ -323,6 +450,175 @@ impl Jobs {
         });
     }
 
+    /// Measures the previews `queue` holds, one tensor at a time, until it is empty.
+    pub fn previews(
+        &self,
+        backend: Arc<crate::compute::select::SelectedBackend>,
+        ckpt: Arc<Checkpoint>,
+        queue: Arc<PreviewQueue>,
+        importance: Option<crate::quant::Importance>,
+        cancel: Cancel,
+    ) {
+        self.spawn("preview", move |r| {
+            while let Some((tensor, resolved)) = queue.pop() {
+                let Some(t) = ckpt.tensors().get(tensor) else { continue };
+                let result = if cancel.is_cancelled() {
+                    Err("cancelled".to_owned())
+                } else {
+                    crate::quant::preview_tensor(
+                        backend.as_ref(),
+                        &ckpt,
+                        t,
+                        &resolved,
+                        importance.as_ref(),
+                        None,
+                        &cancel,
+                    )
+                    .map(Arc::new)
+                    .map_err(|e| match e {
+                        crate::compute::ComputeError::Cancelled => "cancelled".to_owned(),
+                        other => other.to_string(),
+                    })
+                };
+                let checkpoint = ckpt.path().to_owned();
+                if !r.send(JobResult::Preview { checkpoint, tensor, scheme: resolved.scheme, result }) {
+                    queue.clear();
+                }
+            }
+        });
+    }
+
+    /// Runs an automatic allocation ([`crate::quant::auto::auto_allocate`], as `plan auto`).
+    pub fn auto(
+        &self,
+        backend: Arc<crate::compute::select::SelectedBackend>,
+        ckpt: Arc<Checkpoint>,
+        job: AutoJob,
+        cancel: Cancel,
+    ) {
+        use crate::quant::auto::{AutoError, AutoRequest, Budget, auto_allocate};
+        self.spawn("auto", move |r| {
+            let index: std::collections::HashMap<&str, usize> =
+                ckpt.tensors().iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
+            let pinned = |t: &crate::checkpoint::TensorInfo| job.pinned.contains(&t.name);
+            let importance_id = match &job.importance {
+                None => "none".to_owned(),
+                Some(crate::quant::Importance::ColumnNorms) => "weight".to_owned(),
+                Some(crate::quant::Importance::Imatrix(m, _)) => {
+                    crate::quant::cache::file_identity(std::path::Path::new(&m.source))
+                }
+            };
+            let request = AutoRequest {
+                candidates: &job.candidates,
+                tensors: ckpt.tensors().iter().filter(|t| t.dtype.why_not_analysed().is_none()).collect(),
+                pinned: &pinned,
+                importance: job.importance.as_ref(),
+                importance_id,
+                objective: job.objective,
+                budget: Budget::Bpw(job.target_bpw),
+                pareto_points: 32,
+            };
+            let mut cache = match &job.cache_dir {
+                Some(dir) => crate::quant::cache::MeasureCache::open(dir, &ckpt),
+                None => crate::quant::cache::MeasureCache::disabled(),
+            };
+            let last = std::sync::Mutex::new(None::<std::time::Instant>);
+            let progress = |done: u64, total: u64, what: &str| {
+                let Ok(mut last) = last.lock() else { return };
+                if last.is_some_and(|t| t.elapsed() < std::time::Duration::from_millis(100)) {
+                    return;
+                }
+                *last = Some(std::time::Instant::now());
+                r.send(JobResult::AutoProgress { done, total, what: what.to_owned() });
+            };
+            let outcome = auto_allocate(backend.as_ref(), &ckpt, &request, &mut cache, &cancel, &progress);
+            let result = match outcome {
+                Err(AutoError::Cancelled) => Err("cancelled".to_owned()),
+                Err(e) => Err(e.to_string()),
+                Ok(o) => {
+                    let at = |t: &crate::checkpoint::TensorInfo| index.get(t.name.as_str()).copied().unwrap_or(0);
+                    let a = &o.allocation;
+                    let mut summary = format!(
+                        "{} tensors: {:.3} bpw (target {:.3}), {:?} {:.4e}, lower bound {:.4e}, gap {:.3}%{};                          measured {} (tensor, scheme) pairs, {} from the cache",
+                        o.free.len(),
+                        o.bpw(a.bytes),
+                        job.target_bpw,
+                        job.objective,
+                        a.objective,
+                        a.lower_bound,
+                        100.0 * a.gap,
+                        if a.proven_optimal { " (proven optimal)" } else { "" },
+                        o.measured_now,
+                        o.cached
+                    );
+                    for n in &o.notes {
+                        summary.push_str(&format!("; {n}"));
+                    }
+                    Ok(Arc::new(AutoDone {
+                        chosen: o.chosen().map(|(t, row)| (at(t), row.scheme.clone())).collect(),
+                        rows: o
+                            .free
+                            .iter()
+                            .zip(&o.measured)
+                            .flat_map(|(t, rows)| rows.iter().map(move |row| (at(t), row.clone())))
+                            .collect(),
+                        result: crate::app::plan_editor::AutoResult {
+                            frontier: o.frontier.clone(),
+                            free: o.free.iter().map(|t| at(t)).collect(),
+                            objective: job.objective,
+                            target_bpw: job.target_bpw,
+                        },
+                        summary,
+                    }))
+                }
+            };
+            r.send(JobResult::AutoDone(result));
+        });
+    }
+
+    /// Reads a plan file in the background.
+    pub fn load_plan(&self, path: PathBuf) {
+        self.spawn("plan", move |r| {
+            let result = crate::quant::Plan::load(&path).map_err(|e| e.to_string());
+            r.send(JobResult::PlanLoaded(path, result));
+        });
+    }
+
+    /// Compares the open checkpoint with the one at `other`, tensor by tensor (no spectra).
+    pub fn diff(
+        &self,
+        backend: Arc<crate::compute::select::SelectedBackend>,
+        ckpt: Arc<Checkpoint>,
+        other: PathBuf,
+        cancel: Cancel,
+    ) {
+        self.spawn("diff", move |r| {
+            let result =
+                (|| -> Result<DiffResult, String> {
+                    let b = Checkpoint::open(&other).map_err(|e| e.to_string())?;
+                    let pairing = crate::analysis::diff::pair(&ckpt, &b, |t| t.dtype.why_not_analysed().is_none());
+                    let index: std::collections::HashMap<&str, usize> =
+                        ckpt.tensors().iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
+                    let mut rows = Vec::with_capacity(pairing.pairs.len());
+                    let total = pairing.pairs.len();
+                    for (k, p) in pairing.pairs.iter().enumerate() {
+                        let d = crate::analysis::diff::diff_pair(backend.as_ref(), &ckpt, &b, p, 0, &cancel)
+                            .map_err(message)?;
+                        rows.push((index.get(p.a.name.as_str()).copied().unwrap_or(0), d));
+                        r.send(JobResult::DiffProgress { done: k + 1, total });
+                    }
+                    let mut unpaired: Vec<String> =
+                        pairing.only_in_a.iter().map(|n| format!("{n}: only in the open checkpoint")).collect();
+                    unpaired.extend(pairing.only_in_b.iter().map(|n| format!("{n}: only in {}", other.display())));
+                    unpaired.extend(pairing.shape_mismatch.iter().map(|m| {
+                        format!("{}: shape {:?} here, {:?} as {} there", m.name, m.shape_a, m.shape_b, m.name_b)
+                    }));
+                    Ok(DiffResult { other: other.clone(), rows, unpaired })
+                })();
+            r.send(JobResult::Diffed(result.map(Arc::new)));
+        });
+    }
+
     /// Starts the device of `backend` in the background (a GPU can take seconds to open).
     pub fn start_backend(&self, backend: Arc<crate::compute::select::SelectedBackend>) {
         self.spawn("backend", move |r| {
@@ -352,6 +648,18 @@ impl Jobs {
                     dialog.set_title("Load an importance matrix").add_filter("imatrix", &["gguf", "dat"]).pick_file()
                 }
                 Pick::Save => dialog.set_title("Save").set_file_name(suggested_name.unwrap_or_default()).save_file(),
+                Pick::PlanLoad => dialog.set_title("Load a plan").add_filter("plans", &["toml", "json"]).pick_file(),
+                Pick::PlanSave => dialog
+                    .set_title("Save the plan")
+                    .set_file_name(suggested_name.unwrap_or_else(|| "plan.toml".into()))
+                    .save_file(),
+                Pick::ExportTarget => {
+                    dialog.set_title("Export to").set_file_name(suggested_name.unwrap_or_default()).save_file()
+                }
+                Pick::Compare => dialog
+                    .set_title("Compare with a checkpoint")
+                    .add_filter("checkpoints", &["safetensors", "json", "gguf"])
+                    .pick_file(),
             };
             r.send(match picked {
                 Some(path) => JobResult::Picked(pick, path),

@@ -3,7 +3,9 @@
 //! time budget and cached per (tensor, parameters), so revisiting a view is instant.
 
 pub mod jobs;
-mod panels;
+pub mod panels;
+mod plan_actions;
+pub mod plan_editor;
 pub mod recent;
 pub mod tree;
 
@@ -40,6 +42,8 @@ pub enum StartView {
     Heatmap,
     /// The file's metadata.
     Metadata,
+    /// The plan editor.
+    Plan,
 }
 
 /// Whole-model jobs the window can start on opening (command line `--run`).
@@ -63,12 +67,15 @@ pub struct Startup {
     /// Window only: start a whole-model job on opening.
     #[arg(long, value_enum)]
     pub run: Option<StartJob>,
+    /// Window only: load this plan (TOML or JSON) into the plan editor on opening.
+    #[arg(long = "load-plan")]
+    pub load_plan: Option<PathBuf>,
 }
 
 impl Startup {
     /// Whether any option was given.
     pub fn is_empty(&self) -> bool {
-        self.view.is_none() && self.select.is_none() && self.run.is_none()
+        self.view.is_none() && self.select.is_none() && self.run.is_none() && self.load_plan.is_none()
     }
 }
 
@@ -147,11 +154,14 @@ pub enum View {
     Heatmap,
     /// The file's key-values.
     Metadata,
+    /// The plan editor: a scheme per tensor, its error, the budget, auto-allocation, export.
+    Plan,
 }
 
 impl View {
     /// Every view, in tab order.
-    pub const ALL: [View; 5] = [View::Overview, View::Distribution, View::Spectrum, View::Heatmap, View::Metadata];
+    pub const ALL: [View; 6] =
+        [View::Overview, View::Distribution, View::Spectrum, View::Heatmap, View::Plan, View::Metadata];
 
     /// Tab label.
     pub fn label(self) -> &'static str {
@@ -161,6 +171,7 @@ impl View {
             View::Spectrum => "Spectrum",
             View::Heatmap => "Heatmap",
             View::Metadata => "Metadata",
+            View::Plan => "Plan",
         }
     }
 }
@@ -192,6 +203,22 @@ impl ModelJob {
         let f = f64::from(self.fraction());
         (f > 0.0 && f < 1.0).then(|| self.started.elapsed().mul_f64((1.0 - f) / f))
     }
+}
+
+/// An automatic allocation in progress (or just finished).
+pub struct AutoJobState {
+    /// Its stop flag.
+    pub cancel: Cancel,
+    /// Values measured, of all.
+    pub done: u64,
+    /// Values to measure.
+    pub total: u64,
+    /// What it measures now.
+    pub what: String,
+    /// When it started.
+    pub started: Instant,
+    /// Set when it ended: its summary, or why it made no plan.
+    pub ended: Option<Result<String, String>>,
 }
 
 /// An export in progress (or just finished).
@@ -239,8 +266,32 @@ pub struct Session {
     pub model_job: Option<ModelJob>,
     /// The export, if one ran.
     pub export_job: Option<ExportJob>,
+    /// The plan being edited.
+    pub plan: plan_editor::PlanEditor,
+    /// Previews the plan editor waits for.
+    pub preview_queue: Arc<jobs::PreviewQueue>,
+    /// Stops the preview worker (when the checkpoint closes).
+    pub preview_cancel: Cancel,
+    /// The automatic allocation, if one runs or ran.
+    pub auto_job: Option<AutoJobState>,
+    /// A comparison with another checkpoint, and its progress (done, total).
+    pub diff: Option<(Computed<jobs::DiffResult>, (usize, usize))>,
     /// Heatmap textures by (tensor, salience, log colour scale).
     pub textures: HashMap<(usize, bool, bool), egui::TextureHandle>,
+}
+
+impl Session {
+    /// Stops the work still running for this checkpoint (it is being replaced).
+    pub fn close(&self) {
+        self.preview_queue.clear();
+        self.preview_cancel.cancel();
+        if let Some(a) = &self.auto_job {
+            a.cancel.cancel();
+        }
+        if let Some(e) = &self.export_job {
+            e.cancel.cancel();
+        }
+    }
 }
 
 /// Display options of the views.
@@ -322,6 +373,101 @@ pub struct WorkbenchApp {
     pub startup: Option<Startup>,
     /// Whether the recent-files list is saved (the real window; not tests).
     pub persist_recent: bool,
+    /// The export dialog, while open.
+    pub export_dialog: Option<ExportDialog>,
+    /// The auto-allocate dialog, while open.
+    pub auto_dialog: Option<AutoDialog>,
+    /// The plan table's sort column and direction.
+    pub plan_sort: (panels::plan::PlanColumn, bool),
+    /// The plan view's select-by-name pattern.
+    pub plan_filter: String,
+}
+
+/// What the export dialog holds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExportDialog {
+    /// The format.
+    pub format: ExportChoice,
+    /// The output path.
+    pub output: String,
+    /// Replace an existing output.
+    pub overwrite: bool,
+    /// Low-rank tensors as factors (safetensors).
+    pub factors: bool,
+}
+
+/// Formats the export dialog offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportChoice {
+    /// A GGUF file.
+    Gguf,
+    /// A compressed-tensors folder.
+    Ct,
+    /// A fake-quantized safetensors folder.
+    Safetensors,
+    /// llama-quantize's `--tensor-type-file`.
+    LlamaPlan,
+    /// GPTQModel's `dynamic` overrides.
+    GptqPlan,
+}
+
+impl ExportChoice {
+    /// Every choice, in the dialog's order.
+    pub const ALL: [ExportChoice; 5] = [
+        ExportChoice::Gguf,
+        ExportChoice::Ct,
+        ExportChoice::Safetensors,
+        ExportChoice::LlamaPlan,
+        ExportChoice::GptqPlan,
+    ];
+
+    /// Its label.
+    pub fn label(self) -> &'static str {
+        match self {
+            ExportChoice::Gguf => "GGUF (llama.cpp)",
+            ExportChoice::Ct => "compressed-tensors (vLLM, transformers)",
+            ExportChoice::Safetensors => "fake-quant safetensors",
+            ExportChoice::LlamaPlan => "llama-quantize --tensor-type-file",
+            ExportChoice::GptqPlan => "GPTQModel dynamic (JSON)",
+        }
+    }
+
+    /// The output's default name beside the checkpoint.
+    pub fn default_name(self, stem: &str) -> String {
+        match self {
+            ExportChoice::Gguf => format!("{stem}-plan.gguf"),
+            ExportChoice::Ct => format!("{stem}-plan-ct"),
+            ExportChoice::Safetensors => format!("{stem}-plan-fakequant"),
+            ExportChoice::LlamaPlan => format!("{stem}-tensor-types.txt"),
+            ExportChoice::GptqPlan => format!("{stem}-gptq-dynamic.json"),
+        }
+    }
+}
+
+/// What the auto-allocate dialog holds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AutoDialog {
+    /// Bits per weight over the free tensors.
+    pub target_bpw: f64,
+    /// Candidate schemes and whether each is on.
+    pub candidates: Vec<(String, bool)>,
+    /// More candidates, comma-separated.
+    pub extra: String,
+    /// What to minimise.
+    pub objective: crate::quant::auto::Objective,
+}
+
+impl Default for AutoDialog {
+    fn default() -> Self {
+        let on = ["q4_0", "q4_k", "q5_k", "q6_k", "q8_0"];
+        let all = ["q2_k", "q3_k", "q4_0", "q4_k", "q5_0", "q5_k", "q6_k", "q8_0", "iq4_nl", "int4_g128", "int8_ch"];
+        AutoDialog {
+            target_bpw: 4.5,
+            candidates: all.iter().map(|c| ((*c).to_owned(), on.contains(c))).collect(),
+            extra: String::new(),
+            objective: crate::quant::auto::Objective::Sse,
+        }
+    }
 }
 
 impl WorkbenchApp {
@@ -347,6 +493,10 @@ impl WorkbenchApp {
             export_dir: String::new(),
             startup: None,
             persist_recent: false,
+            export_dialog: None,
+            auto_dialog: None,
+            plan_sort: (panels::plan::PlanColumn::Order, true),
+            plan_filter: String::new(),
         };
         match path {
             Some(path) => app.open(path),
@@ -393,6 +543,9 @@ impl WorkbenchApp {
             || self.session.as_ref().is_some_and(|s| {
                 s.model_job.as_ref().is_some_and(|j| j.ended.is_none())
                     || s.export_job.as_ref().is_some_and(|j| j.result.is_none())
+                    || s.auto_job.as_ref().is_some_and(|j| j.ended.is_none())
+                    || !s.preview_queue.is_empty()
+                    || s.plan.previews.values().any(|c| matches!(c, Computed::Pending(_)))
                     || s.stats.values().any(|c| matches!(c, Computed::Pending(_)))
                     || s.spectra.values().any(|c| matches!(c, Computed::Pending(_)))
                     || s.channels.values().any(|c| matches!(c, Computed::Pending(_)))
@@ -439,7 +592,11 @@ impl WorkbenchApp {
                 StartView::Spectrum => View::Spectrum,
                 StartView::Heatmap => View::Heatmap,
                 StartView::Metadata => View::Metadata,
+                StartView::Plan => View::Plan,
             };
+        }
+        if let Some(plan) = startup.load_plan {
+            self.jobs.load_plan(plan);
         }
         match startup.run {
             Some(StartJob::Stats) => self.start_model_job(ModelJobKind::Stats),
@@ -571,7 +728,16 @@ impl WorkbenchApp {
                         let groups = tree::groups(&ckpt);
                         self.message = ckpt.warnings().first().cloned();
                         let largest = ckpt.tensors().iter().enumerate().max_by_key(|(_, t)| t.bytes).map(|(i, _)| i);
+                        if let Some(old) = &self.session {
+                            old.close();
+                        }
+                        let plan = plan_editor::PlanEditor::new(&ckpt);
                         self.session = Some(Session {
+                            plan,
+                            preview_queue: Arc::new(jobs::PreviewQueue::default()),
+                            preview_cancel: Cancel::new(),
+                            auto_job: None,
+                            diff: None,
                             ckpt,
                             groups,
                             selected: None,
@@ -660,6 +826,52 @@ impl WorkbenchApp {
                     job.result = Some(result);
                 }
             }
+            JobResult::Preview { checkpoint, tensor, scheme, result } => {
+                let Some(session) = self.session.as_mut().filter(|s| s.ckpt.path() == checkpoint) else { return };
+                let key = (tensor, scheme);
+                match result {
+                    Ok(row) => drop(session.plan.previews.insert(key, Computed::Ready(row))),
+                    Err(e) if e == "cancelled" => drop(session.plan.previews.remove(&key)),
+                    Err(e) => drop(session.plan.previews.insert(key, Computed::Failed(e))),
+                }
+            }
+            JobResult::AutoProgress { done, total, what } => {
+                if let Some(job) = self.session.as_mut().and_then(|s| s.auto_job.as_mut()) {
+                    (job.done, job.total, job.what) = (done.max(job.done), total, what);
+                }
+            }
+            JobResult::AutoDone(result) => self.finish_auto(result),
+            JobResult::PlanLoaded(path, result) => {
+                let Some(session) = &mut self.session else { return };
+                self.message = Some(match result {
+                    Ok(plan) => match session.plan.replace(&session.ckpt, plan) {
+                        Ok(()) => format!("plan {} loaded", path.display()),
+                        Err(e) => format!("the plan {} does not fit this checkpoint: {e}", path.display()),
+                    },
+                    Err(e) => e,
+                });
+            }
+            JobResult::DiffProgress { done, total } => {
+                if let Some((_, progress)) = self.session.as_mut().and_then(|s| s.diff.as_mut()) {
+                    *progress = (done, total);
+                }
+            }
+            JobResult::Diffed(result) => {
+                if let Some((state, _)) = self.session.as_mut().and_then(|s| s.diff.as_mut()) {
+                    *state = match result {
+                        Ok(d) => Computed::Ready(d),
+                        Err(e) => Computed::Failed(e),
+                    };
+                }
+            }
+            JobResult::Picked(Pick::PlanLoad, path) => self.jobs.load_plan(path),
+            JobResult::Picked(Pick::PlanSave, path) => self.save_plan(&path),
+            JobResult::Picked(Pick::ExportTarget, path) => {
+                if let Some(d) = &mut self.export_dialog {
+                    d.output = path.display().to_string();
+                }
+            }
+            JobResult::Picked(Pick::Compare, path) => self.start_diff(path),
             JobResult::Imatrix(Ok(m)) => {
                 self.message = Some(format!("importance matrix {}: {} weights", m.source, m.vectors.len()));
                 self.imatrix = Some(m);
@@ -735,7 +947,10 @@ impl eframe::App for WorkbenchApp {
         ui.ctx().set_theme(if self.dark { egui::Theme::Dark } else { egui::Theme::Light });
         panels::top_bar_ui(self, ui);
         panels::status_bar_ui(self, ui);
-        panels::tree::tree_panel_ui(self, ui);
+        // The plan table lists every tensor itself; its view takes the tree's width.
+        if self.view != View::Plan {
+            panels::tree::tree_panel_ui(self, ui);
+        }
         panels::central_ui(self, ui);
     }
 }

@@ -19,7 +19,7 @@ use crate::export::atomic::Transaction;
 use crate::quant::Scheme;
 use crate::quant::auto::{AutoError, AutoRequest, Budget, auto_allocate};
 use crate::quant::cache::{MeasureCache, default_dir, file_identity};
-use crate::quant::plan::{ModelIdentity, pattern_regex};
+use crate::quant::plan::{ModelIdentity, pattern_regex, toml_quoted};
 use crate::quant::preview::TensorPreview;
 
 /// `weightbench plan ...`
@@ -253,23 +253,6 @@ fn auto(args: &AutoArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<(
     Ok(())
 }
 
-/// TOML string escaping for names (basic strings).
-fn quoted(s: &str) -> String {
-    let mut q = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => q.push_str("\\\""),
-            '\\' => q.push_str("\\\\"),
-            c if c.is_control() => {
-                let _ = write!(q, "\\u{:04X}", c as u32);
-            }
-            c => q.push(c),
-        }
-    }
-    q.push('"');
-    q
-}
-
 fn plan_toml(
     identity: &ModelIdentity,
     args: &AutoArgs,
@@ -292,7 +275,7 @@ fn plan_toml(
     let _ =
         writeln!(s, "[model]\ntensors = {}\nbytes = {}\n", identity.tensors.unwrap_or(0), identity.bytes.unwrap_or(0));
     for name in pinned {
-        let _ = writeln!(s, "[tensor.{}]  # pinned\nscheme = \"keep\"\n", quoted(name));
+        let _ = writeln!(s, "[tensor.{}]\nscheme = \"keep\"\npinned = true\n", toml_quoted(name));
     }
     for ((t, rows), &k) in free.iter().zip(measured).zip(&a.picks) {
         for r in rows {
@@ -305,7 +288,7 @@ fn plan_toml(
                 r.rel_error.map_or("-".into(), |x| format!("{x:.4e}"))
             );
         }
-        let _ = writeln!(s, "[tensor.{}]\nscheme = \"{}\"\n", quoted(&t.name), rows[k].scheme);
+        let _ = writeln!(s, "[tensor.{}]\nscheme = \"{}\"\n", toml_quoted(&t.name), rows[k].scheme);
     }
     s
 }

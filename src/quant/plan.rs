@@ -81,6 +81,8 @@ struct RawRule {
 #[serde(deny_unknown_fields)]
 struct RawOverride {
     scheme: toml::Spanned<String>,
+    #[serde(default)]
+    pinned: bool,
 }
 
 #[derive(Deserialize)]
@@ -106,6 +108,8 @@ struct JsonRule {
 #[serde(deny_unknown_fields)]
 struct JsonOverride {
     scheme: String,
+    #[serde(default)]
+    pinned: bool,
 }
 
 #[derive(Deserialize)]
@@ -131,6 +135,18 @@ pub struct Rule {
     pub line: usize,
 }
 
+impl Rule {
+    /// A rule made in the workbench (no line).
+    pub fn new(pattern: &str, scheme: Scheme) -> Result<Rule, String> {
+        Ok(Rule { pattern: pattern.to_owned(), matcher: pattern_regex(pattern)?, scheme, line: 0 })
+    }
+
+    /// Whether the rule's pattern matches tensor `name`.
+    pub fn matches(&self, name: &str) -> bool {
+        self.matcher.is_match(name)
+    }
+}
+
 /// An explicit per-tensor scheme.
 #[derive(Clone, Debug)]
 pub struct Override {
@@ -138,6 +154,23 @@ pub struct Override {
     pub scheme: Scheme,
     /// 1-based line in the plan (0 when unknown).
     pub line: usize,
+    /// Kept as it is by automatic allocation (`pinned = true`).
+    pub pinned: bool,
+}
+
+/// `s` as a TOML basic string.
+pub fn toml_quoted(s: &str) -> String {
+    let mut q = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => q.push_str("\\\""),
+            '\\' => q.push_str("\\\\"),
+            c if c.is_control() => q.push_str(&format!("\\u{:04X}", c as u32)),
+            c => q.push(c),
+        }
+    }
+    q.push('"');
+    q
 }
 
 /// A parsed plan.
@@ -218,6 +251,42 @@ fn line_of(text: &str, offset: usize) -> usize {
 }
 
 impl Plan {
+    /// A plan with no rule and no override (every tensor kept).
+    pub fn empty(origin: &str) -> Plan {
+        Plan { origin: origin.to_owned(), model: None, rules: Vec::new(), overrides: BTreeMap::new() }
+    }
+
+    /// The plan as TOML that [`Plan::parse_toml`] reads back to the same plan.
+    pub fn to_toml(&self) -> String {
+        let mut s =
+            String::from("# weightbench plan: rules in order (a later match wins), then per-tensor overrides\n");
+        if let Some(m) = &self.model {
+            s.push_str("[model]\n");
+            if let Some(t) = m.tensors {
+                s.push_str(&format!("tensors = {t}\n"));
+            }
+            if let Some(b) = m.bytes {
+                s.push_str(&format!("bytes = {b}\n"));
+            }
+            s.push('\n');
+        }
+        for r in &self.rules {
+            s.push_str(&format!(
+                "[[rule]]\nmatch = {}\nscheme = {}\n\n",
+                toml_quoted(&r.pattern),
+                toml_quoted(&r.scheme.to_string())
+            ));
+        }
+        for (name, o) in &self.overrides {
+            s.push_str(&format!("[tensor.{}]\nscheme = {}\n", toml_quoted(name), toml_quoted(&o.scheme.to_string())));
+            if o.pinned {
+                s.push_str("pinned = true\n");
+            }
+            s.push('\n');
+        }
+        s
+    }
+
     /// The plan of `--scheme S`: every tensor gets S (with the fallbacks of a rule).
     pub fn single(scheme: &str) -> Result<Plan, PlanError> {
         let origin = format!("--scheme {scheme}");
@@ -261,7 +330,7 @@ impl Plan {
             let line = line_of(text, o.scheme.span().start);
             let scheme: Scheme =
                 o.scheme.get_ref().parse().map_err(|m| invalid(line, format!("tensor {name}: {m}")))?;
-            overrides.insert(name, Override { scheme, line });
+            overrides.insert(name, Override { scheme, line, pinned: o.pinned });
         }
         Ok(Plan { origin: origin.to_owned(), model: raw.model, rules, overrides })
     }
@@ -281,7 +350,7 @@ impl Plan {
         let mut overrides = BTreeMap::new();
         for (name, o) in raw.tensor {
             let scheme: Scheme = o.scheme.parse().map_err(|m| invalid(format!("tensor {name}: {m}")))?;
-            overrides.insert(name, Override { scheme, line: 0 });
+            overrides.insert(name, Override { scheme, line: 0, pinned: o.pinned });
         }
         Ok(Plan { origin: origin.to_owned(), model: raw.model, rules, overrides })
     }
@@ -411,6 +480,25 @@ pub fn fallback(scheme: &Scheme, shape: &[u64]) -> Result<(Scheme, Option<String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plan_written_as_toml_reads_back_the_same() {
+        let text = "[model]\ntensors = 3\nbytes = 99\n[[rule]]\nmatch = \"*.weight\"\nscheme = \"q4_k\"\n\
+                    [[rule]]\nmatch = \"re:.*\\\\.(q|k)_proj\\\\..*\"\nscheme = \"int4_g128+awq@0.25\"\n\
+                    [tensor.\"a \\\"quoted\\\" name\"]\nscheme = \"keep\"\npinned = true\n\
+                    [tensor.\"b\"]\nscheme = \"lowrank_r8\"\n";
+        let plan = Plan::parse_toml(text, "p.toml").unwrap();
+        let again = Plan::parse_toml(&plan.to_toml(), "again.toml").unwrap();
+        assert_eq!(again.model, plan.model);
+        let rules = |p: &Plan| p.rules.iter().map(|r| (r.pattern.clone(), r.scheme.to_string())).collect::<Vec<_>>();
+        assert_eq!(rules(&again), rules(&plan));
+        let overrides =
+            |p: &Plan| p.overrides.iter().map(|(n, o)| (n.clone(), o.scheme.to_string(), o.pinned)).collect::<Vec<_>>();
+        assert_eq!(overrides(&again), overrides(&plan));
+        assert!(again.overrides["a \"quoted\" name"].pinned && !again.overrides["b"].pinned);
+        let rule = Rule::new("*.q_proj.*", Scheme::Keep).unwrap();
+        assert!(rule.matches("layers.0.q_proj.weight") && !rule.matches("layers.0.k_proj.weight"));
+    }
 
     fn tensors() -> Vec<(String, Vec<u64>)> {
         vec![

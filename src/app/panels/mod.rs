@@ -6,6 +6,7 @@ pub mod distribution;
 pub mod heatmap;
 pub mod metadata;
 pub mod overview;
+pub mod plan;
 pub mod save;
 pub mod spectrum;
 pub mod tree;
@@ -169,6 +170,7 @@ pub fn central_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
             View::Distribution => distribution::distribution_ui(app, ui),
             View::Spectrum => spectrum::spectrum_ui(app, ui),
             View::Heatmap => heatmap::heatmap_ui(app, ui),
+            View::Plan => plan::plan_ui(app, ui),
             View::Metadata => {
                 if let Some(s) = &app.session {
                     metadata::metadata_ui(ui, &s.ckpt);
