@@ -11,6 +11,7 @@ mod export;
 mod gguf;
 mod gpu;
 mod gui;
+mod gui_plan;
 mod layers;
 mod malformed;
 mod quant;

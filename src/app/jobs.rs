@@ -539,7 +539,7 @@ impl Jobs {
                     let at = |t: &crate::checkpoint::TensorInfo| index.get(t.name.as_str()).copied().unwrap_or(0);
                     let a = &o.allocation;
                     let mut summary = format!(
-                        "{} tensors: {:.3} bpw (target {:.3}), {:?} {:.4e}, lower bound {:.4e}, gap {:.3}%{};                          measured {} (tensor, scheme) pairs, {} from the cache",
+                        "{} tensors: {:.3} bpw (target {:.3}), {:?} {:.4e}, lower bound {:.4e}, gap {:.3}%{}; measured {} (tensor, scheme) pairs, {} from the cache",
                         o.free.len(),
                         o.bpw(a.bytes),
                         job.target_bpw,

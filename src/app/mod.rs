@@ -381,6 +381,8 @@ pub struct WorkbenchApp {
     pub plan_sort: (panels::plan::PlanColumn, bool),
     /// The plan view's select-by-name pattern.
     pub plan_filter: String,
+    /// Where automatic allocation caches its measurements (`None`: not cached).
+    pub measure_cache: Option<PathBuf>,
 }
 
 /// What the export dialog holds.
@@ -497,6 +499,7 @@ impl WorkbenchApp {
             auto_dialog: None,
             plan_sort: (panels::plan::PlanColumn::Order, true),
             plan_filter: String::new(),
+            measure_cache: crate::quant::cache::default_dir(),
         };
         match path {
             Some(path) => app.open(path),

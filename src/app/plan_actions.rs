@@ -116,7 +116,7 @@ impl WorkbenchApp {
             importance,
             objective: dialog.objective,
             target_bpw: dialog.target_bpw,
-            cache_dir: crate::quant::cache::default_dir(),
+            cache_dir: self.measure_cache.clone(),
         };
         self.jobs.auto(self.backend.clone(), session.ckpt.clone(), job, cancel);
         Ok(())

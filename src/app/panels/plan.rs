@@ -269,15 +269,22 @@ fn messages_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
 fn scheme_picker(ui: &mut egui::Ui, id: &str, text: &mut String) -> bool {
     let mut chosen = false;
     ui.push_id(id, |ui| {
-        egui::ComboBox::from_id_salt("presets").selected_text("presets").width(60.0).show_ui(ui, |ui| {
-            for p in PRESET_SCHEMES {
-                if ui.selectable_label(text == p, p).clicked() {
-                    *text = p.to_owned();
-                    chosen = true;
+        egui::ComboBox::from_id_salt("presets")
+            .selected_text("presets")
+            .width(60.0)
+            .show_ui(ui, |ui| {
+                for p in PRESET_SCHEMES {
+                    if ui.selectable_label(text == p, p).clicked() {
+                        *text = p.to_owned();
+                        chosen = true;
+                    }
                 }
-            }
-        });
-        let r = ui.add(egui::TextEdit::singleline(text).desired_width(130.0).hint_text("scheme"));
+            })
+            .response
+            .accessible_name(format!("{id} scheme presets"));
+        let r = ui
+            .add(egui::TextEdit::singleline(text).desired_width(130.0).hint_text("scheme"))
+            .accessible_name(format!("{id} scheme"));
         chosen |= r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
     });
     chosen
@@ -423,14 +430,16 @@ fn table_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, all: &[Row]) {
                                             assign = Some((r.index, p.to_owned()));
                                         }
                                     }
-                                });
+                                })
+                                .response
+                                .accessible_name(format!("scheme of {}", r.name));
                             if let Some(why) = &r.fallback {
                                 ui.weak("fallback").on_hover_text(why.as_str());
                             }
                         });
                         row.col(|ui| {
                             let b = format::bytes(r.bytes);
-                            ui.label(if r.exact { b } else { format!("≈{b}") });
+                            ui.label(if r.exact { b } else { format!("~{b}") });
                         });
                         row.col(|ui| {
                             ui.label(format!("{:.3}", 8.0 * r.bytes as f64 / r.params.max(1) as f64));
@@ -840,7 +849,7 @@ fn diff_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
         Computed::Ready(d) => {
             let sse: f64 = d.rows.iter().map(|(_, r)| r.sse).sum();
             ui.label(format!(
-                "compared with {}: {} tensors, Σ sse {:.4e} (the diff column: ‖A − B‖/‖A‖){}",
+                "compared with {}: {} tensors, Σ sse {:.4e} (the diff column: |A - B|/|A|){}",
                 d.other.display(),
                 d.rows.len(),
                 sse,
