@@ -211,3 +211,62 @@ fn ggml_block_encoders_give_llama_cpps_bytes() {
     }
     assert!(report.is_empty(), "bytes differ from llama.cpp:\n{}", report.join("\n"));
 }
+
+#[test]
+fn the_error_map_and_a_row_encoded_alone_agree_with_the_whole_tensors_decoded_values() {
+    use weightbench::quant::Plan;
+    use weightbench::quant::inspect::{encode_row, error_map};
+    let dir = crate::fixtures::TempDir::new();
+    let (rows, cols) = (37usize, 96usize);
+    let w: Vec<f32> = (0..rows * cols).map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0).powi(3)).collect();
+    let path = dir.join("m.safetensors");
+    crate::fixtures::write_safetensors(&path, &[crate::fixtures::Spec::f32("m.weight", &[rows, cols], &w)]);
+    let ckpt = Checkpoint::open(&path).unwrap();
+    let t = &ckpt.tensors()[0];
+    for scheme in ["q4_0", "int4_g32", "int3_ch_asym", "q8_0"] {
+        let plan = Plan::single(scheme).unwrap();
+        let (resolved, _) = plan.resolve(&[(t.name.clone(), t.shape.clone())], &Default::default()).unwrap();
+        let mut whole = Vec::new();
+        let mut keep = |_: u64, v: &[f32]| -> Result<(), weightbench::compute::ComputeError> {
+            whole.extend_from_slice(v);
+            Ok(())
+        };
+        let cancel = Cancel::new();
+        let row =
+            weightbench::quant::preview_tensor(&CpuBackend, &ckpt, t, &resolved[0], None, Some(&mut keep), &cancel)
+                .unwrap();
+        // Tiles of 8 × 10 (the last ones partial): each the max |W − Ŵ| over its positions.
+        let map = error_map(&CpuBackend, &ckpt, t, &resolved[0], None, 5, &cancel).unwrap();
+        assert_eq!((map.tile_rows, map.tile_cols, map.grid_rows, map.grid_cols), (8, 20, 5, 5));
+        assert_eq!(map.preview.sse, row.sse, "{scheme}: the map's encoding is the preview's");
+        for (k, tile) in map.tiles.iter().enumerate() {
+            let (ti, tj) = (k / map.grid_cols, k % map.grid_cols);
+            let mut want = 0f32;
+            for r in ti * 8..((ti + 1) * 8).min(rows) {
+                for c in tj * 20..((tj + 1) * 20).min(cols) {
+                    want = want.max((w[r * cols + c] - whole[r * cols + c]).abs());
+                }
+            }
+            assert_eq!(*tile, want, "{scheme}: tile {k}");
+        }
+        assert_eq!(map.row_max.iter().copied().fold(0f32, f32::max), map.tiles.iter().copied().fold(0f32, f32::max));
+        // Row 13 encoded alone decodes as it does in the whole tensor.
+        let one = encode_row(&CpuBackend, &ckpt, t, &resolved[0], None, 13, &cancel).unwrap();
+        assert_eq!(one.values, w[13 * cols..14 * cols]);
+        assert!(
+            one.decoded.iter().zip(&whole[13 * cols..14 * cols]).all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{scheme}"
+        );
+        let (levels, values) = one.group_levels(usize::from(one.group < cols));
+        assert_eq!(values.len(), one.group.min(cols));
+        assert!(levels.windows(2).all(|p| p[0] < p[1]) && !levels.is_empty());
+        let bits = if scheme.starts_with("q8") {
+            8
+        } else if scheme.starts_with("int3") {
+            3
+        } else {
+            4
+        };
+        assert!(levels.len() <= 1 << bits, "{scheme}: at most 2^{bits} levels, got {}", levels.len());
+    }
+}

@@ -124,6 +124,28 @@ pub enum JobResult {
         /// The row, or the error's message (`cancelled` when cancelled).
         result: Result<Arc<crate::quant::TensorPreview>, String>,
     },
+    /// The error map of one tensor under one scheme.
+    ErrorMap {
+        /// Which checkpoint it belongs to.
+        checkpoint: PathBuf,
+        /// Index of the tensor.
+        tensor: usize,
+        /// The scheme.
+        scheme: String,
+        /// The map, or the error's message.
+        result: Result<Arc<crate::quant::inspect::ErrorMap>, String>,
+    },
+    /// One row of a tensor encoded alone, for the levels of its groups.
+    RowLevels {
+        /// Which checkpoint it belongs to.
+        checkpoint: PathBuf,
+        /// Index of the tensor.
+        tensor: usize,
+        /// The scheme.
+        scheme: String,
+        /// The row, or the error's message.
+        result: Result<Arc<crate::quant::inspect::RowLevels>, String>,
+    },
     /// An automatic allocation measured `done` of `total` values.
     AutoProgress {
         /// Values measured (cache hits included).
@@ -299,6 +321,9 @@ pub struct Jobs {
     sender: SyncSender<JobResult>,
     receiver: Receiver<JobResult>,
 }
+
+/// Tiles per side of an error map.
+pub const ERROR_MAP_GRID: usize = 128;
 
 /// Results waiting in the channel at most; a job blocks when the UI is this far behind.
 const CHANNEL_CAPACITY: usize = 256;
@@ -485,6 +510,68 @@ impl Jobs {
                     queue.clear();
                 }
             }
+        });
+    }
+
+    /// Computes the error map of `tensor` under `resolved` (64 × 64 tiles at most).
+    pub fn error_map(
+        &self,
+        backend: Arc<crate::compute::select::SelectedBackend>,
+        ckpt: Arc<Checkpoint>,
+        tensor: usize,
+        resolved: crate::quant::Resolved,
+        importance: Option<crate::quant::Importance>,
+        cancel: Cancel,
+    ) {
+        self.spawn("error-map", move |r| {
+            let result = match ckpt.tensors().get(tensor) {
+                Some(t) => crate::quant::inspect::error_map(
+                    backend.as_ref(),
+                    &ckpt,
+                    t,
+                    &resolved,
+                    importance.as_ref(),
+                    ERROR_MAP_GRID,
+                    &cancel,
+                )
+                .map(Arc::new)
+                .map_err(|e| e.to_string()),
+                None => Err(format!("no tensor #{tensor}")),
+            };
+            let checkpoint = ckpt.path().to_owned();
+            r.send(JobResult::ErrorMap { checkpoint, tensor, scheme: resolved.scheme, result });
+        });
+    }
+
+    /// Encodes row `row` of `tensor` alone under `resolved`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn row_levels(
+        &self,
+        backend: Arc<crate::compute::select::SelectedBackend>,
+        ckpt: Arc<Checkpoint>,
+        tensor: usize,
+        resolved: crate::quant::Resolved,
+        importance: Option<crate::quant::Importance>,
+        row: usize,
+        cancel: Cancel,
+    ) {
+        self.spawn("row-levels", move |r| {
+            let result = match ckpt.tensors().get(tensor) {
+                Some(t) => crate::quant::inspect::encode_row(
+                    backend.as_ref(),
+                    &ckpt,
+                    t,
+                    &resolved,
+                    importance.as_ref(),
+                    row,
+                    &cancel,
+                )
+                .map(Arc::new)
+                .map_err(|e| e.to_string()),
+                None => Err(format!("no tensor #{tensor}")),
+            };
+            let checkpoint = ckpt.path().to_owned();
+            r.send(JobResult::RowLevels { checkpoint, tensor, scheme: resolved.scheme, result });
         });
     }
 

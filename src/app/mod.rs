@@ -838,6 +838,29 @@ impl WorkbenchApp {
                     Err(e) => drop(session.plan.previews.insert(key, Computed::Failed(e))),
                 }
             }
+            JobResult::ErrorMap { checkpoint, tensor, scheme, result } => {
+                let Some(session) = self.session.as_mut().filter(|s| s.ckpt.path() == checkpoint) else { return };
+                let key = (tensor, scheme);
+                session.plan.error_textures.remove(&key);
+                match result {
+                    Ok(m) => drop(session.plan.error_maps.insert(key, Computed::Ready(m))),
+                    Err(e) if e == "cancelled" => drop(session.plan.error_maps.remove(&key)),
+                    Err(e) => drop(session.plan.error_maps.insert(key, Computed::Failed(e))),
+                }
+            }
+            JobResult::RowLevels { checkpoint, tensor, scheme, result } => {
+                let Some(session) = self.session.as_mut().filter(|s| s.ckpt.path() == checkpoint) else { return };
+                if let Some(((t, s, row), state)) = &mut session.plan.row_levels
+                    && *t == tensor
+                    && *s == scheme
+                    && result.as_ref().map_or(true, |r| r.row == *row)
+                {
+                    *state = match result {
+                        Ok(r) => Computed::Ready(r),
+                        Err(e) => Computed::Failed(e),
+                    };
+                }
+            }
             JobResult::AutoProgress { done, total, what } => {
                 if let Some(job) = self.session.as_mut().and_then(|s| s.auto_job.as_mut()) {
                     (job.done, job.total, job.what) = (done.max(job.done), total, what);

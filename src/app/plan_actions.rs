@@ -240,6 +240,34 @@ impl WorkbenchApp {
         Ok(())
     }
 
+    /// Asks for the error map of tensor `i` under its current scheme, unless it has one.
+    pub fn request_error_map(&mut self, i: usize) {
+        let importance = self.plan_importance();
+        let Some(session) = &mut self.session else { return };
+        let Some(r) = session.plan.resolved_of(i).cloned() else { return };
+        let key = (i, r.scheme.clone());
+        if session.plan.error_maps.contains_key(&key) {
+            return;
+        }
+        let cancel = session.preview_cancel.clone();
+        session.plan.error_maps.insert(key, Computed::Pending(cancel.clone()));
+        self.jobs.error_map(self.backend.clone(), session.ckpt.clone(), i, r, importance, cancel);
+    }
+
+    /// Asks for row `row` of tensor `i` encoded alone under its current scheme.
+    pub fn request_row_levels(&mut self, i: usize, row: usize) {
+        let importance = self.plan_importance();
+        let Some(session) = &mut self.session else { return };
+        let Some(r) = session.plan.resolved_of(i).cloned() else { return };
+        let key = (i, r.scheme.clone(), row);
+        if session.plan.row_levels.as_ref().is_some_and(|(k, _)| *k == key) {
+            return;
+        }
+        let cancel = session.preview_cancel.clone();
+        session.plan.row_levels = Some((key, Computed::Pending(cancel.clone())));
+        self.jobs.row_levels(self.backend.clone(), session.ckpt.clone(), i, r, importance, row, cancel);
+    }
+
     /// Selects tensor `i` for the plan view's detail (the view stays).
     pub fn select_for_plan(&mut self, i: usize) {
         self.select(i);

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use super::Computed;
 use crate::checkpoint::{Checkpoint, TensorInfo};
 use crate::quant::auto::{Objective, ParetoPoint};
+use crate::quant::inspect::{ErrorMap, RowLevels};
 use crate::quant::plan::{ModelIdentity, Override, Rule};
 use crate::quant::scheme::RankCut;
 use crate::quant::{Plan, Resolved, Scheme, TensorPreview};
@@ -88,6 +89,27 @@ pub struct PlanEditor {
     pub auto: Option<Arc<AutoResult>>,
     /// The last problem with an edit, shown above the table.
     pub error: Option<String>,
+    /// Error maps by (tensor, scheme).
+    pub error_maps: HashMap<(usize, String), Computed<ErrorMap>>,
+    /// Their pictures.
+    pub error_textures: HashMap<(usize, String), egui::TextureHandle>,
+    /// The row whose group levels are shown: (tensor, scheme, row) and the encoded row.
+    pub row_levels: Option<((usize, String, usize), Computed<RowLevels>)>,
+    /// The group of that row that is shown.
+    pub group: usize,
+    /// What the selected tensor's detail shows.
+    pub detail: Detail,
+}
+
+/// What the selected tensor's detail shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Detail {
+    /// |W − Ŵ| tiles.
+    ErrorMap,
+    /// A group's values and the levels they were rounded to.
+    Grid,
+    /// Singular values with the low-rank cut.
+    SingularValues,
 }
 
 impl PlanEditor {
@@ -108,6 +130,11 @@ impl PlanEditor {
             hovered_rule: None,
             auto: None,
             error: None,
+            error_maps: HashMap::new(),
+            error_textures: HashMap::new(),
+            row_levels: None,
+            group: 0,
+            detail: Detail::ErrorMap,
         };
         e.resolve(ckpt);
         e

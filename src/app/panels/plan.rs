@@ -9,7 +9,7 @@ use egui_extras::{Column as Col, TableBuilder};
 use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints, Points, VLine};
 
 use super::save::save_buttons_ui;
-use crate::app::plan_editor::{PRESET_SCHEMES, Totals};
+use crate::app::plan_editor::{Detail, PRESET_SCHEMES, Totals};
 use crate::app::{Computed, ExportChoice, WorkbenchApp};
 use crate::checkpoint::Role;
 use crate::format;
@@ -147,7 +147,7 @@ pub fn plan_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
     let mut all = rows(app);
     let (column, ascending) = app.plan_sort;
     sort(&mut all, column, ascending);
-    egui::Panel::bottom("plan_detail").default_size(330.0).min_size(250.0).resizable(true).show(ui, |ui| {
+    egui::Panel::bottom("plan_detail").default_size(400.0).min_size(250.0).resizable(true).show(ui, |ui| {
         detail_ui(app, ui, &all);
     });
     table_ui(app, ui, &all);
@@ -540,16 +540,15 @@ fn table_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, all: &[Row]) {
 /// Below the table: the rules, the error by layer, the frontier, the selected tensor and the
 /// comparison, side by side.
 fn detail_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, all: &[Row]) {
-    ui.columns(3, |cols| {
-        egui::ScrollArea::vertical().id_salt("plan_rules_col").show(&mut cols[0], |ui| {
+    ui.columns(2, |cols| {
+        egui::ScrollArea::vertical().id_salt("plan_overview_col").show(&mut cols[0], |ui| {
             rules_ui(app, ui);
             diff_ui(app, ui);
-        });
-        egui::ScrollArea::vertical().id_salt("plan_chart_col").show(&mut cols[1], |ui| {
+            ui.separator();
             layer_chart_ui(app, ui, all);
             pareto_ui(app, ui);
         });
-        egui::ScrollArea::vertical().id_salt("plan_selected_col").show(&mut cols[2], |ui| selected_ui(app, ui, all));
+        egui::ScrollArea::vertical().id_salt("plan_selected_col").show(&mut cols[1], |ui| selected_ui(app, ui, all));
     });
 }
 
@@ -746,9 +745,11 @@ fn pareto_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
 
 fn selected_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, all: &[Row]) {
     let Some(s) = &app.session else { return };
-    let Some(i) = s.selected else { return };
+    let Some(i) = s.selected else {
+        ui.weak("Click a row to see its tensor's error up close.");
+        return;
+    };
     let Some(r) = all.iter().find(|r| r.index == i) else { return };
-    ui.separator();
     ui.strong(format!("{}: {}", r.name, r.scheme));
     ui.weak(format!("{} · {:?} · {} · {}", r.dtype, r.shape, r.by, r.fallback.clone().unwrap_or_default()));
     if let Some(p) = r.ready() {
@@ -773,7 +774,232 @@ fn selected_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, all: &[Row]) {
             ));
         }
     }
-    lowrank_cut_ui(app, ui, i);
+    if r.shape.len() < 2 {
+        return;
+    }
+    let Some(s) = &mut app.session else { return };
+    ui.horizontal(|ui| {
+        ui.selectable_value(&mut s.plan.detail, Detail::ErrorMap, "Error map");
+        ui.selectable_value(&mut s.plan.detail, Detail::Grid, "Levels of a group");
+        ui.selectable_value(&mut s.plan.detail, Detail::SingularValues, "Singular values");
+    });
+    match s.plan.detail {
+        Detail::ErrorMap => error_map_ui(app, ui, i),
+        Detail::Grid => grid_ui(app, ui, i),
+        Detail::SingularValues => lowrank_cut_ui(app, ui, i),
+    }
+}
+
+/// |W - Q(W)| tiles of the selected tensor under its scheme: zoom and pan, the tile under the
+/// cursor in a tooltip, a click opens that position's group in "Levels of a group".
+fn error_map_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, i: usize) {
+    app.request_error_map(i);
+    let log = app.options.log_color;
+    let Some(s) = &mut app.session else { return };
+    let Some(scheme) = s.plan.resolved_of(i).map(|r| r.scheme.clone()) else { return };
+    let key = (i, scheme.clone());
+    let map = match s.plan.error_maps.get(&key) {
+        Some(Computed::Ready(m)) => m.clone(),
+        Some(Computed::Failed(e)) => {
+            ui.colored_label(ui.visuals().error_fg_color, e.clone());
+            return;
+        }
+        _ => {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label("encoding and comparing…");
+            });
+            return;
+        }
+    };
+    let texture = s
+        .plan
+        .error_textures
+        .entry(key)
+        .or_insert_with(|| {
+            ui.ctx().load_texture(
+                format!("error-map-{i}-{scheme}"),
+                error_image(&map, log),
+                egui::TextureOptions::NEAREST,
+            )
+        })
+        .clone();
+    ui.horizontal(|ui| {
+        ui.weak(format!(
+            "{} × {} tiles of {} × {} values, max |W - Q(W)| each; largest {:.3e}",
+            map.grid_rows,
+            map.grid_cols,
+            map.tile_rows,
+            map.tile_cols,
+            map.tiles.iter().copied().fold(0f32, f32::max)
+        ));
+        ui.checkbox(&mut app.options.log_color, "log colour scale");
+    });
+    let (rows, cols) = (map.rows as f64, map.cols as f64);
+    let response = Plot::new(("plan_error_map", i))
+        .height(230.0)
+        .data_aspect(1.0)
+        .x_axis_label("input channel (column)")
+        .y_axis_label("output channel (row)")
+        .show(ui, |p| {
+            p.image(egui_plot::PlotImage::new(
+                "error",
+                texture.id(),
+                egui_plot::PlotPoint::new(cols / 2.0, -rows / 2.0),
+                egui::vec2(cols as f32, rows as f32),
+            ));
+            let pos = p.pointer_coordinate()?;
+            let (c, r) = (pos.x.floor(), (-pos.y).floor());
+            (c >= 0.0 && r >= 0.0 && c < cols && r < rows).then_some((r as usize, c as usize))
+        });
+    if let Some((r, c)) = response.inner {
+        let v = map.tiles[(r / map.tile_rows) * map.grid_cols + c / map.tile_cols];
+        let text = format!(
+            "row {r}, column {c}\nmax |W - Q(W)| over its {}×{} tile: {v:.5e}\nrow max {:.4e}, column max {:.4e}\nclick: the levels of this group",
+            map.tile_rows, map.tile_cols, map.row_max[r], map.col_max[c]
+        );
+        response.response.clone().on_hover_text_at_pointer(text);
+        if response.response.clicked()
+            && let Some(s) = &mut app.session
+        {
+            let cols_u = map.cols as u64;
+            let group = s
+                .plan
+                .resolved_of(i)
+                .and_then(|x| crate::quant::inspect::row_group(&x.parsed, cols_u))
+                .unwrap_or(cols_u)
+                .max(1);
+            s.plan.group = c / group as usize;
+            s.plan.detail = Detail::Grid;
+            app.request_row_levels(i, r);
+        }
+    }
+    let rect = response.response.rect;
+    let name = map.name.clone();
+    let (csv_map, json_map) = (map.clone(), map);
+    save_buttons_ui(
+        app,
+        ui,
+        &super::save::stem(&name, "error_map"),
+        Some(rect),
+        move || {
+            let mut s = String::new();
+            for r in 0..csv_map.grid_rows {
+                let row: Vec<String> = csv_map.tiles[r * csv_map.grid_cols..(r + 1) * csv_map.grid_cols]
+                    .iter()
+                    .map(f32::to_string)
+                    .collect();
+                s.push_str(&row.join(","));
+                s.push('\n');
+            }
+            s
+        },
+        move || super::save::pretty_json(json_map.as_ref()),
+    );
+}
+
+/// The error tiles as colours (inferno), linear or log scaled.
+fn error_image(m: &crate::quant::inspect::ErrorMap, log: bool) -> egui::ColorImage {
+    let finite: Vec<f32> = m.tiles.iter().copied().filter(|v| v.is_finite() && *v > 0.0).collect();
+    let max = finite.iter().copied().fold(0f32, f32::max);
+    let min = finite.iter().copied().fold(f32::INFINITY, f32::min);
+    let (lmin, lmax) = (f64::from(min).log10(), f64::from(max).log10());
+    let pixels = m
+        .tiles
+        .iter()
+        .map(|&v| {
+            let t = if v.is_infinite() {
+                1.0
+            } else if !(v > 0.0 && max > 0.0) {
+                0.0
+            } else if log && lmax > lmin {
+                (f64::from(v).log10() - lmin) / (lmax - lmin)
+            } else {
+                f64::from(v / max)
+            };
+            let c = colorous::INFERNO.eval_continuous(t.clamp(0.0, 1.0));
+            egui::Color32::from_rgb(c.r, c.g, c.b)
+        })
+        .collect();
+    egui::ColorImage::new([m.grid_cols, m.grid_rows], pixels)
+}
+
+/// One group of one row: the histogram of its values and the levels they were rounded to, from
+/// the row encoded alone with the tensor's scheme.
+fn grid_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, i: usize) {
+    let Some(s) = &mut app.session else { return };
+    let Some(t) = s.ckpt.tensors().get(i) else { return };
+    let Some(r) = s.plan.resolved_of(i).cloned() else { return };
+    let (rows, cols) = (t.shape[0] as usize, (t.numel() / t.shape[0].max(1)) as usize);
+    let Some(group) = crate::quant::inspect::row_group(&r.parsed, cols as u64) else {
+        ui.weak(format!(
+            "`{}` does not round rows group by group on their own (a per-tensor scale, a low rank, a method \
+             that looks at the whole matrix): no per-group levels to show",
+            r.scheme
+        ));
+        return;
+    };
+    let groups = cols.div_ceil(group as usize).max(1);
+    let mut row = s
+        .plan
+        .row_levels
+        .as_ref()
+        .filter(|((t, sc, _), _)| *t == i && *sc == r.scheme)
+        .map_or(0, |((_, _, row), _)| *row);
+    ui.horizontal(|ui| {
+        let label = ui.label("row");
+        ui.add(egui::DragValue::new(&mut row).range(0..=rows.saturating_sub(1))).labelled_by(label.id);
+        let label = ui.label("group");
+        ui.add(egui::DragValue::new(&mut s.plan.group).range(0..=groups - 1)).labelled_by(label.id);
+        ui.weak(format!("of {groups}, {group} values each (click the error map to pick one)"));
+    });
+    app.request_row_levels(i, row);
+    let Some(s) = &app.session else { return };
+    let g = s.plan.group;
+    let levels = match &s.plan.row_levels {
+        Some((_, Computed::Ready(l))) => l.clone(),
+        Some((_, Computed::Failed(e))) => {
+            ui.colored_label(ui.visuals().error_fg_color, e.clone());
+            return;
+        }
+        _ => {
+            ui.spinner();
+            return;
+        }
+    };
+    let (grid, values) = levels.group_levels(g);
+    let (lo, hi) =
+        values.iter().chain(&grid).fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    let bins = 32usize;
+    let width = f64::from((hi - lo).max(f32::MIN_POSITIVE)) / bins as f64;
+    let mut counts = vec![0u32; bins];
+    for &v in values {
+        let k = ((f64::from(v - lo) / width) as usize).min(bins - 1);
+        counts[k] += 1;
+    }
+    let bars: Vec<Bar> = counts
+        .iter()
+        .enumerate()
+        .map(|(k, &n)| Bar::new(f64::from(lo) + (k as f64 + 0.5) * width, f64::from(n)).width(width))
+        .collect();
+    ui.weak(format!(
+        "row {}, group {g}: {} values rounded to {} distinct levels (lines)",
+        levels.row,
+        values.len(),
+        grid.len()
+    ));
+    Plot::new(("plan_group_levels", i))
+        .height(200.0)
+        .legend(Legend::default())
+        .x_axis_label("value")
+        .y_axis_label("count")
+        .show(ui, |p| {
+            p.bar_chart(BarChart::new("values of the group", bars));
+            for (k, level) in grid.iter().enumerate() {
+                let line = VLine::new(if k == 0 { "levels" } else { "" }, f64::from(*level)).width(1.0);
+                p.vline(line);
+            }
+        });
 }
 
 /// For a matrix: its singular values with the low-rank cut marked; dragging on the plot sets
