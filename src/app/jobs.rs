@@ -195,8 +195,8 @@ pub struct AutoJob {
     pub importance: Option<crate::quant::Importance>,
     /// What to minimise.
     pub objective: crate::quant::auto::Objective,
-    /// Bits per weight over the free tensors.
-    pub target_bpw: f64,
+    /// Bytes the free tensors (the matrices not pinned) may take.
+    pub budget_bytes: u64,
     /// Where measurements are cached (`None`: not cached).
     pub cache_dir: Option<PathBuf>,
 }
@@ -597,12 +597,17 @@ impl Jobs {
             };
             let request = AutoRequest {
                 candidates: &job.candidates,
-                tensors: ckpt.tensors().iter().filter(|t| t.dtype.why_not_analysed().is_none()).collect(),
+                // Matrices only: vectors (norms, biases) stay as they are, as llama.cpp keeps them.
+                tensors: ckpt
+                    .tensors()
+                    .iter()
+                    .filter(|t| t.shape.len() >= 2 && t.dtype.why_not_analysed().is_none())
+                    .collect(),
                 pinned: &pinned,
                 importance: job.importance.as_ref(),
                 importance_id,
                 objective: job.objective,
-                budget: Budget::Bpw(job.target_bpw),
+                budget: Budget::Bytes(job.budget_bytes),
                 pareto_points: 32,
             };
             let mut cache = match &job.cache_dir {
@@ -629,7 +634,7 @@ impl Jobs {
                         "{} tensors: {:.3} bpw (target {:.3}), {:?} {:.4e}, lower bound {:.4e}, gap {:.3}%{}; measured {} (tensor, scheme) pairs, {} from the cache",
                         o.free.len(),
                         o.bpw(a.bytes),
-                        job.target_bpw,
+                        o.bpw(o.budget),
                         job.objective,
                         a.objective,
                         a.lower_bound,
@@ -653,7 +658,7 @@ impl Jobs {
                             frontier: o.frontier.clone(),
                             free: o.free.iter().map(|t| at(t)).collect(),
                             objective: job.objective,
-                            target_bpw: job.target_bpw,
+                            target_bpw: o.bpw(o.budget),
                         },
                         summary,
                     }))

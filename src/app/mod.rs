@@ -53,6 +53,9 @@ pub enum StartJob {
     Stats,
     /// Spectra of every matrix.
     Spectra,
+    /// An automatic allocation of the plan (the Auto-allocate dialog's defaults: 5 bpw over the
+    /// matrices, from q4_0, q4_k, q5_k, q6_k, q8_0).
+    Allocate,
 }
 
 /// What to do once the first checkpoint is open: the window's command-line options.
@@ -381,6 +384,8 @@ pub struct WorkbenchApp {
     pub plan_sort: (panels::plan::PlanColumn, bool),
     /// The plan view's select-by-name pattern.
     pub plan_filter: String,
+    /// The plan view's role filter (a family: attention, mlp, other).
+    pub plan_role: Option<&'static str>,
     /// Where automatic allocation caches its measurements (`None`: not cached).
     pub measure_cache: Option<PathBuf>,
 }
@@ -464,7 +469,7 @@ impl Default for AutoDialog {
         let on = ["q4_0", "q4_k", "q5_k", "q6_k", "q8_0"];
         let all = ["q2_k", "q3_k", "q4_0", "q4_k", "q5_0", "q5_k", "q6_k", "q8_0", "iq4_nl", "int4_g128", "int8_ch"];
         AutoDialog {
-            target_bpw: 4.5,
+            target_bpw: 5.0,
             candidates: all.iter().map(|c| ((*c).to_owned(), on.contains(c))).collect(),
             extra: String::new(),
             objective: crate::quant::auto::Objective::Sse,
@@ -499,6 +504,7 @@ impl WorkbenchApp {
             auto_dialog: None,
             plan_sort: (panels::plan::PlanColumn::Order, true),
             plan_filter: String::new(),
+            plan_role: None,
             measure_cache: crate::quant::cache::default_dir(),
         };
         match path {
@@ -604,6 +610,11 @@ impl WorkbenchApp {
         match startup.run {
             Some(StartJob::Stats) => self.start_model_job(ModelJobKind::Stats),
             Some(StartJob::Spectra) => self.start_model_job(ModelJobKind::Spectra),
+            Some(StartJob::Allocate) => {
+                if let Err(e) = self.start_auto() {
+                    self.message = Some(e);
+                }
+            }
             None => {}
         }
     }

@@ -100,7 +100,27 @@ impl WorkbenchApp {
         if session.auto_job.as_ref().is_some_and(|j| j.ended.is_none()) {
             return Err("an allocation is already running".into());
         }
-        let pinned = session.plan.plan.overrides.iter().filter(|(_, o)| o.pinned).map(|(n, _)| n.clone()).collect();
+        let pinned: std::collections::BTreeSet<String> =
+            session.plan.plan.overrides.iter().filter(|(_, o)| o.pinned).map(|(n, _)| n.clone()).collect();
+        // The dialog's target is the whole model's, as the budget bar's: what the vectors,
+        // the pinned and the unreadable tensors take as planned comes off it first.
+        let ckpt = &session.ckpt;
+        let fixed: u64 = ckpt
+            .tensors()
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.shape.len() < 2 || t.dtype.why_not_analysed().is_some() || pinned.contains(&t.name))
+            .map(|(i, t)| session.plan.bytes_of(t, i).0)
+            .sum();
+        let total = (dialog.target_bpw * ckpt.total_params() as f64 / 8.0) as u64;
+        let Some(budget_bytes) = total.checked_sub(fixed).filter(|&b| b > 0) else {
+            return Err(format!(
+                "a target of {:.3} bpw ({total} bytes) leaves nothing for the matrices: the vectors and pinned tensors \
+                 already take {fixed} bytes as planned",
+                dialog.target_bpw
+            ));
+        };
+        session.plan.target_bpw = dialog.target_bpw;
         let cancel = Cancel::new();
         session.auto_job = Some(AutoJobState {
             cancel: cancel.clone(),
@@ -115,7 +135,7 @@ impl WorkbenchApp {
             pinned,
             importance,
             objective: dialog.objective,
-            target_bpw: dialog.target_bpw,
+            budget_bytes,
             cache_dir: self.measure_cache.clone(),
         };
         self.jobs.auto(self.backend.clone(), session.ckpt.clone(), job, cancel);
@@ -273,14 +293,23 @@ impl WorkbenchApp {
         self.select(i);
     }
 
-    /// Selects the rows whose names match the plan view's pattern (glob or `re:`).
+    /// Selects the rows the plan view shows: names matching its pattern (glob or `re:`) in the
+    /// role family it is filtered to.
     pub fn plan_select_matching(&mut self) {
         let pattern = self.plan_filter.trim().to_owned();
+        let family = self.plan_role;
         let Some(s) = &mut self.session else { return };
         match crate::quant::plan::pattern_regex(if pattern.is_empty() { "*" } else { &pattern }) {
             Ok(re) => {
-                s.plan.selection =
-                    s.ckpt.tensors().iter().enumerate().filter(|(_, t)| re.is_match(&t.name)).map(|(i, _)| i).collect();
+                s.plan.selection = s
+                    .ckpt
+                    .tensors()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, t)| re.is_match(&t.name))
+                    .filter(|(_, t)| family.is_none_or(|f| super::panels::plan::family(t.role) == f))
+                    .map(|(i, _)| i)
+                    .collect();
                 s.plan.error = None;
             }
             Err(e) => s.plan.error = Some(e),

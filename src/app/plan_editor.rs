@@ -124,7 +124,7 @@ impl PlanEditor {
             previews: HashMap::new(),
             selection: BTreeSet::new(),
             anchor: None,
-            target_bpw: 4.5,
+            target_bpw: 5.0,
             bulk_scheme: "q4_k".into(),
             new_rule: ("*.weight".into(), "q4_k".into()),
             hovered_rule: None,

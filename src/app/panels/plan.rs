@@ -147,10 +147,20 @@ pub fn plan_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
     let mut all = rows(app);
     let (column, ascending) = app.plan_sort;
     sort(&mut all, column, ascending);
+    // The table shows the rows the filter keeps; the chart and totals cover every tensor.
+    let shown: Vec<Row> = {
+        let pattern = app.plan_filter.trim();
+        let re = crate::quant::plan::pattern_regex(if pattern.is_empty() { "*" } else { pattern }).ok();
+        all.iter()
+            .filter(|r| re.as_ref().is_none_or(|re| re.is_match(&r.name)))
+            .filter(|r| app.plan_role.is_none_or(|f| family(r.role) == f))
+            .cloned()
+            .collect()
+    };
     egui::Panel::bottom("plan_detail").default_size(400.0).min_size(250.0).resizable(true).show(ui, |ui| {
         detail_ui(app, ui, &all);
     });
-    table_ui(app, ui, &all);
+    table_ui(app, ui, &shown);
     dialogs_ui(app, ui);
 }
 
@@ -172,6 +182,7 @@ fn toolbar_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
     let (can_undo, can_redo) = s.plan.can_undo_redo();
     let pending = s.plan.previews.values().filter(|c| matches!(c, Computed::Pending(_))).count();
     let running_auto = s.auto_job.as_ref().is_some_and(|j| j.ended.is_none());
+    let s_target = s.plan.target_bpw;
     ui.horizontal(|ui| {
         if ui.add_enabled(can_undo, egui::Button::new("Undo")).on_hover_text("Ctrl+Z").clicked() {
             app.plan_undo();
@@ -188,7 +199,9 @@ fn toolbar_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
         }
         ui.separator();
         if ui.add_enabled(!running_auto, egui::Button::new("Auto-allocate…")).clicked() {
-            app.auto_dialog = Some(app.auto_dialog.clone().unwrap_or_default());
+            let mut d = app.auto_dialog.clone().unwrap_or_default();
+            d.target_bpw = s_target;
+            app.auto_dialog = Some(d);
         }
         if ui.button("Export…").clicked() {
             app.open_export_dialog();
@@ -314,10 +327,20 @@ fn bulk_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
             action = Some("unpin");
         }
         ui.separator();
-        let label = ui.label("Select by name:");
+        let label = ui.label("Show:");
         ui.add(egui::TextEdit::singleline(&mut app.plan_filter).desired_width(180.0).hint_text("glob or re:regex"))
             .labelled_by(label.id);
-        if ui.button("Select matching").clicked() {
+        egui::ComboBox::from_id_salt("plan_role")
+            .selected_text(app.plan_role.unwrap_or("every role"))
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut app.plan_role, None, "every role");
+                for f in FAMILIES {
+                    ui.selectable_value(&mut app.plan_role, Some(f), f);
+                }
+            })
+            .response
+            .accessible_name("role filter");
+        if ui.button("Select shown").clicked() {
             action = Some("select");
         }
         if ui.button("Select none").clicked() {
@@ -545,8 +568,8 @@ fn detail_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, all: &[Row]) {
             rules_ui(app, ui);
             diff_ui(app, ui);
             ui.separator();
-            layer_chart_ui(app, ui, all);
             pareto_ui(app, ui);
+            layer_chart_ui(app, ui, all);
         });
         egui::ScrollArea::vertical().id_salt("plan_selected_col").show(&mut cols[1], |ui| selected_ui(app, ui, all));
     });
@@ -606,8 +629,11 @@ fn rules_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
     }
 }
 
+/// The families of roles the chart stacks and the filter offers.
+const FAMILIES: [&str; 3] = ["attention", "mlp", "other"];
+
 /// The family a role's bar is stacked in.
-fn family(role: Role) -> &'static str {
+pub fn family(role: Role) -> &'static str {
     match role {
         Role::AttnQ | Role::AttnK | Role::AttnV | Role::AttnQkv | Role::AttnO => "attention",
         Role::MlpGate | Role::MlpGateUp | Role::MlpUp | Role::MlpDown => "mlp",
@@ -631,7 +657,7 @@ fn layer_chart_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, all: &[Row]) {
         ui.weak("no layer measured yet");
         return;
     }
-    let families = ["attention", "mlp", "other"];
+    let families = FAMILIES;
     let mut charts: Vec<BarChart> = Vec::new();
     for f in families {
         let bars: Vec<Bar> = stacks
@@ -659,6 +685,11 @@ fn layer_chart_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, all: &[Row]) {
             }
             p.pointer_coordinate()
         });
+    let rect = response.response.rect;
+    let data: Vec<(String, u32, f64)> =
+        stacks.iter().map(|((f, l), (sse, _, _))| ((*f).to_owned(), *l, *sse)).collect();
+    let json_data: Vec<serde_json::Value> =
+        data.iter().map(|(f, l, e)| serde_json::json!({"layer": l, "family": f, "sse": e})).collect();
     if response.response.clicked()
         && let Some(at) = response.inner
     {
@@ -675,6 +706,19 @@ fn layer_chart_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, all: &[Row]) {
             }
         }
     }
+    save_buttons_ui(
+        app,
+        ui,
+        "plan_error_by_layer",
+        Some(rect),
+        move || {
+            data.iter().fold(String::from("layer,family,sse\n"), |mut s, (f, l, e)| {
+                s.push_str(&format!("{l},{f},{e}\n"));
+                s
+            })
+        },
+        move || super::save::pretty_json(&json_data),
+    );
 }
 
 fn pareto_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
@@ -697,17 +741,19 @@ fn pareto_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
     let Some(auto) = s.plan.auto.clone() else { return };
     let marker = s.plan.frontier_marker(&s.ckpt);
     ui.strong(format!("Pareto frontier of the last allocation ({:?}); the cross is the plan now", auto.objective));
-    let line: Vec<[f64; 2]> = auto.frontier.iter().map(|p| [p.bpw, p.objective]).collect();
+    // The objective spans decades between the smallest and the largest plans: log scale.
+    let log = |v: f64| v.max(1e-30).log10();
+    let line: Vec<[f64; 2]> = auto.frontier.iter().map(|p| [p.bpw, log(p.objective)]).collect();
     let response = Plot::new("plan_pareto")
         .height(170.0)
         .legend(Legend::default())
         .x_axis_label("bpw (allocated tensors)")
-        .y_axis_label(format!("{:?}", auto.objective))
+        .y_axis_label(format!("log10 {:?}", auto.objective))
         .show(ui, |p| {
             p.line(Line::new("frontier", PlotPoints::from(line.clone())).width(1.5));
             p.vline(VLine::new("target", auto.target_bpw));
-            if let Some(m) = marker {
-                p.points(Points::new("this plan", vec![m]).radius(6.0).shape(egui_plot::MarkerShape::Cross));
+            if let Some([x, y]) = marker {
+                p.points(Points::new("this plan", vec![[x, log(y)]]).radius(6.0).shape(egui_plot::MarkerShape::Cross));
             }
         });
     let rect = response.response.rect;
@@ -1102,7 +1148,7 @@ fn auto_dialog_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
             let label = ui.label("Target");
             ui.add(egui::DragValue::new(&mut d.target_bpw).range(0.5..=32.0).speed(0.05).suffix(" bpw"))
                 .labelled_by(label.id);
-            ui.weak("over the tensors not pinned");
+            ui.weak("for the whole model; the matrices not pinned share what vectors and pins leave");
         });
         ui.label("Candidates:");
         ui.horizontal_wrapped(|ui| {
