@@ -13,7 +13,12 @@ use weightbench::app::{Computed, HISTOGRAM_BINS, View, WorkbenchApp};
 use crate::fixtures::demo;
 
 /// Steps the app until `done` holds, for at most `seconds` (jobs run on worker threads).
-fn step_until(harness: &mut Harness<'_, WorkbenchApp>, seconds: u64, what: &str, done: impl Fn(&WorkbenchApp) -> bool) {
+pub fn step_until(
+    harness: &mut Harness<'_, WorkbenchApp>,
+    seconds: u64,
+    what: &str,
+    done: impl Fn(&WorkbenchApp) -> bool,
+) {
     let start = Instant::now();
     while !done(harness.state()) {
         assert!(start.elapsed() < Duration::from_secs(seconds), "timed out waiting for {what}");
@@ -24,7 +29,7 @@ fn step_until(harness: &mut Harness<'_, WorkbenchApp>, seconds: u64, what: &str,
 }
 
 /// Whether any widget shows `text` (as its label or, for plain labels, its value).
-fn shows(harness: &Harness<'_, WorkbenchApp>, text: &str) -> bool {
+pub fn shows(harness: &Harness<'_, WorkbenchApp>, text: &str) -> bool {
     let text = text.to_owned();
     harness
         .query_all_by(move |n| {

@@ -3,8 +3,6 @@
 //! budget and the errors following every edit, auto-allocation filling the plan and its frontier,
 //! an export read back against the previews, a comparison, and plans saved and loaded.
 
-use std::time::{Duration, Instant};
-
 use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
@@ -12,26 +10,7 @@ use weightbench::app::{Computed, ExportChoice, View, WorkbenchApp};
 use weightbench::checkpoint::Checkpoint;
 
 use crate::fixtures::{TempDir, demo};
-
-fn step_until(harness: &mut Harness<'_, WorkbenchApp>, seconds: u64, what: &str, done: impl Fn(&WorkbenchApp) -> bool) {
-    let start = Instant::now();
-    while !done(harness.state()) {
-        assert!(start.elapsed() < Duration::from_secs(seconds), "timed out waiting for {what}");
-        harness.step();
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    harness.run_steps(2);
-}
-
-fn shows(harness: &Harness<'_, WorkbenchApp>, text: &str) -> bool {
-    let text = text.to_owned();
-    harness
-        .query_all_by(move |n| {
-            n.label().is_some_and(|l| l.contains(text.as_str())) || n.value().is_some_and(|v| v.contains(text.as_str()))
-        })
-        .next()
-        .is_some()
-}
+use crate::gui::{shows, step_until};
 
 /// Every tensor's current scheme measured.
 fn all_measured(app: &WorkbenchApp) -> bool {

@@ -513,7 +513,36 @@ impl Jobs {
         });
     }
 
-    /// Computes the error map of `tensor` under `resolved` (64 × 64 tiles at most).
+    /// Runs `work` on tensor `tensor` of `ckpt` under `resolved` on a worker thread and sends
+    /// what `wrap` makes of its result (with the checkpoint's path, the tensor and the scheme).
+    fn tensor_work<T: Send + Sync + 'static>(
+        &self,
+        name: &str,
+        ckpt: Arc<Checkpoint>,
+        tensor: usize,
+        resolved: crate::quant::Resolved,
+        work: impl FnOnce(
+            &Checkpoint,
+            &crate::checkpoint::TensorInfo,
+            &crate::quant::Resolved,
+        ) -> Result<T, crate::compute::ComputeError>
+        + Send
+        + 'static,
+        wrap: impl FnOnce(PathBuf, usize, String, Result<Arc<T>, String>) -> JobResult + Send + 'static,
+    ) {
+        self.spawn(name, move |r| {
+            let result = match ckpt.tensors().get(tensor) {
+                Some(t) => work(&ckpt, t, &resolved).map(Arc::new).map_err(|e| match e {
+                    crate::compute::ComputeError::Cancelled => "cancelled".to_owned(),
+                    other => other.to_string(),
+                }),
+                None => Err(format!("no tensor #{tensor}")),
+            };
+            r.send(wrap(ckpt.path().to_owned(), tensor, resolved.scheme, result));
+        });
+    }
+
+    /// Computes the error map of `tensor` under `resolved` ([`ERROR_MAP_GRID`] tiles a side at most).
     pub fn error_map(
         &self,
         backend: Arc<crate::compute::select::SelectedBackend>,
@@ -523,23 +552,11 @@ impl Jobs {
         importance: Option<crate::quant::Importance>,
         cancel: Cancel,
     ) {
-        self.spawn("error-map", move |r| {
-            let result = match ckpt.tensors().get(tensor) {
-                Some(t) => crate::quant::inspect::error_map(
-                    backend.as_ref(),
-                    &ckpt,
-                    t,
-                    &resolved,
-                    importance.as_ref(),
-                    ERROR_MAP_GRID,
-                    &cancel,
-                )
-                .map(Arc::new)
-                .map_err(|e| e.to_string()),
-                None => Err(format!("no tensor #{tensor}")),
-            };
-            let checkpoint = ckpt.path().to_owned();
-            r.send(JobResult::ErrorMap { checkpoint, tensor, scheme: resolved.scheme, result });
+        let work = move |c: &Checkpoint, t: &crate::checkpoint::TensorInfo, r: &crate::quant::Resolved| {
+            crate::quant::inspect::error_map(backend.as_ref(), c, t, r, importance.as_ref(), ERROR_MAP_GRID, &cancel)
+        };
+        self.tensor_work("error-map", ckpt, tensor, resolved, work, |checkpoint, tensor, scheme, result| {
+            JobResult::ErrorMap { checkpoint, tensor, scheme, result }
         });
     }
 
@@ -555,23 +572,11 @@ impl Jobs {
         row: usize,
         cancel: Cancel,
     ) {
-        self.spawn("row-levels", move |r| {
-            let result = match ckpt.tensors().get(tensor) {
-                Some(t) => crate::quant::inspect::encode_row(
-                    backend.as_ref(),
-                    &ckpt,
-                    t,
-                    &resolved,
-                    importance.as_ref(),
-                    row,
-                    &cancel,
-                )
-                .map(Arc::new)
-                .map_err(|e| e.to_string()),
-                None => Err(format!("no tensor #{tensor}")),
-            };
-            let checkpoint = ckpt.path().to_owned();
-            r.send(JobResult::RowLevels { checkpoint, tensor, scheme: resolved.scheme, result });
+        let work = move |c: &Checkpoint, t: &crate::checkpoint::TensorInfo, r: &crate::quant::Resolved| {
+            crate::quant::inspect::encode_row(backend.as_ref(), c, t, r, importance.as_ref(), row, &cancel)
+        };
+        self.tensor_work("row-levels", ckpt, tensor, resolved, work, |checkpoint, tensor, scheme, result| {
+            JobResult::RowLevels { checkpoint, tensor, scheme, result }
         });
     }
 

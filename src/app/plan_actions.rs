@@ -186,7 +186,7 @@ impl WorkbenchApp {
     pub fn save_plan(&mut self, path: &Path) {
         let Some(session) = &mut self.session else { return };
         let mut plan = session.plan.plan.clone();
-        plan.model = Some(super::plan_editor::identity(&session.ckpt));
+        plan.model = Some(crate::quant::plan::ModelIdentity::of(&session.ckpt));
         self.message = Some(match crate::export::atomic::write_text(path, &plan.to_toml(), &[], true) {
             Ok(_) => format!("plan saved to {}", path.display()),
             Err(e) => format!("cannot save the plan: {e}"),

@@ -13,7 +13,7 @@ use super::Computed;
 use crate::checkpoint::{Checkpoint, TensorInfo};
 use crate::quant::auto::{Objective, ParetoPoint};
 use crate::quant::inspect::{ErrorMap, RowLevels};
-use crate::quant::plan::{ModelIdentity, Override, Rule};
+use crate::quant::plan::{Override, Rule};
 use crate::quant::scheme::RankCut;
 use crate::quant::{Plan, Resolved, Scheme, TensorPreview};
 
@@ -142,10 +142,7 @@ impl PlanEditor {
 
     /// Resolves the plan on `ckpt`.
     pub fn resolve(&mut self, ckpt: &Checkpoint) {
-        let shapes: Vec<(String, Vec<u64>)> =
-            ckpt.tensors().iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
-        let identity = identity(ckpt);
-        match self.plan.resolve(&shapes, &identity) {
+        match self.plan.resolve_all(ckpt) {
             Ok((r, w)) => {
                 self.resolved = Ok(r);
                 self.warnings = w;
@@ -421,13 +418,5 @@ impl Totals {
     /// Average bits per weight.
     pub fn bpw(&self) -> f64 {
         8.0 * self.bytes as f64 / self.params.max(1) as f64
-    }
-}
-
-/// The identity a plan saved from the editor records.
-pub fn identity(ckpt: &Checkpoint) -> ModelIdentity {
-    ModelIdentity {
-        tensors: Some(ckpt.tensors().len() as u64),
-        bytes: Some(ckpt.tensors().iter().map(|t| t.bytes).sum()),
     }
 }

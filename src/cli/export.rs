@@ -9,7 +9,6 @@ use clap::{Args, ValueEnum};
 use crate::cancel::Cancel;
 use crate::compute::{Backend, ComputeError};
 use crate::export::model::{ExportFormat, ExportOptions, export_plan};
-use crate::quant::plan::ModelIdentity;
 use crate::quant::preview::{PreviewReport, share_awq_alphas};
 
 /// Output formats, as the command line names them.
@@ -143,12 +142,7 @@ fn write_plan(
 ) -> Result<()> {
     use crate::export::plans;
     let tensors: Vec<&crate::checkpoint::TensorInfo> = ckpt.tensors().iter().collect();
-    let shapes: Vec<(String, Vec<u64>)> = tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
-    let identity = ModelIdentity {
-        tensors: Some(ckpt.tensors().len() as u64),
-        bytes: Some(ckpt.tensors().iter().map(|t| t.bytes).sum()),
-    };
-    let (mut resolved, warnings) = plan.resolve(&shapes, &identity)?;
+    let (mut resolved, warnings) = plan.resolve_all(ckpt)?;
     for w in &warnings {
         eprintln!("warning: {w}");
     }

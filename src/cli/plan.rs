@@ -180,10 +180,7 @@ fn auto(args: &AutoArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<(
             objective: objective(r),
         })
         .collect();
-    let identity = ModelIdentity {
-        tensors: Some(ckpt.tensors().len() as u64),
-        bytes: Some(ckpt.tensors().iter().map(|t| t.bytes).sum()),
-    };
+    let identity = ModelIdentity::of(&ckpt);
     let pinned: Vec<&str> = o.pinned.iter().map(|t| t.name.as_str()).collect();
     let toml = plan_toml(&identity, args, a, &o.free, &o.measured, &pinned);
     let csv = o.frontier.iter().fold(String::from("bpw,bytes,objective\n"), |mut s, p| {

@@ -80,10 +80,7 @@ pub(super) fn run(args: &QuantizeArgs, backend: &dyn Backend, out: &mut dyn Writ
     let importance = super::importance(&ckpt, args.importance.as_deref())?;
     let (tensors, skipped) = super::select(&ckpt, args.tensor.as_deref(), |_| true)?;
     let shapes: Vec<(String, Vec<u64>)> = tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
-    let identity = ModelIdentity {
-        tensors: Some(ckpt.tensors().len() as u64),
-        bytes: Some(ckpt.tensors().iter().map(|t| t.bytes).sum()),
-    };
+    let identity = ModelIdentity::of(&ckpt);
     let (resolved, warnings) = plan.resolve(&shapes, &identity)?;
     for w in &warnings {
         eprintln!("warning: {w}");

@@ -518,13 +518,8 @@ pub fn export_plan(
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<ExportReport, ExportError> {
     let tensors: Vec<&TensorInfo> = ckpt.tensors().iter().collect();
-    let shapes: Vec<(String, Vec<u64>)> = tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
-    let identity = crate::quant::plan::ModelIdentity {
-        tensors: Some(tensors.len() as u64),
-        bytes: Some(tensors.iter().map(|t| t.bytes).sum()),
-    };
     let (mut resolved, warnings) =
-        plan.resolve(&shapes, &identity).map_err(|e| ExportError::Unsupported { message: e.to_string() })?;
+        plan.resolve_all(ckpt).map_err(|e| ExportError::Unsupported { message: e.to_string() })?;
     if importance.is_none()
         && let Some(r) = resolved.iter().find(|r| r.parsed.needs_importance())
     {

@@ -69,6 +69,16 @@ pub struct ModelIdentity {
     pub bytes: Option<u64>,
 }
 
+impl ModelIdentity {
+    /// The identity of `ckpt`: its tensor count and stored bytes.
+    pub fn of(ckpt: &crate::checkpoint::Checkpoint) -> Self {
+        ModelIdentity {
+            tensors: Some(ckpt.tensors().len() as u64),
+            bytes: Some(ckpt.tensors().iter().map(|t| t.bytes).sum()),
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRule {
@@ -353,6 +363,13 @@ impl Plan {
             overrides.insert(name, Override { scheme, line: 0, pinned: o.pinned });
         }
         Ok(Plan { origin: origin.to_owned(), model: raw.model, rules, overrides })
+    }
+
+    /// [`Plan::resolve`] on every tensor of `ckpt`.
+    pub fn resolve_all(&self, ckpt: &crate::checkpoint::Checkpoint) -> Result<(Vec<Resolved>, Vec<String>), PlanError> {
+        let shapes: Vec<(String, Vec<u64>)> =
+            ckpt.tensors().iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
+        self.resolve(&shapes, &ModelIdentity::of(ckpt))
     }
 
     /// The scheme of every tensor (`(name, shape)`, in checkpoint order), and warnings: rules
