@@ -273,6 +273,22 @@ pub struct ExportRequest {
     pub options: crate::export::model::ExportOptions,
 }
 
+/// Lets progress through at most every 100 ms, so a job does not flood the window.
+#[derive(Default)]
+struct Throttle(std::sync::Mutex<Option<std::time::Instant>>);
+
+impl Throttle {
+    /// Whether to send now (always when `last`, the final report).
+    fn due(&self, last: bool) -> bool {
+        let Ok(mut at) = self.0.lock() else { return last };
+        if !last && at.is_some_and(|t| t.elapsed() < std::time::Duration::from_millis(100)) {
+            return false;
+        }
+        *at = Some(std::time::Instant::now());
+        true
+    }
+}
+
 /// Seconds left at the rate so far, once there is a rate to go by.
 pub fn eta(done: u64, total: u64, elapsed: std::time::Duration) -> Option<std::time::Duration> {
     if done == 0 || done >= total {
@@ -447,14 +463,11 @@ impl Jobs {
     ) {
         self.spawn("export", move |r| {
             let start = std::time::Instant::now();
-            let last = std::sync::Mutex::new(None::<std::time::Instant>);
+            let throttle = Throttle::default();
             let progress = |done: u64, total: u64| {
-                let Ok(mut last) = last.lock() else { return };
-                if last.is_some_and(|t| t.elapsed() < std::time::Duration::from_millis(100)) && done < total {
-                    return;
+                if throttle.due(done >= total) {
+                    r.send(JobResult::ExportProgress { done, total, elapsed: start.elapsed() });
                 }
-                *last = Some(std::time::Instant::now());
-                r.send(JobResult::ExportProgress { done, total, elapsed: start.elapsed() });
             };
             let result = crate::export::model::export_plan(
                 backend.as_ref(),
@@ -619,14 +632,11 @@ impl Jobs {
                 Some(dir) => crate::quant::cache::MeasureCache::open(dir, &ckpt),
                 None => crate::quant::cache::MeasureCache::disabled(),
             };
-            let last = std::sync::Mutex::new(None::<std::time::Instant>);
+            let throttle = Throttle::default();
             let progress = |done: u64, total: u64, what: &str| {
-                let Ok(mut last) = last.lock() else { return };
-                if last.is_some_and(|t| t.elapsed() < std::time::Duration::from_millis(100)) {
-                    return;
+                if throttle.due(false) {
+                    r.send(JobResult::AutoProgress { done, total, what: what.to_owned() });
                 }
-                *last = Some(std::time::Instant::now());
-                r.send(JobResult::AutoProgress { done, total, what: what.to_owned() });
             };
             let outcome = auto_allocate(backend.as_ref(), &ckpt, &request, &mut cache, &cancel, &progress);
             let result = match outcome {
