@@ -295,3 +295,103 @@ fn salience_weighs_each_column_by_its_importance() {
     }
     assert!(salience_map(&CpuBackend, &ckpt, t, Some((&imp[..10], "short".into())), 8, &Cancel::new()).is_err());
 }
+
+/// Per tile of `tiles`' layout: the summary computed the plain way, from every value of the tile.
+fn reference_tiles(
+    w: &[f32],
+    cols: usize,
+    t: &weightbench::analysis::heatmap::HeatmapTiles,
+    importance: &[f32],
+) -> Vec<f32> {
+    use weightbench::analysis::heatmap::Mode;
+    (0..t.grid_rows * t.grid_cols)
+        .map(|k| {
+            let (rs, cs) = t.tile_span(k);
+            let mut xs = Vec::new();
+            for r in rs {
+                for c in cs.clone() {
+                    xs.push((w[r * cols + c], importance[c]));
+                }
+            }
+            let n = xs.len() as f64;
+            match t.mode {
+                Mode::Absmax => xs.iter().map(|(x, _)| x.abs()).fold(0f32, f32::max),
+                Mode::Salience => xs.iter().map(|(x, i)| x.abs() * i.abs()).fold(0f32, f32::max),
+                Mode::Extreme => xs.iter().fold(xs[0].0, |e, (x, _)| if x.abs() > e.abs() { *x } else { e }),
+                Mode::Mean => (xs.iter().map(|(x, _)| f64::from(*x)).sum::<f64>() / n) as f32,
+                Mode::Rms => (xs.iter().map(|(x, _)| f64::from(*x) * f64::from(*x)).sum::<f64>() / n).sqrt() as f32,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn heatmap_tiles_of_any_region_equal_the_plain_summaries_down_to_single_weights() {
+    use weightbench::analysis::heatmap::{Mode, heatmap};
+    let dir = TempDir::new();
+    // 37 × 64, Q8_0 in a GGUF (blocks of 32 along rows) and the same values as F32 safetensors.
+    let (rows, cols) = (37usize, 64usize);
+    let mut blocks = Vec::new();
+    let mut w = Vec::new();
+    for b in 0..rows * cols / 32 {
+        let d = 0.01 * (1 + b % 5) as f32;
+        let codes: [i8; 32] = std::array::from_fn(|i| ((b * 37 + i * 11) % 255) as i8);
+        blocks.extend(crate::fixtures::q8_0_block(d, &codes));
+        let d16 = half::f16::from_f32(d).to_f32();
+        w.extend(codes.iter().map(|&c| d16 * f32::from(c)));
+    }
+    let gguf = dir.join("m.gguf");
+    let mut g = crate::fixtures::Gguf::new("llama");
+    g.tensor("blk.0.ffn_down.weight", &[rows as u64, cols as u64], 8, blocks);
+    g.write(&gguf);
+    let st = dir.join("m.safetensors");
+    write_safetensors(&st, &[Spec::f32("m.weight", &[rows, cols], &w)]);
+    let importance: Vec<f32> = (0..cols).map(|c| 0.5 + c as f32 / 10.0).collect();
+    let cancel = Cancel::new();
+    for path in [&gguf, &st] {
+        let ckpt = Checkpoint::open(path).unwrap();
+        let t = &ckpt.tensors()[0];
+        for (region, grid) in [((0..rows, 0..cols), (8, 8)), ((5..30, 7..51), (4, 6)), ((3..9, 13..29), (64, 64))] {
+            for mode in [Mode::Absmax, Mode::Mean, Mode::Extreme, Mode::Rms, Mode::Salience] {
+                let tiles = heatmap(
+                    &CpuBackend,
+                    &ckpt,
+                    t,
+                    region.0.clone(),
+                    region.1.clone(),
+                    grid,
+                    mode,
+                    Some(&importance),
+                    &cancel,
+                )
+                .unwrap();
+                let want = reference_tiles(&w, cols, &tiles, &importance);
+                for (k, (got, want)) in tiles.values.iter().zip(&want).enumerate() {
+                    let close = if matches!(mode, Mode::Mean | Mode::Rms) {
+                        (got - want).abs() <= 1e-6 * want.abs().max(1e-6)
+                    } else {
+                        got.to_bits() == want.to_bits()
+                    };
+                    assert!(close, "{path:?} {region:?} {grid:?} {mode:?} tile {k}: {got} vs {want}");
+                }
+                assert_eq!(tiles.row_profile.len(), tiles.grid_rows);
+                if tiles.single_weights() {
+                    let (r, c) = (region.0.start + 2, region.1.start + 3);
+                    let at = tiles.tile_at(r, c).unwrap();
+                    if mode == Mode::Extreme || mode == Mode::Mean {
+                        assert_eq!(tiles.values[at], w[r * cols + c], "one tile, one weight, exactly");
+                    }
+                }
+            }
+        }
+    }
+    // The last partial tiles: 37 rows in tiles of 5 leave a last tile of 2 rows.
+    let ckpt = Checkpoint::open(&st).unwrap();
+    let t =
+        heatmap(&CpuBackend, &ckpt, &ckpt.tensors()[0], 0..rows, 0..cols, (8, 8), Mode::Rms, None, &cancel).unwrap();
+    assert_eq!((t.tile_rows, t.grid_rows, t.tile_span(t.values.len() - 1).0), (5, 8, 35..37));
+    assert!(matches!(
+        heatmap(&CpuBackend, &ckpt, &ckpt.tensors()[0], 0..rows, 0..cols, (8, 8), Mode::Salience, None, &cancel),
+        Err(AnalysisError::Compute(_))
+    ));
+}

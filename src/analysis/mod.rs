@@ -4,6 +4,7 @@
 
 pub mod channels;
 pub mod diff;
+pub mod heatmap;
 /// llama.cpp importance matrices (read with the checkpoint files; here for the analyses that use them).
 pub use crate::checkpoint::imatrix;
 pub mod powerlaw;
