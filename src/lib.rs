@@ -18,6 +18,7 @@ pub mod cancel;
 pub mod checkpoint;
 pub mod cli;
 pub mod codec;
+pub mod colormap;
 pub mod compute;
 pub mod export;
 pub mod format;

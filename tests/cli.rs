@@ -906,3 +906,64 @@ fn awq_tensors_after_one_norm_share_one_alpha_in_quantize_and_in_plan_auto() {
     let text = std::fs::read_to_string(&plan).unwrap();
     assert!(text.contains(&format!("scheme = \"{fixed}\"")), "{text}");
 }
+
+#[test]
+fn heatmap_gives_any_region_down_to_the_stored_weight_and_a_png_with_its_legend() {
+    let demo = crate::fixtures::demo();
+    let demo_s = demo.to_str().unwrap();
+    let name = "encoder.layer.3.output.dense.weight";
+    // The outlier input channel 358 at full zoom: each tile one weight, its value the stored one.
+    let o = weightbench(&[
+        "heatmap",
+        demo_s,
+        "--tensor",
+        name,
+        "--mode",
+        "extreme",
+        "--rows",
+        "96..104",
+        "--cols",
+        "356..360",
+        "--json",
+        "--backend",
+        "cpu",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!((v["tile_rows"].as_u64(), v["tile_cols"].as_u64()), (Some(1), Some(1)));
+    let ckpt = weightbench::checkpoint::Checkpoint::open(&demo).unwrap();
+    let t = ckpt.tensor(name).unwrap();
+    let w = ckpt.decode_all(t).unwrap();
+    for r in 96..104usize {
+        for c in 356..360usize {
+            let got = v["values"][(r - 96) * 4 + (c - 356)].as_f64().unwrap() as f32;
+            assert_eq!(got, w[r * 1536 + c], "row {r}, column {c}");
+        }
+    }
+    // The whole matrix coarsely, as a PNG with its legend, and the biggest magnitude found.
+    let dir = crate::fixtures::TempDir::new();
+    let png = dir.join("map.png");
+    let o = weightbench(&[
+        "heatmap",
+        demo_s,
+        "--tensor",
+        name,
+        "--mode",
+        "absmax",
+        "--grid",
+        "32x64",
+        "--png",
+        png.to_str().unwrap(),
+        "--backend",
+        "cpu",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("columns 336..360"), "the outlier channel's tile: {}", stdout(&o));
+    let img = image::open(&png).unwrap();
+    assert!(img.width() > 512 && img.height() >= 160, "{}x{}", img.width(), img.height());
+    // Bad regions and grids are refused with the reason.
+    let o = weightbench(&["heatmap", demo_s, "--tensor", name, "--rows", "400..500"]);
+    assert!(!o.status.success() && stderr(&o).contains("--rows"), "{}", stderr(&o));
+    let o = weightbench(&["heatmap", demo_s, "--tensor", "embeddings.LayerNorm.weight"]);
+    assert!(!o.status.success() && stderr(&o).contains("not a matrix"), "{}", stderr(&o));
+}

@@ -9,6 +9,8 @@ mod channels;
 mod convert;
 mod diff;
 mod export;
+mod heatmap;
+mod heatmap_png;
 mod info;
 mod plan;
 mod quantize;
@@ -27,6 +29,7 @@ pub use channels::ChannelsArgs;
 pub use convert::{ConvertArgs, OutDtype};
 pub use diff::DiffArgs;
 pub use export::ExportArgs;
+pub use heatmap::HeatmapArgs;
 pub use info::{InfoArgs, InfoJson, TensorJson};
 pub use plan::{AutoArgs, Objective, PlanCommand};
 pub use quantize::QuantizeArgs;
@@ -63,6 +66,9 @@ pub enum Command {
     /// The salience map of one weight matrix: per tile, the max of |W_ij| times the importance
     /// of input channel j (its column norm, or a llama.cpp imatrix).
     Salience(SalienceArgs),
+    /// A heatmap of any region of a matrix at any resolution, down to single weights: per tile
+    /// its abs-max, signed mean, signed extreme, rms or salience, as JSON or a PNG with a legend.
+    Heatmap(HeatmapArgs),
     /// What a quantization plan (or one scheme) costs each tensor: exact bytes, bits per
     /// weight, and the error of the decoded values (sse, rel_error, sqnr_db, max_abs_error,
     /// weighted_sse with importance), with totals.
@@ -109,6 +115,7 @@ pub fn run(command: &Command, choice: BackendChoice, out: &mut dyn Write) -> Res
         Command::Channels(args) => channels::run(args, &backend, out),
         Command::Spectrum(args) => spectrum::run(args, &backend, out),
         Command::Salience(args) => salience::run(args, &backend, out),
+        Command::Heatmap(args) => heatmap::run(args, &backend, out),
         Command::Quantize(args) => quantize::run(args, &backend, out),
         Command::Diff(args) => diff::run(args, &backend, out),
         Command::Export(args) => export::run(args, &backend, out),
