@@ -599,7 +599,11 @@ fn plan_auto_allocates_to_a_budget_and_its_plan_reproduces_the_answer() {
     assert!(dir.join("auto.pareto.json").exists() && dir.join("auto.pareto.csv").exists());
     // The written plan, applied, gives the allocation's bytes and error.
     let text = std::fs::read_to_string(&plan).unwrap();
-    assert!(text.contains("[tensor.\"model.embed_tokens.weight\"]  # pinned") && text.contains("# q8_0"), "{text}");
+    assert!(
+        text.contains("[tensor.\"model.embed_tokens.weight\"]\nscheme = \"keep\"\npinned = true")
+            && text.contains("# q8_0"),
+        "{text}"
+    );
     let q = weightbench(&["quantize", p, "--plan", plan.to_str().unwrap(), "--dry-run", "--json", "--backend", "cpu"]);
     assert!(q.status.success(), "{}", stderr(&q));
     let q: serde_json::Value = serde_json::from_slice(&q.stdout).unwrap();

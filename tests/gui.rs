@@ -153,6 +153,10 @@ fn a_whole_model_job_reports_progress_and_can_be_cancelled() {
     let job = |app: &WorkbenchApp| app.session.as_ref().and_then(|s| s.model_job.as_ref()).map(|j| (j.kind, j.ended));
     assert_eq!(job(harness.state()), Some((ModelJobKind::Spectra, None)));
     assert!(shows(&harness, "Computing spectra of every matrix"), "a progress bar says what runs");
+    // Some results first (the job thread may start late on a loaded machine), then the cancel.
+    step_until(&mut harness, 60, "the first results", |app| {
+        app.session.as_ref().and_then(|s| s.model_job.as_ref()).is_some_and(|j| j.done_bytes > 0)
+    });
     // Through accesskit: kittest's simulated pointer click on this button does not register while
     // results stream in (a real mouse click under Xvfb with xdotool does cancel the job).
     harness.get_by_role_and_label(Role::Button, "Cancel").click_accesskit();
@@ -386,4 +390,58 @@ fn an_export_runs_as_a_job_with_progress_then_reads_back_and_a_cancelled_one_lea
     assert_eq!(job.result.clone().unwrap().err().as_deref(), Some("cancelled"));
     assert!(!cancelled.exists(), "a cancelled export leaves nothing behind");
     assert!(shows(&harness, "export cancelled"), "the window says so");
+}
+
+#[test]
+fn the_heatmap_zooms_to_the_outlier_channel_down_to_single_weights_with_their_exact_values() {
+    use weightbench::analysis::heatmap::Mode;
+    let mut harness = open_demo([1280.0, 800.0]);
+    let name = "encoder.layer.3.output.dense.weight";
+    let index = harness.state().session.as_ref().unwrap().ckpt.tensors().iter().position(|t| t.name == name).unwrap();
+    harness.state_mut().select(index);
+    harness.get_by_role_and_label(Role::Button, "Heatmap").click();
+    harness.run_steps(2);
+    harness.get_by_role_and_label(Role::Button, "signed extreme").click();
+    step_until(&mut harness, 60, "the signed map and the channel list", |app| {
+        let s = app.session.as_ref().unwrap();
+        s.channels.get(&index).is_some_and(|c| c.ready().is_some())
+            && s.heat.tiles.values().any(|t| t.ready().is_some_and(|t| t.mode == Mode::Extreme))
+    });
+    assert!(shows(&harness, "3.48e0"), "the legend gives the scale's numbers");
+    let button = harness.query_all_by(|n| n.label().is_some_and(|l| l.starts_with("column 358 ("))).next().unwrap();
+    button.click_accesskit();
+    harness.run_steps(2);
+    let single = |app: &WorkbenchApp| {
+        app.session.as_ref().unwrap().heat.tiles.values().find_map(|t| {
+            t.ready().filter(|t| t.single_weights() && t.cols.contains(&358) && t.mode == Mode::Extreme).cloned()
+        })
+    };
+    step_until(&mut harness, 60, "single-weight tiles around channel 358", |app| single(app).is_some());
+    assert!(shows(&harness, "(single weights)"), "the view says it shows single weights");
+    let tiles = single(harness.state()).unwrap();
+    let ckpt = weightbench::checkpoint::Checkpoint::open(demo()).unwrap();
+    let w = ckpt.decode_all(ckpt.tensor(name).unwrap()).unwrap();
+    for r in tiles.rows.clone() {
+        let at = tiles.tile_at(r, 358).unwrap();
+        assert_eq!(tiles.values[at], w[r * 1536 + 358], "row {r}: the tile is the stored weight");
+    }
+    // Centred on the channel's largest weight: the outlier itself is on screen.
+    let peak = tiles.rows.clone().max_by(|&a, &b| w[a * 1536 + 358].abs().total_cmp(&w[b * 1536 + 358].abs())).unwrap();
+    assert!(w[peak * 1536 + 358].abs() > 3.0, "{}", w[peak * 1536 + 358]);
+}
+
+#[test]
+fn after_spectra_of_every_matrix_the_strip_chart_shows_alpha_and_the_table_scrolls_to_it() {
+    use weightbench::app::panels::overview::Metric;
+    let mut harness = open_demo([1000.0, 700.0]);
+    harness.get_by_role_and_label(Role::Button, "Overview").click();
+    harness.run_steps(1);
+    assert_eq!(harness.state().options.strip_metric, Metric::Kurtosis);
+    harness.get_by_role_and_label(Role::Button, "Compute spectra of every matrix").click();
+    let job = |app: &WorkbenchApp| app.session.as_ref().and_then(|s| s.model_job.as_ref()).map(|j| j.ended);
+    step_until(&mut harness, 120, "the spectra job", |app| job(app) == Some(Some(false)));
+    assert_eq!(harness.state().options.strip_metric, Metric::Alpha, "the chart switched to what was computed");
+    assert!(!shows(&harness, "to see this metric across layers"), "and has data");
+    // On a narrow window the alpha column is still in the table (it scrolls sideways).
+    assert!(harness.query_all_by(|n| n.label().is_some_and(|l| l.starts_with("alpha"))).next().is_some());
 }

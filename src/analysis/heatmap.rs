@@ -16,7 +16,7 @@ use crate::compute::cpu::CpuBackend;
 use crate::compute::{Backend, Provenance, TensorRef, ValueSource};
 
 /// What a tile's number is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// max |x|.

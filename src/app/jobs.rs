@@ -135,6 +135,15 @@ pub enum JobResult {
         /// The map, or the error's message.
         result: Result<Arc<crate::quant::inspect::ErrorMap>, String>,
     },
+    /// Tiles of a region of a tensor (the heatmap's level of detail).
+    Heatmap {
+        /// Which checkpoint it belongs to.
+        checkpoint: PathBuf,
+        /// What was asked for.
+        key: HeatKey,
+        /// The tiles, or the error's message.
+        result: Result<Arc<crate::analysis::heatmap::HeatmapTiles>, String>,
+    },
     /// One row of a tensor encoded alone, for the levels of its groups.
     RowLevels {
         /// Which checkpoint it belongs to.
@@ -170,6 +179,21 @@ pub enum JobResult {
     Diffed(Result<Arc<DiffResult>, String>),
     /// Something to tell the user that is not a result.
     Notice(String),
+}
+
+/// A region of a tensor's heatmap at one tile size: what the cache of tiles is keyed by.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HeatKey {
+    /// Index of the tensor.
+    pub tensor: usize,
+    /// What each tile shows.
+    pub mode: crate::analysis::heatmap::Mode,
+    /// Rows of the region.
+    pub rows: std::ops::Range<usize>,
+    /// Columns of the region.
+    pub cols: std::ops::Range<usize>,
+    /// Rows and columns per tile.
+    pub tile: (usize, usize),
 }
 
 /// What an automatic allocation chose, and everything it measured.
@@ -552,6 +576,39 @@ impl Jobs {
                 None => Err(format!("no tensor #{tensor}")),
             };
             r.send(wrap(ckpt.path().to_owned(), tensor, resolved.scheme, result));
+        });
+    }
+
+    /// Computes the tiles `key` asks for (salience with `importance`, one value per column).
+    pub fn heatmap(
+        &self,
+        backend: Arc<crate::compute::select::SelectedBackend>,
+        ckpt: Arc<Checkpoint>,
+        key: HeatKey,
+        importance: Option<Arc<Vec<f32>>>,
+        cancel: Cancel,
+    ) {
+        self.spawn("heatmap", move |r| {
+            let result = match ckpt.tensors().get(key.tensor) {
+                Some(t) => {
+                    let grid = (key.rows.len().div_ceil(key.tile.0), key.cols.len().div_ceil(key.tile.1));
+                    crate::analysis::heatmap::heatmap(
+                        backend.as_ref(),
+                        &ckpt,
+                        t,
+                        key.rows.clone(),
+                        key.cols.clone(),
+                        grid,
+                        key.mode,
+                        importance.as_deref().map(Vec::as_slice),
+                        &cancel,
+                    )
+                    .map(Arc::new)
+                    .map_err(message)
+                }
+                None => Err(format!("no tensor #{}", key.tensor)),
+            };
+            r.send(JobResult::Heatmap { checkpoint: ckpt.path().to_owned(), key, result });
         });
     }
 

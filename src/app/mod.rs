@@ -208,6 +208,50 @@ impl ModelJob {
     }
 }
 
+/// What a base heatmap picture was drawn for: tensor, mode, its scale's bounds (bits), log scale.
+pub type HeatBaseId = (usize, crate::analysis::heatmap::Mode, [u32; 2], bool);
+
+/// Heatmap tiles by region and tile size, the most recent kept up to a bound on their values,
+/// with their pictures.
+#[derive(Default)]
+pub struct HeatCache {
+    /// Tiles by key.
+    pub tiles: HashMap<jobs::HeatKey, Computed<crate::analysis::heatmap::HeatmapTiles>>,
+    /// Their pictures, by key and log scale.
+    pub textures: HashMap<(jobs::HeatKey, bool), egui::TextureHandle>,
+    /// The base map's picture, with what it was drawn for (tensor, mode, scale bits, log).
+    pub base: Option<(HeatBaseId, egui::TextureHandle)>,
+    /// Keys, oldest first.
+    order: std::collections::VecDeque<jobs::HeatKey>,
+}
+
+impl HeatCache {
+    /// Tile values kept at most (a few MB): beyond it the oldest regions go.
+    const MAX_VALUES: usize = 4 << 20;
+
+    /// Whether `key` is cached or being computed; marks it pending (with `cancel`) if not.
+    pub fn want(&mut self, key: &jobs::HeatKey, cancel: &Cancel) -> bool {
+        if self.tiles.contains_key(key) {
+            return false;
+        }
+        self.tiles.insert(key.clone(), Computed::Pending(cancel.clone()));
+        self.order.push_back(key.clone());
+        true
+    }
+
+    /// Stores a result and evicts the oldest regions beyond the bound.
+    pub fn put(&mut self, key: jobs::HeatKey, value: Computed<crate::analysis::heatmap::HeatmapTiles>) {
+        self.tiles.insert(key, value);
+        let size = |c: &Computed<crate::analysis::heatmap::HeatmapTiles>| c.ready().map_or(0, |t| t.values.len());
+        while self.tiles.values().map(size).sum::<usize>() > Self::MAX_VALUES && self.order.len() > 1 {
+            if let Some(old) = self.order.pop_front() {
+                self.tiles.remove(&old);
+                self.textures.retain(|(k, _), _| *k != old);
+            }
+        }
+    }
+}
+
 /// An automatic allocation in progress (or just finished).
 pub struct AutoJobState {
     /// Its stop flag.
@@ -281,6 +325,10 @@ pub struct Session {
     pub diff: Option<(Computed<jobs::DiffResult>, (usize, usize))>,
     /// Heatmap textures by (tensor, salience, log colour scale).
     pub textures: HashMap<(usize, bool, bool), egui::TextureHandle>,
+    /// Heatmap tiles of regions at finer levels (and of the signed and rms modes), bounded.
+    pub heat: HeatCache,
+    /// A region the heatmap should show next (rows, columns): a channel to zoom to.
+    pub heat_focus: Option<(std::ops::Range<usize>, std::ops::Range<usize>)>,
 }
 
 impl Session {
@@ -306,8 +354,8 @@ pub struct ViewOptions {
     pub log_abs: bool,
     /// Draw the normal with the tensor's mean and std over the histogram.
     pub normal_overlay: bool,
-    /// Heatmap of salience instead of abs-max.
-    pub salience: bool,
+    /// What the heatmap shows.
+    pub heat_mode: crate::analysis::heatmap::Mode,
     /// Heatmap colours on a log scale.
     pub log_color: bool,
     /// Metric of the overview's strip chart.
@@ -322,7 +370,7 @@ impl Default for ViewOptions {
             log_counts: false,
             log_abs: false,
             normal_overlay: true,
-            salience: false,
+            heat_mode: crate::analysis::heatmap::Mode::Absmax,
             log_color: true,
             strip_metric: panels::overview::Metric::Kurtosis,
             sort: (panels::overview::Column::Order, true),
@@ -646,6 +694,15 @@ impl WorkbenchApp {
         }
     }
 
+    /// Asks for heatmap tiles unless cached or being computed (salience with `importance`).
+    pub fn request_heat(&mut self, key: jobs::HeatKey, importance: Option<Arc<Vec<f32>>>) {
+        let Some(session) = &mut self.session else { return };
+        let cancel = Cancel::new();
+        if session.heat.want(&key, &cancel) {
+            self.jobs.heatmap(self.backend.clone(), session.ckpt.clone(), key, importance, cancel);
+        }
+    }
+
     /// Starts a whole-model job (replacing a finished one; a running one is left alone).
     pub fn start_model_job(&mut self, kind: ModelJobKind) {
         let Some(session) = &mut self.session else { return };
@@ -763,6 +820,8 @@ impl WorkbenchApp {
                             model_job: None,
                             export_job: None,
                             textures: HashMap::new(),
+                            heat: HeatCache::default(),
+                            heat_focus: None,
                         });
                         // Start on the largest tensor: usually the most interesting one.
                         if let Some(i) = largest {
@@ -817,6 +876,17 @@ impl WorkbenchApp {
                 if let Some(job) = self.session.as_mut().and_then(|s| s.model_job.as_mut()).filter(|j| j.kind == kind) {
                     job.ended = Some(cancelled);
                 }
+                // The strip chart shows what the job just computed, rather than what is missing.
+                let metric = self.options.strip_metric;
+                match kind {
+                    ModelJobKind::Spectra if !cancelled && !metric.needs_spectra() => {
+                        self.options.strip_metric = panels::overview::Metric::Alpha;
+                    }
+                    ModelJobKind::Stats if !cancelled && metric.needs_spectra() => {
+                        self.options.strip_metric = panels::overview::Metric::Kurtosis;
+                    }
+                    _ => {}
+                }
             }
             JobResult::ExportProgress { done, total, elapsed } => {
                 if let Some(job) = self.session.as_mut().and_then(|s| s.export_job.as_mut()) {
@@ -857,6 +927,14 @@ impl WorkbenchApp {
                     Ok(m) => drop(session.plan.error_maps.insert(key, Computed::Ready(m))),
                     Err(e) if e == "cancelled" => drop(session.plan.error_maps.remove(&key)),
                     Err(e) => drop(session.plan.error_maps.insert(key, Computed::Failed(e))),
+                }
+            }
+            JobResult::Heatmap { checkpoint, key, result } => {
+                let Some(session) = self.session.as_mut().filter(|s| s.ckpt.path() == checkpoint) else { return };
+                match result {
+                    Ok(t) => session.heat.put(key, Computed::Ready(t)),
+                    Err(e) if e == "cancelled" => drop(session.heat.tiles.remove(&key)),
+                    Err(e) => session.heat.put(key, Computed::Failed(e)),
                 }
             }
             JobResult::RowLevels { checkpoint, tensor, scheme, result } => {
@@ -915,6 +993,7 @@ impl WorkbenchApp {
                 if let Some(s) = &mut self.session {
                     s.salience.clear();
                     s.textures.retain(|(_, salience, _), _| !salience);
+                    s.heat = HeatCache::default();
                 }
             }
             JobResult::Imatrix(Err(e)) => self.message = Some(e),

@@ -21,7 +21,7 @@ pub struct HeatmapArgs {
     pub tensor: String,
     /// What each tile shows.
     #[arg(long, value_enum, default_value = "absmax")]
-    pub mode: Mode,
+    pub mode: ModeArg,
     /// Rows of the region, A..B (end exclusive; either side may be left out).
     #[arg(long, default_value = "..")]
     pub rows: String,
@@ -43,6 +43,33 @@ pub struct HeatmapArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+}
+
+/// What each tile shows (`--mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModeArg {
+    /// max |x|.
+    Absmax,
+    /// The mean (signed).
+    Mean,
+    /// The value of largest |x|, sign kept.
+    Extreme,
+    /// sqrt(mean x²).
+    Rms,
+    /// max |x| · |importance of the column|.
+    Salience,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(m: ModeArg) -> Mode {
+        match m {
+            ModeArg::Absmax => Mode::Absmax,
+            ModeArg::Mean => Mode::Mean,
+            ModeArg::Extreme => Mode::Extreme,
+            ModeArg::Rms => Mode::Rms,
+            ModeArg::Salience => Mode::Salience,
+        }
+    }
 }
 
 fn parse_grid(text: &str) -> Result<(usize, usize)> {
@@ -69,7 +96,8 @@ pub(super) fn run(args: &HeatmapArgs, backend: &dyn Backend, out: &mut dyn Write
     let cols = parse_range(&args.cols, n_cols).map_err(anyhow::Error::msg).context("--cols")?;
     let grid = parse_grid(&args.grid)?;
     let cancel = Cancel::new();
-    let importance: Option<Vec<f32>> = match (args.mode, &args.importance) {
+    let mode = Mode::from(args.mode);
+    let importance: Option<Vec<f32>> = match (mode, &args.importance) {
         (Mode::Salience, Some(path)) => {
             let m = crate::checkpoint::imatrix::read_imatrix(path)
                 .with_context(|| format!("cannot read the importance matrix {}", path.display()))?;
@@ -86,7 +114,7 @@ pub(super) fn run(args: &HeatmapArgs, backend: &dyn Backend, out: &mut dyn Write
         }
         _ => None,
     };
-    let tiles = heatmap(backend, &ckpt, t, rows, cols, grid, args.mode, importance.as_deref(), &cancel)?;
+    let tiles = heatmap(backend, &ckpt, t, rows, cols, grid, mode, importance.as_deref(), &cancel)?;
     if let Some(png) = &args.png {
         let inputs: Vec<&std::path::Path> = ckpt.files().iter().map(|f| f.path()).collect();
         super::heatmap_png::write(&tiles, args.log, png, &inputs)?;
@@ -99,7 +127,7 @@ pub(super) fn run(args: &HeatmapArgs, backend: &dyn Backend, out: &mut dyn Write
         "{} {}: {} of rows {:?}, columns {:?} in {} x {} tiles of {} x {} values",
         t.name,
         t.shape_string(),
-        args.mode.label(),
+        mode.label(),
         tiles.rows,
         tiles.cols,
         tiles.grid_rows,

@@ -31,7 +31,7 @@ pub use diff::DiffArgs;
 pub use export::ExportArgs;
 pub use heatmap::HeatmapArgs;
 pub use info::{InfoArgs, InfoJson, TensorJson};
-pub use plan::{AutoArgs, Objective, PlanCommand};
+pub use plan::{AutoArgs, ObjectiveArg, PlanCommand};
 pub use quantize::QuantizeArgs;
 pub use salience::SalienceArgs;
 pub use spectrum::SpectrumArgs;

@@ -30,7 +30,29 @@ pub enum PlanCommand {
     Auto(AutoArgs),
 }
 
-pub use crate::quant::auto::Objective;
+use crate::quant::auto::Objective;
+
+/// What the allocator minimises (`--objective`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ObjectiveArg {
+    /// Σ ‖W − Ŵ‖²_F.
+    Sse,
+    /// Σ_j imp_j · Σ_i (W_ij − Ŵ_ij)² (needs --importance).
+    #[value(name = "weighted_sse")]
+    WeightedSse,
+    /// Σ rel_error².
+    Rel,
+}
+
+impl From<ObjectiveArg> for Objective {
+    fn from(o: ObjectiveArg) -> Objective {
+        match o {
+            ObjectiveArg::Sse => Objective::Sse,
+            ObjectiveArg::WeightedSse => Objective::WeightedSse,
+            ObjectiveArg::Rel => Objective::Rel,
+        }
+    }
+}
 
 /// Arguments of `weightbench plan auto`.
 #[derive(Debug, Args)]
@@ -57,7 +79,7 @@ pub struct AutoArgs {
     pub importance: Option<String>,
     /// What to minimise.
     #[arg(long, value_enum, default_value = "sse")]
-    pub objective: Objective,
+    pub objective: ObjectiveArg,
     /// Budgets on the Pareto frontier.
     #[arg(long, default_value_t = 32)]
     pub pareto_points: usize,
@@ -107,7 +129,8 @@ fn auto(args: &AutoArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<(
     {
         bail!("candidate `{c}` scales input channels by their importance: give --importance FILE|weight");
     }
-    if args.objective == Objective::WeightedSse && args.importance.is_none() {
+    let objective = Objective::from(args.objective);
+    if objective == Objective::WeightedSse && args.importance.is_none() {
         bail!("--objective weighted_sse needs --importance FILE|weight");
     }
     let budget = match (args.target_bytes, args.target_bpw) {
@@ -145,7 +168,7 @@ fn auto(args: &AutoArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<(
         pinned: &is_pinned,
         importance: importance.as_ref(),
         importance_id,
-        objective: args.objective,
+        objective,
         budget,
         pareto_points: args.pareto_points,
     };
@@ -170,14 +193,14 @@ fn auto(args: &AutoArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<(
         eprintln!("note: {n}");
     }
     let a = &o.allocation;
-    let objective = |r: &TensorPreview| if r.error.is_some() { f64::INFINITY } else { args.objective.of(r) };
+    let objective_of = |r: &TensorPreview| if r.error.is_some() { f64::INFINITY } else { objective.of(r) };
     let chosen: Vec<TensorChoice> = o
         .chosen()
         .map(|(t, r)| TensorChoice {
             name: t.name.clone(),
             scheme: r.scheme.clone(),
             bytes: r.bytes,
-            objective: objective(r),
+            objective: objective_of(r),
         })
         .collect();
     let identity = ModelIdentity::of(&ckpt);
@@ -208,7 +231,7 @@ fn auto(args: &AutoArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<(
         "lower_bound": a.lower_bound,
         "gap": a.gap,
         "proven_optimal": a.proven_optimal,
-        "objective_kind": args.objective,
+        "objective_kind": objective,
         "pinned_bytes": pinned_bytes,
         "model_bytes": identity.bytes.unwrap_or(0) - free_bytes + a.bytes,
         "plan": args.output.display().to_string(),
@@ -229,7 +252,7 @@ fn auto(args: &AutoArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<(
             a.bytes,
             o.bpw(a.bytes),
             o.bpw(o.budget),
-            args.objective,
+            objective,
             a.objective,
             a.lower_bound,
             100.0 * a.gap,
@@ -263,7 +286,7 @@ fn plan_toml(
     let _ = writeln!(
         s,
         "# objective {:?}: {:.6e} (lower bound {:.6e}, gap {:.4}%); {} bytes",
-        args.objective,
+        Objective::from(args.objective),
         a.objective,
         a.lower_bound,
         100.0 * a.gap,

@@ -19,13 +19,12 @@ use crate::checkpoint::{Checkpoint, TensorInfo};
 use crate::compute::{Backend, ComputeError};
 
 /// What the allocator minimises.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Objective {
     /// Σ ‖W − Ŵ‖²_F.
     Sse,
     /// Σ_j imp_j · Σ_i (W_ij − Ŵ_ij)² (needs an importance).
-    #[value(name = "weighted_sse")]
     WeightedSse,
     /// Σ rel_error².
     Rel,

@@ -33,7 +33,8 @@ pub enum Metric {
 }
 
 impl Metric {
-    const ALL: [Metric; 7] = [
+    /// Every metric, in the menu's order.
+    pub const ALL: [Metric; 7] = [
         Metric::Std,
         Metric::Kurtosis,
         Metric::AbsMax,
@@ -55,7 +56,8 @@ impl Metric {
         }
     }
 
-    fn needs_spectra(self) -> bool {
+    /// Whether the metric comes from the spectra (else from the statistics).
+    pub fn needs_spectra(self) -> bool {
         matches!(self, Metric::Alpha | Metric::AlphaWeighted | Metric::StableRank)
     }
 }
@@ -175,68 +177,71 @@ pub fn overview_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
     let height = (ui.available_height() - 30.0).max(120.0);
     let selected = app.session.as_ref().and_then(|s| s.selected);
     ui.push_id("overview_table", |ui| {
-        TableBuilder::new(ui)
-            .striped(true)
-            .max_scroll_height(height)
-            .sense(egui::Sense::click())
-            .column(Col::initial(300.0).clip(true))
-            .columns(Col::initial(66.0).clip(true), 10)
-            .header(20.0, |mut h| {
-                for (label, col) in [
-                    ("name", Column::Name),
-                    ("layer", Column::Layer),
-                    ("role", Column::Role),
-                    ("dtype", Column::Order),
-                    ("shape", Column::Order),
-                    ("params", Column::Params),
-                    ("size", Column::Size),
-                    ("std", Column::Std),
-                    ("kurtosis", Column::Kurtosis),
-                    ("abs max", Column::AbsMax),
-                    ("alpha", Column::Alpha),
-                ] {
-                    h.col(|ui| {
-                        let arrow = if column == col && col != Column::Order {
-                            if ascending { " ▲" } else { " ▼" }
-                        } else {
-                            ""
-                        };
-                        if ui.button(format!("{label}{arrow}")).clicked() {
-                            sort_by = Some(col);
-                        }
-                    });
-                }
-            })
-            .body(|body| {
-                body.rows(18.0, all.len(), |mut row| {
-                    let r = &all[row.index()];
-                    row.set_selected(selected == Some(r.index));
-                    let opt = |v: Option<f64>, digits: usize| {
-                        v.map(|v| format!("{v:.digits$}")).unwrap_or_else(|| "·".into())
-                    };
-                    let cells = [
-                        r.name.clone(),
-                        r.layer.map(|l| l.to_string()).unwrap_or_else(|| "—".into()),
-                        r.role.to_string(),
-                        r.dtype.clone(),
-                        format!("{:?}", r.shape),
-                        format::count(r.params),
-                        format::bytes(r.bytes),
-                        r.std.map(|v| format!("{v:.3e}")).unwrap_or_else(|| "·".into()),
-                        opt(r.kurtosis, 2),
-                        r.abs_max.map(|v| format!("{v:.3e}")).unwrap_or_else(|| "·".into()),
-                        opt(r.alpha, 3),
-                    ];
-                    for text in cells {
-                        row.col(|ui| {
-                            ui.label(text);
+        // Columns resize and the table scrolls sideways, so narrow windows reach every column.
+        egui::ScrollArea::horizontal().show(ui, |ui| {
+            TableBuilder::new(ui)
+                .striped(true)
+                .max_scroll_height(height)
+                .sense(egui::Sense::click())
+                .column(Col::initial(300.0).clip(true).resizable(true))
+                .columns(Col::initial(66.0).clip(true).resizable(true), 10)
+                .header(20.0, |mut h| {
+                    for (label, col) in [
+                        ("name", Column::Name),
+                        ("layer", Column::Layer),
+                        ("role", Column::Role),
+                        ("dtype", Column::Order),
+                        ("shape", Column::Order),
+                        ("params", Column::Params),
+                        ("size", Column::Size),
+                        ("std", Column::Std),
+                        ("kurtosis", Column::Kurtosis),
+                        ("abs max", Column::AbsMax),
+                        ("alpha", Column::Alpha),
+                    ] {
+                        h.col(|ui| {
+                            let arrow = if column == col && col != Column::Order {
+                                if ascending { " ▲" } else { " ▼" }
+                            } else {
+                                ""
+                            };
+                            if ui.button(format!("{label}{arrow}")).clicked() {
+                                sort_by = Some(col);
+                            }
                         });
                     }
-                    if row.response().clicked() {
-                        clicked = Some(r.index);
-                    }
+                })
+                .body(|body| {
+                    body.rows(18.0, all.len(), |mut row| {
+                        let r = &all[row.index()];
+                        row.set_selected(selected == Some(r.index));
+                        let opt = |v: Option<f64>, digits: usize| {
+                            v.map(|v| format!("{v:.digits$}")).unwrap_or_else(|| "·".into())
+                        };
+                        let cells = [
+                            r.name.clone(),
+                            r.layer.map(|l| l.to_string()).unwrap_or_else(|| "—".into()),
+                            r.role.to_string(),
+                            r.dtype.clone(),
+                            format!("{:?}", r.shape),
+                            format::count(r.params),
+                            format::bytes(r.bytes),
+                            r.std.map(|v| format!("{v:.3e}")).unwrap_or_else(|| "·".into()),
+                            opt(r.kurtosis, 2),
+                            r.abs_max.map(|v| format!("{v:.3e}")).unwrap_or_else(|| "·".into()),
+                            opt(r.alpha, 3),
+                        ];
+                        for text in cells {
+                            row.col(|ui| {
+                                ui.label(text);
+                            });
+                        }
+                        if row.response().clicked() {
+                            clicked = Some(r.index);
+                        }
+                    });
                 });
-            });
+        });
     });
     if let Some(col) = sort_by {
         app.options.sort = if column == col { (col, !ascending) } else { (col, true) };
