@@ -260,6 +260,7 @@ pub fn heatmap_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
     let mut asked: Option<Region> = None;
     let mut hover: Option<(usize, usize)> = None;
     let mut shown_bounds: Option<egui_plot::PlotBounds> = None;
+    let mut row_click: Option<usize> = None;
     let base_tile = (base.tile_rows, base.tile_cols);
     let profiles = fine_layer.clone().unwrap_or_else(|| base.clone());
     ui.horizontal(|ui| {
@@ -324,16 +325,22 @@ pub fn heatmap_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
         let rp: Vec<[f64; 2]> = profile(&profiles, true).into_iter().map(|(at, v)| [f64::from(v), -at]).collect();
         // The profiles follow the map's axes (one way: they never move the map).
         let follow = shown_bounds;
-        Plot::new(("row_profile", index))
+        let rows_plot = Plot::new(("row_profile", index))
             .width(side)
             .height(main_h)
-            .x_axis_label(format!("row {}", mode.label()))
+            .x_axis_label(format!("row {} (click a peak)", mode.label()))
             .show(ui, |p| {
                 if let Some(b) = follow {
                     p.set_plot_bounds_y(b.min()[1]..=b.max()[1]);
                 }
                 p.line(Line::new("rows", PlotPoints::from(rp)));
+                p.pointer_coordinate()
             });
+        if rows_plot.response.clicked()
+            && let Some(at) = rows_plot.inner
+        {
+            row_click = Some(((-at.y).max(0.0) as usize).min(shape.0.saturating_sub(1)));
+        }
         rect = Some(resp.response.rect);
     });
     let cp: Vec<[f64; 2]> = profile(&profiles, false).into_iter().map(|(at, v)| [at, f64::from(v)]).collect();
@@ -354,6 +361,9 @@ pub fn heatmap_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
     {
         let c = (at.x.max(0.0) as usize).min(shape.1.saturating_sub(1));
         s.heat_focus = Some(zoom_to(shape, Some(peak_along(&base, c, true)), Some(c)));
+    }
+    if let (Some(r), Some(s)) = (row_click, &mut app.session) {
+        s.heat_focus = Some(zoom_to(shape, Some(r), Some(peak_along(&base, r, false))));
     }
     // A region is asked for once the view has settled on it (two frames alike), so that the
     // first frame's provisional bounds and every step of a zoom do not start a job each.
