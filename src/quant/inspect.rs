@@ -11,6 +11,7 @@ use super::scheme::{IntGroup, Scheme, rows_cols};
 use super::{DiscardBytes, Resolved};
 use crate::cancel::Cancel;
 use crate::checkpoint::{Checkpoint, TensorInfo};
+use crate::compute::kernels::tiling;
 use crate::compute::source::SliceSource;
 use crate::compute::{Backend, ComputeError, TensorRef, ValueSource};
 
@@ -41,13 +42,6 @@ pub struct ErrorMap {
     pub col_max: Vec<f32>,
     /// The row the preview reports for the same encoding.
     pub preview: TensorPreview,
-}
-
-/// Tiles of a `rows` × `cols` matrix on a grid of at most `grid` tiles per side.
-fn tiling(rows: usize, cols: usize, grid: usize) -> (usize, usize, usize, usize) {
-    let tile_rows = rows.div_ceil(grid.max(1)).max(1);
-    let tile_cols = cols.div_ceil(grid.max(1)).max(1);
-    (tile_rows, tile_cols, rows.div_ceil(tile_rows), cols.div_ceil(tile_cols))
 }
 
 /// The error map of `tensor` under `resolved`, on a grid of at most `grid` tiles per side: the
