@@ -107,7 +107,6 @@ pub fn pair<'a>(a: &'a Checkpoint, b: &'a Checkpoint, keep: impl Fn(&TensorInfo)
         by_key.insert(key, (t, tr));
     }
     let mut used = vec![false; b.tensors().len()];
-    let index_b: HashMap<&str, usize> = b.tensors().iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
     let mut out = Pairing::default();
     for t in a.tensors() {
         let (key, a_transform) = na.key(&t.name);
@@ -119,7 +118,7 @@ pub fn pair<'a>(a: &'a Checkpoint, b: &'a Checkpoint, keep: impl Fn(&TensorInfo)
             }
             continue;
         };
-        if let Some(&i) = index_b.get(tb.name.as_str()) {
+        if let Some(i) = b.index_of(&tb.name) {
             used[i] = true;
         }
         if !keep(t) {

@@ -660,8 +660,6 @@ impl Jobs {
     ) {
         use crate::quant::auto::{AutoError, AutoRequest, Budget, auto_allocate};
         self.spawn("auto", move |r| {
-            let index: std::collections::HashMap<&str, usize> =
-                ckpt.tensors().iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
             let pinned = |t: &crate::checkpoint::TensorInfo| job.pinned.contains(&t.name);
             let importance_id = match &job.importance {
                 None => "none".to_owned(),
@@ -700,7 +698,7 @@ impl Jobs {
                 Err(AutoError::Cancelled) => Err("cancelled".to_owned()),
                 Err(e) => Err(e.to_string()),
                 Ok(o) => {
-                    let at = |t: &crate::checkpoint::TensorInfo| index.get(t.name.as_str()).copied().unwrap_or(0);
+                    let at = |t: &crate::checkpoint::TensorInfo| ckpt.index_of(&t.name).unwrap_or(0);
                     let a = &o.allocation;
                     let mut summary = format!(
                         "{} tensors: {:.3} bpw (target {:.3}), {:?} {:.4e}, lower bound {:.4e}, gap {:.3}%{}; measured {} (tensor, scheme) pairs, {} from the cache",
@@ -761,14 +759,12 @@ impl Jobs {
                 (|| -> Result<DiffResult, String> {
                     let b = Checkpoint::open(&other).map_err(|e| e.to_string())?;
                     let pairing = crate::analysis::diff::pair(&ckpt, &b, |t| t.dtype.why_not_analysed().is_none());
-                    let index: std::collections::HashMap<&str, usize> =
-                        ckpt.tensors().iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
                     let mut rows = Vec::with_capacity(pairing.pairs.len());
                     let total = pairing.pairs.len();
                     for (k, p) in pairing.pairs.iter().enumerate() {
                         let d = crate::analysis::diff::diff_pair(backend.as_ref(), &ckpt, &b, p, 0, &cancel)
                             .map_err(message)?;
-                        rows.push((index.get(p.a.name.as_str()).copied().unwrap_or(0), d));
+                        rows.push((ckpt.index_of(&p.a.name).unwrap_or(0), d));
                         r.send(JobResult::DiffProgress { done: k + 1, total });
                     }
                     let mut unpaired: Vec<String> =

@@ -253,6 +253,11 @@ impl Checkpoint {
         self.by_name.get(name).map(|&i| &self.tensors[i])
     }
 
+    /// The index (in [`Checkpoint::tensors`]) of the tensor named `name`.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).copied()
+    }
+
     /// The tensor named `name`, or an error naming the checkpoint.
     pub fn require(&self, name: &str) -> Result<&TensorInfo> {
         self.tensor(name)
