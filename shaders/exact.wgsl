@@ -1,10 +1,18 @@
-// Exact arithmetic helpers for the encoders, prepended after common.wgsl to the files that
-// use them (quant, ggml_encode, float_encode). Each such file defines `zero_word()`, a uniform
+// Exact arithmetic helpers, prepended after common.wgsl to the files that use them (moments,
+// the encoders quant, ggml_encode and float_encode, and region). Each such file defines `zero_word()`, a uniform
 // that is always 0, so that `opaque` can hide values from the compiler's reassociation and
 // fused multiply-adds.
 
 fn opaque(v: f32) -> f32 {
     return bitcast<f32>(bitcast<u32>(v) ^ zero_word());
+}
+
+// a + b as an unevaluated pair (sum, rounding error): Knuth's TwoSum, exact for any a, b.
+fn two_sum(a: f32, b: f32) -> vec2<f32> {
+    let s = opaque(a + b);
+    let bb = opaque(s - a);
+    let e = (a - opaque(s - bb)) + (b - bb);
+    return vec2<f32>(s, e);
 }
 
 // Veltkamp's split: hi + lo with 12 significant bits each.

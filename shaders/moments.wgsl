@@ -33,14 +33,6 @@ fn zero_word() -> u32 {
     return p.c;
 }
 
-// a + b as an unevaluated pair (sum, rounding error): Knuth's TwoSum, exact for any a, b.
-fn two_sum(a: f32, b: f32) -> vec2<f32> {
-    let s = opaque(a + b);
-    let bb = opaque(s - a);
-    let e = (a - opaque(s - bb)) + (b - bb);
-    return vec2<f32>(s, e);
-}
-
 // Adds compensated sums lane by lane: hi parts with TwoSum, errors into the lo parts.
 fn add_pairs(ah: vec4<f32>, al: vec4<f32>, bh: vec4<f32>, bl: vec4<f32>) -> array<vec4<f32>, 2> {
     let x = two_sum(ah.x, bh.x);

@@ -5,13 +5,15 @@
 use std::sync::Arc;
 
 use weightbench::analysis::Cancel;
+use weightbench::analysis::heatmap::{Mode, heatmap};
 use weightbench::analysis::spectrum::{SpectrumMethod, spectrum_report};
 use weightbench::checkpoint::Checkpoint;
 use weightbench::compute::cpu::CpuBackend;
 use weightbench::compute::gpu::GpuBackend;
 use weightbench::compute::select::{BackendChoice, SelectedBackend};
 use weightbench::compute::{
-    Backend, BinScale, CollectCodes, FnSource, IntSpec, SliceSource, StatsRequest, TensorRef, ValueSource, kernels,
+    Backend, BinScale, CollectCodes, FnSource, IntSpec, SliceSource, StatsRequest, TensorRef, TileRegion, ValueSource,
+    kernels,
 };
 
 use crate::fixtures::{Gguf, Spec, TempDir, demo, gpu, real_model, write_safetensors};
@@ -570,4 +572,132 @@ fn the_papers_methods_run_their_base_quantizer_on_the_gpu_and_give_the_cpus_byte
         assert_eq!(gm.value, cm.value, "{scheme}: the same parameter chosen");
         close(g.error.weighted_sq_err, c.error.weighted_sq_err, 1e-9, scheme);
     }
+}
+
+/// The region kernel's tiles against the CPU's: maxima, extremes (sign and the first of equal
+/// magnitudes), salience and counts bit for bit; the sums to 1e-9 (f64 against compensated f32).
+fn assert_region_tiles_match(gpu: &dyn Backend, t: &dyn ValueSource, region: &TileRegion, importance: Option<&[f32]>) {
+    let cancel = Cancel::new();
+    let g = gpu.region_tiles(t, region, importance, &cancel).unwrap();
+    assert_eq!((g.on.backend.as_str(), g.on.fallback.as_deref()), ("gpu", None), "{}: ran on the GPU", t.name());
+    let c = CpuBackend.region_tiles(t, region, importance, &cancel).unwrap();
+    assert_eq!(g.value.len(), region.grid_rows() * region.grid_cols());
+    assert_eq!(g.value.len(), c.len());
+    for (k, (a, b)) in g.value.iter().zip(&c).enumerate() {
+        let what = format!("{} {region:?} tile {k}", t.name());
+        assert_eq!(
+            (a.max_abs.to_bits(), a.extreme.to_bits(), a.salience.to_bits(), a.count, a.non_finite),
+            (b.max_abs.to_bits(), b.extreme.to_bits(), b.salience.to_bits(), b.count, b.non_finite),
+            "{what}: {a:?} vs {b:?}"
+        );
+        let l1_bound = (b.sum_sq * b.count as f64).sqrt();
+        assert!((a.sum - b.sum).abs() <= 1e-9 * l1_bound, "{what}: sum {} vs {}", a.sum, b.sum);
+        assert!((a.sum_sq - b.sum_sq).abs() <= 1e-9 * b.sum_sq, "{what}: sum of squares {} vs {}", a.sum_sq, b.sum_sq);
+    }
+}
+
+#[test]
+fn region_tiles_match_cpu_at_every_level_and_across_chunks() {
+    let Some(gpu) = gpu() else { return };
+    let dir = TempDir::new();
+    let (rows, cols) = (517, 203);
+    let mut v = values(rows * cols, 11);
+    // Ties of magnitude with opposite signs in one tile: the first one met is the extreme.
+    v[5 * cols + 3] = 0.75;
+    v[6 * cols + 2] = -0.75;
+    let h: Vec<half::f16> = v.iter().map(|x| half::f16::from_f32(*x)).collect();
+    use safetensors::Dtype as D;
+    let ckpt = write(
+        &dir,
+        &[
+            Spec::f32("w", &[rows, cols], &v),
+            Spec::new("h", D::F16, &[rows, cols], h.iter().flat_map(|x| x.to_le_bytes()).collect()),
+        ],
+    );
+    let mut g = Gguf::new("llama");
+    g.tensor("q8", &[96, 64], 8, random_blocks(34, 64 * 96 / 32, &[0], 5));
+    let gguf_path = dir.join("q.gguf");
+    g.write(&gguf_path);
+    let gguf = Checkpoint::open(&gguf_path).unwrap();
+    let importance: Vec<f32> = (0..cols).map(|j| ((j * 7919) % 1000) as f32 / 250.0 - 1.0).collect();
+    // A device of its own with 64 KiB bindings: a region's rows take many chunks, which start
+    // and end inside tiles.
+    let small = GpuBackend::new(true).unwrap();
+    small.context().cap_binding(64 << 10);
+    let regions = [
+        TileRegion { rows: 0..rows, cols: 0..cols, tile_rows: 9, tile_cols: 4 },
+        TileRegion { rows: 13..500, cols: 7..190, tile_rows: 10, tile_cols: 11 },
+        TileRegion { rows: 100..110, cols: 50..61, tile_rows: 1, tile_cols: 1 },
+        TileRegion { rows: 0..rows, cols: 0..cols, tile_rows: rows, tile_cols: cols },
+    ];
+    for name in ["w", "h"] {
+        let t = &TensorRef::new(&ckpt, ckpt.require(name).unwrap());
+        for region in &regions {
+            for backend in [gpu.as_ref(), &small] {
+                assert_region_tiles_match(backend, t, region, Some(&importance));
+                assert_region_tiles_match(backend, t, region, None);
+            }
+        }
+    }
+    let t = &TensorRef::new(&gguf, gguf.require("q8").unwrap());
+    for region in [
+        TileRegion { rows: 0..96, cols: 0..64, tile_rows: 7, tile_cols: 5 },
+        TileRegion { rows: 30..31, cols: 33..64, tile_rows: 1, tile_cols: 1 },
+    ] {
+        assert_region_tiles_match(&small, t, &region, None);
+    }
+    // Through the heatmap: every mode on the GPU is the CPU's (mean and rms to 1e-6), and says
+    // where it ran.
+    let info = ckpt.require("w").unwrap();
+    let cancel = Cancel::new();
+    for mode in [Mode::Absmax, Mode::Mean, Mode::Extreme, Mode::Rms, Mode::Salience] {
+        let on_gpu =
+            heatmap(gpu.as_ref(), &ckpt, info, 3..rows, 1..cols, (40, 30), mode, Some(&importance), &cancel).unwrap();
+        let on_cpu =
+            heatmap(&CpuBackend, &ckpt, info, 3..rows, 1..cols, (40, 30), mode, Some(&importance), &cancel).unwrap();
+        assert_eq!(on_gpu.computed.backend, "gpu");
+        for (a, b) in
+            on_gpu.values.iter().chain(&on_gpu.row_profile).zip(on_cpu.values.iter().chain(&on_cpu.row_profile))
+        {
+            if matches!(mode, Mode::Mean | Mode::Rms) {
+                assert!((a - b).abs() <= 1e-6 * b.abs().max(1e-3), "{mode:?}: {a} vs {b}");
+            } else {
+                assert_eq!(a.to_bits(), b.to_bits(), "{mode:?}");
+            }
+        }
+        assert_eq!(on_gpu.non_finite, on_cpu.non_finite);
+    }
+}
+
+/// Kernels whose invocations loop once per row give the CPU's results on a tall matrix too:
+/// lavapipe ends an invocation after 65535 loop iterations, so there they run in shorter
+/// chunks or on the CPU, and say so.
+#[test]
+fn tall_matrices_past_the_software_loop_limit_match_the_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let (rows, cols) = (70_000, 3);
+    let v: Vec<f32> = (0..rows * cols).map(|i| ((i * 7919) % 1013) as f32 / 1013.0 - 0.5).collect();
+    let src = SliceSource::new("tall", &[rows as u64, cols as u64], &v).unwrap();
+    let cancel = Cancel::new();
+    let selected = SelectedBackend::with_gpu(gpu.clone());
+    let ch = selected.channels(&src, 4, &cancel).unwrap();
+    let cpu = CpuBackend.channels(&src, 4, &cancel).unwrap();
+    assert_eq!(ch.value.col_abs_max, cpu.col_abs_max);
+    assert_eq!(ch.value.tile_abs_max, cpu.tile_abs_max);
+    if gpu.is_software() {
+        assert!(ch.on.fallback.as_deref().is_some_and(|f| f.contains("65535")), "{:?}", ch.on);
+    }
+    let g = selected.gram(&src, &cancel).unwrap();
+    assert_eq!((g.on.backend.as_str(), g.on.fallback.as_deref()), ("gpu", None));
+    let c = CpuBackend.gram(&src, &cancel).unwrap();
+    let max = c.values.iter().fold(0f64, |m, v| m.max(v.abs()));
+    // 70k rows of f32 products (the shader's Kahan steps are not protected from the compiler's
+    // reassociation, unlike the moments'): 1e-4 of the largest entry, where a chunk cut short
+    // by the loop limit would miss a tenth of the rows.
+    for (a, b) in g.value.values.iter().zip(&c.values) {
+        assert!((a - b).abs() <= 1e-4 * max, "gram {a} vs {b}");
+    }
+    let importance = [1.0f32, 2.0, 0.5];
+    let s = selected.salience_tiles(&src, &importance, 2, &cancel).unwrap();
+    assert_eq!(s.value, CpuBackend.salience_tiles(&src, &importance, 2, &cancel).unwrap());
 }

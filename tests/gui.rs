@@ -428,6 +428,21 @@ fn the_heatmap_zooms_to_the_outlier_channel_down_to_single_weights_with_their_ex
     // Centred on the channel's largest weight: the outlier itself is on screen.
     let peak = tiles.rows.clone().max_by(|&a, &b| w[a * 1536 + 358].abs().total_cmp(&w[b * 1536 + 358].abs())).unwrap();
     assert!(w[peak * 1536 + 358].abs() > 3.0, "{}", w[peak * 1536 + 358]);
+    // The pointer on that weight: the tooltip gives its row, column and exact stored value.
+    let shown = harness.state().session.as_ref().unwrap().heat.shown.expect("the map was drawn");
+    let at = shown.position_from_point(&egui_plot::PlotPoint::new(358.5, -(peak as f64 + 0.5)));
+    let dtype = ckpt.tensor(name).unwrap().dtype;
+    let expected = format!("row {peak}, column 358\nvalue {:.7e} (stored as {dtype}", w[peak * 1536 + 358]);
+    let mut seen = false;
+    for _ in 0..90 {
+        harness.hover_at(at);
+        harness.step();
+        if harness.query_all_by(|n| n.label().is_some_and(|l| l.contains(&expected))).next().is_some() {
+            seen = true;
+            break;
+        }
+    }
+    assert!(seen, "a tooltip reading {expected:?}");
 }
 
 #[test]

@@ -7,13 +7,11 @@
 
 use std::ops::Range;
 
-use rayon::prelude::*;
 use serde::Serialize;
 
 use super::{AnalysisError, Cancel};
 use crate::checkpoint::{Checkpoint, TensorInfo};
-use crate::compute::cpu::CpuBackend;
-use crate::compute::{Backend, Provenance, TensorRef, ValueSource};
+use crate::compute::{Backend, Provenance, TensorRef, TileRegion, TileSummary, ValueSource};
 
 /// What a tile's number is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -106,59 +104,17 @@ impl HeatmapTiles {
     }
 }
 
-/// Running summaries of one tile.
-#[derive(Clone, Copy, Debug, Default)]
-struct Acc {
-    max_abs: f32,
-    extreme: f32,
-    salience: f32,
-    sum: f64,
-    sum_sq: f64,
-    count: u64,
-    non_finite: u64,
-}
-
-impl Acc {
-    fn push(&mut self, x: f32, importance: f32) {
-        if !x.is_finite() {
-            self.non_finite += 1;
-            return;
-        }
-        let a = x.abs();
-        // The first of equal magnitudes keeps its place, as in a row-major scan.
-        if self.count == 0 || a > self.max_abs {
-            self.max_abs = a;
-            self.extreme = x;
-        }
-        self.salience = self.salience.max(a * importance.abs());
-        self.sum += f64::from(x);
-        self.sum_sq += f64::from(x) * f64::from(x);
-        self.count += 1;
+/// The number of mode `mode` of a summary (NaN when it holds no finite value).
+pub fn mode_value(t: &TileSummary, mode: Mode) -> f32 {
+    if t.count == 0 {
+        return f32::NAN;
     }
-
-    fn merge(&mut self, o: &Acc) {
-        if o.count > 0 && (self.count == 0 || o.max_abs > self.max_abs) {
-            self.extreme = o.extreme;
-        }
-        self.max_abs = self.max_abs.max(o.max_abs);
-        self.salience = self.salience.max(o.salience);
-        self.sum += o.sum;
-        self.sum_sq += o.sum_sq;
-        self.count += o.count;
-        self.non_finite += o.non_finite;
-    }
-
-    fn value(&self, mode: Mode) -> f32 {
-        if self.count == 0 {
-            return f32::NAN;
-        }
-        match mode {
-            Mode::Absmax => self.max_abs,
-            Mode::Extreme => self.extreme,
-            Mode::Salience => self.salience,
-            Mode::Mean => (self.sum / self.count as f64) as f32,
-            Mode::Rms => (self.sum_sq / self.count as f64).sqrt() as f32,
-        }
+    match mode {
+        Mode::Absmax => t.max_abs,
+        Mode::Extreme => t.extreme,
+        Mode::Salience => t.salience,
+        Mode::Mean => (t.sum / t.count as f64) as f32,
+        Mode::Rms => (t.sum_sq / t.count as f64).sqrt() as f32,
     }
 }
 
@@ -191,49 +147,23 @@ pub fn heatmap(
         return Err(shape_error(format!("salience needs one importance per column ({n_cols})")).into());
     }
     let (tile_rows, tile_cols) = (rows.len().div_ceil(grid.0.max(1)).max(1), cols.len().div_ceil(grid.1.max(1)).max(1));
-    let (grid_rows, grid_cols) = (rows.len().div_ceil(tile_rows), cols.len().div_ceil(tile_cols));
-    let block = src.block_elems().max(1) as usize;
-    // One band of tile rows per task: each reads its rows' segments (aligned to whole blocks).
-    let bands: Vec<Result<Vec<Acc>, crate::compute::ComputeError>> = (0..grid_rows)
-        .into_par_iter()
-        .map(|ti| {
-            let mut accs = vec![Acc::default(); grid_cols];
-            let mut buf = Vec::new();
-            let r0 = rows.start + ti * tile_rows;
-            for r in r0..(r0 + tile_rows).min(rows.end) {
-                if cancel.is_cancelled() {
-                    return Err(crate::compute::ComputeError::Cancelled);
-                }
-                let start = (r * n_cols + cols.start) / block * block;
-                let end = ((r * n_cols + cols.end).div_ceil(block) * block).min(n_rows * n_cols);
-                src.read(start as u64..end as u64, &mut buf)?;
-                let skip = r * n_cols + cols.start - start;
-                for (k, &x) in buf[skip..skip + cols.len()].iter().enumerate() {
-                    let c = cols.start + k;
-                    accs[k / tile_cols].push(x, importance.map_or(0.0, |v| v[c]));
-                }
-            }
-            Ok(accs)
-        })
-        .collect();
-    let mut values = Vec::with_capacity(grid_rows * grid_cols);
+    let region = TileRegion { rows: rows.clone(), cols: cols.clone(), tile_rows, tile_cols };
+    let (grid_rows, grid_cols) = (region.grid_rows(), region.grid_cols());
+    let importance = if mode == Mode::Salience { importance } else { None };
+    let ran = backend.region_tiles(&src, &region, importance, cancel)?;
+    let tiles = ran.value;
+    let values = tiles.iter().map(|t| mode_value(t, mode)).collect();
     let mut row_profile = Vec::with_capacity(grid_rows);
-    let mut col_accs = vec![Acc::default(); grid_cols];
+    let mut col_sums = vec![TileSummary::default(); grid_cols];
     let mut non_finite = 0;
-    for band in bands {
-        let band = band?;
-        let mut whole = Acc::default();
-        for (j, a) in band.iter().enumerate() {
-            values.push(a.value(mode));
-            whole.merge(a);
-            col_accs[j].merge(a);
+    for band in tiles.chunks_exact(grid_cols.max(1)) {
+        let mut whole = TileSummary::default();
+        for (j, t) in band.iter().enumerate() {
+            whole.merge(t);
+            col_sums[j].merge(t);
         }
         non_finite += whole.non_finite;
-        row_profile.push(whole.value(mode));
-    }
-    let mut computed = CpuBackend.provenance();
-    if backend.asks_gpu() {
-        computed = computed.with_fallback("region tiles run on the CPU only (no WGSL twin yet)");
+        row_profile.push(mode_value(&whole, mode));
     }
     Ok(HeatmapTiles {
         name: tensor.name.clone(),
@@ -247,9 +177,9 @@ pub fn heatmap(
         grid_cols,
         values,
         row_profile,
-        col_profile: col_accs.iter().map(|a| a.value(mode)).collect(),
+        col_profile: col_sums.iter().map(|t| mode_value(t, mode)).collect(),
         non_finite,
-        computed,
+        computed: ran.on,
     })
 }
 

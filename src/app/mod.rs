@@ -223,6 +223,8 @@ pub struct HeatCache {
     pub base: Option<(HeatBaseId, egui::TextureHandle)>,
     /// Keys, oldest first.
     order: std::collections::VecDeque<jobs::HeatKey>,
+    /// How the map was last drawn (weights → screen; column x, −row y), to find a weight on screen.
+    pub shown: Option<egui_plot::PlotTransform>,
 }
 
 impl HeatCache {

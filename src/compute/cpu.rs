@@ -15,7 +15,7 @@ use super::patterns;
 use super::source::{self, require_matrix, shape_error};
 use super::{
     BackendKind, ChannelResult, CodeSink, ComputeError, Gram, GroupError, GroupParams, HistogramCounts, IntSpec,
-    Moments, Provenance, StatsRequest, StatsResult, TileMap, ValueSource,
+    Moments, Provenance, StatsRequest, StatsResult, TileMap, TileRegion, TileSummary, ValueSource,
 };
 use crate::cancel::Cancel;
 use crate::checkpoint::DEFAULT_CHUNK_ELEMS;
@@ -223,6 +223,41 @@ impl CpuBackend {
             tiles
         })?;
         Ok(TileMap { tile_rows: tr, tile_cols: tc, grid_rows: gr, grid_cols: gc, values: parts.concat() })
+    }
+
+    /// The summaries of a region's tiles ([`super::Backend::region_tiles`]): one task per tile
+    /// row, each reading its rows' segments (aligned to whole storage blocks) from the source.
+    pub fn region_tiles(
+        &self,
+        src: &dyn ValueSource,
+        region: &TileRegion,
+        importance: Option<&[f32]>,
+        cancel: &Cancel,
+    ) -> Result<Vec<TileSummary>, ComputeError> {
+        let (n_rows, n_cols) = check_region(src, region, importance)?;
+        let (grid_rows, grid_cols) = (region.grid_rows(), region.grid_cols());
+        let block = src.block_elems().max(1) as usize;
+        let bands: Vec<Vec<TileSummary>> = (0..grid_rows)
+            .into_par_iter()
+            .map(|ti| {
+                let mut tiles = vec![TileSummary::default(); grid_cols];
+                let mut buf = Vec::new();
+                let r0 = region.rows.start + ti * region.tile_rows;
+                for r in r0..(r0 + region.tile_rows).min(region.rows.end) {
+                    if cancel.is_cancelled() {
+                        return Err(ComputeError::Cancelled);
+                    }
+                    let start = (r * n_cols + region.cols.start) / block * block;
+                    let end = ((r * n_cols + region.cols.end).div_ceil(block) * block).min(n_rows * n_cols);
+                    src.read(start as u64..end as u64, &mut buf)?;
+                    let skip = r * n_cols + region.cols.start - start;
+                    let row = &buf[skip..skip + region.cols.len()];
+                    kernels::add_region_row(row, region.cols.start, region.tile_cols, importance, &mut tiles);
+                }
+                Ok(tiles)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(bands.concat())
     }
 
     /// Every value in memory ([`super::Backend::values`]).
@@ -456,6 +491,34 @@ pub fn check_importance(src: &dyn ValueSource, importance: &[f32]) -> Result<(us
         return Err(shape_error(
             src,
             format!("the importance vector has {} values for {cols} input channels", importance.len()),
+        ));
+    }
+    Ok((rows, cols))
+}
+
+/// The shape of a matrix `src` of which `region` is a non-empty part with tiles of at least one
+/// value, and `importance` (when given) one value per column, or why not.
+pub fn check_region(
+    src: &dyn ValueSource,
+    region: &TileRegion,
+    importance: Option<&[f32]>,
+) -> Result<(usize, usize), ComputeError> {
+    let (rows, cols) = require_matrix(src, "a heatmap")?;
+    let TileRegion { rows: r, cols: c, tile_rows, tile_cols } = region;
+    if r.is_empty() || c.is_empty() || r.end > rows || c.end > cols || *tile_rows == 0 || *tile_cols == 0 {
+        return Err(shape_error(
+            src,
+            format!(
+                "rows {r:?} and columns {c:?} in tiles of {tile_rows} × {tile_cols} are not a region of {rows} × {cols}"
+            ),
+        ));
+    }
+    if let Some(imp) = importance
+        && imp.len() != cols
+    {
+        return Err(shape_error(
+            src,
+            format!("the importance vector has {} values for {cols} input channels", imp.len()),
         ));
     }
     Ok((rows, cols))

@@ -260,6 +260,7 @@ pub fn heatmap_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
     let mut asked: Option<Region> = None;
     let mut hover: Option<(usize, usize)> = None;
     let mut shown_bounds: Option<egui_plot::PlotBounds> = None;
+    let mut shown_transform: Option<egui_plot::PlotTransform> = None;
     let mut row_click: Option<usize> = None;
     let base_tile = (base.tile_rows, base.tile_cols);
     let profiles = fine_layer.clone().unwrap_or_else(|| base.clone());
@@ -321,6 +322,7 @@ pub fn heatmap_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
         }
         legend_ui(ui, mode, &scale, legend_w, main_h);
         shown_bounds = Some(*resp.transform.bounds());
+        shown_transform = Some(resp.transform);
         // Row profile to the right, sharing the row axis.
         let rp: Vec<[f64; 2]> = profile(&profiles, true).into_iter().map(|(at, v)| [f64::from(v), -at]).collect();
         // The profiles follow the map's axes (one way: they never move the map).
@@ -361,6 +363,9 @@ pub fn heatmap_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
     {
         let c = (at.x.max(0.0) as usize).min(shape.1.saturating_sub(1));
         s.heat_focus = Some(zoom_to(shape, Some(peak_along(&base, c, true)), Some(c)));
+    }
+    if let Some(s) = &mut app.session {
+        s.heat.shown = shown_transform;
     }
     if let (Some(r), Some(s)) = (row_click, &mut app.session) {
         s.heat_focus = Some(zoom_to(shape, Some(r), Some(peak_along(&base, r, false))));

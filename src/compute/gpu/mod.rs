@@ -24,7 +24,8 @@ use super::kernels::{self, MOMENT_BLOCK};
 use super::source::{self, lcm, shape_error};
 use super::{
     Arith, BackendKind, BinScale, ChannelResult, CodeSink, ComputeError, Gram, GroupError, GroupParams,
-    HistogramCounts, IntSpec, Moments, Provenance, StatsRequest, StatsResult, TileMap, ValueSource,
+    HistogramCounts, IntSpec, Moments, Provenance, StatsRequest, StatsResult, TileMap, TileRegion, TileSummary,
+    ValueSource,
 };
 use crate::cancel::Cancel;
 use crate::codec::DType;
@@ -138,6 +139,36 @@ impl MatrixParams {
         }
     }
 }
+
+/// The parameter block of `region.wgsl` (`RegionParams`).
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct RegionParams {
+    n_cols: u32,
+    offset: u32,
+    ra: u32,
+    rb: u32,
+    col0: u32,
+    col1: u32,
+    row0: u32,
+    tile_rows: u32,
+    tile_cols: u32,
+    grid_cols: u32,
+    ti0: u32,
+    n_tiles: u32,
+    has_imp: u32,
+    zero: u32,
+    _a: u32,
+    _b: u32,
+}
+
+/// Loop iterations after which Mesa's lavapipe ends an invocation (gallivm's loop limit):
+/// kernels whose invocations loop longer run on the CPU there.
+const LAVAPIPE_LOOP_LIMIT: usize = 65535;
+
+/// Largest chunk of a region (in values) decoded on the device at once: a workgroup's threads
+/// then loop at most 2^15 times each (lavapipe stops an invocation after 65535 iterations).
+const REGION_CHUNK_VALUES: u64 = 1 << 23;
 
 /// The GPU backend.
 pub struct GpuBackend {
@@ -477,11 +508,18 @@ impl GpuBackend {
         let (rows, cols) = source::require_matrix(src, "channel statistics")?;
         let n = src.numel();
         self.require_one_buffer(src, n)?;
+        // One invocation per column walks the rows twice; lavapipe ends an invocation after
+        // 65535 loop iterations, which would cut the columns of a tall matrix short.
+        let tiling = kernels::tiling(rows, cols, max_grid);
+        if self.is_software() && (2 * rows > LAVAPIPE_LOOP_LIMIT || tiling.0 * tiling.1 > LAVAPIPE_LOOP_LIMIT) {
+            return Err(ComputeError::NotOnGpu(format!(
+                "channel statistics of {rows} rows run on the CPU: the software GPU stops a kernel after {LAVAPIPE_LOOP_LIMIT} loop iterations"
+            )));
+        }
         if cancel.is_cancelled() {
             return Err(ComputeError::Cancelled);
         }
         let buf = self.decode(src, 0..n)?;
-        let tiling = kernels::tiling(rows, cols, max_grid);
         let (tile_rows, tile_cols, grid_rows, grid_cols) = tiling;
         let p = MatrixParams::new(rows, cols, tiling);
         let params = self.ctx.uniform(bytemuck::bytes_of(&p))?;
@@ -537,9 +575,30 @@ impl GpuBackend {
             return Err(gpu_error(format!("a {n}x{n} Gram matrix is larger than one GPU buffer")));
         }
         let total = src.numel();
-        let chunk = if of_columns { self.chunk_values(src, cols as u64) } else { total };
+        let mut chunk = if of_columns { self.chunk_values(src, cols as u64) } else { total };
         if !of_columns {
             self.require_one_buffer(src, total)?;
+        }
+        // Each invocation loops about 17/16 times per row of the chunk: on lavapipe, which ends
+        // an invocation after 65535 iterations, chunks are cut to fewer rows.
+        if self.is_software() {
+            let max_k = LAVAPIPE_LOOP_LIMIT / 17 * 16;
+            if !of_columns && cols > max_k {
+                return Err(ComputeError::NotOnGpu(format!(
+                    "a Gram matrix over rows of {cols} runs on the CPU: the software GPU stops a kernel after {LAVAPIPE_LOOP_LIMIT} loop iterations"
+                )));
+            }
+            let unit = lcm(src.block_elems().max(1), cols as u64);
+            let fit = (max_k as u64 * cols as u64 / unit) * unit;
+            if of_columns && fit == 0 {
+                return Err(ComputeError::NotOnGpu(format!(
+                    "a Gram matrix of {} runs on the CPU: its storage blocks span too many rows for the software GPU",
+                    src.name()
+                )));
+            }
+            if of_columns {
+                chunk = chunk.min(fit);
+            }
         }
         let out = self.ctx.storage((n * n * 4) as u64)?;
         let mut acc = vec![0f64; n * n];
@@ -585,6 +644,11 @@ impl GpuBackend {
         }
         let tiling = kernels::tiling(rows, cols, max_grid);
         let (tr, tc, gr, gc) = tiling;
+        if self.is_software() && tr * (tc + 1) > LAVAPIPE_LOOP_LIMIT {
+            return Err(ComputeError::NotOnGpu(format!(
+                "salience tiles of {tr} × {tc} run on the CPU: the software GPU stops a kernel after {LAVAPIPE_LOOP_LIMIT} loop iterations"
+            )));
+        }
         let buf = self.decode(src, 0..n)?;
         let imp = self.ctx.upload(bytemuck::cast_slice(importance))?;
         let p = MatrixParams::new(rows, cols, tiling);
@@ -598,6 +662,89 @@ impl GpuBackend {
         )?;
         let values = self.ctx.read_f32(tiles.get(), gr * gc)?;
         Ok(TileMap { tile_rows: tr, tile_cols: tc, grid_rows: gr, grid_cols: gc, values })
+    }
+
+    /// The summaries of a region's tiles ([`super::Backend::region_tiles`]): chunks of whole
+    /// rows decoded on the device, one workgroup per tile of the chunk's tile rows
+    /// (`shaders/region.wgsl`), the parts merged in row order on the host.
+    pub fn region_tiles(
+        &self,
+        src: &dyn ValueSource,
+        region: &TileRegion,
+        importance: Option<&[f32]>,
+        cancel: &Cancel,
+    ) -> Result<Vec<TileSummary>, ComputeError> {
+        let (n_rows, n_cols) = super::cpu::check_region(src, region, importance)?;
+        let (grid_rows, grid_cols) = (region.grid_rows(), region.grid_cols());
+        let block = src.block_elems().max(1);
+        let max_values = (self.ctx.max_binding() / 4).min(REGION_CHUNK_VALUES);
+        // Whole rows plus a storage block either side of them must fit one binding.
+        let rows_per_chunk = max_values.saturating_sub(2 * block) / n_cols as u64;
+        if rows_per_chunk == 0 || grid_cols as u64 * 9 * 4 > self.ctx.max_binding() {
+            return Err(gpu_error(format!("a row of {} is larger than one GPU buffer", src.name())));
+        }
+        let imp_buf = match importance {
+            Some(v) => self.ctx.upload(bytemuck::cast_slice(v))?,
+            None => self.ctx.upload(bytemuck::cast_slice(&[0f32]))?,
+        };
+        let numel = (n_rows * n_cols) as u64;
+        let mut tiles = vec![TileSummary::default(); grid_rows * grid_cols];
+        let mut ra = region.rows.start;
+        while ra < region.rows.end {
+            if cancel.is_cancelled() {
+                return Err(ComputeError::Cancelled);
+            }
+            let rb = (ra + rows_per_chunk as usize).min(region.rows.end);
+            let first = (ra * n_cols) as u64;
+            let start = first / block * block;
+            let end = ((rb * n_cols) as u64).div_ceil(block) * block;
+            let values = self.decode(src, start..end.min(numel))?;
+            let ti0 = (ra - region.rows.start) / region.tile_rows;
+            let ti1 = (rb - 1 - region.rows.start) / region.tile_rows + 1;
+            let n_tiles = (ti1 - ti0) * grid_cols;
+            let p = RegionParams {
+                n_cols: n_cols as u32,
+                offset: (first - start) as u32,
+                ra: ra as u32,
+                rb: rb as u32,
+                col0: region.cols.start as u32,
+                col1: region.cols.end as u32,
+                row0: region.rows.start as u32,
+                tile_rows: region.tile_rows as u32,
+                tile_cols: region.tile_cols as u32,
+                grid_cols: grid_cols as u32,
+                ti0: ti0 as u32,
+                n_tiles: n_tiles as u32,
+                has_imp: u32::from(importance.is_some()),
+                zero: 0,
+                _a: 0,
+                _b: 0,
+            };
+            let params = self.ctx.uniform(bytemuck::bytes_of(&p))?;
+            let out = self.ctx.storage((n_tiles * 9 * 4) as u64)?;
+            self.ctx.dispatch(
+                "region.wgsl",
+                "region_tiles",
+                &[(0, values.get()), (1, out.get()), (2, &params), (3, imp_buf.get())],
+                n_tiles as u32,
+            )?;
+            let words = self.ctx.read_u32(out.get(), n_tiles * 9)?;
+            for (k, w) in words.chunks_exact(9).enumerate() {
+                let f = |i: usize| f32::from_bits(w[i]);
+                let part = TileSummary {
+                    max_abs: f(0),
+                    extreme: f(1),
+                    salience: f(2),
+                    sum: f64::from(f(3)) + f64::from(f(4)),
+                    sum_sq: f64::from(f(5)) + f64::from(f(6)),
+                    count: u64::from(w[7]),
+                    non_finite: u64::from(w[8]),
+                };
+                tiles[ti0 * grid_cols + k].merge(&part);
+            }
+            ra = rb;
+        }
+        Ok(tiles)
     }
 
     /// Every value, decoded on the device chunk by chunk and read back ([`super::Backend::values`]).

@@ -11,7 +11,7 @@ pub const ERRORS: &str = include_str!("../../../shaders/errors.wgsl");
 pub const EXACT: &str = include_str!("../../../shaders/exact.wgsl");
 
 /// (file name, source with the common prelude) of every kernel family.
-pub const ALL: [(&str, &str); 9] = [
+pub const ALL: [(&str, &str); 10] = [
     (
         "decode.wgsl",
         concat!(include_str!("../../../shaders/common.wgsl"), include_str!("../../../shaders/decode.wgsl")),
@@ -66,6 +66,14 @@ pub const ALL: [(&str, &str); 9] = [
             include_str!("../../../shaders/exact.wgsl"),
             include_str!("../../../shaders/errors.wgsl"),
             include_str!("../../../shaders/float_encode.wgsl")
+        ),
+    ),
+    (
+        "region.wgsl",
+        concat!(
+            include_str!("../../../shaders/common.wgsl"),
+            include_str!("../../../shaders/exact.wgsl"),
+            include_str!("../../../shaders/region.wgsl")
         ),
     ),
 ];

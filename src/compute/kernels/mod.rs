@@ -16,7 +16,7 @@ pub use histogram::{
 pub(in crate::compute) use moments::{MAGNITUDE, add_central_sums};
 pub use moments::{MOMENT_BLOCK, block_moments, central_from_shifted, merge_all, merge_moments};
 pub use outliers::{add_outlier_counts, f32_at_least, f32_at_most, outlier_bounds, sigma_bounds};
-pub use tiles::{add_salience, tiling};
+pub use tiles::{add_region_row, add_salience, tiling};
 
 /// Deterministic heavy-tailed values (a product of uniforms, signed), with exact zeros,
 /// repeated values and tiny magnitudes sprinkled in.
