@@ -48,4 +48,8 @@ $py scripts/reference/check_convert_transformers.py --bin "$bin" \
 # within 1% of the source's), and fake-quant safetensors loaded by transformers.
 $py scripts/reference/check_export.py --bin "$bin" --gemma test-models/gemma-3-270m/gemma-3-270m-q4_k_m.gguf \
   test-models/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf test-models/all-MiniLM-L6-v2
+# The runtime's forward pass against transformers: tokens, logits (1e-4), perplexity (0.1%),
+# attention probabilities, and a plan's perplexity and KL against transformers on its export.
+$py scripts/reference/check_runtime.py --bin "$bin" test-models/SmolLM2-135M-Instruct-hf \
+  --gguf test-models/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf
 echo "all checks passed"

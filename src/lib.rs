@@ -23,3 +23,4 @@ pub mod compute;
 pub mod export;
 pub mod format;
 pub mod quant;
+pub mod runtime;

@@ -971,3 +971,12 @@ fn heatmap_gives_any_region_down_to_the_stored_weight_and_a_png_with_its_legend(
     let o = weightbench(&["heatmap", demo_s, "--tensor", "embeddings.LayerNorm.weight"]);
     assert!(!o.status.success() && stderr(&o).contains("not a matrix"), "{}", stderr(&o));
 }
+
+#[test]
+fn eval_refuses_an_architecture_the_runtime_does_not_run_with_a_clear_message() {
+    let demo = crate::fixtures::demo();
+    let out = weightbench(&["eval", demo.to_str().unwrap(), "--text", "hello world"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Llama family") && err.contains("`bert` is not implemented yet"), "{err}");
+}

@@ -426,8 +426,8 @@ fn a_transformers_checkpoint_exports_to_gguf_with_llama_cpps_names_row_order_and
 
 #[test]
 fn a_gemma3_folder_exports_to_gguf_with_its_keys_norms_and_sentencepiece_vocabulary() {
+    use weightbench::checkpoint::sentencepiece::merges_from_scores;
     use weightbench::export::convert::{ConvertOptions, gguf_to_safetensors};
-    use weightbench::export::sentencepiece::merges_from_scores;
     let dir = TempDir::new();
     // A Gemma 3 GGUF (norms stored as 1 + w, a SentencePiece vocabulary with scores), converted
     // to a transformers folder (tokenizer.json with merges made from the scores) and exported

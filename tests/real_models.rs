@@ -74,3 +74,46 @@ fn demo_f16_weights_are_the_original_f32_weights_rounded() {
         }
     }
 }
+
+/// The runtime on SmolLM2's GGUF (blocks decoded, llama.cpp's Q/K permutation undone, tokenizer
+/// rebuilt from its keys): attention rows are causal distributions, the first token is a sink
+/// of a middle layer, and a plan's KL grows as its bits shrink. (Logits against transformers:
+/// scripts/reference/check_runtime.py.)
+#[test]
+fn the_runtime_runs_smollm2_from_its_gguf_and_measures_a_plan() {
+    use weightbench::quant::Plan;
+    use weightbench::runtime::eval::evaluate;
+    use weightbench::runtime::tokenizer::TextTokenizer;
+    use weightbench::runtime::{Model, sinks};
+    let Some(path) = real_model("SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf") else { return };
+    let ckpt = Checkpoint::open(&path).unwrap();
+    let ids = TextTokenizer::of(&ckpt)
+        .unwrap()
+        .encode("The river flooded the valley every spring, so the farmers built their houses on the hills.")
+        .unwrap();
+    assert!(ids.len() > 15, "{ids:?}");
+    let cancel = Cancel::new();
+    let model = Model::load(&ckpt, None, &CpuBackend, &|_, _| {}, &cancel).unwrap();
+    let (layers, heads) = model.shape();
+    assert_eq!((layers, heads), (30, 9));
+    let record: Vec<(usize, usize)> = (0..heads).map(|h| (layers / 2, h)).collect();
+    let (_, maps) = model.forward(&ids, &record, &cancel).unwrap();
+    let t = ids.len();
+    for m in &maps {
+        for i in 0..t {
+            let row = &m.probs[i * t..(i + 1) * t];
+            assert!((row.iter().map(|&p| f64::from(p)).sum::<f64>() - 1.0).abs() < 1e-5, "head {} row {i}", m.head);
+            assert!(row[i + 1..].iter().all(|&p| p == 0.0), "causal");
+        }
+    }
+    assert!(sinks(&maps).iter().any(|s| s.index == 0), "the first token is a sink: {:?}", sinks(&maps));
+    let mut kl = Vec::new();
+    for scheme in ["q8_0", "q4_0"] {
+        let (resolved, _) = Plan::single(scheme).unwrap().resolve_all(&ckpt).unwrap();
+        let planned = Model::load(&ckpt, Some(&resolved), &CpuBackend, &|_, _| {}, &cancel).unwrap();
+        let r = evaluate(&model, Some(&planned), &ids, 512, &|_, _| {}, None, &cancel).unwrap();
+        assert!(r.ppl.is_finite() && r.ppl > 1.0 && r.ppl_plan.unwrap().is_finite());
+        kl.push(r.kl_mean.unwrap());
+    }
+    assert!(0.0 < kl[0] && kl[0] < kl[1], "KL of q8_0 {} < q4_0 {}", kl[0], kl[1]);
+}

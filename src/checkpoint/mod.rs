@@ -9,12 +9,14 @@ pub mod error;
 pub mod gguf;
 mod gguf_files;
 pub mod hf_names;
+pub mod hf_tokenizer;
 pub mod imatrix;
 mod json;
 mod mmap;
 pub mod model_config;
 pub mod names;
 mod safetensors;
+pub mod sentencepiece;
 mod sharded;
 
 use std::collections::{BTreeMap, HashMap};

@@ -14,6 +14,7 @@ mod heatmap_png;
 mod info;
 mod plan;
 mod quantize;
+mod runtime;
 mod salience;
 mod spectrum;
 mod stats;
@@ -33,6 +34,7 @@ pub use heatmap::HeatmapArgs;
 pub use info::{InfoArgs, InfoJson, TensorJson};
 pub use plan::{AutoArgs, ObjectiveArg, PlanCommand};
 pub use quantize::QuantizeArgs;
+pub use runtime::{AttentionArgs, EvalArgs};
 pub use salience::SalienceArgs;
 pub use spectrum::SpectrumArgs;
 pub use stats::StatsArgs;
@@ -96,6 +98,14 @@ pub enum Command {
         #[command(subcommand)]
         command: PlanCommand,
     },
+    /// Run the model on a text: perplexity, and with a plan the perplexity of the planned model,
+    /// the KL divergence of its next-token distributions from the original's (mean and 99th
+    /// percentile) and how often both choose the same next token. Llama family so far.
+    Eval(EvalArgs),
+    /// Attention probabilities of one layer's heads on a text, with the attention sinks (tokens
+    /// that receive far more than their share in many heads) and, with a plan, how far the
+    /// planned model's maps move. Llama family so far.
+    Attention(AttentionArgs),
 }
 
 /// The command line's names of the backends, parsed into [`BackendChoice`].
@@ -120,6 +130,8 @@ pub fn run(command: &Command, choice: BackendChoice, out: &mut dyn Write) -> Res
         Command::Diff(args) => diff::run(args, &backend, out),
         Command::Export(args) => export::run(args, &backend, out),
         Command::Plan { command } => plan::run(command, &backend, out),
+        Command::Eval(args) => runtime::run_eval(args, &backend, out),
+        Command::Attention(args) => runtime::run_attention(args, &backend, out),
     };
     for notice in backend.take_notices() {
         eprintln!("note: {notice}");

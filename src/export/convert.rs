@@ -165,7 +165,7 @@ fn write_folder(
         let text = serde_json::to_string_pretty(&config)
             .map_err(|e| ExportError::Unsupported { message: format!("config.json: {e}") })?;
         transaction.write_text(&opts.out_dir.join("config.json"), &text)?;
-        match super::hf_tokenizer::from_gguf(ckpt) {
+        match crate::checkpoint::hf_tokenizer::from_gguf(ckpt) {
             Some(Ok(t)) => {
                 let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
                 transaction.write_text(&opts.out_dir.join("tokenizer.json"), &pretty(&t.tokenizer))?;

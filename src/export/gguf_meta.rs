@@ -4,7 +4,7 @@
 //!
 //! Built for the Llama family (llama, mistral, qwen2) and Gemma 3, with byte-level BPE
 //! tokenizers (llama.cpp's `gpt2` model) or SentencePiece ones (its `llama` model: a BPE model
-//! with byte fallback, or a Unigram model with its scores; see [`super::sentencepiece`]).
+//! with byte fallback, or a Unigram model with its scores; see [`crate::checkpoint::sentencepiece`]).
 
 use serde_json::Value;
 
@@ -164,11 +164,11 @@ fn tokenizer_keys(
             unigram_scores.resize(tokens.len(), 0.0);
             unigram_scores
         } else {
-            super::sentencepiece::scores_from_merges(&tokens, &pairs)
+            crate::checkpoint::sentencepiece::scores_from_merges(&tokens, &pairs)
         };
         let unk = model["unk_token"].as_str();
         for (i, t) in tokens.iter().enumerate() {
-            if types[i] == 1 && super::sentencepiece::is_byte_token(t) {
+            if types[i] == 1 && crate::checkpoint::sentencepiece::is_byte_token(t) {
                 types[i] = 6;
             } else if types[i] == 1 && Some(t.as_str()) == unk {
                 types[i] = 2;
@@ -179,7 +179,7 @@ fn tokenizer_keys(
         kv.push(("tokenizer.ggml.tokens".into(), strings(tokens.iter().map(String::as_str))));
         kv.push(("tokenizer.ggml.scores".into(), f32s(&scores)));
         kv.push(("tokenizer.ggml.token_type".into(), i32s(&types)));
-        let prefix = super::sentencepiece::prepends_space(&tokenizer["normalizer"]);
+        let prefix = crate::checkpoint::sentencepiece::prepends_space(&tokenizer["normalizer"]);
         kv.push(("tokenizer.ggml.add_space_prefix".into(), GgufValue::Bool(prefix)));
         special_keys(&tokens, config, kv);
         return Ok(());

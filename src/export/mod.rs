@@ -8,11 +8,9 @@ mod ct;
 pub mod gguf;
 mod gguf_meta;
 pub mod hf_config;
-pub mod hf_tokenizer;
 pub mod model;
 pub mod plans;
 pub mod safetensors;
-pub mod sentencepiece;
 
 use std::path::PathBuf;
 

@@ -1,5 +1,6 @@
 //! A Hugging Face tokenizer (`tokenizer.json`, `tokenizer_config.json`) rebuilt from a GGUF's
-//! `tokenizer.ggml.*` keys, so that `convert` makes a complete transformers folder.
+//! `tokenizer.ggml.*` keys, so that `convert` makes a complete transformers folder and the
+//! runtime tokenizes a GGUF's text as its own folder would.
 //!
 //! Built for llama.cpp's `gpt2` model (byte-level BPE: SmolLM, Llama 3, Qwen 2, ...): the
 //! vocabulary and merges as stored (already in byte-level form), control and user-defined
@@ -12,8 +13,8 @@
 
 use serde_json::{Value, json};
 
-use crate::checkpoint::Checkpoint;
-use crate::checkpoint::gguf::{GgufArray, GgufValue};
+use super::Checkpoint;
+use super::gguf::{GgufArray, GgufValue};
 
 /// The rebuilt files, and what was approximated.
 pub struct Tokenizer {

@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""The runtime's forward pass (`weightbench eval` / `weightbench attention`) against transformers.
+
+On a Llama-family transformers folder (SmolLM2-135M, its exact F32 copy made by `convert`) and on
+the GGUF it came from:
+- tokenization: our token ids (the folder's tokenizer.json, or the tokenizer rebuilt from the
+  GGUF's keys) equal transformers' `tokenizer(text)` on prose, code, unicode and digits;
+- logits: max |ours − transformers'| <= 1e-4 (f32, torch on the CPU) for every prompt, from the
+  folder and from the GGUF (dequantized, llama.cpp's Q/K permutation undone);
+- perplexity over a page within 0.1% of transformers' over the same window;
+- attention probabilities of a few layers (all heads) within 1e-4 of transformers' eager
+  attention;
+- a plan (q8_0 and q4_0 on every matrix): our perplexity of the planned model within 0.1% of
+  transformers' on `weightbench export --format safetensors` of the same plan (the fake-quant
+  weights), our KL(original ‖ plan) within 1% (relative, or 1e-6 absolute) of the KL computed
+  from transformers' logits of both folders.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+PROMPTS = [
+    "The capital of France is",
+    "def fibonacci(n):\n    if n < 2:\n        return n\n    return fibonacci(n - 1) + fibonacci(n - 2)\n",
+    "Zürich, 東京 and São Paulo: 3.14159 × 2 = 6.28318 — naïve café déjà vu!",
+]
+PAGE = (
+    "The history of the printing press begins in the fifteenth century, when Johannes Gutenberg "
+    "combined movable metal type, oil-based inks and a wooden press adapted from those used to make "
+    "wine. Within a few decades, printing shops had spread across Europe, and the cost of books fell "
+    "sharply. Scholars could compare identical copies of a text for the first time, which changed how "
+    "knowledge was checked and shared. Governments and churches soon worried about what could now be "
+    "printed, and licensing systems followed; yet pamphlets, newspapers and scientific journals grew "
+    "all the same, and literacy rose with them over the next three centuries."
+)
+
+
+def run(cmd):
+    out = subprocess.run([str(c) for c in cmd], capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"{' '.join(map(str, cmd))} failed:\n{out.stderr}")
+    return out.stdout
+
+
+def ours(bin_, path, text, tmp, extra=()):
+    logits = Path(tmp) / "logits.f32"
+    j = json.loads(run([bin_, "eval", path, "--text", text, "--ctx", "4096", "--logits-out", logits, "--json", *extra]))
+    v = np.fromfile(logits, dtype="<f4").reshape(-1, j["vocab"])
+    return j, v
+
+
+def nll_and_logp(logits):
+    lp = torch.log_softmax(torch.from_numpy(np.asarray(logits, dtype=np.float64)), dim=-1)
+    return lp
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("folder", help="a Llama-family transformers folder (F32)")
+    ap.add_argument("--gguf", help="the GGUF the folder was converted from")
+    a = ap.parse_args()
+    torch.set_num_threads(2)
+    tok = AutoTokenizer.from_pretrained(a.folder)
+    model = AutoModelForCausalLM.from_pretrained(a.folder, torch_dtype=torch.float32, attn_implementation="eager").eval()
+    sources = [a.folder] + ([a.gguf] if a.gguf else [])
+    with tempfile.TemporaryDirectory() as tmp:
+        for text in PROMPTS + [PAGE]:
+            ids = tok(text)["input_ids"]
+            with torch.no_grad():
+                ref = model(torch.tensor([ids])).logits[0].numpy()
+            for src in sources:
+                j, v = ours(a.bin, src, text, tmp)
+                assert j["token_ids"] == ids, f"{src}: token ids differ on {text!r}:\n{j['token_ids']}\n{ids}"
+                d = float(np.abs(v - ref).max())
+                print(f"{Path(src).name}: {len(ids)} tokens, max |logit diff| {d:.2e}")
+                assert d <= 1e-4, f"{src}: logits differ by {d} on {text!r}"
+        # Perplexity over the page, same window.
+        ids = tok(PAGE)["input_ids"]
+        with torch.no_grad():
+            ref = model(torch.tensor([ids])).logits[0]
+        lp = nll_and_logp(ref.numpy())
+        ref_ppl = float(torch.exp(-lp[:-1].gather(1, torch.tensor(ids[1:])[:, None]).mean()))
+        j, _ = ours(a.bin, a.folder, PAGE, tmp)
+        rel = abs(j["ppl"] / ref_ppl - 1)
+        print(f"perplexity: ours {j['ppl']:.5f}, transformers {ref_ppl:.5f} ({rel:.1e})")
+        assert rel <= 1e-3, "perplexity not within 0.1%"
+        # Attention probabilities.
+        with torch.no_grad():
+            att = model(torch.tensor([ids]), output_attentions=True).attentions
+        for layer in (0, len(att) // 2, len(att) - 1):
+            j = json.loads(run([a.bin, "attention", a.folder, "--text", PAGE, "--layer", layer, "--json"]))
+            got = np.array([h["probs"] for h in j["heads"]], dtype=np.float32)
+            want = att[layer][0].numpy()
+            d = float(np.abs(got - want).max())
+            print(f"attention layer {layer}: {got.shape[0]} heads, max |diff| {d:.2e}; sinks {[s['index'] for s in j['sinks']]}")
+            assert d <= 1e-4, f"attention of layer {layer} differs by {d}"
+        # A plan: the planned model is transformers on the fake-quant export of the same plan.
+        for scheme in ("q8_0", "q4_0"):
+            fake = Path(tmp) / f"fake-{scheme}"
+            run([a.bin, "export", a.folder, "--scheme", scheme, "--format", "safetensors", "-o", fake])
+            pm = AutoModelForCausalLM.from_pretrained(fake, torch_dtype=torch.float32, attn_implementation="eager").eval()
+            with torch.no_grad():
+                lq = pm(torch.tensor([ids])).logits[0]
+            lpq = nll_and_logp(lq.numpy())
+            ppl_q = float(torch.exp(-lpq[:-1].gather(1, torch.tensor(ids[1:])[:, None]).mean()))
+            kl = (lp[:-1].exp() * (lp[:-1] - lpq[:-1])).sum(-1)
+            top1 = float((ref[:-1].argmax(-1) == lq[:-1].argmax(-1)).double().mean())
+            j = json.loads(run([a.bin, "eval", a.folder, "--text", PAGE, "--scheme", scheme, "--json"]))
+            print(
+                f"{scheme}: ppl {j['ppl_plan']:.5f} vs {ppl_q:.5f}; KL mean {j['kl_mean']:.6f} vs {float(kl.mean()):.6f}, "
+                f"p99 {j['kl_p99']:.5f}; top-1 {j['top1_agree']:.4f} vs {top1:.4f}"
+            )
+            assert abs(j["ppl_plan"] / ppl_q - 1) <= 1e-3, "planned perplexity not within 0.1%"
+            assert abs(j["kl_mean"] - float(kl.mean())) <= max(1e-2 * float(kl.mean()), 1e-6), "KL differs"
+            assert abs(j["top1_agree"] - top1) <= 1.5 / len(ids), "top-1 agreement differs"
+    print("runtime matches transformers")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+//! The model runtime: a small forward pass over a checkpoint's own weights, for what needs
+//! activations — attention maps, and the output-level error of a plan (perplexity and the KL
+//! divergence of next-token distributions). Weights come straight from the checkpoint engine
+//! ([`weights`]), fake-quantized by a plan with the preview's encoders when one is given; text
+//! is tokenized by the model's own tokenizer ([`tokenizer`]).
+//!
+//! Architectures: the Llama family ([`llama`]: llama, mistral, qwen2 — SmolLM2). Gemma 3 and
+//! BERT are not implemented yet and are refused with that reason.
+
+pub mod eval;
+pub mod linalg;
+pub mod llama;
+pub mod tokenizer;
+pub mod weights;
+
+use serde::Serialize;
+
+use crate::cancel::Cancel;
+use crate::checkpoint::Checkpoint;
+use crate::compute::{Backend, ComputeError};
+use crate::quant::plan::Resolved;
+
+/// Why the runtime could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// Reading or fake-quantizing a tensor failed.
+    #[error(transparent)]
+    Compute(#[from] ComputeError),
+    /// A tensor the architecture needs is not in the checkpoint.
+    #[error("{file}: the tensor {tensor} that the forward pass needs is missing")]
+    Missing {
+        /// The checkpoint.
+        file: String,
+        /// The tensor (transformers name).
+        tensor: String,
+    },
+    /// A tensor does not have the configuration's shape.
+    #[error("tensor {tensor:?}: {message}")]
+    Shape {
+        /// The tensor.
+        tensor: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The model cannot be run (architecture, configuration).
+    #[error("{0}")]
+    Unsupported(String),
+    /// The tokenizer could not be loaded or failed.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    /// The input cannot be run (empty text, an id outside the vocabulary).
+    #[error("{0}")]
+    Input(String),
+    /// The caller cancelled.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// The attention probabilities of one head: `tokens × tokens`, row `i` the distribution of
+/// query `i` over keys `0..=i` (zeros after it).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AttentionMap {
+    /// Layer (from 0).
+    pub layer: usize,
+    /// Head (from 0).
+    pub head: usize,
+    /// Tokens.
+    pub tokens: usize,
+    /// Row-major probabilities.
+    pub probs: Vec<f32>,
+}
+
+/// A model ready to run.
+pub enum Model {
+    /// Llama family.
+    Llama(llama::LlamaModel),
+}
+
+impl Model {
+    /// Loads the model of `ckpt`, fake-quantized by `plan` when given (`progress(done, total)`
+    /// while its layers load).
+    pub fn load(
+        ckpt: &Checkpoint,
+        plan: Option<&[Resolved]>,
+        backend: &dyn Backend,
+        progress: &dyn Fn(usize, usize),
+        cancel: &Cancel,
+    ) -> Result<Self, RuntimeError> {
+        let path = ckpt.path().display();
+        let cfg = ckpt.model_config().ok_or_else(|| {
+            RuntimeError::Unsupported(format!("{path}: no model configuration (config.json or GGUF metadata)"))
+        })?;
+        match cfg.architecture.as_str() {
+            "llama" | "mistral" | "qwen2" => {
+                let lc = llama::LlamaConfig::from_model(cfg)
+                    .map_err(|m| RuntimeError::Unsupported(format!("{path}: {m}")))?;
+                let src = weights::WeightSource::new(
+                    ckpt,
+                    &cfg.architecture,
+                    (lc.heads as u64, lc.kv_heads as u64),
+                    plan,
+                    backend,
+                    cancel.clone(),
+                );
+                Ok(Model::Llama(llama::LlamaModel::load(lc, &src, progress)?))
+            }
+            other => Err(RuntimeError::Unsupported(format!(
+                "{path}: the runtime runs the Llama family (llama, mistral, qwen2) so far; `{other}` is not implemented yet"
+            ))),
+        }
+    }
+
+    /// Layers and heads per layer.
+    pub fn shape(&self) -> (usize, usize) {
+        match self {
+            Model::Llama(m) => (m.cfg.layers, m.cfg.heads),
+        }
+    }
+
+    /// The vocabulary size.
+    pub fn vocab(&self) -> usize {
+        match self {
+            Model::Llama(m) => m.cfg.vocab,
+        }
+    }
+
+    /// Final hidden states of `tokens` and the attention maps of `record` ((layer, head) pairs).
+    pub fn forward(
+        &self,
+        tokens: &[u32],
+        record: &[(usize, usize)],
+        cancel: &Cancel,
+    ) -> Result<(Vec<f32>, Vec<AttentionMap>), RuntimeError> {
+        if tokens.is_empty() {
+            return Err(RuntimeError::Input("the text has no tokens".into()));
+        }
+        match self {
+            Model::Llama(m) => m.forward(tokens, record, cancel),
+        }
+    }
+
+    /// Logits of the hidden rows `rows`.
+    pub fn logits(&self, hidden: &[f32], rows: std::ops::Range<usize>) -> Vec<f32> {
+        match self {
+            Model::Llama(m) => m.logits(hidden, rows),
+        }
+    }
+}
+
+/// A token that receives far more attention than its share in many heads (an attention sink,
+/// as the first token usually is).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Sink {
+    /// Its position.
+    pub index: usize,
+    /// The heads in which it is a sink.
+    pub heads: Vec<usize>,
+    /// The mean attention it receives from the queries that see it, averaged over those heads.
+    pub mean_attention: f64,
+}
+
+/// The sinks among `maps` (one layer's heads): a token is a sink in a head when the later
+/// queries give it on average at least 0.3 of their attention and at least 3 times what a uniform
+/// distribution over their visible keys would (1/(i+1) for query i); listed when that holds in
+/// at least a quarter of the heads, most heads first. A token needs 4 later queries to be judged
+/// (the last tokens, seen by few, would otherwise pass on their attention to themselves).
+pub fn sinks(maps: &[AttentionMap]) -> Vec<Sink> {
+    const MIN_QUERIES: usize = 4;
+    let Some(t) = maps.first().map(|m| m.tokens) else { return Vec::new() };
+    let mut found: Vec<Sink> = Vec::new();
+    for j in 0..t.saturating_sub(MIN_QUERIES) {
+        let seen = (t - j - 1) as f64;
+        let uniform = (j + 1..t).map(|i| 1.0 / (i + 1) as f64).sum::<f64>() / seen;
+        let mut heads = Vec::new();
+        let mut total = 0.0;
+        for m in maps {
+            let received = (j + 1..t).map(|i| f64::from(m.probs[i * t + j])).sum::<f64>() / seen;
+            if received >= 0.3 && received >= 3.0 * uniform {
+                heads.push(m.head);
+                total += received;
+            }
+        }
+        if !heads.is_empty() && heads.len() * 4 >= maps.len() {
+            found.push(Sink { index: j, mean_attention: total / heads.len() as f64, heads });
+        }
+    }
+    found.sort_by(|a, b| b.heads.len().cmp(&a.heads.len()).then(a.index.cmp(&b.index)));
+    found
+}
