@@ -582,3 +582,32 @@ fn low_rank_tensors_export_as_lora_factors_whose_product_is_the_previews() {
 fn lb_at(b: &[f32], rank: u64, i: usize, k: usize) -> f32 {
     b[i * rank as usize + k]
 }
+
+/// A GGUF export that keeps block-quantized tensors writes their blocks as they are stored (it
+/// once declared Q8_0 and wrote the decoded f32 values, which its read-back refused).
+#[test]
+fn kept_block_tensors_of_a_gguf_source_are_copied_byte_for_byte() {
+    let dir = TempDir::new();
+    let path = dir.join("q8.gguf");
+    let mut g = Gguf::new("llama");
+    g.kv_u32("llama.attention.head_count", 4).kv_u32("llama.block_count", 1);
+    let blocks: Vec<u8> = (0..64 * 8)
+        .flat_map(|b: u32| {
+            let mut block = half::f16::from_f32(0.01 + (b % 7) as f32 * 1e-3).to_le_bytes().to_vec();
+            block.extend((0..32u32).map(|i| (i.wrapping_mul(37).wrapping_add(b * 11) % 251) as u8));
+            block
+        })
+        .collect();
+    g.tensor("blk.0.attn_q.weight", &[64, 256], 8, blocks.clone())
+        .f32("blk.0.attn_norm.weight", &[256], &weights(256, 2))
+        .f32("blk.0.ffn_down.weight", &[32, 512], &weights(32 * 512, 4));
+    g.write(&path);
+    let ckpt = Checkpoint::open(&path).unwrap();
+    let plan = Plan::parse_toml("[[rule]]\nmatch = \"*\"\nscheme = \"keep\"\n", "keep.toml").unwrap();
+    let out = dir.join("kept.gguf");
+    run(&CpuBackend, &ckpt, &plan, ExportFormat::Gguf, &out).unwrap();
+    let got = Checkpoint::open(&out).unwrap();
+    let t = got.tensor("blk.0.attn_q.weight").unwrap();
+    assert_eq!(t.dtype.name(), "Q8_0");
+    assert_eq!(got.raw_bytes(t).unwrap(), &blocks[..], "the stored blocks, unchanged");
+}

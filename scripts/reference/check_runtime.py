@@ -13,7 +13,13 @@ the GGUF it came from:
 - a plan (q8_0 and q4_0 on every matrix): our perplexity of the planned model within 0.1% of
   transformers' on `weightbench export --format safetensors` of the same plan (the fake-quant
   weights), our KL(original ‖ plan) within 1% (relative, or 1e-6 absolute) of the KL computed
-  from transformers' logits of both folders.
+  from transformers' logits of both folders;
+- `weightbench imatrix`: gguf-py reads the file with llama.cpp's keys (`general.type`,
+  `imatrix.datasets`, `imatrix.chunk_count`, `imatrix.chunk_size`) and shapes (`<name>.in_sum2`
+  of [n_in, 1], `<name>.counts` of [1, 1]); every in_sum2 equals the sum of squared inputs that
+  forward pre-hooks on transformers' Linear layers collect (1e-4 of its largest), counts equal the
+  tokens; and a GGUF export with it as importance (Q4_K, from the GGUF source) holds, for a
+  matrix, the bytes llama.cpp's `ggml_quantize_chunk` makes from the same weights and the imatrix.
 """
 
 import argparse
@@ -23,9 +29,22 @@ import sys
 import tempfile
 from pathlib import Path
 
+import ctypes
+
 import numpy as np
 import torch
+from gguf import GGMLQuantizationType, GGUFReader
+from gguf.quants import dequantize
 from transformers import AutoModelForCausalLM, AutoTokenizer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import llama_cpp  # noqa: E402
+
+GGUF_MODULES = {
+    "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
+    "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
+    "mlp.down_proj": "ffn_down",
+}
 
 PROMPTS = [
     "The capital of France is",
@@ -122,7 +141,74 @@ def main():
             assert abs(j["ppl_plan"] / ppl_q - 1) <= 1e-3, "planned perplexity not within 0.1%"
             assert abs(j["kl_mean"] - float(kl.mean())) <= max(1e-2 * float(kl.mean()), 1e-6), "KL differs"
             assert abs(j["top1_agree"] - top1) <= 1.5 / len(ids), "top-1 agreement differs"
+        check_imatrix(a, model, tok, tmp)
     print("runtime matches transformers")
+
+
+def gguf_name(module):
+    _, _, layer, rest = module.split(".", 3)
+    return f"blk.{layer}.{GGUF_MODULES[rest]}.weight"
+
+
+def check_imatrix(a, model, tok, tmp):
+    out = Path(tmp) / "page.imatrix.gguf"
+    run([a.bin, "imatrix", a.folder, "--text", PAGE, "--ctx", "4096", "-o", out])
+    r = GGUFReader(out)
+    fields = {k: f.contents() for k, f in r.fields.items() if not k.startswith("GGUF.")}
+    assert fields["general.type"] == "imatrix", fields
+    assert fields["imatrix.chunk_count"] == 1 and fields["imatrix.chunk_size"] == 4096, fields
+    assert isinstance(fields["imatrix.datasets"], list), fields
+    got = {t.name: np.array(t.data, dtype=np.float64).reshape(-1) for t in r.tensors}
+    shapes = {t.name: list(t.shape) for t in r.tensors}
+    ids = tok(PAGE)["input_ids"]
+    sums, hooks = {}, []
+    for name, mod in model.named_modules():
+        if isinstance(mod, torch.nn.Linear) and name != "lm_head":
+            def hook(m, args, name=name):
+                x = args[0].double().reshape(-1, args[0].shape[-1])
+                sums[name] = sums.get(name, 0) + (x * x).sum(0)
+            hooks.append(mod.register_forward_pre_hook(hook))
+    with torch.no_grad():
+        model(torch.tensor([ids]))
+    for h in hooks:
+        h.remove()
+    assert len(got) == 2 * len(sums), f"{len(got)} tensors for {len(sums)} linear layers"
+    worst = 0.0
+    for name, s in sums.items():
+        g = gguf_name(name)
+        want = s.numpy()
+        have = got[f"{g}.in_sum2"]
+        assert shapes[f"{g}.in_sum2"] == [len(want), 1] and shapes[f"{g}.counts"] == [1, 1], g
+        assert got[f"{g}.counts"][0] == len(ids), (g, got[f"{g}.counts"])
+        d = float(np.abs(have - want).max() / np.abs(want).max())
+        worst = max(worst, d)
+        assert d <= 1e-4, f"{g}: in_sum2 differs by {d} of its largest"
+    print(f"imatrix: {len(sums)} weights, in_sum2 within {worst:.1e} of transformers' hooks, counts {len(ids)}")
+    if not a.gguf:
+        return
+    # A K-quant made with it: our export against llama.cpp's ggml_quantize_chunk.
+    plan = Path(tmp) / "q4k.toml"
+    plan.write_text('[tensor."blk.0.ffn_down.weight"]\nscheme = "q4_k"\n[[rule]]\nmatch = "*"\nscheme = "keep"\n')
+    exported = Path(tmp) / "q4k.gguf"
+    run([a.bin, "export", a.gguf, "--plan", plan, "--format", "gguf", "--importance", out, "-o", exported])
+    ours = next(t for t in GGUFReader(exported).tensors if t.name == "blk.0.ffn_down.weight")
+    assert ours.tensor_type == GGMLQuantizationType.Q4_K, ours.tensor_type
+    src = next(t for t in GGUFReader(a.gguf).tensors if t.name == "blk.0.ffn_down.weight")
+    w = dequantize(src.data, src.tensor_type).astype(np.float32).reshape(-1, 1536)
+    imp = (got["blk.0.ffn_down.weight.in_sum2"] / got["blk.0.ffn_down.weight.counts"][0]).astype(np.float32)
+    lib = llama_cpp.library()
+    lib.ggml_quantize_chunk.restype = ctypes.c_size_t
+    lib.ggml_quantize_chunk.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
+                                        ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p]
+    lib.ggml_quantize_init.argtypes = [ctypes.c_int]
+    q = int(GGMLQuantizationType.Q4_K)
+    buf = np.zeros(w.size, dtype=np.uint8)
+    lib.ggml_quantize_init(q)
+    size = lib.ggml_quantize_chunk(q, w.ctypes.data, buf.ctypes.data, 0, w.shape[0], w.shape[1], imp.ctypes.data)
+    theirs = buf[:size]
+    mine = np.asarray(ours.data).view(np.uint8).reshape(-1)
+    assert mine.size == theirs.size and np.array_equal(mine, theirs), "Q4_K with the imatrix differs from llama.cpp's"
+    print(f"Q4_K of blk.0.ffn_down with our imatrix: {size} bytes, identical to llama.cpp's ggml_quantize_chunk")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ pub use heatmap::HeatmapArgs;
 pub use info::{InfoArgs, InfoJson, TensorJson};
 pub use plan::{AutoArgs, ObjectiveArg, PlanCommand};
 pub use quantize::QuantizeArgs;
-pub use runtime::{AttentionArgs, EvalArgs};
+pub use runtime::{AttentionArgs, EvalArgs, ImatrixArgs};
 pub use salience::SalienceArgs;
 pub use spectrum::SpectrumArgs;
 pub use stats::StatsArgs;
@@ -106,6 +106,10 @@ pub enum Command {
     /// that receive far more than their share in many heads) and, with a plan, how far the
     /// planned model's maps move. Llama family so far.
     Attention(AttentionArgs),
+    /// Run the model on calibration text and write llama.cpp's importance matrix (GGUF): per
+    /// linear layer, the sum of each input channel's squared activation and the tokens seen, for
+    /// `llama-quantize --imatrix` and for our own `--importance`. Llama family so far.
+    Imatrix(ImatrixArgs),
 }
 
 /// The command line's names of the backends, parsed into [`BackendChoice`].
@@ -132,6 +136,7 @@ pub fn run(command: &Command, choice: BackendChoice, out: &mut dyn Write) -> Res
         Command::Plan { command } => plan::run(command, &backend, out),
         Command::Eval(args) => runtime::run_eval(args, &backend, out),
         Command::Attention(args) => runtime::run_attention(args, &backend, out),
+        Command::Imatrix(args) => runtime::run_imatrix(args, &backend, out),
     };
     for notice in backend.take_notices() {
         eprintln!("note: {notice}");

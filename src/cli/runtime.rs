@@ -329,3 +329,91 @@ pub(super) fn run_attention(args: &AttentionArgs, backend: &dyn Backend, out: &m
     }
     Ok(())
 }
+
+/// Arguments of `weightbench imatrix`.
+#[derive(Debug, Args)]
+pub struct ImatrixArgs {
+    /// The checkpoint (a transformers folder or a GGUF file).
+    pub path: PathBuf,
+    /// The calibration text.
+    #[command(flatten)]
+    pub text: TextArgs,
+    /// Tokens per window (llama.cpp's chunk).
+    #[arg(long, default_value_t = 512)]
+    pub ctx: usize,
+    /// The imatrix file to write (GGUF, as llama-imatrix writes it).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Replace an existing output.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct ImatrixJson {
+    output: String,
+    tokens: usize,
+    chunks: u64,
+    weights: usize,
+    backend: String,
+}
+
+pub(super) fn run_imatrix(args: &ImatrixArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<()> {
+    let ckpt = super::open(&args.path)?;
+    let arch = ckpt.model_config().map(|c| c.architecture.clone()).unwrap_or_default();
+    let tokenizer = TextTokenizer::of(&ckpt)?;
+    let ids = tokenizer.encode(&args.text.read()?)?;
+    let model = load(&ckpt, None, backend, "loading the model")?;
+    let mut stats = crate::runtime::activations::ActivationStats::default();
+    let cancel = Cancel::new();
+    let windows: Vec<&[u32]> = ids.chunks(args.ctx.max(1)).collect();
+    let bar = super::progress_bar(windows.len() as u64, "windows");
+    for w in &windows {
+        model.forward_with(w, &[], Some(&mut stats), &cancel)?;
+        stats.chunks += 1;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let datasets: Vec<String> = args
+        .text
+        .text_file
+        .iter()
+        .map(|p| p.display().to_string())
+        .chain(args.text.text.iter().map(|_| "--text".to_owned()))
+        .collect();
+    let inputs: Vec<&std::path::Path> = ckpt.files().iter().map(|f| f.path()).collect();
+    let written = crate::export::imatrix::write_imatrix(
+        &args.output,
+        &stats,
+        &arch,
+        &datasets,
+        args.ctx as u32,
+        &inputs,
+        args.overwrite,
+    )?;
+    if args.json {
+        let j = ImatrixJson {
+            output: written.display().to_string(),
+            tokens: ids.len(),
+            chunks: stats.chunks,
+            weights: stats.in_sum2.len(),
+            backend: backend.label(),
+        };
+        serde_json::to_writer_pretty(&mut *out, &j)?;
+        writeln!(out)?;
+    } else {
+        writeln!(
+            out,
+            "{}: {} weights, {} tokens in {} windows of {}",
+            written.display(),
+            stats.in_sum2.len(),
+            ids.len(),
+            stats.chunks,
+            args.ctx
+        )?;
+    }
+    Ok(())
+}

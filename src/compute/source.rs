@@ -228,6 +228,15 @@ impl ValueSource for Transformed<'_> {
         self.inner.block_elems()
     }
 
+    fn stored(&self) -> Option<Stored<'_>> {
+        // Untransformed values are the stored bytes themselves (kept as they are by `keep`).
+        if self.transform == Transform::None { self.inner.stored() } else { None }
+    }
+
+    fn as_f32(&self) -> Option<&[f32]> {
+        if self.transform == Transform::None { self.inner.as_f32() } else { None }
+    }
+
     fn read(&self, range: Range<u64>, out: &mut Vec<f32>) -> Result<(), ComputeError> {
         match self.transform {
             Transform::None => self.inner.read(range, out),

@@ -8,6 +8,7 @@ mod ct;
 pub mod gguf;
 mod gguf_meta;
 pub mod hf_config;
+pub mod imatrix;
 pub mod model;
 pub mod plans;
 pub mod safetensors;

@@ -203,8 +203,22 @@ pub(super) fn keep(
             let (a, b) = ((range.start / block * per_block) as usize, (range.end / block * per_block) as usize);
             sink.put(0, &st.bytes[a..b.min(st.bytes.len())])?;
         } else {
+            // Values moved by a transform (rows permuted, an offset): stored again in the
+            // tensor's own float type, which holds them exactly; block types cannot be kept so.
             let mut bytes = Vec::with_capacity(buf.len() * 4);
-            buf.iter().for_each(|v| bytes.extend_from_slice(&v.to_le_bytes()));
+            match job.dtype {
+                DType::F32 => buf.iter().for_each(|v| bytes.extend_from_slice(&v.to_le_bytes())),
+                DType::F16 => buf.iter().for_each(|v| bytes.extend_from_slice(&half::f16::from_f32(*v).to_le_bytes())),
+                DType::BF16 => {
+                    buf.iter().for_each(|v| bytes.extend_from_slice(&half::bf16::from_f32(*v).to_le_bytes()))
+                }
+                other => {
+                    return Err(source::shape_error(
+                        src,
+                        format!("its {other} blocks cannot be kept once their values are transformed; choose a scheme"),
+                    ));
+                }
+            }
             sink.put(0, &bytes)?;
         }
         if let Some(d) = decoded.as_deref_mut() {

@@ -9,6 +9,7 @@
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
+use super::activations::ActivationStats;
 use super::linalg::{add_bias, linear, rms_norm, silu, softmax};
 use super::weights::WeightSource;
 use super::{AttentionMap, RuntimeError};
@@ -147,6 +148,7 @@ impl LlamaModel {
         &self,
         tokens: &[u32],
         record: &[(usize, usize)],
+        mut stats: Option<&mut ActivationStats>,
         cancel: &Cancel,
     ) -> Result<(Vec<f32>, Vec<AttentionMap>), RuntimeError> {
         let c = &self.cfg;
@@ -165,6 +167,13 @@ impl LlamaModel {
                 return Err(RuntimeError::Cancelled);
             }
             let x = rms_norm(&h, &b.attn_norm, c.eps, 0.0);
+            let mut record_inputs = |modules: &[&str], x: &[f32], n: usize| {
+                if let Some(s) = stats.as_deref_mut() {
+                    let names: Vec<String> = modules.iter().map(|m| format!("model.layers.{l}.{m}.weight")).collect();
+                    s.add(&names, x, n);
+                }
+            };
+            record_inputs(&["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"], &x, d);
             let (qd, kd) = (c.heads * hd, c.kv_heads * hd);
             let mut q = linear(&x, t, &b.q, qd, d);
             let mut k = linear(&x, t, &b.k, kd, d);
@@ -179,13 +188,16 @@ impl LlamaModel {
             let want: Vec<usize> = record.iter().filter(|(rl, _)| *rl == l).map(|(_, hh)| *hh).collect();
             let (attn, recorded) = attention(&q, &k, &v, t, c.heads, c.kv_heads, hd, None, &want);
             maps.extend(recorded.into_iter().map(|(head, probs)| AttentionMap { layer: l, head, tokens: t, probs }));
+            record_inputs(&["self_attn.o_proj"], &attn, qd);
             let o = linear(&attn, t, &b.o, d, qd);
             h.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
             let x = rms_norm(&h, &b.mlp_norm, c.eps, 0.0);
             let f = c.intermediate;
+            record_inputs(&["mlp.gate_proj", "mlp.up_proj"], &x, d);
             let g = linear(&x, t, &b.gate, f, d);
             let u = linear(&x, t, &b.up, f, d);
             let a: Vec<f32> = g.iter().zip(&u).map(|(g, u)| silu(*g) * u).collect();
+            record_inputs(&["mlp.down_proj"], &a, f);
             let down = linear(&a, t, &b.down, d, f);
             h.iter_mut().zip(&down).for_each(|(a, b)| *a += b);
         }

@@ -7,6 +7,7 @@
 //! Architectures: the Llama family ([`llama`]: llama, mistral, qwen2 — SmolLM2). Gemma 3 and
 //! BERT are not implemented yet and are refused with that reason.
 
+pub mod activations;
 pub mod eval;
 pub mod linalg;
 pub mod llama;
@@ -131,11 +132,22 @@ impl Model {
         record: &[(usize, usize)],
         cancel: &Cancel,
     ) -> Result<(Vec<f32>, Vec<AttentionMap>), RuntimeError> {
+        self.forward_with(tokens, record, None, cancel)
+    }
+
+    /// [`Model::forward`], adding every linear layer's inputs to `stats` when given.
+    pub fn forward_with(
+        &self,
+        tokens: &[u32],
+        record: &[(usize, usize)],
+        stats: Option<&mut activations::ActivationStats>,
+        cancel: &Cancel,
+    ) -> Result<(Vec<f32>, Vec<AttentionMap>), RuntimeError> {
         if tokens.is_empty() {
             return Err(RuntimeError::Input("the text has no tokens".into()));
         }
         match self {
-            Model::Llama(m) => m.forward(tokens, record, cancel),
+            Model::Llama(m) => m.forward(tokens, record, stats, cancel),
         }
     }
 
