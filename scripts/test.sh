@@ -52,4 +52,6 @@ $py scripts/reference/check_export.py --bin "$bin" --gemma test-models/gemma-3-2
 # attention probabilities, and a plan's perplexity and KL against transformers on its export.
 $py scripts/reference/check_runtime.py --bin "$bin" test-models/SmolLM2-135M-Instruct-hf \
   --gguf test-models/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf
+$py scripts/reference/check_runtime.py --bin "$bin" test-models/gemma-3-270m-hf \
+  --gguf test-models/gemma-3-270m/gemma-3-270m-q4_k_m.gguf
 echo "all checks passed"

@@ -117,3 +117,28 @@ fn the_runtime_runs_smollm2_from_its_gguf_and_measures_a_plan() {
     }
     assert!(0.0 < kl[0] && kl[0] < kl[1], "KL of q8_0 {} < q4_0 {}", kl[0], kl[1]);
 }
+
+/// Gemma 3 from its GGUF: every sixth layer attends globally, the rest through the sliding
+/// window, and the forward pass gives finite logits whose most likely continuation of a
+/// well-known sentence is the expected word (Paris). (Logits against transformers:
+/// scripts/reference/check_runtime.py.)
+#[test]
+fn the_runtime_runs_gemma3_from_its_gguf() {
+    use weightbench::runtime::tokenizer::TextTokenizer;
+    use weightbench::runtime::{Model, gemma3::Gemma3Config};
+    let Some(path) = real_model("gemma-3-270m/gemma-3-270m-q4_k_m.gguf") else { return };
+    let ckpt = Checkpoint::open(&path).unwrap();
+    let cfg = Gemma3Config::from_checkpoint(&ckpt, ckpt.model_config().unwrap()).unwrap();
+    let global: Vec<usize> = (0..cfg.layers).filter(|&l| !cfg.sliding[l]).collect();
+    assert_eq!((global, cfg.window), (vec![5, 11, 17], 512));
+    let tokenizer = TextTokenizer::of(&ckpt).unwrap();
+    let ids = tokenizer.encode("The Eiffel Tower is in the city of").unwrap();
+    let cancel = Cancel::new();
+    let model = Model::load(&ckpt, None, &CpuBackend, &|_, _| {}, &cancel).unwrap();
+    let (h, _) = model.forward(&ids, &[], &cancel).unwrap();
+    let logits = model.logits(&h, ids.len() - 1..ids.len());
+    assert!(logits.iter().all(|v| v.is_finite()));
+    let best = logits.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0 as u32;
+    let word = tokenizer.pieces(&[best]).concat();
+    assert!(word.contains("Paris"), "the model continues with {word:?}");
+}

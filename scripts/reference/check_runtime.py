@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""The runtime's forward pass (`weightbench eval` / `weightbench attention`) against transformers.
+"""The runtime's forward pass (`weightbench eval`, `attention`, `imatrix`) against transformers.
 
-On a Llama-family transformers folder (SmolLM2-135M, its exact F32 copy made by `convert`) and on
-the GGUF it came from:
+On a transformers folder — Llama family (SmolLM2-135M) or Gemma 3 (gemma-3-270m), each the exact
+F32 copy `convert` makes — and on the GGUF it came from:
 - tokenization: our token ids (the folder's tokenizer.json, or the tokenizer rebuilt from the
   GGUF's keys) equal transformers' `tokenizer(text)` on prose, code, unicode and digits;
 - logits: max |ours − transformers'| <= 1e-4 (f32, torch on the CPU) for every prompt, from the
-  folder and from the GGUF (dequantized, llama.cpp's Q/K permutation undone);
+  folder and from the GGUF (dequantized, llama.cpp's Q/K permutation and Gemma's norm offset
+  undone); for a 700-token text (past Gemma's 512-token sliding window), where transformers' own
+  f32 logits drift 6–9e-5 from float64's, within 1e-4 of transformers in float64;
 - perplexity over a page within 0.1% of transformers' over the same window;
 - attention probabilities of a few layers (all heads) within 1e-4 of transformers' eager
   attention;
@@ -62,6 +64,9 @@ PAGE = (
 )
 
 
+LONG = " ".join([PAGE] * 6)  # past Gemma's 512-token sliding window
+
+
 def run(cmd):
     out = subprocess.run([str(c) for c in cmd], capture_output=True, text=True)
     if out.returncode != 0:
@@ -92,16 +97,26 @@ def main():
     model = AutoModelForCausalLM.from_pretrained(a.folder, torch_dtype=torch.float32, attn_implementation="eager").eval()
     sources = [a.folder] + ([a.gguf] if a.gguf else [])
     with tempfile.TemporaryDirectory() as tmp:
-        for text in PROMPTS + [PAGE]:
+        model64 = AutoModelForCausalLM.from_pretrained(a.folder, dtype=torch.float64, attn_implementation="eager").eval()
+        for text in PROMPTS + [PAGE, LONG]:
             ids = tok(text)["input_ids"]
             with torch.no_grad():
-                ref = model(torch.tensor([ids])).logits[0].numpy()
+                ref = model(torch.tensor([ids])).logits[0].double().numpy()
+                truth = model64(torch.tensor([ids])).logits[0].numpy()
+            floor = float(np.abs(ref - truth).max())
             for src in sources:
                 j, v = ours(a.bin, src, text, tmp)
                 assert j["token_ids"] == ids, f"{src}: token ids differ on {text!r}:\n{j['token_ids']}\n{ids}"
-                d = float(np.abs(v - ref).max())
-                print(f"{Path(src).name}: {len(ids)} tokens, max |logit diff| {d:.2e}")
-                assert d <= 1e-4, f"{src}: logits differ by {d} on {text!r}"
+                d, d64 = float(np.abs(v - ref).max()), float(np.abs(v - truth).max())
+                print(f"{Path(src).name}: {len(ids)} tokens, max |logit diff| {d:.2e} "
+                      f"(float64: ours {d64:.2e}, transformers' f32 {floor:.2e})")
+                # Past a few hundred tokens transformers' own f32 logits drift ~1e-4 from
+                # float64's; there ours are held to float64's instead.
+                if text is LONG:
+                    assert d64 <= 1e-4, f"{src}: logits differ from float64's by {d64} on the long text"
+                else:
+                    assert d <= 1e-4, f"{src}: logits differ by {d} on {text!r}"
+        del model64
         # Perplexity over the page, same window.
         ids = tok(PAGE)["input_ids"]
         with torch.no_grad():
@@ -194,7 +209,7 @@ def check_imatrix(a, model, tok, tmp):
     ours = next(t for t in GGUFReader(exported).tensors if t.name == "blk.0.ffn_down.weight")
     assert ours.tensor_type == GGMLQuantizationType.Q4_K, ours.tensor_type
     src = next(t for t in GGUFReader(a.gguf).tensors if t.name == "blk.0.ffn_down.weight")
-    w = dequantize(src.data, src.tensor_type).astype(np.float32).reshape(-1, 1536)
+    w = dequantize(src.data, src.tensor_type).astype(np.float32).reshape(-1, int(src.shape[0]))
     imp = (got["blk.0.ffn_down.weight.in_sum2"] / got["blk.0.ffn_down.weight.counts"][0]).astype(np.float32)
     lib = llama_cpp.library()
     lib.ggml_quantize_chunk.restype = ctypes.c_size_t

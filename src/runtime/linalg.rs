@@ -3,37 +3,39 @@
 
 use faer::{Accum, MatMut, MatRef, Par};
 
-/// Inner-dimension block of [`linear`]: products over this many terms are summed in f32, the
+/// Inner-dimension block of [`matmul`]: products over this many terms are summed in f32, the
 /// blocks' sums in f64.
 const K_BLOCK: usize = 128;
 
 /// `x · Wᵀ` for `x` of `t × n` and `w` of `out × n` (row-major, as checkpoints store linear
-/// layers): `t × out`. The inner dimension is cut into blocks of [`K_BLOCK`] whose f32 products
-/// are added in f64: one f32 sum over a 1536-long row left the logits of SmolLM2 twice as far
-/// from float64's as transformers' (whose BLAS blocks its sums the same way).
+/// layers): `t × out`, with [`matmul`]'s blocked sums, all threads.
 pub fn linear(x: &[f32], t: usize, w: &[f32], out: usize, n: usize) -> Vec<f32> {
     if t == 0 || out == 0 {
         return vec![0f32; t * out];
     }
     let lhs = MatRef::from_row_major_slice(x, t, n);
-    let rhs = MatRef::from_row_major_slice(w, out, n);
-    let mut part = vec![0f32; t * out];
-    let mut acc = vec![0f64; if n > K_BLOCK { t * out } else { 0 }];
+    let rhs = MatRef::from_row_major_slice(w, out, n).transpose();
+    matmul(lhs, rhs, 1.0, Par::rayon(0))
+}
+
+/// `alpha · lhs · rhs` (row-major `m × n`). The inner dimension is cut into blocks of
+/// [`K_BLOCK`] whose f32 products are added in f64: one f32 sum over a 1536-long row left the
+/// logits of SmolLM2 twice as far from float64's as transformers' (whose BLAS blocks its sums
+/// the same way).
+pub fn matmul(lhs: MatRef<'_, f32>, rhs: MatRef<'_, f32>, alpha: f32, par: Par) -> Vec<f32> {
+    let (m, k, n) = (lhs.nrows(), lhs.ncols(), rhs.ncols());
+    let mut part = vec![0f32; m * n];
+    if k <= K_BLOCK {
+        let dst = MatMut::from_row_major_slice_mut(&mut part, m, n);
+        faer::linalg::matmul::matmul(dst, Accum::Replace, lhs, rhs, alpha, par);
+        return part;
+    }
+    let mut acc = vec![0f64; m * n];
     let mut k0 = 0;
-    while k0 < n {
-        let kb = K_BLOCK.min(n - k0);
-        let dst = MatMut::from_row_major_slice_mut(&mut part, t, out);
-        faer::linalg::matmul::matmul(
-            dst,
-            Accum::Replace,
-            lhs.subcols(k0, kb),
-            rhs.subcols(k0, kb).transpose(),
-            1.0f32,
-            Par::rayon(0),
-        );
-        if n <= K_BLOCK {
-            return part;
-        }
+    while k0 < k {
+        let kb = K_BLOCK.min(k - k0);
+        let dst = MatMut::from_row_major_slice_mut(&mut part, m, n);
+        faer::linalg::matmul::matmul(dst, Accum::Replace, lhs.subcols(k0, kb), rhs.subrows(k0, kb), alpha, par);
         acc.iter_mut().zip(&part).for_each(|(a, p)| *a += f64::from(*p));
         k0 += kb;
     }

@@ -6,11 +6,11 @@
 //! Memory: the weights (f32), the activations of one layer, and one T × T score matrix per head
 //! being computed; attention probabilities are kept only for the (layer, head) pairs asked for.
 
-use faer::{Accum, MatMut, MatRef, Par};
+use faer::{MatRef, Par};
 use rayon::prelude::*;
 
 use super::activations::ActivationStats;
-use super::linalg::{add_bias, linear, rms_norm, silu, softmax};
+use super::linalg::{add_bias, linear, matmul, rms_norm, silu, softmax};
 use super::weights::WeightSource;
 use super::{AttentionMap, RuntimeError};
 use crate::cancel::Cancel;
@@ -270,30 +270,14 @@ pub fn attention(
             let qh = MatRef::from_row_major_slice_with_stride(&q[h * hd..], t, hd, heads * hd);
             let kh = MatRef::from_row_major_slice_with_stride(&k[g * hd..], t, hd, kv_heads * hd);
             let vh = MatRef::from_row_major_slice_with_stride(&v[g * hd..], t, hd, kv_heads * hd);
-            let mut s = vec![0f32; t * t];
-            faer::linalg::matmul::matmul(
-                MatMut::from_row_major_slice_mut(&mut s, t, t),
-                Accum::Replace,
-                qh,
-                kh.transpose(),
-                scale,
-                Par::Seq,
-            );
+            let mut s = matmul(qh, kh.transpose(), scale, Par::Seq);
             for (i, row) in s.chunks_exact_mut(t).enumerate() {
                 let first = window.map_or(0, |w| (i + 1).saturating_sub(w));
                 row[..first].iter_mut().for_each(|x| *x = f32::NEG_INFINITY);
                 row[i + 1..].iter_mut().for_each(|x| *x = f32::NEG_INFINITY);
                 softmax(row);
             }
-            let mut out = vec![0f32; t * hd];
-            faer::linalg::matmul::matmul(
-                MatMut::from_row_major_slice_mut(&mut out, t, hd),
-                Accum::Replace,
-                MatRef::from_row_major_slice(&s, t, t),
-                vh,
-                1.0f32,
-                Par::Seq,
-            );
+            let out = matmul(MatRef::from_row_major_slice(&s, t, t), vh, 1.0, Par::Seq);
             (out, record.contains(&h).then_some(s))
         })
         .collect();

@@ -4,11 +4,12 @@
 //! ([`weights`]), fake-quantized by a plan with the preview's encoders when one is given; text
 //! is tokenized by the model's own tokenizer ([`tokenizer`]).
 //!
-//! Architectures: the Llama family ([`llama`]: llama, mistral, qwen2 — SmolLM2). Gemma 3 and
-//! BERT are not implemented yet and are refused with that reason.
+//! Architectures: the Llama family ([`llama`]: llama, mistral, qwen2 — SmolLM2) and Gemma 3's
+//! text model ([`gemma3`]). BERT is not implemented yet and is refused with that reason.
 
 pub mod activations;
 pub mod eval;
+pub mod gemma3;
 pub mod linalg;
 pub mod llama;
 pub mod tokenizer;
@@ -75,6 +76,8 @@ pub struct AttentionMap {
 pub enum Model {
     /// Llama family.
     Llama(llama::LlamaModel),
+    /// Gemma 3 (text).
+    Gemma3(gemma3::Gemma3Model),
 }
 
 impl Model {
@@ -105,8 +108,21 @@ impl Model {
                 );
                 Ok(Model::Llama(llama::LlamaModel::load(lc, &src, progress)?))
             }
+            "gemma3" => {
+                let gc = gemma3::Gemma3Config::from_checkpoint(ckpt, cfg)
+                    .map_err(|m| RuntimeError::Unsupported(format!("{path}: {m}")))?;
+                let src = weights::WeightSource::new(
+                    ckpt,
+                    &cfg.architecture,
+                    (gc.heads as u64, gc.kv_heads as u64),
+                    plan,
+                    backend,
+                    cancel.clone(),
+                );
+                Ok(Model::Gemma3(gemma3::Gemma3Model::load(gc, &src, progress)?))
+            }
             other => Err(RuntimeError::Unsupported(format!(
-                "{path}: the runtime runs the Llama family (llama, mistral, qwen2) so far; `{other}` is not implemented yet"
+                "{path}: the runtime runs the Llama family (llama, mistral, qwen2) and Gemma 3 so far; `{other}` is not implemented yet"
             ))),
         }
     }
@@ -115,6 +131,7 @@ impl Model {
     pub fn shape(&self) -> (usize, usize) {
         match self {
             Model::Llama(m) => (m.cfg.layers, m.cfg.heads),
+            Model::Gemma3(m) => (m.cfg.layers, m.cfg.heads),
         }
     }
 
@@ -122,6 +139,7 @@ impl Model {
     pub fn vocab(&self) -> usize {
         match self {
             Model::Llama(m) => m.cfg.vocab,
+            Model::Gemma3(m) => m.cfg.vocab,
         }
     }
 
@@ -148,6 +166,7 @@ impl Model {
         }
         match self {
             Model::Llama(m) => m.forward(tokens, record, stats, cancel),
+            Model::Gemma3(m) => m.forward(tokens, record, stats, cancel),
         }
     }
 
@@ -155,6 +174,7 @@ impl Model {
     pub fn logits(&self, hidden: &[f32], rows: std::ops::Range<usize>) -> Vec<f32> {
         match self {
             Model::Llama(m) => m.logits(hidden, rows),
+            Model::Gemma3(m) => m.logits(hidden, rows),
         }
     }
 }
