@@ -24,3 +24,4 @@ take heatmap 20 --view heatmap --select "$outlier"
 take gguf 25 test-models/gemma-3-270m/gemma-3-270m-q4_k_m.gguf --view spectrum --select blk.0.attn_output.weight
 take plan 25 --view plan --load-plan assets/demo-plan.toml --select "$outlier"
 take plan-pareto 40 --view plan --run allocate --select "$outlier"
+take attention 25 test-models/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf --view attention --run attention

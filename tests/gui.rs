@@ -460,3 +460,70 @@ fn after_spectra_of_every_matrix_the_strip_chart_shows_alpha_and_the_table_scrol
     // On a narrow window the alpha column is still in the table (it scrolls sideways).
     assert!(harness.query_all_by(|n| n.label().is_some_and(|l| l.starts_with("alpha"))).next().is_some());
 }
+
+/// The attention view on SmolLM2 (its GGUF): the shipped prompt runs in the background, every
+/// head of the layer arrives with the first token listed as a sink, the maps are the runtime's
+/// own, and the pointer on a cell reads that head's exact probability.
+#[test]
+fn the_attention_view_runs_the_prompt_and_reads_an_exact_probability_under_the_pointer() {
+    use weightbench::app::attention::DEFAULT_PROMPT;
+    use weightbench::runtime::Model;
+    use weightbench::runtime::tokenizer::TextTokenizer;
+    let Some(path) = crate::fixtures::real_model("SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf") else {
+        return;
+    };
+    let mut harness = open_at([1280.0, 800.0], path.clone());
+    harness.get_by_role_and_label(Role::Button, "Attention").click();
+    harness.run_steps(2);
+    assert!(shows(&harness, "Choose a layer and press Run."));
+    harness.state_mut().session.as_mut().unwrap().attention.layer = 15;
+    harness.get_by_role_and_label(Role::Button, "Run").click();
+    let state = |app: &WorkbenchApp| {
+        app.session.as_ref().and_then(|s| {
+            s.attention.run.as_ref().map(|r| match r {
+                Computed::Ready(run) => Ok(run.clone()),
+                Computed::Failed(e) => Err(format!("failed: {e}")),
+                Computed::Pending(_) => Err(String::new()),
+            })
+        })
+    };
+    step_until(&mut harness, 180, "the attention run", |app| match state(app) {
+        Some(Ok(_)) => true,
+        Some(Err(e)) => !e.is_empty(),
+        None => false,
+    });
+    let run = state(harness.state()).unwrap().unwrap_or_else(|e| panic!("the run failed: {e:?}"));
+    assert_eq!((run.layer, run.maps.len()), (15, 9));
+    assert!(run.sinks.first().is_some_and(|s| s.index == 0), "{:?}", run.sinks);
+    assert!(shows(&harness, "Attention sinks: 0"), "the sinks are listed");
+    // The runtime's own maps for the same prompt.
+    let ckpt = weightbench::checkpoint::Checkpoint::open(&path).unwrap();
+    let ids = TextTokenizer::of(&ckpt).unwrap().encode(DEFAULT_PROMPT.trim()).unwrap();
+    let cancel = weightbench::cancel::Cancel::new();
+    let model = Model::load(&ckpt, None, &weightbench::compute::cpu::CpuBackend, &|_, _| {}, &cancel).unwrap();
+    let (_, maps) = model.forward(&ids, &[(15, 4)], &cancel).unwrap();
+    assert_eq!(maps[0].probs, run.maps[4].probs, "head 4 is the runtime's");
+    // Head 4 large; the pointer on query 20, key 1.
+    harness.state_mut().session.as_mut().unwrap().attention.head = 4;
+    harness.run_steps(2);
+    let t = ids.len();
+    let at = harness.state().session.as_ref().unwrap().attention.map_transform.expect("the map was drawn");
+    // Key 1 (key 0, the sink, carries a marker line with its own hover label).
+    let pos = at.position_from_point(&egui_plot::PlotPoint::new(1.5, -20.5));
+    let expected = format!(
+        "head 4: query 20 “{}”, key 1 “{}”\nprobability {:.6}",
+        run.tokens[20],
+        run.tokens[1],
+        run.maps[4].probs[20 * t + 1]
+    );
+    let mut seen = false;
+    for _ in 0..90 {
+        harness.hover_at(pos);
+        harness.step();
+        if shows(&harness, &expected) {
+            seen = true;
+            break;
+        }
+    }
+    assert!(seen, "a tooltip reading {expected:?}");
+}

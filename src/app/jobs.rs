@@ -54,6 +54,20 @@ pub enum Output {
 
 /// A finished job or a step of one.
 pub enum JobResult {
+    /// The attention maps of a prompt (or why there are none), and the model that made them.
+    Attention {
+        /// Which checkpoint it belongs to.
+        checkpoint: PathBuf,
+        /// The run and the original model, or the error's message (`cancelled` when cancelled).
+        result: Result<(Arc<super::attention::AttentionRun>, Arc<crate::runtime::Model>), String>,
+    },
+    /// Layers of the model loaded so far, while an attention run loads it.
+    AttentionProgress {
+        /// Layers loaded.
+        done: usize,
+        /// Layers.
+        total: usize,
+    },
     /// A checkpoint was opened (or failed to open).
     Opened {
         /// The path asked for.
@@ -576,6 +590,71 @@ impl Jobs {
                 None => Err(format!("no tensor #{tensor}")),
             };
             r.send(wrap(ckpt.path().to_owned(), tensor, resolved.scheme, result));
+        });
+    }
+
+    /// Runs the model on `text` and records every head of `layer` (the planned model's too,
+    /// with `plan`); `model` is the original model of an earlier run, loaded again when `None`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn attention(
+        &self,
+        backend: Arc<crate::compute::select::SelectedBackend>,
+        ckpt: Arc<Checkpoint>,
+        text: String,
+        layer: usize,
+        plan: Option<Vec<crate::quant::Resolved>>,
+        model: Option<Arc<crate::runtime::Model>>,
+        cancel: Cancel,
+    ) {
+        use crate::runtime::{Model, sinks, tokenizer::TextTokenizer};
+        self.spawn("attention", move |r| {
+            let started = std::time::Instant::now();
+            let progress = |done: usize, total: usize| {
+                r.send(JobResult::AttentionProgress { done, total });
+            };
+            let run = || -> Result<(Arc<super::attention::AttentionRun>, Arc<Model>), crate::runtime::RuntimeError> {
+                let tokenizer = TextTokenizer::of(&ckpt)?;
+                let ids = tokenizer.encode(&text)?;
+                let model = match model {
+                    Some(m) => m,
+                    None => Arc::new(Model::load(&ckpt, None, backend.as_ref(), &progress, &cancel)?),
+                };
+                let (layers, heads) = model.shape();
+                if layer >= layers {
+                    return Err(crate::runtime::RuntimeError::Input(format!("the model has layers 0..{layers}")));
+                }
+                let record: Vec<(usize, usize)> = (0..heads).map(|h| (layer, h)).collect();
+                let (_, maps) = model.forward(&ids, &record, &cancel)?;
+                let plan_maps = match &plan {
+                    Some(p) => {
+                        let planned = Model::load(&ckpt, Some(p), backend.as_ref(), &progress, &cancel)?;
+                        Some(planned.forward(&ids, &record, &cancel)?.1)
+                    }
+                    None => None,
+                };
+                let note = format!(
+                    "{} tokens, {:.1} s on the CPU{}",
+                    ids.len(),
+                    started.elapsed().as_secs_f64(),
+                    if plan.is_some() {
+                        format!("; the plan fake-quantized on {}", backend.label())
+                    } else {
+                        String::new()
+                    }
+                );
+                let run = super::attention::AttentionRun {
+                    layer,
+                    shape: (layers, heads),
+                    tokens: tokenizer.pieces(&ids),
+                    sinks: sinks(&maps),
+                    maps,
+                    plan_maps,
+                    note,
+                };
+                Ok((Arc::new(run), model))
+            };
+            let result = run().map_err(|e| e.to_string());
+            r.send(JobResult::Attention { checkpoint: ckpt.path().to_owned(), result });
         });
     }
 

@@ -2,6 +2,7 @@
 //! tensors analysed by [`jobs`] on worker threads, whose results are drained each frame within a
 //! time budget and cached per (tensor, parameters), so revisiting a view is instant.
 
+pub mod attention;
 pub mod jobs;
 pub mod panels;
 mod plan_actions;
@@ -44,6 +45,8 @@ pub enum StartView {
     Metadata,
     /// The plan editor.
     Plan,
+    /// Attention maps of the model run on a prompt.
+    Attention,
 }
 
 /// Whole-model jobs the window can start on opening (command line `--run`).
@@ -56,6 +59,8 @@ pub enum StartJob {
     /// An automatic allocation of the plan (the Auto-allocate dialog's defaults: 5 bpw over the
     /// matrices, from q4_0, q4_k, q5_k, q6_k, q8_0).
     Allocate,
+    /// A run of the attention view on its prompt (the middle layer).
+    Attention,
 }
 
 /// What to do once the first checkpoint is open: the window's command-line options.
@@ -159,12 +164,21 @@ pub enum View {
     Metadata,
     /// The plan editor: a scheme per tensor, its error, the budget, auto-allocation, export.
     Plan,
+    /// The model run on a prompt: attention maps of a layer's heads, sinks, the plan's effect.
+    Attention,
 }
 
 impl View {
     /// Every view, in tab order.
-    pub const ALL: [View; 6] =
-        [View::Overview, View::Distribution, View::Spectrum, View::Heatmap, View::Plan, View::Metadata];
+    pub const ALL: [View; 7] = [
+        View::Overview,
+        View::Distribution,
+        View::Spectrum,
+        View::Heatmap,
+        View::Plan,
+        View::Attention,
+        View::Metadata,
+    ];
 
     /// Tab label.
     pub fn label(self) -> &'static str {
@@ -175,6 +189,7 @@ impl View {
             View::Heatmap => "Heatmap",
             View::Metadata => "Metadata",
             View::Plan => "Plan",
+            View::Attention => "Attention",
         }
     }
 }
@@ -331,6 +346,8 @@ pub struct Session {
     pub heat: HeatCache,
     /// A region the heatmap should show next (rows, columns): a channel to zoom to.
     pub heat_focus: Option<(std::ops::Range<usize>, std::ops::Range<usize>)>,
+    /// The attention view.
+    pub attention: attention::AttentionState,
 }
 
 impl Session {
@@ -652,6 +669,7 @@ impl WorkbenchApp {
                 StartView::Heatmap => View::Heatmap,
                 StartView::Metadata => View::Metadata,
                 StartView::Plan => View::Plan,
+                StartView::Attention => View::Attention,
             };
         }
         if let Some(plan) = startup.load_plan {
@@ -664,6 +682,13 @@ impl WorkbenchApp {
                 if let Err(e) = self.start_auto() {
                     self.message = Some(e);
                 }
+            }
+            Some(StartJob::Attention) => {
+                if let Some(s) = self.session.as_mut() {
+                    let layers = s.ckpt.model_config().and_then(|c| c.num_layers).unwrap_or(1) as usize;
+                    s.attention.layer = layers / 2;
+                }
+                self.start_attention();
             }
             None => {}
         }
@@ -824,6 +849,7 @@ impl WorkbenchApp {
                             textures: HashMap::new(),
                             heat: HeatCache::default(),
                             heat_focus: None,
+                            attention: attention::AttentionState::default(),
                         });
                         // Start on the largest tensor: usually the most interesting one.
                         if let Some(i) = largest {
@@ -1024,6 +1050,30 @@ impl WorkbenchApp {
                 self.pending_save = None;
                 self.message = Some(text);
             }
+            JobResult::AttentionProgress { done, total } => {
+                if let Some(s) = self.session.as_mut() {
+                    s.attention.progress = Some((done, total));
+                }
+            }
+            JobResult::Attention { checkpoint, result } => {
+                let Some(session) = self.session.as_mut().filter(|s| s.ckpt.path() == checkpoint) else { return };
+                let a = &mut session.attention;
+                a.progress = None;
+                a.cancel = None;
+                a.textures.clear();
+                a.run = match result {
+                    Ok((run, model)) => {
+                        a.model = Some(model);
+                        a.head = a.head.min(run.shape.1.saturating_sub(1));
+                        if run.plan_maps.is_none() {
+                            a.shown = attention::Shown::Original;
+                        }
+                        Some(Computed::Ready(run))
+                    }
+                    Err(e) if e == "cancelled" => None,
+                    Err(e) => Some(Computed::Failed(e)),
+                };
+            }
         }
     }
 
@@ -1065,8 +1115,9 @@ impl eframe::App for WorkbenchApp {
         ui.ctx().set_theme(if self.dark { egui::Theme::Dark } else { egui::Theme::Light });
         panels::top_bar_ui(self, ui);
         panels::status_bar_ui(self, ui);
-        // The plan table lists every tensor itself; its view takes the tree's width.
-        if self.view != View::Plan {
+        // The plan table lists every tensor itself, and the attention view is about the whole
+        // model: their views take the tree's width.
+        if !matches!(self.view, View::Plan | View::Attention) {
             panels::tree::tree_panel_ui(self, ui);
         }
         panels::central_ui(self, ui);

@@ -54,8 +54,9 @@ impl TextTokenizer {
         ids.iter()
             .map(|&id| {
                 let piece = self.inner.id_to_token(id).unwrap_or_else(|| format!("<{id}>"));
-                // Byte-level BPE spells a space Ġ and a newline Ċ: show them as such.
-                piece.replace('Ġ', "␣").replace('Ċ', "⏎").replace('▁', "␣")
+                // Byte-level BPE spells a space Ġ and a newline Ċ, SentencePiece a space ▁: shown
+                // as a middle dot and \n (glyphs every font has).
+                piece.replace(['Ġ', '▁'], "·").replace('Ċ', "\\n")
             })
             .collect()
     }

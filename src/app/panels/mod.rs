@@ -2,6 +2,7 @@
 //! is open, whole-model job progress with ETA and cancel, messages), the tensor tree, and the
 //! central view.
 
+pub mod attention;
 pub mod distribution;
 pub mod heatmap;
 pub mod metadata;
@@ -171,6 +172,7 @@ pub fn central_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
             View::Spectrum => spectrum::spectrum_ui(app, ui),
             View::Heatmap => heatmap::heatmap_ui(app, ui),
             View::Plan => plan::plan_ui(app, ui),
+            View::Attention => attention::attention_ui(app, ui),
             View::Metadata => {
                 if let Some(s) = &app.session {
                     metadata::metadata_ui(ui, &s.ckpt);
