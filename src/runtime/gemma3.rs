@@ -9,7 +9,7 @@ use super::activations::ActivationStats;
 use super::linalg::{gelu_tanh, linear, rms_norm};
 use super::llama::{attention, rope_tables, rotate_half};
 use super::weights::WeightSource;
-use super::{AttentionMap, RuntimeError};
+use super::{AttentionMap, RuntimeError, record_inputs};
 use crate::cancel::Cancel;
 use crate::checkpoint::{Checkpoint, ModelConfig};
 
@@ -176,13 +176,7 @@ impl Gemma3Model {
         let c = &self.cfg;
         let (t, d, hd) = (tokens.len(), c.hidden, c.head_dim);
         let scale = (d as f32).sqrt();
-        let mut h = Vec::with_capacity(t * d);
-        for &tok in tokens {
-            let row = self.embed.get(tok as usize * d..(tok as usize + 1) * d).ok_or_else(|| {
-                RuntimeError::Input(format!("token id {tok} is outside the vocabulary of {}", c.vocab))
-            })?;
-            h.extend(row.iter().map(|v| v * scale));
-        }
+        let mut h = super::embed(&self.embed, tokens, d, c.vocab, scale)?;
         let global = rope_tables(t, hd, c.rope_global, c.rope_global_linear);
         let local = rope_tables(t, hd, c.rope_local, 1.0);
         let mut maps = Vec::new();
@@ -192,13 +186,13 @@ impl Gemma3Model {
             }
             let sliding = c.sliding.get(l).copied().unwrap_or(false);
             let x = rms_norm(&h, &b.attn_norm, c.eps, 1.0);
-            let mut record_inputs = |modules: &[&str], x: &[f32], n: usize| {
-                if let Some(s) = stats.as_deref_mut() {
-                    let names: Vec<String> = modules.iter().map(|m| format!("model.layers.{l}.{m}.weight")).collect();
-                    s.add(&names, x, n);
-                }
-            };
-            record_inputs(&["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"], &x, d);
+            record_inputs(
+                stats.as_deref_mut(),
+                l,
+                &["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"],
+                &x,
+                d,
+            );
             let (qd, kd) = (c.heads * hd, c.kv_heads * hd);
             let q = rms_norm(&linear(&x, t, &b.q, qd, d), &b.q_norm, c.eps, 1.0);
             let k = rms_norm(&linear(&x, t, &b.k, kd, d), &b.k_norm, c.eps, 1.0);
@@ -216,16 +210,16 @@ impl Gemma3Model {
             let window = sliding.then_some(c.window);
             let (attn, recorded) = attention(&q, &k, &v, t, c.heads, c.kv_heads, hd, window, &want);
             maps.extend(recorded.into_iter().map(|(head, probs)| AttentionMap { layer: l, head, tokens: t, probs }));
-            record_inputs(&["self_attn.o_proj"], &attn, qd);
+            record_inputs(stats.as_deref_mut(), l, &["self_attn.o_proj"], &attn, qd);
             let o = rms_norm(&linear(&attn, t, &b.o, d, qd), &b.post_attn_norm, c.eps, 1.0);
             h.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
             let x = rms_norm(&h, &b.pre_mlp_norm, c.eps, 1.0);
             let f = c.intermediate;
-            record_inputs(&["mlp.gate_proj", "mlp.up_proj"], &x, d);
+            record_inputs(stats.as_deref_mut(), l, &["mlp.gate_proj", "mlp.up_proj"], &x, d);
             let g = linear(&x, t, &b.gate, f, d);
             let u = linear(&x, t, &b.up, f, d);
             let a: Vec<f32> = g.iter().zip(&u).map(|(g, u)| gelu_tanh(*g) * u).collect();
-            record_inputs(&["mlp.down_proj"], &a, f);
+            record_inputs(stats.as_deref_mut(), l, &["mlp.down_proj"], &a, f);
             let m = rms_norm(&linear(&a, t, &b.down, d, f), &b.post_mlp_norm, c.eps, 1.0);
             h.iter_mut().zip(&m).for_each(|(a, b)| *a += b);
         }

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use super::activations::ActivationStats;
 use super::linalg::{add_bias, linear, matmul, rms_norm, silu, softmax};
 use super::weights::WeightSource;
-use super::{AttentionMap, RuntimeError};
+use super::{AttentionMap, RuntimeError, record_inputs};
 use crate::cancel::Cancel;
 use crate::checkpoint::ModelConfig;
 
@@ -153,13 +153,7 @@ impl LlamaModel {
     ) -> Result<(Vec<f32>, Vec<AttentionMap>), RuntimeError> {
         let c = &self.cfg;
         let (t, d, hd) = (tokens.len(), c.hidden, c.head_dim);
-        let mut h = Vec::with_capacity(t * d);
-        for &tok in tokens {
-            let row = self.embed.get(tok as usize * d..(tok as usize + 1) * d).ok_or_else(|| {
-                RuntimeError::Input(format!("token id {tok} is outside the vocabulary of {}", c.vocab))
-            })?;
-            h.extend_from_slice(row);
-        }
+        let mut h = super::embed(&self.embed, tokens, d, c.vocab, 1.0)?;
         let (cos, sin) = rope_tables(t, hd, c.rope_theta, c.rope_linear);
         let mut maps = Vec::new();
         for (l, b) in self.blocks.iter().enumerate() {
@@ -167,13 +161,13 @@ impl LlamaModel {
                 return Err(RuntimeError::Cancelled);
             }
             let x = rms_norm(&h, &b.attn_norm, c.eps, 0.0);
-            let mut record_inputs = |modules: &[&str], x: &[f32], n: usize| {
-                if let Some(s) = stats.as_deref_mut() {
-                    let names: Vec<String> = modules.iter().map(|m| format!("model.layers.{l}.{m}.weight")).collect();
-                    s.add(&names, x, n);
-                }
-            };
-            record_inputs(&["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"], &x, d);
+            record_inputs(
+                stats.as_deref_mut(),
+                l,
+                &["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"],
+                &x,
+                d,
+            );
             let (qd, kd) = (c.heads * hd, c.kv_heads * hd);
             let mut q = linear(&x, t, &b.q, qd, d);
             let mut k = linear(&x, t, &b.k, kd, d);
@@ -188,16 +182,16 @@ impl LlamaModel {
             let want: Vec<usize> = record.iter().filter(|(rl, _)| *rl == l).map(|(_, hh)| *hh).collect();
             let (attn, recorded) = attention(&q, &k, &v, t, c.heads, c.kv_heads, hd, None, &want);
             maps.extend(recorded.into_iter().map(|(head, probs)| AttentionMap { layer: l, head, tokens: t, probs }));
-            record_inputs(&["self_attn.o_proj"], &attn, qd);
+            record_inputs(stats.as_deref_mut(), l, &["self_attn.o_proj"], &attn, qd);
             let o = linear(&attn, t, &b.o, d, qd);
             h.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
             let x = rms_norm(&h, &b.mlp_norm, c.eps, 0.0);
             let f = c.intermediate;
-            record_inputs(&["mlp.gate_proj", "mlp.up_proj"], &x, d);
+            record_inputs(stats.as_deref_mut(), l, &["mlp.gate_proj", "mlp.up_proj"], &x, d);
             let g = linear(&x, t, &b.gate, f, d);
             let u = linear(&x, t, &b.up, f, d);
             let a: Vec<f32> = g.iter().zip(&u).map(|(g, u)| silu(*g) * u).collect();
-            record_inputs(&["mlp.down_proj"], &a, f);
+            record_inputs(stats.as_deref_mut(), l, &["mlp.down_proj"], &a, f);
             let down = linear(&a, t, &b.down, d, f);
             h.iter_mut().zip(&down).for_each(|(a, b)| *a += b);
         }

@@ -94,31 +94,20 @@ impl Model {
         let cfg = ckpt.model_config().ok_or_else(|| {
             RuntimeError::Unsupported(format!("{path}: no model configuration (config.json or GGUF metadata)"))
         })?;
+        let unsupported = |m: String| RuntimeError::Unsupported(format!("{path}: {m}"));
+        let source = |heads: usize, kv_heads: usize| {
+            let heads = (heads as u64, kv_heads as u64);
+            weights::WeightSource::new(ckpt, &cfg.architecture, heads, plan, backend, cancel.clone())
+        };
         match cfg.architecture.as_str() {
             "llama" | "mistral" | "qwen2" => {
-                let lc = llama::LlamaConfig::from_model(cfg)
-                    .map_err(|m| RuntimeError::Unsupported(format!("{path}: {m}")))?;
-                let src = weights::WeightSource::new(
-                    ckpt,
-                    &cfg.architecture,
-                    (lc.heads as u64, lc.kv_heads as u64),
-                    plan,
-                    backend,
-                    cancel.clone(),
-                );
+                let lc = llama::LlamaConfig::from_model(cfg).map_err(unsupported)?;
+                let src = source(lc.heads, lc.kv_heads);
                 Ok(Model::Llama(llama::LlamaModel::load(lc, &src, progress)?))
             }
             "gemma3" => {
-                let gc = gemma3::Gemma3Config::from_checkpoint(ckpt, cfg)
-                    .map_err(|m| RuntimeError::Unsupported(format!("{path}: {m}")))?;
-                let src = weights::WeightSource::new(
-                    ckpt,
-                    &cfg.architecture,
-                    (gc.heads as u64, gc.kv_heads as u64),
-                    plan,
-                    backend,
-                    cancel.clone(),
-                );
+                let gc = gemma3::Gemma3Config::from_checkpoint(ckpt, cfg).map_err(unsupported)?;
+                let src = source(gc.heads, gc.kv_heads);
                 Ok(Model::Gemma3(gemma3::Gemma3Model::load(gc, &src, progress)?))
             }
             other => Err(RuntimeError::Unsupported(format!(
@@ -176,6 +165,38 @@ impl Model {
             Model::Llama(m) => m.logits(hidden, rows),
             Model::Gemma3(m) => m.logits(hidden, rows),
         }
+    }
+}
+
+/// The rows of `table` (`vocab` rows of `d`) for `tokens`, each times `scale`.
+pub(crate) fn embed(
+    table: &[f32],
+    tokens: &[u32],
+    d: usize,
+    vocab: usize,
+    scale: f32,
+) -> Result<Vec<f32>, RuntimeError> {
+    let mut h = Vec::with_capacity(tokens.len() * d);
+    for &tok in tokens {
+        let row = table
+            .get(tok as usize * d..(tok as usize + 1) * d)
+            .ok_or_else(|| RuntimeError::Input(format!("token id {tok} is outside the vocabulary of {vocab}")))?;
+        h.extend(row.iter().map(|v| v * scale));
+    }
+    Ok(h)
+}
+
+/// Adds `x` (`rows × n`), the input of layer `layer`'s `modules`, to `stats` when given.
+pub(crate) fn record_inputs(
+    stats: Option<&mut activations::ActivationStats>,
+    layer: usize,
+    modules: &[&str],
+    x: &[f32],
+    n: usize,
+) {
+    if let Some(s) = stats {
+        let names: Vec<String> = modules.iter().map(|m| format!("model.layers.{layer}.{m}.weight")).collect();
+        s.add(&names, x, n);
     }
 }
 
