@@ -54,4 +54,5 @@ $py scripts/reference/check_runtime.py --bin "$bin" test-models/SmolLM2-135M-Ins
   --gguf test-models/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf
 $py scripts/reference/check_runtime.py --bin "$bin" test-models/gemma-3-270m-hf \
   --gguf test-models/gemma-3-270m/gemma-3-270m-q4_k_m.gguf
+$py scripts/reference/check_runtime.py --bin "$bin" test-models/all-MiniLM-L6-v2
 echo "all checks passed"

@@ -973,10 +973,28 @@ fn heatmap_gives_any_region_down_to_the_stored_weight_and_a_png_with_its_legend(
 }
 
 #[test]
-fn eval_refuses_an_architecture_the_runtime_does_not_run_with_a_clear_message() {
+fn eval_refuses_an_encoder_with_a_clear_message_and_attention_runs_on_it() {
     let demo = crate::fixtures::demo();
     let out = weightbench(&["eval", demo.to_str().unwrap(), "--text", "hello world"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("Llama family") && err.contains("`bert` is not implemented yet"), "{err}");
+    assert!(err.contains("encoder without a language-model head"), "{err}");
+    // The demo (MiniLM, BERT) runs for attention: bidirectional maps whose rows sum to 1.
+    let out = weightbench(&[
+        "attention",
+        demo.to_str().unwrap(),
+        "--text",
+        "The river flooded the valley.",
+        "--layer",
+        "2",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["tokens"][0], "[CLS]");
+    let heads = j["heads"].as_array().unwrap();
+    assert_eq!(heads.len(), 12);
+    let row = heads[0]["probs"][0].as_array().unwrap();
+    assert!((row.iter().map(|p| p.as_f64().unwrap()).sum::<f64>() - 1.0).abs() < 1e-5);
+    assert!(row.last().unwrap().as_f64().unwrap() > 0.0, "the first query sees the last key (no causal mask)");
 }

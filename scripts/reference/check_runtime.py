@@ -22,6 +22,9 @@ F32 copy `convert` makes — and on the GGUF it came from:
   forward pre-hooks on transformers' Linear layers collect (1e-4 of its largest), counts equal the
   tokens; and a GGUF export with it as importance (Q4_K, from the GGUF source) holds, for a
   matrix, the bytes llama.cpp's `ggml_quantize_chunk` makes from the same weights and the imatrix.
+On a BERT folder (all-MiniLM-L6-v2; an encoder, no perplexity): token ids, and the attention
+probabilities of every layer within 1e-5 of transformers' `BertModel` (eager attention) — each
+layer's maps depend on every earlier layer's output — and `eval` refused with the reason.
 """
 
 import argparse
@@ -94,6 +97,10 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(2)
     tok = AutoTokenizer.from_pretrained(a.folder)
+    if json.loads((Path(a.folder) / "config.json").read_text()).get("model_type") == "bert":
+        check_encoder(a, tok)
+        print("runtime matches transformers")
+        return
     model = AutoModelForCausalLM.from_pretrained(a.folder, torch_dtype=torch.float32, attn_implementation="eager").eval()
     sources = [a.folder] + ([a.gguf] if a.gguf else [])
     with tempfile.TemporaryDirectory() as tmp:
@@ -158,6 +165,27 @@ def main():
             assert abs(j["top1_agree"] - top1) <= 1.5 / len(ids), "top-1 agreement differs"
         check_imatrix(a, model, tok, tmp)
     print("runtime matches transformers")
+
+
+def check_encoder(a, tok):
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(a.folder, dtype=torch.float32, attn_implementation="eager").eval()
+    for text in PROMPTS + [PAGE]:
+        ids = tok(text)["input_ids"]
+        with torch.no_grad():
+            att = model(torch.tensor([ids]), output_attentions=True).attentions
+        worst = 0.0
+        for layer in range(len(att)):
+            j = json.loads(run([a.bin, "attention", a.folder, "--text", text, "--layer", layer, "--json"]))
+            assert j["token_ids"] == ids, f"token ids differ on {text!r}:\n{j['token_ids']}\n{ids}"
+            got = np.array([h["probs"] for h in j["heads"]], dtype=np.float32)
+            d = float(np.abs(got - att[layer][0].numpy()).max())
+            worst = max(worst, d)
+            assert d <= 1e-5, f"attention of layer {layer} differs by {d} on {text!r}"
+        print(f"{Path(a.folder).name}: {len(ids)} tokens, {len(att)} layers, attention within {worst:.1e}")
+    out = subprocess.run([a.bin, "eval", a.folder, "--text", PAGE], capture_output=True, text=True)
+    assert out.returncode == 1 and "without a language-model head" in out.stderr, out.stderr
 
 
 def gguf_name(module):

@@ -100,15 +100,16 @@ pub enum Command {
     },
     /// Run the model on a text: perplexity, and with a plan the perplexity of the planned model,
     /// the KL divergence of its next-token distributions from the original's (mean and 99th
-    /// percentile) and how often both choose the same next token. Llama family so far.
+    /// percentile) and how often both choose the same next token. Llama family and Gemma 3 (BERT has
+    /// no language-model head).
     Eval(EvalArgs),
     /// Attention probabilities of one layer's heads on a text, with the attention sinks (tokens
     /// that receive far more than their share in many heads) and, with a plan, how far the
-    /// planned model's maps move. Llama family so far.
+    /// planned model's maps move. Llama family, Gemma 3 and BERT.
     Attention(AttentionArgs),
     /// Run the model on calibration text and write llama.cpp's importance matrix (GGUF): per
     /// linear layer, the sum of each input channel's squared activation and the tokens seen, for
-    /// `llama-quantize --imatrix` and for our own `--importance`. Llama family so far.
+    /// `llama-quantize --imatrix` and for our own `--importance`. Llama family and Gemma 3.
     Imatrix(ImatrixArgs),
 }
 

@@ -63,6 +63,13 @@ pub fn evaluate(
     if tokens.len() < 2 {
         return Err(RuntimeError::Input("perplexity needs at least two tokens".into()));
     }
+    if !original.has_lm_head() {
+        return Err(RuntimeError::Unsupported(
+            "this model is an encoder without a language-model head: there is no perplexity to measure \
+             (attention and imatrix run on it)"
+                .into(),
+        ));
+    }
     let ctx = ctx.max(2);
     let windows: Vec<&[u32]> = tokens.chunks(ctx).filter(|w| w.len() >= 2).collect();
     let (mut nll, mut nll_plan, mut kls, mut agree, mut predicted) = (0f64, 0f64, Vec::new(), 0usize, 0usize);

@@ -7,7 +7,7 @@
 
 use super::activations::ActivationStats;
 use super::linalg::{gelu_tanh, linear, rms_norm};
-use super::llama::{attention, rope_tables, rotate_half};
+use super::llama::{Mask, attention, rope_tables, rotate_half};
 use super::weights::WeightSource;
 use super::{AttentionMap, RuntimeError, record_inputs};
 use crate::cancel::Cancel;
@@ -207,9 +207,15 @@ impl Gemma3Model {
                 q.iter_mut().for_each(|v| *v *= fold);
             }
             let want: Vec<usize> = record.iter().filter(|(rl, _)| *rl == l).map(|(_, hh)| *hh).collect();
-            let window = sliding.then_some(c.window);
-            let (attn, recorded) = attention(&q, &k, &v, t, c.heads, c.kv_heads, hd, window, &want);
-            maps.extend(recorded.into_iter().map(|(head, probs)| AttentionMap { layer: l, head, tokens: t, probs }));
+            let mask = Mask::Causal { window: sliding.then_some(c.window) };
+            let (attn, recorded) = attention(&q, &k, &v, t, c.heads, c.kv_heads, hd, mask, &want);
+            maps.extend(recorded.into_iter().map(|(head, probs)| AttentionMap {
+                layer: l,
+                head,
+                tokens: t,
+                causal: true,
+                probs,
+            }));
             record_inputs(stats.as_deref_mut(), l, &["self_attn.o_proj"], &attn, qd);
             let o = rms_norm(&linear(&attn, t, &b.o, d, qd), &b.post_attn_norm, c.eps, 1.0);
             h.iter_mut().zip(&o).for_each(|(a, b)| *a += b);

@@ -180,8 +180,15 @@ impl LlamaModel {
             rotate_half(&mut q, c.heads, hd, &cos, &sin);
             rotate_half(&mut k, c.kv_heads, hd, &cos, &sin);
             let want: Vec<usize> = record.iter().filter(|(rl, _)| *rl == l).map(|(_, hh)| *hh).collect();
-            let (attn, recorded) = attention(&q, &k, &v, t, c.heads, c.kv_heads, hd, None, &want);
-            maps.extend(recorded.into_iter().map(|(head, probs)| AttentionMap { layer: l, head, tokens: t, probs }));
+            let (attn, recorded) =
+                attention(&q, &k, &v, t, c.heads, c.kv_heads, hd, Mask::Causal { window: None }, &want);
+            maps.extend(recorded.into_iter().map(|(head, probs)| AttentionMap {
+                layer: l,
+                head,
+                tokens: t,
+                causal: true,
+                probs,
+            }));
             record_inputs(stats.as_deref_mut(), l, &["self_attn.o_proj"], &attn, qd);
             let o = linear(&attn, t, &b.o, d, qd);
             h.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
@@ -240,9 +247,21 @@ pub fn rotate_half(x: &mut [f32], heads: usize, hd: usize, cos: &[f32], sin: &[f
     }
 }
 
-/// Causal multi-head attention (grouped-query: head `h` reads key/value head
-/// `h / (heads / kv_heads)`), `window` limiting how far back a query sees. Returns the heads'
-/// outputs (`T × heads·hd`) and the probabilities of the heads in `record`.
+/// Which keys a query sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mask {
+    /// Itself and the keys before it, at most `window` keys in all when given (decoders).
+    Causal {
+        /// The sliding window, if any.
+        window: Option<usize>,
+    },
+    /// Every key (encoders such as BERT).
+    Full,
+}
+
+/// Multi-head attention (grouped-query: head `h` reads key/value head `h / (heads / kv_heads)`)
+/// under `mask`. Returns the heads' outputs (`T × heads·hd`) and the probabilities of the heads
+/// in `record`.
 #[allow(clippy::too_many_arguments)]
 pub fn attention(
     q: &[f32],
@@ -252,7 +271,7 @@ pub fn attention(
     heads: usize,
     kv_heads: usize,
     hd: usize,
-    window: Option<usize>,
+    mask: Mask,
     record: &[usize],
 ) -> (Vec<f32>, Vec<(usize, Vec<f32>)>) {
     let group = heads / kv_heads.max(1);
@@ -266,9 +285,11 @@ pub fn attention(
             let vh = MatRef::from_row_major_slice_with_stride(&v[g * hd..], t, hd, kv_heads * hd);
             let mut s = matmul(qh, kh.transpose(), scale, Par::Seq);
             for (i, row) in s.chunks_exact_mut(t).enumerate() {
-                let first = window.map_or(0, |w| (i + 1).saturating_sub(w));
-                row[..first].iter_mut().for_each(|x| *x = f32::NEG_INFINITY);
-                row[i + 1..].iter_mut().for_each(|x| *x = f32::NEG_INFINITY);
+                if let Mask::Causal { window } = mask {
+                    let first = window.map_or(0, |w| (i + 1).saturating_sub(w));
+                    row[..first].iter_mut().for_each(|x| *x = f32::NEG_INFINITY);
+                    row[i + 1..].iter_mut().for_each(|x| *x = f32::NEG_INFINITY);
+                }
                 softmax(row);
             }
             let out = matmul(MatRef::from_row_major_slice(&s, t, t), vh, 1.0, Par::Seq);

@@ -5,9 +5,11 @@
 //! is tokenized by the model's own tokenizer ([`tokenizer`]).
 //!
 //! Architectures: the Llama family ([`llama`]: llama, mistral, qwen2 — SmolLM2) and Gemma 3's
-//! text model ([`gemma3`]). BERT is not implemented yet and is refused with that reason.
+//! text model ([`gemma3`]), and BERT's encoder ([`bert`]: attention maps and activation
+//! statistics; it has no language-model head, so no perplexity).
 
 pub mod activations;
+pub mod bert;
 pub mod eval;
 pub mod gemma3;
 pub mod linalg;
@@ -59,7 +61,7 @@ pub enum RuntimeError {
 }
 
 /// The attention probabilities of one head: `tokens × tokens`, row `i` the distribution of
-/// query `i` over keys `0..=i` (zeros after it).
+/// query `i` over keys `0..=i` (zeros after it) in a decoder, over every key in an encoder.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct AttentionMap {
     /// Layer (from 0).
@@ -68,6 +70,8 @@ pub struct AttentionMap {
     pub head: usize,
     /// Tokens.
     pub tokens: usize,
+    /// Whether a query sees only the keys up to itself (a decoder).
+    pub causal: bool,
     /// Row-major probabilities.
     pub probs: Vec<f32>,
 }
@@ -78,6 +82,8 @@ pub enum Model {
     Llama(llama::LlamaModel),
     /// Gemma 3 (text).
     Gemma3(gemma3::Gemma3Model),
+    /// BERT (an encoder).
+    Bert(bert::BertModel),
 }
 
 impl Model {
@@ -110,8 +116,13 @@ impl Model {
                 let src = source(gc.heads, gc.kv_heads);
                 Ok(Model::Gemma3(gemma3::Gemma3Model::load(gc, &src, progress)?))
             }
+            "bert" => {
+                let bc = bert::BertConfig::from_model(cfg).map_err(unsupported)?;
+                let src = source(bc.heads, bc.heads);
+                Ok(Model::Bert(bert::BertModel::load(bc, &src, progress)?))
+            }
             other => Err(RuntimeError::Unsupported(format!(
-                "{path}: the runtime runs the Llama family (llama, mistral, qwen2) and Gemma 3 so far; `{other}` is not implemented yet"
+                "{path}: the runtime runs the Llama family (llama, mistral, qwen2), Gemma 3 and BERT so far; `{other}` is not implemented yet"
             ))),
         }
     }
@@ -121,6 +132,7 @@ impl Model {
         match self {
             Model::Llama(m) => (m.cfg.layers, m.cfg.heads),
             Model::Gemma3(m) => (m.cfg.layers, m.cfg.heads),
+            Model::Bert(m) => (m.cfg.layers, m.cfg.heads),
         }
     }
 
@@ -129,6 +141,7 @@ impl Model {
         match self {
             Model::Llama(m) => m.cfg.vocab,
             Model::Gemma3(m) => m.cfg.vocab,
+            Model::Bert(m) => m.cfg.vocab,
         }
     }
 
@@ -156,14 +169,21 @@ impl Model {
         match self {
             Model::Llama(m) => m.forward(tokens, record, stats, cancel),
             Model::Gemma3(m) => m.forward(tokens, record, stats, cancel),
+            Model::Bert(m) => m.forward(tokens, record, stats, cancel),
         }
     }
 
-    /// Logits of the hidden rows `rows`.
+    /// Whether the model predicts tokens (an encoder such as BERT does not).
+    pub fn has_lm_head(&self) -> bool {
+        !matches!(self, Model::Bert(_))
+    }
+
+    /// Logits of the hidden rows `rows` (empty for a model without a language-model head).
     pub fn logits(&self, hidden: &[f32], rows: std::ops::Range<usize>) -> Vec<f32> {
         match self {
             Model::Llama(m) => m.logits(hidden, rows),
             Model::Gemma3(m) => m.logits(hidden, rows),
+            Model::Bert(_) => Vec::new(),
         }
     }
 }
@@ -221,13 +241,24 @@ pub fn sinks(maps: &[AttentionMap]) -> Vec<Sink> {
     const MIN_QUERIES: usize = 4;
     let Some(t) = maps.first().map(|m| m.tokens) else { return Vec::new() };
     let mut found: Vec<Sink> = Vec::new();
-    for j in 0..t.saturating_sub(MIN_QUERIES) {
-        let seen = (t - j - 1) as f64;
-        let uniform = (j + 1..t).map(|i| 1.0 / (i + 1) as f64).sum::<f64>() / seen;
+    let causal = maps.first().is_some_and(|m| m.causal);
+    // In an encoder every query sees every key: all of them judge, against a share of 1/T.
+    let judged = if causal {
+        t.saturating_sub(MIN_QUERIES)
+    } else if t >= MIN_QUERIES {
+        t
+    } else {
+        0
+    };
+    for j in 0..judged {
+        let queries = if causal { j + 1..t } else { 0..t };
+        let seen = queries.len() as f64;
+        let uniform =
+            if causal { queries.clone().map(|i| 1.0 / (i + 1) as f64).sum::<f64>() / seen } else { 1.0 / t as f64 };
         let mut heads = Vec::new();
         let mut total = 0.0;
         for m in maps {
-            let received = (j + 1..t).map(|i| f64::from(m.probs[i * t + j])).sum::<f64>() / seen;
+            let received = queries.clone().map(|i| f64::from(m.probs[i * t + j])).sum::<f64>() / seen;
             if received >= 0.3 && received >= 3.0 * uniform {
                 heads.push(m.head);
                 total += received;

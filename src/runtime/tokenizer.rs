@@ -24,8 +24,12 @@ impl TextTokenizer {
     pub fn of(ckpt: &Checkpoint) -> Result<Self, RuntimeError> {
         let file = folder_of(ckpt.path()).join("tokenizer.json");
         if ckpt.format() != Format::Gguf && file.is_file() {
-            let inner = tokenizers::Tokenizer::from_file(&file)
+            let mut inner = tokenizers::Tokenizer::from_file(&file)
                 .map_err(|e| RuntimeError::Tokenizer(format!("{}: {e}", file.display())))?;
+            // As transformers' `tokenizer(text)`: the file's padding and truncation (MiniLM's pad
+            // every text to 128) apply only when asked for.
+            inner.with_padding(None);
+            inner.with_truncation(None).map_err(|e| RuntimeError::Tokenizer(format!("{}: {e}", file.display())))?;
             return Ok(Self { inner, origin: file.display().to_string() });
         }
         let origin = format!("{} (tokenizer.ggml.* keys)", ckpt.path().display());

@@ -55,7 +55,7 @@ pub fn attention_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
     ui.heading("Attention");
     ui.label(format!(
         "The model ({arch}) runs on the prompt on the CPU; every head of the chosen layer is recorded. \
-         Llama family and Gemma 3 so far."
+         Llama family, Gemma 3 and BERT so far."
     ));
     ui.add(
         egui::TextEdit::multiline(&mut a.text)
