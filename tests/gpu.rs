@@ -560,8 +560,14 @@ fn the_papers_methods_run_their_base_quantizer_on_the_gpu_and_give_the_cpus_byte
         (0..t.matrix_shape().1).map(|j| if j % 37 == 0 { 50.0 } else { 0.5 + (j % 5) as f32 }).collect();
     for scheme in ["int4_g128+awq", "q4_0+awq", "int4_g64+slim", "int4_ch+pow"] {
         let s: Scheme = scheme.parse().unwrap();
-        let job =
-            Job { src: t, dtype: t.tensor.dtype, stored_bytes: t.tensor.bytes, importance: Some(&imp), search: None };
+        let job = Job {
+            src: t,
+            dtype: t.tensor.dtype,
+            stored_bytes: t.tensor.bytes,
+            importance: Some(&imp),
+            search: None,
+            hessian: None,
+        };
         let (mut gs, mut cs) = (CollectBytes::default(), CollectBytes::default());
         let g = encode(gpu.as_ref(), &job, &s, &mut gs, None, &Cancel::new()).unwrap();
         let c = encode(&CpuBackend, &job, &s, &mut cs, None, &Cancel::new()).unwrap();

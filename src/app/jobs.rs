@@ -627,7 +627,7 @@ impl Jobs {
                 let (_, maps) = model.forward(&ids, &record, &cancel)?;
                 let plan_maps = match &plan {
                     Some(p) => {
-                        let planned = Model::load(&ckpt, Some(p), backend.as_ref(), &progress, &cancel)?;
+                        let planned = Model::load(&ckpt, Some(p[..].into()), backend.as_ref(), &progress, &cancel)?;
                         Some(planned.forward(&ids, &record, &cancel)?.1)
                     }
                     None => None,

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use super::{Checkpoint, CheckpointError};
 
@@ -17,6 +18,21 @@ pub struct Imatrix {
     pub vectors: BTreeMap<String, Vec<f32>>,
     /// File name, for display.
     pub source: String,
+    /// Per weight, the second moment of its inputs (GPTQ's Hessian), when computed by the
+    /// runtime from calibration text (files carry only the diagonal).
+    pub hessians: BTreeMap<String, Arc<Hessian>>,
+}
+
+/// The second moment of a linear layer's inputs over calibration tokens, `E[x xᵀ]` (`n × n`,
+/// row-major): GPTQ's Hessian `2·X·Xᵀ` up to a factor, which GPTQ's damping is relative to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hessian {
+    /// Input channels.
+    pub n: usize,
+    /// `n × n` values, row-major.
+    pub values: Vec<f32>,
+    /// Tokens it averages.
+    pub tokens: u64,
 }
 
 fn invalid(path: &Path, message: String) -> CheckpointError {
@@ -55,7 +71,7 @@ pub fn read_imatrix(path: &Path) -> Result<Imatrix, CheckpointError> {
         if vectors.is_empty() {
             return Err(invalid(path, "no *.in_sum2 tensors: not an imatrix".into()));
         }
-        return Ok(Imatrix { vectors, source });
+        return Ok(Imatrix { vectors, source, hessians: BTreeMap::new() });
     }
     let bytes = std::fs::read(path).map_err(|e| CheckpointError::io(path, e))?;
     let read_i32 = |at: usize, what: &str| -> Result<i32, CheckpointError> {
@@ -90,7 +106,7 @@ pub fn read_imatrix(path: &Path) -> Result<Imatrix, CheckpointError> {
         offset += 4 * nval as usize;
         vectors.insert(name, v);
     }
-    Ok(Imatrix { vectors, source })
+    Ok(Imatrix { vectors, source, hessians: BTreeMap::new() })
 }
 
 impl Imatrix {
@@ -103,6 +119,14 @@ impl Imatrix {
         }
         let gguf = super::hf_names::gguf_name(name, arch)?;
         self.vectors.get(&gguf).map(Vec::as_slice)
+    }
+
+    /// The Hessian of a checkpoint tensor's inputs, looked up as [`Imatrix::for_tensor`] does.
+    pub fn hessian_for(&self, name: &str, arch: &str) -> Option<&Arc<Hessian>> {
+        if let Some(h) = self.hessians.get(name) {
+            return Some(h);
+        }
+        self.hessians.get(&super::hf_names::gguf_name(name, arch)?)
     }
 }
 

@@ -46,6 +46,11 @@ pub struct ExportArgs {
     /// llama.cpp's weighted searches and the weighted errors.
     #[arg(long)]
     pub importance: Option<String>,
+    /// Calibration text (a UTF-8 file): the model runs on it (windows of 512 tokens) and the
+    /// inputs of every linear layer give the importance (their mean squares, as an imatrix) and,
+    /// for `+gptq`, the Hessian. Transformers folders and GGUF files of the supported architectures.
+    #[arg(long, conflicts_with = "importance")]
+    pub calibration: Option<PathBuf>,
     /// Replace existing outputs.
     #[arg(long)]
     pub overwrite: bool,
@@ -65,7 +70,9 @@ pub struct ExportArgs {
 pub(super) fn run(args: &ExportArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<()> {
     let plan = args.source.load()?;
     let ckpt = super::open(&args.path)?;
-    let importance = super::importance(&ckpt, args.importance.as_deref())?;
+    let hessians = plan.resolve_all(&ckpt)?.0.iter().any(|r| r.parsed.needs_hessian());
+    let importance =
+        super::importance(&ckpt, args.importance.as_deref(), args.calibration.as_deref(), hessians, backend)?;
     let cancel = Cancel::new();
     {
         let c = cancel.clone();

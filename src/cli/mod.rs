@@ -40,6 +40,7 @@ pub use spectrum::SpectrumArgs;
 pub use stats::StatsArgs;
 
 use crate::checkpoint::{Checkpoint, TensorInfo};
+use crate::compute::Backend;
 use crate::compute::select::{BackendChoice, SelectedBackend};
 
 /// Headless commands.
@@ -169,10 +170,19 @@ impl PlanSource {
     }
 }
 
-/// The importance a `--importance` argument names: an imatrix file, or `weight` for the
-/// column norms.
-fn importance(ckpt: &Checkpoint, arg: Option<&str>) -> Result<Option<crate::quant::Importance>> {
+/// The importance a `--importance` argument names (an imatrix file, or `weight` for the
+/// column norms), or the one measured on `--calibration` text (with Hessians when asked).
+fn importance(
+    ckpt: &Checkpoint,
+    arg: Option<&str>,
+    calibration: Option<&Path>,
+    hessians: bool,
+    backend: &dyn Backend,
+) -> Result<Option<crate::quant::Importance>> {
     use crate::quant::Importance;
+    if let Some(text) = calibration {
+        return Ok(Some(runtime::calibration(ckpt, text, hessians, backend)?));
+    }
     Ok(match arg {
         None => None,
         Some("weight") => Some(Importance::ColumnNorms),
@@ -183,6 +193,18 @@ fn importance(ckpt: &Checkpoint, arg: Option<&str>) -> Result<Option<crate::quan
             Some(Importance::Imatrix(std::sync::Arc::new(m), arch))
         }
     })
+}
+
+/// GPTQ's output errors beside plain rounding's and AWQ's, relative to the output's own size.
+fn output_error_line(o: &crate::quant::gptq::OutputErrors) -> String {
+    let rel = |e: f64| if o.signal > 0.0 { format!("{:.3e}", (e / o.signal).sqrt()) } else { "-".into() };
+    format!(
+        "layer output error over {} calibration tokens (√(E‖ΔW·x‖² / E‖W·x‖²)): gptq {}, plain rounding {}, awq {}",
+        o.tokens,
+        rel(o.gptq),
+        rel(o.plain),
+        o.awq.map_or("-".into(), rel)
+    )
 }
 
 fn open(path: &Path) -> Result<Checkpoint> {

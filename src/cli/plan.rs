@@ -77,6 +77,11 @@ pub struct AutoArgs {
     /// Importance per input channel: an imatrix file, or `weight` for the column norms.
     #[arg(long)]
     pub importance: Option<String>,
+    /// Calibration text (a UTF-8 file): the model runs on it (windows of 512 tokens) and the
+    /// inputs of every linear layer give the importance (their mean squares, as an imatrix) and,
+    /// for `+gptq`, the Hessian. Transformers folders and GGUF files of the supported architectures.
+    #[arg(long, conflicts_with = "importance")]
+    pub calibration: Option<PathBuf>,
     /// What to minimise.
     #[arg(long, value_enum, default_value = "sse")]
     pub objective: ObjectiveArg,
@@ -126,11 +131,12 @@ fn auto(args: &AutoArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<(
     }
     if let Some(c) = candidates.iter().find(|c| c.needs_importance())
         && args.importance.is_none()
+        && args.calibration.is_none()
     {
         bail!("candidate `{c}` scales input channels by their importance: give --importance FILE|weight");
     }
     let objective = Objective::from(args.objective);
-    if objective == Objective::WeightedSse && args.importance.is_none() {
+    if objective == Objective::WeightedSse && args.importance.is_none() && args.calibration.is_none() {
         bail!("--objective weighted_sse needs --importance FILE|weight");
     }
     let budget = match (args.target_bytes, args.target_bpw) {
@@ -140,7 +146,9 @@ fn auto(args: &AutoArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<(
     };
     let pin = args.pin.as_deref().map(pattern_regex).transpose().map_err(anyhow::Error::msg).context("--pin")?;
     let ckpt = super::open(&args.path)?;
-    let importance = super::importance(&ckpt, args.importance.as_deref())?;
+    let hessians = candidates.iter().any(|c| c.needs_hessian());
+    let importance =
+        super::importance(&ckpt, args.importance.as_deref(), args.calibration.as_deref(), hessians, backend)?;
     let (tensors, _) = super::select(&ckpt, args.tensor.as_deref(), |_| true)?;
     let cancel = Cancel::new();
     {
@@ -157,6 +165,9 @@ fn auto(args: &AutoArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<(
         _ => MeasureCache::disabled(),
     };
     let importance_id = match args.importance.as_deref() {
+        None if args.calibration.is_some() => {
+            format!("calibration {}", args.calibration.as_deref().map(file_identity).unwrap_or_default())
+        }
         None => "none".to_owned(),
         Some("weight") => "weight".to_owned(),
         Some(file) => file_identity(Path::new(file)),

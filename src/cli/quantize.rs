@@ -38,6 +38,11 @@ pub struct QuantizeArgs {
     /// norms. Adds `weighted_sse`.
     #[arg(long)]
     pub importance: Option<String>,
+    /// Calibration text (a UTF-8 file): the model runs on it (windows of 512 tokens) and the
+    /// inputs of every linear layer give the importance (their mean squares, as an imatrix) and,
+    /// for `+gptq`, the Hessian. Transformers folders and GGUF files of the supported architectures.
+    #[arg(long, conflicts_with = "importance")]
+    pub calibration: Option<PathBuf>,
     /// Measure only; write no model (exporting is `weightbench export`). Required for now.
     #[arg(long)]
     pub dry_run: bool,
@@ -77,11 +82,13 @@ pub(super) fn run(args: &QuantizeArgs, backend: &dyn Backend, out: &mut dyn Writ
     }
     let plan = args.source.load()?;
     let ckpt = super::open(&args.path)?;
-    let importance = super::importance(&ckpt, args.importance.as_deref())?;
     let (tensors, skipped) = super::select(&ckpt, args.tensor.as_deref(), |_| true)?;
     let shapes: Vec<(String, Vec<u64>)> = tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
     let identity = ModelIdentity::of(&ckpt);
     let (resolved, warnings) = plan.resolve(&shapes, &identity)?;
+    let hessians = resolved.iter().any(|r| r.parsed.needs_hessian());
+    let importance =
+        super::importance(&ckpt, args.importance.as_deref(), args.calibration.as_deref(), hessians, backend)?;
     for w in &warnings {
         eprintln!("warning: {w}");
     }
@@ -261,7 +268,13 @@ fn table(out: &mut dyn Write, report: &PreviewReport) -> Result<()> {
             if let Some(why) = &m.preview_only {
                 line.push_str(&format!("; preview only: {why}"));
             }
-            writeln!(out, "{line}")?;
+            match &m.output_error {
+                // GPTQ minimises the layer's output error, not the weights'.
+                Some(o) => {
+                    writeln!(out, "{:<w$}    ↳ gptq (damping {}): {}", "", m.value, super::output_error_line(o))?
+                }
+                None => writeln!(out, "{line}")?,
+            }
         }
         if let Some(e) = &r.error {
             writeln!(out, "{:<w$}    ✗ {e}", "")?;

@@ -15,6 +15,7 @@ use crate::compute::Backend;
 use crate::quant::Plan;
 use crate::runtime::eval::{EvalReport, evaluate};
 use crate::runtime::tokenizer::TextTokenizer;
+use crate::runtime::weights::PlanInput;
 use crate::runtime::{Model, Sink, sinks};
 
 /// The text a runtime command reads.
@@ -80,6 +81,9 @@ pub struct EvalArgs {
     /// Tokens per window (the text is cut into windows of this many tokens, each run alone).
     #[arg(long, default_value_t = 512)]
     pub ctx: usize,
+    /// Calibration text for the plan's `+awq` and `+gptq` tensors (as `export --calibration`).
+    #[arg(long)]
+    pub calibration: Option<PathBuf>,
     /// Write the original model's logits here (f32 little-endian, one row of the vocabulary per
     /// token, windows one after the other), for reference checks.
     #[arg(long)]
@@ -100,12 +104,31 @@ struct EvalJson<'a> {
     backend: String,
 }
 
-fn load(
+/// The importance measured on calibration text in `file` (windows of 512 tokens): every
+/// linear layer's input mean squares, and their Hessians when `hessians`.
+pub(super) fn calibration(
     ckpt: &Checkpoint,
-    plan: Option<&[crate::quant::plan::Resolved]>,
+    file: &std::path::Path,
+    hessians: bool,
     backend: &dyn Backend,
-    what: &str,
-) -> Result<Model> {
+) -> Result<crate::quant::Importance> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read the calibration text {}", file.display()))?;
+    let ids = TextTokenizer::of(ckpt)?.encode(&text)?;
+    let model = load(ckpt, None, backend, "loading the model for calibration")?;
+    let bar = super::progress_bar(0, "calibrating");
+    let stats = crate::runtime::activations::calibrate(&model, &ids, 512, hessians, &Cancel::new(), &|done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })?;
+    bar.finish_and_clear();
+    let arch = ckpt.model_config().map(|c| c.architecture.clone()).unwrap_or_default();
+    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let source = format!("{name} ({} tokens)", ids.len());
+    Ok(crate::quant::Importance::Imatrix(std::sync::Arc::new(stats.to_imatrix(&arch, source)), arch))
+}
+
+fn load(ckpt: &Checkpoint, plan: Option<PlanInput<'_>>, backend: &dyn Backend, what: &str) -> Result<Model> {
     let bar = super::progress_bar(0, what);
     let model = Model::load(
         ckpt,
@@ -127,9 +150,18 @@ pub(super) fn run_eval(args: &EvalArgs, backend: &dyn Backend, out: &mut dyn Wri
     let text = args.text.read()?;
     let ids = tokenizer.encode(&text)?;
     let resolved = args.plan.resolved(&ckpt)?;
+    let importance = match (&resolved, &args.calibration) {
+        (Some(r), Some(text)) => Some(calibration(&ckpt, text, r.iter().any(|r| r.parsed.needs_hessian()), backend)?),
+        _ => None,
+    };
     let original = load(&ckpt, None, backend, "loading the model")?;
     let planned = match &resolved {
-        Some(r) => Some(load(&ckpt, Some(r), backend, "fake-quantizing the plan")?),
+        Some(r) => Some(load(
+            &ckpt,
+            Some(PlanInput { resolved: r, importance: importance.as_ref() }),
+            backend,
+            "fake-quantizing the plan",
+        )?),
         None => None,
     };
     let mut logits_file = match &args.logits_out {
@@ -265,7 +297,7 @@ pub(super) fn run_attention(args: &AttentionArgs, backend: &dyn Backend, out: &m
     let found = sinks(&maps);
     let planned = match args.plan.resolved(&ckpt)? {
         Some(r) => {
-            let pm = load(&ckpt, Some(&r), backend, "fake-quantizing the plan")?;
+            let pm = load(&ckpt, Some(r[..].into()), backend, "fake-quantizing the plan")?;
             Some(pm.forward(&ids, &all, &cancel)?.1)
         }
         None => None,
@@ -367,15 +399,12 @@ pub(super) fn run_imatrix(args: &ImatrixArgs, backend: &dyn Backend, out: &mut d
     let tokenizer = TextTokenizer::of(&ckpt)?;
     let ids = tokenizer.encode(&args.text.read()?)?;
     let model = load(&ckpt, None, backend, "loading the model")?;
-    let mut stats = crate::runtime::activations::ActivationStats::default();
-    let cancel = Cancel::new();
-    let windows: Vec<&[u32]> = ids.chunks(args.ctx.max(1)).collect();
-    let bar = super::progress_bar(windows.len() as u64, "windows");
-    for w in &windows {
-        model.forward_with(w, &[], Some(&mut stats), &cancel)?;
-        stats.chunks += 1;
-        bar.inc(1);
-    }
+    let bar = super::progress_bar(0, "windows");
+    let stats =
+        crate::runtime::activations::calibrate(&model, &ids, args.ctx, false, &Cancel::new(), &|done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        })?;
     bar.finish_and_clear();
     let datasets: Vec<String> = args
         .text

@@ -95,9 +95,13 @@ pub(super) fn plan(ckpt: &Checkpoint, resolved: &[Resolved]) -> Result<CtPlan, E
         out.first.push(out.tensors.len());
         let module = t.name.strip_suffix(".weight");
         let arith = Arith::of(t.dtype);
-        let parts: Option<(Vec<Part>, &'static str, Value)> = match (&r.parsed, rows_cols(&t.shape)) {
+        let parts: Option<(Vec<Part>, &'static str, Value)> = match (r.parsed.stored_form(), rows_cols(&t.shape)) {
             (Scheme::Int { bits, group, asym }, Some((_, cols))) => {
-                let spec = r.parsed.int_spec(cols, arith).unwrap_or(crate::codec::int::IntSpec::symmetric(*bits, 1));
+                let spec = r
+                    .parsed
+                    .stored_form()
+                    .int_spec(cols, arith)
+                    .unwrap_or(crate::codec::int::IntSpec::symmetric(*bits, 1));
                 let mut weights = json!({"num_bits": bits, "type": "int", "symmetric": !asym, "dynamic": false,
                     "strategy": match group { IntGroup::Channel => "channel", IntGroup::Size(_) => "group" }});
                 if let IntGroup::Size(n) = group {

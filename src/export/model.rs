@@ -96,7 +96,7 @@ fn gguf_type(t: &TensorInfo, scheme: &Scheme) -> Result<DType, String> {
         // llama.cpp keeps norms and biases F32.
         return Ok(DType::F32);
     }
-    match scheme {
+    match scheme.stored_form() {
         Scheme::Keep if t.dtype.ggml_id().is_some() => Ok(t.dtype),
         Scheme::Keep => Err(format!("it is stored as {}, which GGUF has no type for", t.dtype)),
         Scheme::Ggml(d) => Ok(*d),
@@ -109,6 +109,7 @@ fn gguf_type(t: &TensorInfo, scheme: &Scheme) -> Result<DType, String> {
                     "AWQ's input scales are not folded into the layer before yet",
                 crate::quant::scheme::Method::Slim => "no inference kernel reads mixed bit widths inside a tensor",
                 crate::quant::scheme::Method::Pow => "no inference kernel decodes a power grid",
+                crate::quant::scheme::Method::Gptq => "its base has no GGUF type",
             }
         )),
         other => Err(format!(
@@ -526,6 +527,15 @@ pub fn export_plan(
         return Err(ExportError::Unsupported {
             message: format!(
                 "tensor {} gets `{}`, which needs an importance (an imatrix, or `weight`)",
+                r.name, r.scheme
+            ),
+        });
+    }
+    let calibrated = matches!(importance, Some(crate::quant::Importance::Imatrix(m, _)) if !m.hessians.is_empty());
+    if !calibrated && let Some(r) = resolved.iter().find(|r| r.parsed.needs_hessian()) {
+        return Err(ExportError::Unsupported {
+            message: format!(
+                "tensor {} gets `{}`, which needs the Hessian of its inputs: calibrate on text (--calibration FILE)",
                 r.name, r.scheme
             ),
         });

@@ -111,6 +111,8 @@ pub struct Job<'a> {
     /// An imatrix row for llama.cpp's weighted searches (the ggml block types), when one was
     /// imported: the same vector as `importance` then.
     pub search: Option<&'a [f32]>,
+    /// The second moment of the tensor's inputs, for `+gptq`.
+    pub hessian: Option<&'a crate::checkpoint::imatrix::Hessian>,
 }
 
 /// Encodes `job` with `scheme`, sending the stored bytes to `sink` and the decoded values to
@@ -295,6 +297,23 @@ impl<'a, 'd> IntBytes<'a, 'd> {
         }
         self.sink.put(2, &out)
     }
+}
+
+/// Stores integer codes made elsewhere (GPTQ) as [`encode`] stores a kernel's: every group's
+/// parameters and codes, in order; returns the bytes stored.
+pub(super) fn write_int_codes(
+    spec: IntSpec,
+    shape: &[u64],
+    params: &[GroupParams],
+    codes: &[i8],
+    sink: &mut dyn PartSink,
+    decoded: Option<DecodedSink<'_>>,
+) -> Result<u64, ComputeError> {
+    let mut adapter = IntBytes::new(spec, shape, sink, decoded)?;
+    adapter.begin(params.len() as u64)?;
+    adapter.put(0, params, codes)?;
+    adapter.finish()?;
+    Ok(adapter.total)
 }
 
 /// The stored parts of integer codes of `spec` for a tensor of `shape`, as compressed-tensors
@@ -565,7 +584,7 @@ pub(crate) fn encode_in_memory(
     sink: &mut dyn PartSink,
     cancel: &Cancel,
 ) -> Result<(Vec<f32>, Encoded), ComputeError> {
-    let job = Job { src, dtype, stored_bytes: 0, importance: None, search: None };
+    let job = Job { src, dtype, stored_bytes: 0, importance: None, search: None, hessian: None };
     let mut out = vec![0f32; src.numel() as usize];
     let mut put = |first: u64, v: &[f32]| -> Result<(), ComputeError> {
         out[first as usize..first as usize + v.len()].copy_from_slice(v);

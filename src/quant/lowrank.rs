@@ -56,6 +56,7 @@ pub fn encode(
             plain_bytes: job.stored_bytes,
             folds_into: None,
             shared_with: Vec::new(),
+            output_error: None,
             preview_only: kept.then(|| {
                 format!(
                     "σ/σ₁ ≥ {t} keeps rank {r}, whose factors ({low_bytes} bytes) would not be smaller than the \

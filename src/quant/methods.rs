@@ -56,6 +56,10 @@ pub struct MethodReport {
     /// scale vector folds into one norm).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shared_with: Vec<String>,
+    /// GPTQ: the layer's output error (E‖(W − Ŵ)x‖² over the calibration inputs) of GPTQ, of
+    /// plain rounding and of AWQ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_error: Option<super::gptq::OutputErrors>,
     /// Why exporters can only fake-quantize this tensor (no layer takes AWQ's scales; a power
     /// grid no inference kernel decodes).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -82,11 +86,43 @@ pub fn encode_with_method(
         Method::Awq { alpha } => awq(backend, job, base, alpha, &w, cols, sink, decoded, cancel)?,
         Method::Pow => pow(backend, job, base, &w, sink, decoded, cancel)?,
         Method::Slim => slim(backend, job, base, &w, rows, cols, sink, decoded, cancel)?,
+        Method::Gptq => gptq(backend, job, base, &w, cols, sink, decoded, cancel)?,
     };
     enc.on = enc.on.merge(&ran.on).merge(&CpuBackend.provenance());
     if let Some(r) = enc.method.as_mut() {
         r.plain_bytes = plain_bytes;
     }
+    Ok(enc)
+}
+
+/// GPTQ, reported beside plain rounding and AWQ on the layer's output error.
+#[allow(clippy::too_many_arguments)]
+fn gptq(
+    backend: &dyn Backend,
+    job: &Job<'_>,
+    base: &Scheme,
+    w: &[f32],
+    cols: usize,
+    sink: &mut dyn PartSink,
+    decoded: Option<DecodedSink<'_>>,
+    cancel: &Cancel,
+) -> Result<Encoded, ComputeError> {
+    let (_, mut enc, out) = super::gptq::encode(backend, job, base, w, cols, sink, decoded, cancel)?;
+    let weighted = job.importance.is_some();
+    enc.method = Some(MethodReport {
+        method: "gptq".into(),
+        parameter: "damp".into(),
+        value: super::gptq::DAMP,
+        objective: "output_error".into(),
+        searched: Vec::new(),
+        plain_sse: out.plain_sse,
+        plain_weighted_sse: weighted.then_some(out.plain_weighted_sse),
+        plain_bytes: 0,
+        folds_into: None,
+        shared_with: Vec::new(),
+        output_error: Some(out.errors),
+        preview_only: None,
+    });
     Ok(enc)
 }
 
@@ -97,7 +133,7 @@ fn objective(e: &GroupError, weighted: bool) -> f64 {
 
 /// Encodes values held in memory with `base`, returning the decoded values.
 #[allow(clippy::too_many_arguments)]
-fn encode_values(
+pub(super) fn encode_values(
     backend: &dyn Backend,
     job: &Job<'_>,
     values: &[f32],
@@ -107,7 +143,8 @@ fn encode_values(
     cancel: &Cancel,
 ) -> Result<(Vec<f32>, Encoded), ComputeError> {
     let src = SliceSource::new(job.src.name(), job.src.shape(), values)?;
-    let inner = Job { src: &src, dtype: job.dtype, stored_bytes: job.stored_bytes, importance: None, search };
+    let inner =
+        Job { src: &src, dtype: job.dtype, stored_bytes: job.stored_bytes, importance: None, search, hessian: None };
     let mut out = vec![0f32; values.len()];
     let mut put = |first: u64, v: &[f32]| -> Result<(), ComputeError> {
         out[first as usize..first as usize + v.len()].copy_from_slice(v);
@@ -118,7 +155,7 @@ fn encode_values(
 }
 
 /// The error of `y` against `w`, weighed by `importance` per column.
-fn error_of(w: &[f32], y: &[f32], cols: usize, importance: Option<&[f32]>) -> GroupError {
+pub(super) fn error_of(w: &[f32], y: &[f32], cols: usize, importance: Option<&[f32]>) -> GroupError {
     let cols = cols.max(1);
     let rows_per = (1usize << 16).div_ceil(cols).max(1);
     w.par_chunks(rows_per * cols)
@@ -147,7 +184,7 @@ pub fn awq_scales(imp: &[f32], alpha: f64) -> Vec<f32> {
 const AWQ_GRID: usize = 20;
 
 #[allow(clippy::too_many_arguments)]
-fn awq(
+pub(super) fn awq(
     backend: &dyn Backend,
     job: &Job<'_>,
     base: &Scheme,
@@ -212,6 +249,7 @@ fn awq(
             plain_bytes: 0,
             folds_into: None,
             shared_with: Vec::new(),
+            output_error: None,
             preview_only: None,
         }),
     })
@@ -287,6 +325,7 @@ fn pow(
             plain_bytes: 0,
             folds_into: None,
             shared_with: Vec::new(),
+            output_error: None,
             preview_only: Some("a power grid: no inference kernel decodes it, exporters can only fake-quantize".into()),
         }),
     })
@@ -487,6 +526,7 @@ fn slim(
             plain_bytes: 0,
             folds_into: None,
             shared_with: Vec::new(),
+            output_error: None,
             preview_only: Some(
                 "mixed bit widths inside a tensor: no inference kernel decodes them yet, exporters can only \
                  fake-quantize"
@@ -651,6 +691,7 @@ mod tests {
             stored_bytes: w.len() as u64 * 4,
             importance: imp,
             search: None,
+            hessian: None,
         };
         let scheme: Scheme = scheme.parse().unwrap();
         let mut sink = CollectBytes::default();
@@ -682,7 +723,14 @@ mod tests {
             );
         }
         let src = SliceSource::new("x.weight", &shape, &w).unwrap();
-        let job = Job { src: &src, dtype: crate::codec::DType::F32, stored_bytes: 0, importance: None, search: None };
+        let job = Job {
+            src: &src,
+            dtype: crate::codec::DType::F32,
+            stored_bytes: 0,
+            importance: None,
+            search: None,
+            hessian: None,
+        };
         let e = encode(&CpuBackend, &job, &"int4_g128+awq".parse().unwrap(), &mut DiscardBytes, None, &Cancel::new());
         assert!(e.unwrap_err().to_string().contains("--importance"));
     }
@@ -720,7 +768,14 @@ mod tests {
         let mut w: Vec<f32> = normal(rows * cols, 9).iter().map(|x| x * 0.01).collect();
         w[..64].iter_mut().for_each(|x| *x *= 20.0);
         let src = SliceSource::new("w", &[rows as u64, cols as u64], &w).unwrap();
-        let job = Job { src: &src, dtype: crate::codec::DType::F32, stored_bytes: 0, importance: None, search: None };
+        let job = Job {
+            src: &src,
+            dtype: crate::codec::DType::F32,
+            stored_bytes: 0,
+            importance: None,
+            search: None,
+            hessian: None,
+        };
         let mut sink = CollectBytes::default();
         let mut decoded = vec![0f32; w.len()];
         let mut put = |first: u64, v: &[f32]| -> Result<(), ComputeError> {

@@ -11,6 +11,7 @@ pub mod allocate;
 pub mod auto;
 pub mod cache;
 pub mod encode;
+pub mod gptq;
 pub mod inspect;
 pub mod lowrank;
 pub mod methods;

@@ -156,6 +156,39 @@ pub fn importance_of(
     })
 }
 
+/// The Hessian of `name`'s inputs, when the importance came from calibration text.
+pub fn hessian_of<'a>(
+    importance: Option<&'a Importance>,
+    name: &str,
+) -> Option<&'a crate::checkpoint::imatrix::Hessian> {
+    match importance {
+        Some(Importance::Imatrix(m, arch)) => m.hessian_for(name, arch).map(|h| &**h),
+        _ => None,
+    }
+}
+
+/// A `+gptq` tensor that calibration ran but whose inputs it never saw (an embedding, a
+/// tensor outside the layers the runtime runs) gets plain rounding, saying why; without
+/// calibration at all it stays, and its encoder asks for calibration.
+fn gptq_without_inputs(resolved: &Resolved, importance: Option<&Importance>) -> Option<Resolved> {
+    let Some(Importance::Imatrix(m, _)) = importance else { return None };
+    if !resolved.parsed.needs_hessian() || m.hessians.is_empty() || hessian_of(importance, &resolved.name).is_some() {
+        return None;
+    }
+    let base = resolved.parsed.stored_form().clone();
+    let why = format!("no calibration inputs reach it (not a linear layer the model ran): plain {base}");
+    Some(Resolved {
+        scheme: base.to_string(),
+        requested: Some(resolved.requested.clone().unwrap_or_else(|| resolved.scheme.clone())),
+        fallback_reason: Some(match &resolved.fallback_reason {
+            Some(w) if !w.is_empty() => format!("{w}; {why}"),
+            _ => why,
+        }),
+        parsed: base,
+        ..resolved.clone()
+    })
+}
+
 /// Previews one tensor with its resolved scheme (sending decoded values to `decoded` if given).
 pub fn preview_tensor(
     backend: &dyn Backend,
@@ -195,6 +228,14 @@ pub fn encode_tensor(
     decoded: Option<DecodedSink<'_>>,
     cancel: &Cancel,
 ) -> Result<TensorPreview, ComputeError> {
+    let plain;
+    let resolved = match gptq_without_inputs(resolved, importance) {
+        Some(r) => {
+            plain = r;
+            &plain
+        }
+        None => resolved,
+    };
     let (imp, is_imatrix) = importance_of(backend, importance, src, cancel)?;
     let job = Job {
         src,
@@ -202,6 +243,7 @@ pub fn encode_tensor(
         stored_bytes: tensor.bytes,
         importance: imp.as_deref(),
         search: if is_imatrix { imp.as_deref() } else { None },
+        hessian: hessian_of(importance, src.name()),
     };
     let mut enc = encode(backend, &job, &resolved.parsed, sink, decoded, cancel)?;
     if let Some(m) = enc.method.as_mut()

@@ -46,6 +46,10 @@ pub enum Method {
     Slim,
     /// NUPES: values companded by |w|^γ (γ searched) before uniform quantization: `+pow`.
     Pow,
+    /// GPTQ: values rounded one input channel at a time, each rounding error spread over the
+    /// channels not yet rounded through the inverse Hessian of the layer's inputs: `+gptq`.
+    /// Stores exactly what the base quantizer stores.
+    Gptq,
 }
 
 impl Method {
@@ -55,6 +59,7 @@ impl Method {
             Method::Awq { .. } => "awq",
             Method::Slim => "slim",
             Method::Pow => "pow",
+            Method::Gptq => "gptq",
         }
     }
 
@@ -67,7 +72,10 @@ impl Method {
                 _ => Err(format!("`+{s}`: α is a number in [0, 1] with at most two decimals")),
             });
         }
-        [Method::Awq { alpha: None }, Method::Slim, Method::Pow].into_iter().find(|m| m.as_str() == s).map(Ok)
+        [Method::Awq { alpha: None }, Method::Slim, Method::Pow, Method::Gptq]
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .map(Ok)
     }
 
     /// How the suffix is written: `awq`, `awq@0.35`, `slim`, `pow`.
@@ -94,6 +102,12 @@ impl Method {
             }
             (Method::Pow, Scheme::Int { asym: false, .. }) => Ok(()),
             (Method::Pow, _) => fail("symmetric integers (int4_g128, int8_ch, ...)"),
+            (Method::Gptq, Scheme::Int { .. }) => Ok(()),
+            (Method::Gptq, Scheme::Ggml(d)) if ggml::grid::AFFINE.contains(d) => Ok(()),
+            (Method::Gptq, _) => fail(
+                "integers (int4_g128, ...) and the llama.cpp types with one affine grid per block \
+                 (q4_0, q4_1, q5_0, q5_1, q8_0, q4_k, q5_k, q6_k)",
+            ),
         }
     }
 }
@@ -163,7 +177,7 @@ pub const GGML_SCHEMES: [DType; 12] = [
 /// Every scheme form, for messages that list what is accepted.
 pub const SCHEME_FORMS: &str = "keep, f16, bf16, fp8_e4m3, fp8_e4m3_ch, nf4, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, \
      q4_k, q5_k, q6_k, iq4_nl, iq4_xs, int<2..8>_ch, int<2..8>_g<32|64|128|...>[_asym], lowrank_r<N>, lowrank_e<0..1>, \
-     lowrank_...+<scheme>, welore[_t<F>][+<scheme>], <quantizer>+awq, int<3..7>_g<N>+slim, int<b>_*+pow";
+     lowrank_...+<scheme>, welore[_t<F>][+<scheme>], <quantizer>+awq, int<3..7>_g<N>+slim, int<b>_*+pow, int*|q4_0|q4_1|q5_0|q5_1|q8_0|q4_k|q5_k|q6_k+gptq";
 
 impl fmt::Display for Scheme {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -297,6 +311,24 @@ impl Scheme {
     /// Whether this scheme stores the tensor unchanged.
     pub fn is_keep(&self) -> bool {
         matches!(self, Scheme::Keep)
+    }
+
+    /// Whether this scheme needs the Hessian of the tensor's inputs (`+gptq`).
+    pub fn needs_hessian(&self) -> bool {
+        match self {
+            Scheme::With { method, base } => *method == Method::Gptq || base.needs_hessian(),
+            Scheme::LowRank { factors: Some(f), .. } => f.needs_hessian(),
+            _ => false,
+        }
+    }
+
+    /// The scheme whose parts this one stores: `+gptq` stores its base's (only the codes
+    /// differ); every other scheme its own.
+    pub fn stored_form(&self) -> &Scheme {
+        match self {
+            Scheme::With { method: Method::Gptq, base } => base,
+            other => other,
+        }
     }
 
     /// Whether this scheme needs an importance per input channel (`+awq`).
@@ -471,6 +503,8 @@ impl Scheme {
                         plain + rows * (2 * (cols / *n as u64)).div_ceil(32) * 4
                     }
                     (Method::Slim, _) => plain,
+                    // The base's parts, other codes.
+                    (Method::Gptq, _) => plain,
                 }
             }
         }
@@ -511,6 +545,11 @@ mod tests {
             "q4_k+awq",
             "int4_g128+slim",
             "int4_ch+pow",
+            "int4_g128+gptq",
+            "int3_g64_asym+gptq",
+            "q4_k+gptq",
+            "q6_k+gptq",
+            "q4_0+gptq",
         ] {
             let s: Scheme = name.parse().unwrap();
             assert_eq!(s.to_string(), name);
@@ -532,6 +571,10 @@ mod tests {
             "int4_g128_asym+pow",
             "welore_t1",
             "int4_g128_asym+slim",
+            "q2_k+gptq",
+            "iq4_nl+gptq",
+            "f16+gptq",
+            "nf4+gptq",
         ] {
             assert!(bad.parse::<Scheme>().is_err(), "{bad}");
         }

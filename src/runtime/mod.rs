@@ -22,7 +22,6 @@ use serde::Serialize;
 use crate::cancel::Cancel;
 use crate::checkpoint::Checkpoint;
 use crate::compute::{Backend, ComputeError};
-use crate::quant::plan::Resolved;
 
 /// Why the runtime could not run.
 #[derive(Debug, thiserror::Error)]
@@ -91,7 +90,7 @@ impl Model {
     /// while its layers load).
     pub fn load(
         ckpt: &Checkpoint,
-        plan: Option<&[Resolved]>,
+        plan: Option<weights::PlanInput<'_>>,
         backend: &dyn Backend,
         progress: &dyn Fn(usize, usize),
         cancel: &Cancel,

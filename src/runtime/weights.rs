@@ -12,7 +12,7 @@ use crate::checkpoint::hf_names::{self, Transform};
 use crate::checkpoint::{Checkpoint, Format, TensorInfo};
 use crate::compute::{Backend, ComputeError};
 use crate::quant::plan::Resolved;
-use crate::quant::preview::preview_tensor;
+use crate::quant::preview::{Importance, preview_tensor};
 use crate::quant::scheme::Scheme;
 
 /// Reads weights of one checkpoint, with or without a plan.
@@ -22,8 +22,25 @@ pub struct WeightSource<'a> {
     heads: u64,
     kv_heads: u64,
     plan: HashMap<String, Resolved>,
+    importance: Option<&'a Importance>,
     backend: &'a dyn Backend,
     cancel: Cancel,
+}
+
+/// A plan to fake-quantize a model with, and the importance its methods read (`+awq`'s
+/// channel importance, `+gptq`'s Hessians).
+#[derive(Clone, Copy, Debug)]
+pub struct PlanInput<'a> {
+    /// Resolved schemes by tensor.
+    pub resolved: &'a [Resolved],
+    /// The importance, if any.
+    pub importance: Option<&'a Importance>,
+}
+
+impl<'a> From<&'a [Resolved]> for PlanInput<'a> {
+    fn from(resolved: &'a [Resolved]) -> Self {
+        PlanInput { resolved, importance: None }
+    }
 }
 
 impl<'a> WeightSource<'a> {
@@ -33,17 +50,19 @@ impl<'a> WeightSource<'a> {
         ckpt: &'a Checkpoint,
         arch: &str,
         (heads, kv_heads): (u64, u64),
-        plan: Option<&[Resolved]>,
+        plan: Option<PlanInput<'a>>,
         backend: &'a dyn Backend,
         cancel: Cancel,
     ) -> Self {
+        let importance = plan.and_then(|p| p.importance);
         let plan = plan
+            .map(|p| p.resolved)
             .unwrap_or_default()
             .iter()
             .filter(|r| !matches!(r.parsed, Scheme::Keep))
             .map(|r| (r.name.clone(), r.clone()))
             .collect();
-        Self { ckpt, arch: arch.to_owned(), heads, kv_heads, plan, backend, cancel }
+        Self { ckpt, arch: arch.to_owned(), heads, kv_heads, plan, importance, backend, cancel }
     }
 
     /// Whether a plan changes any tensor.
@@ -109,7 +128,7 @@ impl<'a> WeightSource<'a> {
                 .copy_from_slice(v);
             Ok(())
         };
-        preview_tensor(self.backend, self.ckpt, t, resolved, None, Some(&mut put), &self.cancel)?;
+        preview_tensor(self.backend, self.ckpt, t, resolved, self.importance, Some(&mut put), &self.cancel)?;
         Ok(out)
     }
 }

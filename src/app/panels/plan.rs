@@ -818,6 +818,17 @@ fn selected_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, all: &[Row]) {
                 m.value,
                 m.preview_only.clone().unwrap_or_default()
             ));
+            if let Some(o) = &m.output_error {
+                let rel = |e: f64| if o.signal > 0.0 { format!("{:.3e}", (e / o.signal).sqrt()) } else { "-".into() };
+                ui.label(format!(
+                    "layer output error on {} calibration tokens: GPTQ {} · plain rounding {} · AWQ {}",
+                    o.tokens,
+                    rel(o.gptq),
+                    rel(o.plain),
+                    o.awq.map_or("-".into(), rel)
+                ))
+                .on_hover_text("sqrt(E|(W - Q(W)) x|^2 / E|W x|^2) over the calibration inputs x");
+            }
         }
     }
     if r.shape.len() < 2 {

@@ -56,7 +56,7 @@ pub(super) fn decode_q3_k(b: &[u8], y: &mut [f32]) {
 }
 
 /// The 8 scales and 8 minimums of Q4_K/Q5_K, 6 bits each, packed in 12 bytes.
-fn scale_min_k4(sc: &[u8]) -> ([u8; 8], [u8; 8]) {
+pub(super) fn scale_min_k4(sc: &[u8]) -> ([u8; 8], [u8; 8]) {
     let mut scales = [0u8; 8];
     let mut mins = [0u8; 8];
     for j in 0..4 {
