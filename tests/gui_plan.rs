@@ -218,6 +218,38 @@ fn export_from_the_plan_view_reads_back_as_previewed_and_diffs_against_the_sourc
     assert_eq!(harness.state().view, View::Plan);
 }
 
+/// Calibrate runs the demo model on the shipped text in the background (progress, then the
+/// importance named in the toolbar); `+gptq` then previews with the layer output error of GPTQ
+/// beside plain rounding and AWQ, and GPTQ's is the smallest.
+#[test]
+fn calibration_in_the_window_feeds_gptq_previews() {
+    let mut harness = open_plan_view();
+    harness.get_by_role_and_label(Role::Button, "Calibrate").click();
+    harness.run_steps(2);
+    assert!(harness.state().calibrating.is_some(), "a calibration job runs");
+    step_until(&mut harness, 180, "the calibration", |app| app.calibrating.is_none());
+    let m = harness.state().imatrix.clone().expect("the calibration's importance is loaded");
+    assert!(m.source.starts_with("calibration.txt, ") && !m.hessians.is_empty(), "{}", m.source);
+    harness.run_steps(2);
+    assert!(shows(&harness, "importance: calibration.txt"), "the toolbar names the importance");
+    let ffn = "encoder.layer.2.intermediate.dense.weight";
+    harness.state_mut().plan_filter = ffn.into();
+    harness.get_by_role_and_label(Role::Button, "Select shown").click();
+    harness.run_steps(2);
+    harness.state_mut().session.as_mut().unwrap().plan.bulk_scheme = "int4_g128+gptq".into();
+    harness.get_by_role_and_label(Role::Button, "Assign").click();
+    let i = index_of(harness.state(), ffn);
+    harness.state_mut().session.as_mut().unwrap().selected = Some(i);
+    step_until(&mut harness, 180, "the GPTQ preview", all_measured);
+    harness.run_steps(2);
+    assert_eq!(scheme_of(harness.state(), ffn), "int4_g128+gptq");
+    let s = harness.state().session.as_ref().unwrap();
+    let Some(Computed::Ready(p)) = s.plan.preview_of(i) else { panic!("no preview") };
+    let o = p.method.as_ref().and_then(|m| m.output_error.clone()).expect("GPTQ's output errors");
+    assert!(o.gptq < o.plain && o.gptq < o.awq.unwrap(), "{o:?}");
+    assert!(shows(&harness, "layer output error on"), "the detail shows GPTQ beside rounding and AWQ");
+}
+
 #[test]
 fn snapshot_of_the_plan_view() {
     // Through a link at a fixed place: the window shows the checkpoint's path.

@@ -68,6 +68,15 @@ pub enum JobResult {
         /// Layers.
         total: usize,
     },
+    /// A step of a calibration run: what it is doing, and how far.
+    CalibrationProgress {
+        /// `loading the model` or `running the text`.
+        what: &'static str,
+        /// Steps done.
+        done: usize,
+        /// Steps.
+        total: usize,
+    },
     /// A checkpoint was opened (or failed to open).
     Opened {
         /// The path asked for.
@@ -870,6 +879,40 @@ impl Jobs {
     pub fn imatrix(&self, path: PathBuf) {
         self.spawn("imatrix", move |r| {
             r.send(JobResult::Imatrix(read_imatrix(&path).map(Arc::new).map_err(|e| e.to_string())));
+        });
+    }
+
+    /// Runs the model on calibration `text` and sends the importance it measured (every linear
+    /// layer's input mean squares and Hessians) as an imatrix (`cancelled` when cancelled).
+    pub fn calibrate(
+        &self,
+        backend: Arc<crate::compute::select::SelectedBackend>,
+        ckpt: Arc<Checkpoint>,
+        text: String,
+        source: String,
+        cancel: Cancel,
+    ) {
+        use crate::runtime::{Model, activations::calibrate, tokenizer::TextTokenizer};
+        self.spawn("calibration", move |r| {
+            let run = || -> Result<Imatrix, crate::runtime::RuntimeError> {
+                let ids = TextTokenizer::of(&ckpt)?.encode(&text)?;
+                let loading = |done: usize, total: usize| {
+                    r.send(JobResult::CalibrationProgress { what: "loading the model", done, total });
+                };
+                let model = Model::load(&ckpt, None, backend.as_ref(), &loading, &cancel)?;
+                let running = |done: usize, total: usize| {
+                    r.send(JobResult::CalibrationProgress { what: "running the text", done, total });
+                };
+                let stats = calibrate(&model, &ids, 512, true, &cancel, &running)?;
+                let arch = ckpt.model_config().map(|c| c.architecture.clone()).unwrap_or_default();
+                Ok(stats.to_imatrix(&arch, format!("{source}, {} tokens", ids.len())))
+            };
+            let result = match run() {
+                Ok(m) => Ok(Arc::new(m)),
+                Err(_) if cancel.is_cancelled() => Err("calibration cancelled".to_owned()),
+                Err(e) => Err(format!("calibration: {e}")),
+            };
+            r.send(JobResult::Imatrix(result));
         });
     }
 

@@ -431,6 +431,8 @@ pub struct WorkbenchApp {
     pub recent: Vec<PathBuf>,
     /// A loaded importance matrix.
     pub imatrix: Option<Arc<Imatrix>>,
+    /// A calibration run in progress: its cancel, and its last step (what, done, total).
+    pub calibrating: Option<(Cancel, Option<(&'static str, usize, usize)>)>,
     /// The last error or notice, shown until dismissed.
     pub message: Option<String>,
     /// Data waiting for a save dialog's answer.
@@ -561,6 +563,7 @@ impl WorkbenchApp {
             options: ViewOptions::default(),
             recent: Vec::new(),
             imatrix: None,
+            calibrating: None,
             message: None,
             pending_save: None,
             dark: true,
@@ -1015,16 +1018,32 @@ impl WorkbenchApp {
                 }
             }
             JobResult::Picked(Pick::Compare, path) => self.start_diff(path),
+            JobResult::CalibrationProgress { what, done, total } => {
+                if let Some((_, p)) = self.calibrating.as_mut() {
+                    *p = Some((what, done, total));
+                }
+            }
             JobResult::Imatrix(Ok(m)) => {
-                self.message = Some(format!("importance matrix {}: {} weights", m.source, m.vectors.len()));
+                self.calibrating = None;
+                self.message = Some(format!(
+                    "importance {}: {} weights{}",
+                    m.source,
+                    m.vectors.len(),
+                    if m.hessians.is_empty() { String::new() } else { " with their Hessians (for +gptq)".into() }
+                ));
                 self.imatrix = Some(m);
                 if let Some(s) = &mut self.session {
+                    // Previews measured with the old importance are measured again.
+                    s.plan.previews.clear();
                     s.salience.clear();
                     s.textures.retain(|(_, salience, _), _| !salience);
                     s.heat = HeatCache::default();
                 }
             }
-            JobResult::Imatrix(Err(e)) => self.message = Some(e),
+            JobResult::Imatrix(Err(e)) => {
+                self.calibrating = None;
+                self.message = Some(e);
+            }
             JobResult::Picked(Pick::CheckpointFile | Pick::CheckpointFolder, path) => self.open(path),
             JobResult::Picked(Pick::Imatrix, path) => self.jobs.imatrix(path),
             JobResult::Picked(Pick::Save, path) => match self.pending_save.take() {

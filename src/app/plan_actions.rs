@@ -22,6 +22,19 @@ impl WorkbenchApp {
         self.imatrix.clone().map(|m| Importance::Imatrix(m, arch))
     }
 
+    /// Runs the open model on the shipped calibration text (`assets/calibration.txt`) in the
+    /// background; its importance (with Hessians, for `+gptq`) replaces the loaded imatrix.
+    pub fn start_calibration(&mut self) {
+        let Some(session) = self.session.as_ref() else { return };
+        if self.calibrating.is_some() {
+            return;
+        }
+        let cancel = Cancel::new();
+        self.calibrating = Some((cancel.clone(), None));
+        let text = include_str!("../../assets/calibration.txt").to_owned();
+        self.jobs.calibrate(self.backend.clone(), session.ckpt.clone(), text, "calibration.txt".into(), cancel);
+    }
+
     /// Runs `edit` on the plan editor (with the checkpoint), then queues the previews the new
     /// plan needs. The edit's error, if any, is kept in the editor and returned.
     pub fn plan_edit(

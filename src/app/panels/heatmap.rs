@@ -14,7 +14,7 @@ use egui_plot::{Line, Plot, PlotImage, PlotPoint, PlotPoints};
 use super::save::{save_buttons_ui, stem};
 use super::{not_ready_ui, selected_header_ui};
 use crate::analysis::heatmap::{HeatmapTiles, Mode};
-use crate::app::jobs::{HeatKey, Pick, ResultKind};
+use crate::app::jobs::{HeatKey, ResultKind};
 use crate::app::{Computed, WorkbenchApp};
 use crate::colormap::{Scale, colour};
 
@@ -122,11 +122,7 @@ pub fn heatmap_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
         ui.checkbox(&mut app.options.log_color, "log colour scale");
         if app.options.heat_mode == Mode::Salience {
             ui.separator();
-            let source = app.imatrix.as_ref().map(|m| format!("importance: {}", m.source));
-            ui.weak(source.unwrap_or_else(|| "importance: column L2 norms (weight-only)".into()));
-            if ui.button("Load imatrix…").on_hover_text("llama.cpp imatrix, GGUF or legacy .dat").clicked() {
-                app.pick(Pick::Imatrix);
-            }
+            super::importance_ui(app, ui, "column L2 norms (weight-only)");
         }
     });
     let mode = app.options.heat_mode;

@@ -205,6 +205,44 @@ pub fn selected_header_ui(app: &WorkbenchApp, ui: &mut egui::Ui) -> Option<usize
     Some(index)
 }
 
+/// Where the importance comes from, with the two ways to get one: an imatrix file, or the
+/// model run on the shipped calibration text (progress and cancel while it runs).
+pub fn importance_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, without: &str) {
+    let source = app.imatrix.as_ref().map(|m| {
+        let h = if m.hessians.is_empty() { "" } else { " + Hessians" };
+        format!("importance: {}{h}", m.source)
+    });
+    ui.weak(source.unwrap_or_else(|| format!("importance: {without}")));
+    if ui.button("Load imatrix…").on_hover_text("llama.cpp imatrix, GGUF or legacy .dat").clicked() {
+        app.pick(Pick::Imatrix);
+    }
+    match &app.calibrating {
+        Some((cancel, progress)) => {
+            let cancel = cancel.clone();
+            ui.add(egui::Spinner::new());
+            ui.label(match progress {
+                Some((what, done, total)) => format!("calibrating: {what} {done}/{total}"),
+                None => "calibrating…".into(),
+            });
+            if ui.button("Cancel").clicked() {
+                cancel.cancel();
+            }
+        }
+        None => {
+            if ui
+                .button("Calibrate")
+                .on_hover_text(
+                    "Run the model (on the CPU) on the shipped calibration text: every linear layer's input mean \
+                     squares (an imatrix) and Hessians (for +gptq)",
+                )
+                .clicked()
+            {
+                app.start_calibration();
+            }
+        }
+    }
+}
+
 /// Where a result was computed: the backend and device, and — in the warning colour, so it
 /// cannot be missed — the reason when it ran elsewhere than asked.
 pub fn computed_on_ui(ui: &mut egui::Ui, computed: &crate::compute::Provenance) {

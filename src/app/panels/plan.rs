@@ -198,6 +198,8 @@ fn toolbar_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
             app.pick_plan(true);
         }
         ui.separator();
+        super::importance_ui(app, ui, "none");
+        ui.separator();
         if ui.add_enabled(!running_auto, egui::Button::new("Auto-allocate…")).clicked() {
             let mut d = app.auto_dialog.clone().unwrap_or_default();
             d.target_bpw = s_target;
