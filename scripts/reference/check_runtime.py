@@ -186,6 +186,22 @@ def check_encoder(a, tok):
         print(f"{Path(a.folder).name}: {len(ids)} tokens, {len(att)} layers, attention within {worst:.1e}")
     out = subprocess.run([a.bin, "eval", a.folder, "--text", PAGE], capture_output=True, text=True)
     assert out.returncode == 1 and "without a language-model head" in out.stderr, out.stderr
+    # The sentence embedding: sentence-transformers' own pipeline (Transformer, mean Pooling,
+    # Normalize) from the same folder.
+    from sentence_transformers import SentenceTransformer
+
+    st = SentenceTransformer(a.folder, device="cpu")
+    worst = 0.0
+    for text in PROMPTS + [PAGE]:
+        want = st.encode([text], convert_to_numpy=True, normalize_embeddings=False)[0]
+        j = json.loads(run([a.bin, "embed", a.folder, "--text", text, "--json"]))
+        assert j["normalized"] and j["dim"] == len(want)
+        d = float(np.abs(np.array(j["embedding"], dtype=np.float32) - want).max())
+        worst = max(worst, d)
+        assert d <= 1e-5, f"sentence embedding differs by {d} on {text!r}"
+    j = json.loads(run([a.bin, "embed", a.folder, "--text", PAGE, "--scheme", "q8_0", "--json"]))
+    assert 0.99 < j["cosine_plan"] < 1.0, j["cosine_plan"]
+    print(f"{Path(a.folder).name}: sentence embeddings within {worst:.1e} of sentence-transformers")
 
 
 def gguf_name(module):

@@ -34,7 +34,7 @@ pub use heatmap::HeatmapArgs;
 pub use info::{InfoArgs, InfoJson, TensorJson};
 pub use plan::{AutoArgs, ObjectiveArg, PlanCommand};
 pub use quantize::QuantizeArgs;
-pub use runtime::{AttentionArgs, EvalArgs, ImatrixArgs};
+pub use runtime::{AttentionArgs, EmbedArgs, EvalArgs, ImatrixArgs};
 pub use salience::SalienceArgs;
 pub use spectrum::SpectrumArgs;
 pub use stats::StatsArgs;
@@ -112,6 +112,10 @@ pub enum Command {
     /// linear layer, the sum of each input channel's squared activation and the tokens seen, for
     /// `llama-quantize --imatrix` and for our own `--importance`. Llama family and Gemma 3.
     Imatrix(ImatrixArgs),
+    /// The sentence embedding of a text from a BERT encoder (mean pooling, normalised when the
+    /// folder's sentence-transformers modules say so), and with a plan the cosine similarity of
+    /// the planned model's embedding to the original's.
+    Embed(EmbedArgs),
 }
 
 /// The command line's names of the backends, parsed into [`BackendChoice`].
@@ -139,6 +143,7 @@ pub fn run(command: &Command, choice: BackendChoice, out: &mut dyn Write) -> Res
         Command::Eval(args) => runtime::run_eval(args, &backend, out),
         Command::Attention(args) => runtime::run_attention(args, &backend, out),
         Command::Imatrix(args) => runtime::run_imatrix(args, &backend, out),
+        Command::Embed(args) => runtime::run_embed(args, &backend, out),
     };
     for notice in backend.take_notices() {
         eprintln!("note: {notice}");

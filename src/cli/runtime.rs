@@ -446,3 +446,104 @@ pub(super) fn run_imatrix(args: &ImatrixArgs, backend: &dyn Backend, out: &mut d
     }
     Ok(())
 }
+
+/// Arguments of `weightbench embed`.
+#[derive(Debug, Args)]
+pub struct EmbedArgs {
+    /// The checkpoint (a BERT transformers folder, as sentence-transformers ships it).
+    pub path: PathBuf,
+    /// The text.
+    #[command(flatten)]
+    pub text: TextArgs,
+    /// The plan, if any.
+    #[command(flatten)]
+    pub plan: OptionalPlan,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct EmbedJson {
+    tokens: usize,
+    dim: usize,
+    normalized: bool,
+    embedding: Vec<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    embedding_plan: Option<Vec<f32>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cosine_plan: Option<f64>,
+    token_ids: Vec<u32>,
+    backend: String,
+}
+
+/// Whether the folder's sentence-transformers pipeline (`modules.json`) ends in `Normalize`.
+fn normalizes(ckpt: &Checkpoint) -> bool {
+    let modules = ckpt.path().join("modules.json");
+    std::fs::read_to_string(modules)
+        .ok()
+        .and_then(|t| serde_json::from_str::<Vec<serde_json::Value>>(&t).ok())
+        .is_some_and(|m| m.iter().any(|v| v["type"].as_str().is_some_and(|t| t.ends_with(".Normalize"))))
+}
+
+/// The mean-pooled embedding of `ids` (unit length when `normalize`).
+fn embedding(model: &Model, ids: &[u32], normalize: bool) -> Result<Vec<f32>> {
+    let Model::Bert(bert) = model else {
+        bail!("sentence embeddings come from BERT encoders; this model is a language model (use eval)")
+    };
+    let (h, _) = model.forward(ids, &[], &Cancel::new())?;
+    let mut e = bert.mean_pool(&h);
+    if normalize {
+        let n = e.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt().max(1e-12);
+        e.iter_mut().for_each(|v| *v = (f64::from(*v) / n) as f32);
+    }
+    Ok(e)
+}
+
+pub(super) fn run_embed(args: &EmbedArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<()> {
+    let ckpt = super::open(&args.path)?;
+    let ids = TextTokenizer::of(&ckpt)?.encode(&args.text.read()?)?;
+    let normalized = normalizes(&ckpt);
+    let model = load(&ckpt, None, backend, "loading the model")?;
+    let e = embedding(&model, &ids, normalized)?;
+    let planned = match args.plan.resolved(&ckpt)? {
+        Some(r) => {
+            Some(embedding(&load(&ckpt, Some(r[..].into()), backend, "fake-quantizing the plan")?, &ids, normalized)?)
+        }
+        None => None,
+    };
+    let cosine = planned.as_ref().map(|p| {
+        let dot: f64 = e.iter().zip(p).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
+        let norm = |v: &[f32]| v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt();
+        dot / (norm(&e) * norm(p)).max(1e-300)
+    });
+    if args.json {
+        let j = EmbedJson {
+            tokens: ids.len(),
+            dim: e.len(),
+            normalized,
+            embedding: e,
+            embedding_plan: planned,
+            cosine_plan: cosine,
+            token_ids: ids,
+            backend: backend.label(),
+        };
+        serde_json::to_writer(&mut *out, &j)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let head: Vec<String> = e.iter().take(8).map(|v| format!("{v:.5}")).collect();
+    writeln!(
+        out,
+        "{}: {} tokens, a {}-dimensional embedding{}: [{}, ...]",
+        args.path.display(),
+        ids.len(),
+        e.len(),
+        if normalized { " (unit length)" } else { "" },
+        head.join(", ")
+    )?;
+    if let Some(c) = cosine {
+        writeln!(out, "with the plan: cosine similarity {c:.6} to the original's")?;
+    }
+    Ok(())
+}

@@ -175,12 +175,18 @@ pub fn attention_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
                 String::new()
             }
         };
-        let (lx, ly) = (label_of.clone(), label_of.clone());
-        let every = |step: usize| {
+        let ly = label_of.clone();
+        // The key axis writes its labels side by side: fewer of them, each cut to 10 characters,
+        // so that egui_plot has room to draw them.
+        let lx = move |i: f64| -> String {
+            let l = label_of(i);
+            if l.chars().count() > 10 { format!("{}…", l.chars().take(9).collect::<String>()) } else { l }
+        };
+        let every = |marks: usize| {
             move |input: egui_plot::GridInput| -> Vec<GridMark> {
                 let (lo, hi) = (input.bounds.0.max(0.0) as usize, input.bounds.1.max(0.0) as usize);
                 let span = hi.saturating_sub(lo).max(1);
-                let step = (span / 24).max(step);
+                let step = (span / marks).max(1);
                 (lo..=hi).step_by(step).map(|i| GridMark { value: i as f64 + 0.5, step_size: step as f64 }).collect()
             }
         };
@@ -193,13 +199,13 @@ pub fn attention_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
             .y_axis_label("query token")
             .x_axis_formatter(move |m, _| lx(m.value))
             .y_axis_formatter(move |m, _| ly(-m.value))
-            .x_grid_spacer(every(1))
+            .x_grid_spacer(every(8))
             .y_grid_spacer(move |input| {
                 let flipped = egui_plot::GridInput {
                     bounds: (-input.bounds.1, -input.bounds.0),
                     base_step_size: input.base_step_size,
                 };
-                every(1)(flipped).into_iter().map(|m| GridMark { value: -m.value, step_size: m.step_size }).collect()
+                every(24)(flipped).into_iter().map(|m| GridMark { value: -m.value, step_size: m.step_size }).collect()
             })
             .show(ui, |p| {
                 p.image(PlotImage::new(
