@@ -405,6 +405,9 @@ pub enum SavePayload {
     Picture(egui::Rect),
 }
 
+/// A step of a calibration run: what it is doing, steps done, steps.
+pub type CalibrationStep = (&'static str, usize, usize);
+
 /// The application.
 pub struct WorkbenchApp {
     jobs: Jobs,
@@ -431,8 +434,8 @@ pub struct WorkbenchApp {
     pub recent: Vec<PathBuf>,
     /// A loaded importance matrix.
     pub imatrix: Option<Arc<Imatrix>>,
-    /// A calibration run in progress: its cancel, and its last step (what, done, total).
-    pub calibrating: Option<(Cancel, Option<(&'static str, usize, usize)>)>,
+    /// A calibration run in progress: its cancel, and its last step.
+    pub calibrating: Option<(Cancel, Option<CalibrationStep>)>,
     /// The last error or notice, shown until dismissed.
     pub message: Option<String>,
     /// Data waiting for a save dialog's answer.
