@@ -998,3 +998,45 @@ fn eval_refuses_an_encoder_with_a_clear_message_and_attention_runs_on_it() {
     assert!((row.iter().map(|p| p.as_f64().unwrap()).sum::<f64>() - 1.0).abs() < 1e-5);
     assert!(row.last().unwrap().as_f64().unwrap() > 0.0, "the first query sees the last key (no causal mask)");
 }
+
+/// `embed` gives the demo encoder's mean-pooled sentence embedding and, with a plan, its cosine
+/// to the original's; `plan auto --objective kl` asks for calibration text, and an encoder
+/// (no language-model head) is refused with the reason.
+#[test]
+fn embed_runs_on_the_encoder_and_the_kl_objective_says_what_it_needs() {
+    let demo = crate::fixtures::demo();
+    let d = demo.to_str().unwrap();
+    let out = weightbench(&["embed", d, "--text", "The river flooded the valley.", "--scheme", "q8_0", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["dim"], 384);
+    assert_eq!(j["embedding"].as_array().unwrap().len(), 384);
+    let cos = j["cosine_plan"].as_f64().unwrap();
+    assert!(0.99 < cos && cos < 1.0, "{cos}");
+    let dir = TempDir::new();
+    let plan = dir.path().join("plan.toml");
+    let p = plan.to_str().unwrap();
+    let out = weightbench(&["plan", "auto", d, "--target-bpw", "6", "--objective", "kl", "-o", p]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--objective kl runs the model on calibration text"), "{err}");
+    let text = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/calibration.txt");
+    let out = weightbench(&[
+        "plan",
+        "auto",
+        d,
+        "--target-bpw",
+        "6",
+        "--objective",
+        "kl",
+        "--calibration",
+        text,
+        "-o",
+        p,
+        "--no-cache",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("needs a language-model head"), "{err}");
+    assert!(!plan.exists(), "nothing written");
+}

@@ -233,3 +233,57 @@ fn gptq_on_smollm2_beats_rounding_on_the_outputs_and_exports_its_codes() {
     }
     assert!(kl[1] < kl[0], "KL with GPTQ {} < plain {}", kl[1], kl[0]);
 }
+
+/// The KL sensitivity behind `plan auto --objective kl`: running only the blocks from the one
+/// that reads the tensor (on the original's kept block inputs) gives the KL a whole planned model
+/// with that tensor alone fake-quantized gives; fewer bits cost more; an embedding is measured
+/// through every block and the tied head.
+#[test]
+fn kl_sensitivity_of_one_tensor_equals_the_whole_planned_model() {
+    use weightbench::quant::Plan;
+    use weightbench::runtime::sensitivity::{Sensitivity, tensor_kl};
+    use weightbench::runtime::tokenizer::TextTokenizer;
+    use weightbench::runtime::{Model, weights::PlanInput};
+    let Some(path) = real_model("SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf") else { return };
+    let ckpt = Checkpoint::open(&path).unwrap();
+    let mut ids = TextTokenizer::of(&ckpt).unwrap().encode(include_str!("../assets/calibration.txt")).unwrap();
+    ids.truncate(48);
+    let cancel = Cancel::new();
+    let model = Model::load(&ckpt, None, &CpuBackend, &|_, _| {}, &cancel).unwrap();
+    let sens = Sensitivity::new(&model, &ids, &cancel).unwrap();
+    let log_softmax = |row: &[f32]| {
+        let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        let lse = f64::from(m) + row.iter().map(|&x| f64::from(x - m).exp()).sum::<f64>().ln();
+        row.iter().map(|&x| f64::from(x) - lse).collect::<Vec<f64>>()
+    };
+    let (h, _) = model.forward(&ids, &[], &cancel).unwrap();
+    let base = model.logits(&h, 0..ids.len());
+    let vocab = model.vocab();
+    let mut by_scheme = BTreeMap::new();
+    for (name, scheme) in
+        [("blk.1.ffn_down.weight", "q8_0"), ("blk.1.ffn_down.weight", "q4_0"), ("token_embd.weight", "q4_0")]
+    {
+        let toml = format!("[tensor.\"{name}\"]\nscheme = \"{scheme}\"\n");
+        let (resolved, _) = Plan::parse_toml(&toml, "test").unwrap().resolve_all(&ckpt).unwrap();
+        let r = resolved.iter().find(|r| r.name == name).unwrap();
+        let t = ckpt.tensor(name).unwrap();
+        let kl = tensor_kl(&sens, &ckpt, t, r, None, &CpuBackend, &cancel).unwrap();
+        // The same tensor fake-quantized in a whole planned model.
+        let planned =
+            Model::load(&ckpt, Some(PlanInput::from(&resolved[..])), &CpuBackend, &|_, _| {}, &cancel).unwrap();
+        let (hp, _) = planned.forward(&ids, &[], &cancel).unwrap();
+        let lp = planned.logits(&hp, 0..ids.len());
+        let whole: f64 = base
+            .chunks_exact(vocab)
+            .zip(lp.chunks_exact(vocab))
+            .map(|(a, b)| {
+                let (p, q) = (log_softmax(a), log_softmax(b));
+                p.iter().zip(&q).map(|(p, q)| p.exp() * (p - q)).sum::<f64>()
+            })
+            .sum::<f64>()
+            / ids.len() as f64;
+        assert!(kl > 0.0 && (kl - whole).abs() <= 1e-3 * whole + 1e-7, "{name} {scheme}: {kl} vs whole model {whole}");
+        by_scheme.insert((name, scheme), kl);
+    }
+    assert!(by_scheme[&("blk.1.ffn_down.weight", "q8_0")] < by_scheme[&("blk.1.ffn_down.weight", "q4_0")]);
+}

@@ -770,6 +770,7 @@ impl Jobs {
                 objective: job.objective,
                 budget: Budget::Bytes(job.budget_bytes),
                 pareto_points: 32,
+                sensitivity: None,
             };
             let mut cache = match &job.cache_dir {
                 Some(dir) => crate::quant::cache::MeasureCache::open(dir, &ckpt),

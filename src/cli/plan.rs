@@ -42,6 +42,9 @@ pub enum ObjectiveArg {
     WeightedSse,
     /// Σ rel_error².
     Rel,
+    /// Σ of each tensor's KL sensitivity: the model's mean KL divergence on the --calibration
+    /// text (its first --kl-tokens tokens) with that tensor alone under the candidate.
+    Kl,
 }
 
 impl From<ObjectiveArg> for Objective {
@@ -50,6 +53,7 @@ impl From<ObjectiveArg> for Objective {
             ObjectiveArg::Sse => Objective::Sse,
             ObjectiveArg::WeightedSse => Objective::WeightedSse,
             ObjectiveArg::Rel => Objective::Rel,
+            ObjectiveArg::Kl => Objective::Kl,
         }
     }
 }
@@ -85,6 +89,9 @@ pub struct AutoArgs {
     /// What to minimise.
     #[arg(long, value_enum, default_value = "sse")]
     pub objective: ObjectiveArg,
+    /// Tokens of the calibration text the kl objective runs the model on.
+    #[arg(long, default_value_t = 256)]
+    pub kl_tokens: usize,
     /// Budgets on the Pareto frontier.
     #[arg(long, default_value_t = 32)]
     pub pareto_points: usize,
@@ -164,13 +171,32 @@ fn auto(args: &AutoArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<(
         (false, Some(dir)) => MeasureCache::open(&dir, &ckpt),
         _ => MeasureCache::disabled(),
     };
-    let importance_id = match args.importance.as_deref() {
+    let mut importance_id = match args.importance.as_deref() {
         None if args.calibration.is_some() => {
             format!("calibration {}", args.calibration.as_deref().map(file_identity).unwrap_or_default())
         }
         None => "none".to_owned(),
         Some("weight") => "weight".to_owned(),
         Some(file) => file_identity(Path::new(file)),
+    };
+    // The kl objective: the original model's pass over the calibration tokens, kept.
+    let kl_model = match (objective, args.calibration.as_deref()) {
+        (Objective::Kl, Some(text)) => {
+            let ids = super::runtime::tokens_of(&ckpt, text, args.kl_tokens)?;
+            importance_id.push_str(&format!(" | kl on {} tokens of {}", ids.len(), file_identity(text)));
+            Some((super::runtime::load(&ckpt, None, backend, "loading the model for the KL objective")?, ids))
+        }
+        (Objective::Kl, None) => bail!("--objective kl runs the model on calibration text: give --calibration FILE"),
+        _ => None,
+    };
+    let sensitivity = match &kl_model {
+        Some((model, ids)) => Some(crate::runtime::sensitivity::Sensitivity::new(model, ids, &cancel)?),
+        None => None,
+    };
+    let measure_kl = |t: &TensorInfo, r: &crate::quant::Resolved, cancel: &Cancel| -> Result<f64, String> {
+        let Some(sens) = &sensitivity else { return Err("no model".into()) };
+        crate::runtime::sensitivity::tensor_kl(sens, &ckpt, t, r, importance.as_ref(), backend, cancel)
+            .map_err(|e| e.to_string())
     };
     let is_pinned = |t: &TensorInfo| pin.as_ref().is_some_and(|p| p.is_match(&t.name));
     let request = AutoRequest {
@@ -182,6 +208,7 @@ fn auto(args: &AutoArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<(
         objective,
         budget,
         pareto_points: args.pareto_points,
+        sensitivity: sensitivity.is_some().then_some(&measure_kl as &crate::quant::auto::SensitivityFn<'_>),
     };
     let started = Instant::now();
     let outcome = auto_allocate(backend, &ckpt, &request, &mut cache, &cancel, &|done, total, what| {
@@ -312,11 +339,12 @@ fn plan_toml(
         for r in rows {
             let _ = writeln!(
                 s,
-                "# {:<22} {:>12} B  sse {:.4e}  rel_error {}",
+                "# {:<22} {:>12} B  sse {:.4e}  rel_error {}{}",
                 r.scheme,
                 r.bytes,
                 r.sse,
-                r.rel_error.map_or("-".into(), |x| format!("{x:.4e}"))
+                r.rel_error.map_or("-".into(), |x| format!("{x:.4e}")),
+                r.kl.map_or(String::new(), |x| format!("  kl {x:.4e}"))
             );
         }
         let _ = writeln!(s, "[tensor.{}]\nscheme = \"{}\"\n", toml_quoted(&t.name), rows[k].scheme);

@@ -128,7 +128,16 @@ pub(super) fn calibration(
     Ok(crate::quant::Importance::Imatrix(std::sync::Arc::new(stats.to_imatrix(&arch, source)), arch))
 }
 
-fn load(ckpt: &Checkpoint, plan: Option<PlanInput<'_>>, backend: &dyn Backend, what: &str) -> Result<Model> {
+/// The first `n` tokens of the text in `file`, by the checkpoint's tokenizer.
+pub(super) fn tokens_of(ckpt: &Checkpoint, file: &std::path::Path, n: usize) -> Result<Vec<u32>> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read the text file {}", file.display()))?;
+    let mut ids = TextTokenizer::of(ckpt)?.encode(&text)?;
+    ids.truncate(n.max(2));
+    Ok(ids)
+}
+
+pub(super) fn load(ckpt: &Checkpoint, plan: Option<PlanInput<'_>>, backend: &dyn Backend, what: &str) -> Result<Model> {
     let bar = super::progress_bar(0, what);
     let model = Model::load(
         ckpt,

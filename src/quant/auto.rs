@@ -28,6 +28,9 @@ pub enum Objective {
     WeightedSse,
     /// Σ rel_error².
     Rel,
+    /// Σ of each tensor's KL sensitivity: the model's mean KL divergence over calibration text
+    /// with that tensor alone under the scheme (needs a sensitivity measure).
+    Kl,
 }
 
 impl Objective {
@@ -37,6 +40,7 @@ impl Objective {
             Objective::Sse => r.sse,
             Objective::WeightedSse => r.weighted_sse.unwrap_or(r.sse),
             Objective::Rel => r.rel_error.map_or(0.0, |x| x * x),
+            Objective::Kl => r.kl.unwrap_or(f64::INFINITY),
         }
     }
 }
@@ -93,7 +97,13 @@ pub struct AutoRequest<'a> {
     pub budget: Budget,
     /// Budgets on the Pareto frontier.
     pub pareto_points: usize,
+    /// For the `kl` objective: a tensor's KL sensitivity under a resolved scheme (the runtime's,
+    /// supplied by the caller; `quant` sits below the runtime).
+    pub sensitivity: Option<&'a SensitivityFn<'a>>,
 }
+
+/// Measures the model's KL divergence with one tensor under one scheme.
+pub type SensitivityFn<'a> = dyn Fn(&TensorInfo, &Resolved, &Cancel) -> Result<f64, String> + 'a;
 
 /// The allocation and everything measured on the way.
 pub struct AutoOutcome<'a> {
@@ -160,6 +170,9 @@ pub fn auto_allocate<'a>(
     if request.objective == Objective::WeightedSse && request.importance.is_none() {
         return Err(AutoError::Invalid("the weighted_sse objective needs an importance".into()));
     }
+    if request.objective == Objective::Kl && request.sensitivity.is_none() {
+        return Err(AutoError::Invalid("the kl objective needs the model run on calibration text".into()));
+    }
     let (pinned, free): (Vec<&TensorInfo>, Vec<&TensorInfo>) =
         request.tensors.iter().copied().partition(|t| (request.pinned)(t));
     if free.is_empty() {
@@ -196,11 +209,14 @@ pub fn auto_allocate<'a>(
             parsed: s.clone(),
         };
         let key = MeasureCache::key(&t.name, &resolved.scheme, &request.importance_id, backend_id);
-        if let Some(m) = cache.get(&key) {
+        let wants_kl = request.objective == Objective::Kl;
+        if let Some(m) = cache.get(&key)
+            && (m.kl.is_some() || !wants_kl)
+        {
             return Ok(m.to_preview(t, &resolved));
         }
         progress(done.get(), total, &format!("{} as {s}", t.name));
-        let row = preview_tensor(backend, ckpt, t, &resolved, request.importance, None, cancel).map_err(|e| {
+        let stopped = |e: ComputeError, cache: &mut MeasureCache| {
             // What was measured before the stop is kept for the next run (best effort: the
             // cache only saves time).
             let _best_effort = cache.save();
@@ -208,7 +224,21 @@ pub fn auto_allocate<'a>(
                 ComputeError::Cancelled => AutoError::Cancelled,
                 other => AutoError::Compute(other),
             }
-        })?;
+        };
+        let mut row = match preview_tensor(backend, ckpt, t, &resolved, request.importance, None, cancel) {
+            Ok(row) => row,
+            Err(e) => return Err(stopped(e, cache)),
+        };
+        if let (true, Some(measure)) = (wants_kl, request.sensitivity) {
+            row.kl = Some(measure(t, &resolved, cancel).map_err(|e| {
+                let _best_effort = cache.save();
+                if cancel.is_cancelled() {
+                    AutoError::Cancelled
+                } else {
+                    AutoError::Invalid(format!("the KL sensitivity of {} as {s}: {e}", t.name))
+                }
+            })?);
+        }
         cache.put(key, Measure::of(&row));
         fresh += 1;
         Ok::<_, AutoError>(row)

@@ -42,6 +42,9 @@ pub struct Measure {
     /// What a method's search chose.
     #[serde(default)]
     pub method: Option<MethodReport>,
+    /// The model's KL sensitivity to it, when measured.
+    #[serde(default)]
+    pub kl: Option<f64>,
     /// Who computed it, when it was computed.
     pub computed: Provenance,
 }
@@ -58,6 +61,7 @@ impl Measure {
             signal: r.signal,
             non_finite: r.non_finite,
             method: r.method.clone(),
+            kl: r.kl,
             computed: r.computed.clone(),
         }
     }
@@ -75,6 +79,7 @@ impl Measure {
         let weighted = self.weighted_sse.is_some();
         let mut r = super::preview::row(tensor, resolved, &e, self.bytes, self.rank, weighted, self.computed.clone());
         r.method = self.method.clone();
+        r.kl = self.kl;
         r
     }
 }

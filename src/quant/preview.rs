@@ -70,6 +70,10 @@ pub struct TensorPreview {
     /// reference gives them no defined code): its row is not to be exported.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The model's mean KL divergence (nats per token, original ‖ this tensor alone under its
+    /// scheme) over calibration text, when `plan auto --objective kl` measured it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kl: Option<f64>,
     /// Σ W² (for totals).
     #[serde(skip)]
     pub signal: f64,
@@ -295,6 +299,7 @@ pub(super) fn row(
                 e.non_finite, resolved.scheme
             )
         }),
+        kl: None,
         signal: e.signal,
         computed,
     }

@@ -39,7 +39,7 @@ pub struct EvalReport {
 pub type LogitsSink<'a> = &'a mut dyn FnMut(&[f32]);
 
 /// Per position: log-probabilities of the row (f64), from logits.
-fn log_probs(row: &[f32]) -> Vec<f64> {
+pub(crate) fn log_probs(row: &[f32]) -> Vec<f64> {
     let lse = log_sum_exp(row);
     row.iter().map(|&x| f64::from(x) - lse).collect()
 }

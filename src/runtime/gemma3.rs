@@ -9,7 +9,7 @@ use super::activations::ActivationStats;
 use super::linalg::{gelu_tanh, linear, rms_norm};
 use super::llama::{Mask, attention, rope_tables, rotate_half};
 use super::weights::WeightSource;
-use super::{AttentionMap, RuntimeError, record_inputs};
+use super::{AttentionMap, EMBED, HEAD, Pass, RuntimeError, Swap, layer_swapped, record_inputs, swapped};
 use crate::cancel::Cancel;
 use crate::checkpoint::{Checkpoint, ModelConfig};
 
@@ -170,19 +170,43 @@ impl Gemma3Model {
         &self,
         tokens: &[u32],
         record: &[(usize, usize)],
-        mut stats: Option<&mut ActivationStats>,
+        stats: Option<&mut ActivationStats>,
+        cancel: &Cancel,
+    ) -> Result<(Vec<f32>, Vec<AttentionMap>), RuntimeError> {
+        let h = self.embed(tokens, None)?;
+        self.blocks_from(h, 0, Pass { record, stats, swap: None, inputs: None }, cancel)
+    }
+
+    /// The embeddings of `tokens`, scaled by √hidden (from the swapped table when `swap`
+    /// replaces it).
+    pub fn embed(&self, tokens: &[u32], swap: Swap<'_>) -> Result<Vec<f32>, RuntimeError> {
+        let c = &self.cfg;
+        let scale = (c.hidden as f32).sqrt();
+        super::embed(swapped(swap, EMBED, &self.embed), tokens, c.hidden, c.vocab, scale)
+    }
+
+    /// Runs blocks `from..` on `h` (the input of block `from`) and the final norm.
+    pub fn blocks_from(
+        &self,
+        mut h: Vec<f32>,
+        from: usize,
+        mut pass: Pass<'_, '_>,
         cancel: &Cancel,
     ) -> Result<(Vec<f32>, Vec<AttentionMap>), RuntimeError> {
         let c = &self.cfg;
-        let (t, d, hd) = (tokens.len(), c.hidden, c.head_dim);
-        let scale = (d as f32).sqrt();
-        let mut h = super::embed(&self.embed, tokens, d, c.vocab, scale)?;
+        let (d, hd) = (c.hidden, c.head_dim);
+        let t = h.len() / d.max(1);
         let global = rope_tables(t, hd, c.rope_global, c.rope_global_linear);
         let local = rope_tables(t, hd, c.rope_local, 1.0);
+        let (record, swap) = (pass.record, pass.swap);
+        let mut stats = pass.stats.take();
         let mut maps = Vec::new();
-        for (l, b) in self.blocks.iter().enumerate() {
+        for (l, b) in self.blocks.iter().enumerate().skip(from) {
             if cancel.is_cancelled() {
                 return Err(RuntimeError::Cancelled);
+            }
+            if let Some(inputs) = pass.inputs.as_deref_mut() {
+                inputs.push(h.clone());
             }
             let sliding = c.sliding.get(l).copied().unwrap_or(false);
             let x = rms_norm(&h, &b.attn_norm, c.eps, 1.0);
@@ -194,9 +218,11 @@ impl Gemma3Model {
                 d,
             );
             let (qd, kd) = (c.heads * hd, c.kv_heads * hd);
-            let q = rms_norm(&linear(&x, t, &b.q, qd, d), &b.q_norm, c.eps, 1.0);
-            let k = rms_norm(&linear(&x, t, &b.k, kd, d), &b.k_norm, c.eps, 1.0);
-            let v = linear(&x, t, &b.v, kd, d);
+            let q = linear(&x, t, layer_swapped(swap, l, "self_attn.q_proj.weight", &b.q), qd, d);
+            let k = linear(&x, t, layer_swapped(swap, l, "self_attn.k_proj.weight", &b.k), kd, d);
+            let v = linear(&x, t, layer_swapped(swap, l, "self_attn.v_proj.weight", &b.v), kd, d);
+            let q = rms_norm(&q, &b.q_norm, c.eps, 1.0);
+            let k = rms_norm(&k, &b.k_norm, c.eps, 1.0);
             let (mut q, mut k) = (q, k);
             let (cos, sin) = if sliding { &local } else { &global };
             rotate_half(&mut q, c.heads, hd, cos, sin);
@@ -217,25 +243,31 @@ impl Gemma3Model {
                 probs,
             }));
             record_inputs(stats.as_deref_mut(), l, &["self_attn.o_proj"], &attn, qd);
-            let o = rms_norm(&linear(&attn, t, &b.o, d, qd), &b.post_attn_norm, c.eps, 1.0);
+            let o = linear(&attn, t, layer_swapped(swap, l, "self_attn.o_proj.weight", &b.o), d, qd);
+            let o = rms_norm(&o, &b.post_attn_norm, c.eps, 1.0);
             h.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
             let x = rms_norm(&h, &b.pre_mlp_norm, c.eps, 1.0);
             let f = c.intermediate;
             record_inputs(stats.as_deref_mut(), l, &["mlp.gate_proj", "mlp.up_proj"], &x, d);
-            let g = linear(&x, t, &b.gate, f, d);
-            let u = linear(&x, t, &b.up, f, d);
+            let g = linear(&x, t, layer_swapped(swap, l, "mlp.gate_proj.weight", &b.gate), f, d);
+            let u = linear(&x, t, layer_swapped(swap, l, "mlp.up_proj.weight", &b.up), f, d);
             let a: Vec<f32> = g.iter().zip(&u).map(|(g, u)| gelu_tanh(*g) * u).collect();
             record_inputs(stats.as_deref_mut(), l, &["mlp.down_proj"], &a, f);
-            let m = rms_norm(&linear(&a, t, &b.down, d, f), &b.post_mlp_norm, c.eps, 1.0);
+            let m = linear(&a, t, layer_swapped(swap, l, "mlp.down_proj.weight", &b.down), d, f);
+            let m = rms_norm(&m, &b.post_mlp_norm, c.eps, 1.0);
             h.iter_mut().zip(&m).for_each(|(a, b)| *a += b);
         }
         Ok((rms_norm(&h, &self.norm, c.eps, 1.0), maps))
     }
 
-    /// Logits of hidden rows `rows`.
-    pub fn logits(&self, hidden: &[f32], rows: std::ops::Range<usize>) -> Vec<f32> {
+    /// Logits of hidden rows `rows`, with the head swapped when `swap` replaces it (or the
+    /// embedding it is tied to).
+    pub fn logits(&self, hidden: &[f32], rows: std::ops::Range<usize>, swap: Swap<'_>) -> Vec<f32> {
         let d = self.cfg.hidden;
-        let head = self.head.as_deref().unwrap_or(&self.embed);
+        let head = match &self.head {
+            Some(h) => swapped(swap, HEAD, h),
+            None => swapped(swap, EMBED, &self.embed),
+        };
         let mut out = linear(&hidden[rows.start * d..rows.end * d], rows.len(), head, self.cfg.vocab, d);
         if let Some(cap) = self.cfg.final_softcap {
             out.iter_mut().for_each(|v| *v = cap * (*v / cap).tanh());

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use super::activations::ActivationStats;
 use super::linalg::{add_bias, linear, matmul, rms_norm, silu, softmax};
 use super::weights::WeightSource;
-use super::{AttentionMap, RuntimeError, record_inputs};
+use super::{AttentionMap, EMBED, HEAD, Pass, RuntimeError, Swap, layer_swapped, record_inputs, swapped};
 use crate::cancel::Cancel;
 use crate::checkpoint::ModelConfig;
 
@@ -148,17 +148,40 @@ impl LlamaModel {
         &self,
         tokens: &[u32],
         record: &[(usize, usize)],
-        mut stats: Option<&mut ActivationStats>,
+        stats: Option<&mut ActivationStats>,
+        cancel: &Cancel,
+    ) -> Result<(Vec<f32>, Vec<AttentionMap>), RuntimeError> {
+        let h = self.embed(tokens, None)?;
+        self.blocks_from(h, 0, Pass { record, stats, swap: None, inputs: None }, cancel)
+    }
+
+    /// The embeddings of `tokens` (from the swapped table when `swap` replaces it).
+    pub fn embed(&self, tokens: &[u32], swap: Swap<'_>) -> Result<Vec<f32>, RuntimeError> {
+        let c = &self.cfg;
+        super::embed(swapped(swap, EMBED, &self.embed), tokens, c.hidden, c.vocab, 1.0)
+    }
+
+    /// Runs blocks `from..` on `h` (the input of block `from`) and the final norm.
+    pub fn blocks_from(
+        &self,
+        mut h: Vec<f32>,
+        from: usize,
+        mut pass: Pass<'_, '_>,
         cancel: &Cancel,
     ) -> Result<(Vec<f32>, Vec<AttentionMap>), RuntimeError> {
         let c = &self.cfg;
-        let (t, d, hd) = (tokens.len(), c.hidden, c.head_dim);
-        let mut h = super::embed(&self.embed, tokens, d, c.vocab, 1.0)?;
+        let (d, hd) = (c.hidden, c.head_dim);
+        let t = h.len() / d.max(1);
         let (cos, sin) = rope_tables(t, hd, c.rope_theta, c.rope_linear);
+        let (record, swap) = (pass.record, pass.swap);
+        let mut stats = pass.stats.take();
         let mut maps = Vec::new();
-        for (l, b) in self.blocks.iter().enumerate() {
+        for (l, b) in self.blocks.iter().enumerate().skip(from) {
             if cancel.is_cancelled() {
                 return Err(RuntimeError::Cancelled);
+            }
+            if let Some(inputs) = pass.inputs.as_deref_mut() {
+                inputs.push(h.clone());
             }
             let x = rms_norm(&h, &b.attn_norm, c.eps, 0.0);
             record_inputs(
@@ -169,9 +192,9 @@ impl LlamaModel {
                 d,
             );
             let (qd, kd) = (c.heads * hd, c.kv_heads * hd);
-            let mut q = linear(&x, t, &b.q, qd, d);
-            let mut k = linear(&x, t, &b.k, kd, d);
-            let mut v = linear(&x, t, &b.v, kd, d);
+            let mut q = linear(&x, t, layer_swapped(swap, l, "self_attn.q_proj.weight", &b.q), qd, d);
+            let mut k = linear(&x, t, layer_swapped(swap, l, "self_attn.k_proj.weight", &b.k), kd, d);
+            let mut v = linear(&x, t, layer_swapped(swap, l, "self_attn.v_proj.weight", &b.v), kd, d);
             for (y, bias) in [(&mut q, &b.q_bias), (&mut k, &b.k_bias), (&mut v, &b.v_bias)] {
                 if let Some(bias) = bias {
                     add_bias(y, bias);
@@ -190,25 +213,29 @@ impl LlamaModel {
                 probs,
             }));
             record_inputs(stats.as_deref_mut(), l, &["self_attn.o_proj"], &attn, qd);
-            let o = linear(&attn, t, &b.o, d, qd);
+            let o = linear(&attn, t, layer_swapped(swap, l, "self_attn.o_proj.weight", &b.o), d, qd);
             h.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
             let x = rms_norm(&h, &b.mlp_norm, c.eps, 0.0);
             let f = c.intermediate;
             record_inputs(stats.as_deref_mut(), l, &["mlp.gate_proj", "mlp.up_proj"], &x, d);
-            let g = linear(&x, t, &b.gate, f, d);
-            let u = linear(&x, t, &b.up, f, d);
+            let g = linear(&x, t, layer_swapped(swap, l, "mlp.gate_proj.weight", &b.gate), f, d);
+            let u = linear(&x, t, layer_swapped(swap, l, "mlp.up_proj.weight", &b.up), f, d);
             let a: Vec<f32> = g.iter().zip(&u).map(|(g, u)| silu(*g) * u).collect();
             record_inputs(stats.as_deref_mut(), l, &["mlp.down_proj"], &a, f);
-            let down = linear(&a, t, &b.down, d, f);
+            let down = linear(&a, t, layer_swapped(swap, l, "mlp.down_proj.weight", &b.down), d, f);
             h.iter_mut().zip(&down).for_each(|(a, b)| *a += b);
         }
         Ok((rms_norm(&h, &self.norm, c.eps, 0.0), maps))
     }
 
-    /// Logits of hidden rows `rows` (`rows.len() × vocab`).
-    pub fn logits(&self, hidden: &[f32], rows: std::ops::Range<usize>) -> Vec<f32> {
+    /// Logits of hidden rows `rows` (`rows.len() × vocab`), with the head swapped when `swap`
+    /// replaces it (or the embedding it is tied to).
+    pub fn logits(&self, hidden: &[f32], rows: std::ops::Range<usize>, swap: Swap<'_>) -> Vec<f32> {
         let d = self.cfg.hidden;
-        let head = self.head.as_deref().unwrap_or(&self.embed);
+        let head = match &self.head {
+            Some(h) => swapped(swap, HEAD, h),
+            None => swapped(swap, EMBED, &self.embed),
+        };
         linear(&hidden[rows.start * d..rows.end * d], rows.len(), head, self.cfg.vocab, d)
     }
 }

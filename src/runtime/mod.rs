@@ -14,6 +14,7 @@ pub mod eval;
 pub mod gemma3;
 pub mod linalg;
 pub mod llama;
+pub mod sensitivity;
 pub mod tokenizer;
 pub mod weights;
 
@@ -126,6 +127,15 @@ impl Model {
         }
     }
 
+    /// Attention heads and key/value heads (the layouts of Q and K in GGUF files).
+    pub fn heads_and_kv(&self) -> (usize, usize) {
+        match self {
+            Model::Llama(m) => (m.cfg.heads, m.cfg.kv_heads),
+            Model::Gemma3(m) => (m.cfg.heads, m.cfg.kv_heads),
+            Model::Bert(m) => (m.cfg.heads, m.cfg.heads),
+        }
+    }
+
     /// Layers and heads per layer.
     pub fn shape(&self) -> (usize, usize) {
         match self {
@@ -179,11 +189,60 @@ impl Model {
 
     /// Logits of the hidden rows `rows` (empty for a model without a language-model head).
     pub fn logits(&self, hidden: &[f32], rows: std::ops::Range<usize>) -> Vec<f32> {
+        self.logits_swapped(hidden, rows, None)
+    }
+
+    /// [`Model::logits`] with a weight swapped (the head, or the embedding it is tied to).
+    pub fn logits_swapped(&self, hidden: &[f32], rows: std::ops::Range<usize>, swap: Swap<'_>) -> Vec<f32> {
         match self {
-            Model::Llama(m) => m.logits(hidden, rows),
-            Model::Gemma3(m) => m.logits(hidden, rows),
+            Model::Llama(m) => m.logits(hidden, rows, swap),
+            Model::Gemma3(m) => m.logits(hidden, rows, swap),
             Model::Bert(_) => Vec::new(),
         }
+    }
+
+    /// The input of every block on `tokens`, and the final hidden states.
+    pub fn block_inputs(&self, tokens: &[u32], cancel: &Cancel) -> Result<(Vec<Vec<f32>>, Vec<f32>), RuntimeError> {
+        let mut inputs = Vec::new();
+        let pass = Pass { record: &[], stats: None, swap: None, inputs: Some(&mut inputs) };
+        let (h, _) = match self {
+            Model::Llama(m) => m.blocks_from(m.embed(tokens, None)?, 0, pass, cancel)?,
+            Model::Gemma3(m) => m.blocks_from(m.embed(tokens, None)?, 0, pass, cancel)?,
+            Model::Bert(_) => return Err(self.no_head("a tensor's KL sensitivity")),
+        };
+        Ok((inputs, h))
+    }
+
+    /// The final hidden states with one weight swapped, run from the first block that reads it
+    /// (`inputs` and `hidden` from [`Model::block_inputs`] on the same `tokens`).
+    pub fn forward_swapped(
+        &self,
+        tokens: &[u32],
+        inputs: &[Vec<f32>],
+        hidden: &[f32],
+        swap: (&str, &[f32]),
+        cancel: &Cancel,
+    ) -> Result<Vec<f32>, RuntimeError> {
+        let (name, _) = swap;
+        let pass = Pass { record: &[], stats: None, swap: Some(swap), inputs: None };
+        let from = match layer_of(name) {
+            Some(l) if l < inputs.len() => l,
+            Some(l) => return Err(RuntimeError::Input(format!("the model has no layer {l}"))),
+            None if name == HEAD => return Ok(hidden.to_vec()),
+            None if name == EMBED => 0,
+            None => return Err(RuntimeError::Input(format!("{name} is no weight the forward pass swaps"))),
+        };
+        let h =
+            |embedded: Result<Vec<f32>, RuntimeError>| if name == EMBED { embedded } else { Ok(inputs[from].clone()) };
+        Ok(match self {
+            Model::Llama(m) => m.blocks_from(h(m.embed(tokens, Some(swap)))?, from, pass, cancel)?.0,
+            Model::Gemma3(m) => m.blocks_from(h(m.embed(tokens, Some(swap)))?, from, pass, cancel)?.0,
+            Model::Bert(_) => return Err(self.no_head("a tensor's KL sensitivity")),
+        })
+    }
+
+    fn no_head(&self, what: &str) -> RuntimeError {
+        RuntimeError::Unsupported(format!("{what} needs a language-model head; BERT is an encoder"))
     }
 }
 
@@ -203,6 +262,49 @@ pub(crate) fn embed(
         h.extend(row.iter().map(|v| v * scale));
     }
     Ok(h)
+}
+
+/// A weight replaced for one pass: its transformers name and values (the KL sensitivity of
+/// one tensor under a scheme).
+pub type Swap<'a> = Option<(&'a str, &'a [f32])>;
+
+/// The token embedding's transformers name.
+pub const EMBED: &str = "model.embed_tokens.weight";
+/// A separate LM head's transformers name.
+pub const HEAD: &str = "lm_head.weight";
+
+/// What one pass over the blocks records: attention maps of `record`, linear inputs in
+/// `stats`, each block's input hidden states in `inputs`; with `swap` a weight replaced.
+pub struct Pass<'r, 's> {
+    /// (layer, head) pairs whose attention probabilities to keep.
+    pub record: &'r [(usize, usize)],
+    /// Linear layers' input statistics.
+    pub stats: Option<&'s mut activations::ActivationStats>,
+    /// A weight replaced.
+    pub swap: Swap<'r>,
+    /// Each block's input, pushed in order.
+    pub inputs: Option<&'s mut Vec<Vec<f32>>>,
+}
+
+/// `own`, or the swapped values when `swap` replaces `name`.
+pub(crate) fn swapped<'a>(swap: Swap<'a>, name: &str, own: &'a [f32]) -> &'a [f32] {
+    match swap {
+        Some((n, v)) if n == name => v,
+        _ => own,
+    }
+}
+
+/// `own`, or the swapped values when `swap` replaces `model.layers.{layer}.{field}`.
+pub(crate) fn layer_swapped<'a>(swap: Swap<'a>, layer: usize, field: &str, own: &'a [f32]) -> &'a [f32] {
+    match swap {
+        Some((n, v)) if layer_of(n) == Some(layer) && n == format!("model.layers.{layer}.{field}") => v,
+        _ => own,
+    }
+}
+
+/// The block a transformers weight name belongs to (`model.layers.{l}.…`).
+pub fn layer_of(name: &str) -> Option<usize> {
+    name.strip_prefix("model.layers.")?.split_once('.')?.0.parse().ok()
 }
 
 /// Adds `x` (`rows × n`), the input of layer `layer`'s `modules`, to `stats` when given.
