@@ -115,6 +115,14 @@ pub struct Job<'a> {
     pub hessian: Option<&'a crate::checkpoint::imatrix::Hessian>,
 }
 
+impl<'a> Job<'a> {
+    /// A job over f32 values with nothing beside them (no importance, no Hessian): tests, and
+    /// encodes of values made in memory.
+    pub fn of_f32(src: &'a dyn ValueSource) -> Self {
+        Job { src, dtype: DType::F32, stored_bytes: 0, importance: None, search: None, hessian: None }
+    }
+}
+
 /// Encodes `job` with `scheme`, sending the stored bytes to `sink` and the decoded values to
 /// `decoded` when given.
 pub fn encode(

@@ -723,14 +723,7 @@ mod tests {
             );
         }
         let src = SliceSource::new("x.weight", &shape, &w).unwrap();
-        let job = Job {
-            src: &src,
-            dtype: crate::codec::DType::F32,
-            stored_bytes: 0,
-            importance: None,
-            search: None,
-            hessian: None,
-        };
+        let job = Job::of_f32(&src);
         let e = encode(&CpuBackend, &job, &"int4_g128+awq".parse().unwrap(), &mut DiscardBytes, None, &Cancel::new());
         assert!(e.unwrap_err().to_string().contains("--importance"));
     }
@@ -768,14 +761,7 @@ mod tests {
         let mut w: Vec<f32> = normal(rows * cols, 9).iter().map(|x| x * 0.01).collect();
         w[..64].iter_mut().for_each(|x| *x *= 20.0);
         let src = SliceSource::new("w", &[rows as u64, cols as u64], &w).unwrap();
-        let job = Job {
-            src: &src,
-            dtype: crate::codec::DType::F32,
-            stored_bytes: 0,
-            importance: None,
-            search: None,
-            hessian: None,
-        };
+        let job = Job::of_f32(&src);
         let mut sink = CollectBytes::default();
         let mut decoded = vec![0f32; w.len()];
         let mut put = |first: u64, v: &[f32]| -> Result<(), ComputeError> {

@@ -2,6 +2,7 @@
 //! norms and activations row by row.
 
 use faer::{Accum, MatMut, MatRef, Par};
+use rayon::prelude::*;
 
 /// Inner-dimension block of [`matmul`]: products over this many terms are summed in f32, the
 /// blocks' sums in f64.
@@ -14,9 +15,37 @@ pub fn linear(x: &[f32], t: usize, w: &[f32], out: usize, n: usize) -> Vec<f32> 
         return vec![0f32; t * out];
     }
     let lhs = MatRef::from_row_major_slice(x, t, n);
-    let rhs = MatRef::from_row_major_slice(w, out, n).transpose();
-    matmul(lhs, rhs, 1.0, Par::rayon(0))
+    // Bands of output features, each a sequential product on one thread: a band packs only its
+    // own rows of W, no thread waits at a barrier between faer's K blocks, and a band's f32 block
+    // sums and f64 accumulator stay in cache while its K blocks are added.
+    let per = BAND;
+    let bands: Vec<(usize, Vec<f32>)> = (0..out)
+        .step_by(per)
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(|o0| {
+            let o1 = (o0 + per).min(out);
+            let rhs = MatRef::from_row_major_slice(&w[o0 * n..o1 * n], o1 - o0, n).transpose();
+            (o0, matmul(lhs, rhs, 1.0, Par::Seq))
+        })
+        .collect();
+    if let [(_, only)] = bands.as_slice()
+        && only.len() == t * out
+    {
+        return bands.into_iter().next().map(|(_, y)| y).unwrap_or_default();
+    }
+    let mut y = vec![0f32; t * out];
+    for (o0, band) in &bands {
+        let width = band.len() / t;
+        for (row, part) in y.chunks_exact_mut(out).zip(band.chunks_exact(width)) {
+            row[*o0..*o0 + width].copy_from_slice(part);
+        }
+    }
+    y
 }
+
+/// Output features per band of [`linear`].
+const BAND: usize = 128;
 
 /// `alpha · lhs · rhs` (row-major `m × n`). The inner dimension is cut into blocks of
 /// [`K_BLOCK`] whose f32 products are added in f64: one f32 sum over a 1536-long row left the

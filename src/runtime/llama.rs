@@ -286,6 +286,9 @@ pub enum Mask {
     Full,
 }
 
+/// Queries per tile of [`attention`].
+const QUERY_TILE: usize = 128;
+
 /// Multi-head attention (grouped-query: head `h` reads key/value head `h / (heads / kv_heads)`)
 /// under `mask`. Returns the heads' outputs (`T × heads·hd`) and the probabilities of the heads
 /// in `record`.
@@ -310,16 +313,28 @@ pub fn attention(
             let qh = MatRef::from_row_major_slice_with_stride(&q[h * hd..], t, hd, heads * hd);
             let kh = MatRef::from_row_major_slice_with_stride(&k[g * hd..], t, hd, kv_heads * hd);
             let vh = MatRef::from_row_major_slice_with_stride(&v[g * hd..], t, hd, kv_heads * hd);
-            let mut s = matmul(qh, kh.transpose(), scale, Par::Seq);
-            for (i, row) in s.chunks_exact_mut(t).enumerate() {
-                if let Mask::Causal { window } = mask {
-                    let first = window.map_or(0, |w| (i + 1).saturating_sub(w));
-                    row[..first].iter_mut().for_each(|x| *x = f32::NEG_INFINITY);
-                    row[i + 1..].iter_mut().for_each(|x| *x = f32::NEG_INFINITY);
+            // Queries in tiles: under a causal mask a tile's queries see only the keys up to its
+            // last one, so the scores and the products with V stop there.
+            let mut s = vec![0f32; t * t];
+            let mut out = vec![0f32; t * hd];
+            for i0 in (0..t).step_by(QUERY_TILE) {
+                let i1 = (i0 + QUERY_TILE).min(t);
+                let keys = if matches!(mask, Mask::Causal { .. }) { i1 } else { t };
+                let scores = matmul(qh.subrows(i0, i1 - i0), kh.subrows(0, keys).transpose(), scale, Par::Seq);
+                for (r, row) in scores.chunks_exact(keys).enumerate() {
+                    let i = i0 + r;
+                    let (first, last) = match mask {
+                        Mask::Causal { window } => (window.map_or(0, |w| (i + 1).saturating_sub(w)), i + 1),
+                        Mask::Full => (0, t),
+                    };
+                    let p = &mut s[i * t..(i + 1) * t];
+                    p[first..last].copy_from_slice(&row[first..last]);
+                    softmax(&mut p[first..last]);
                 }
-                softmax(row);
+                let probs = MatRef::from_row_major_slice_with_stride(&s[i0 * t..], i1 - i0, keys, t);
+                let o = matmul(probs, vh.subrows(0, keys), 1.0, Par::Seq);
+                out[i0 * hd..i1 * hd].copy_from_slice(&o);
             }
-            let out = matmul(MatRef::from_row_major_slice(&s, t, t), vh, 1.0, Par::Seq);
             (out, record.contains(&h).then_some(s))
         })
         .collect();
