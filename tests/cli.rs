@@ -1040,3 +1040,37 @@ fn embed_runs_on_the_encoder_and_the_kl_objective_says_what_it_needs() {
     assert!(err.contains("needs a language-model head"), "{err}");
     assert!(!plan.exists(), "nothing written");
 }
+
+/// `imatrix` on the demo encoder (BERT has no GGUF name table here) writes its entries under the
+/// transformers names, and `--importance` reads them back for AWQ.
+#[test]
+fn imatrix_of_the_encoder_keeps_transformers_names_and_drives_awq() {
+    let demo = crate::fixtures::demo();
+    let d = demo.to_str().unwrap();
+    let dir = TempDir::new();
+    let out = dir.path().join("demo.imatrix.gguf");
+    let o = out.to_str().unwrap();
+    let r = weightbench(&["imatrix", d, "--text", "The river flooded the valley every spring.", "-o", o]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let m = weightbench::checkpoint::imatrix::read_imatrix(&out).unwrap();
+    let q = m.vectors.get("encoder.layer.0.attention.self.query.weight").expect("the query's inputs by name");
+    assert_eq!(q.len(), 384);
+    assert!(q.iter().all(|v| v.is_finite() && *v >= 0.0) && q.iter().any(|v| *v > 0.0));
+    let r = weightbench(&[
+        "quantize",
+        "--dry-run",
+        d,
+        "--scheme",
+        "int4_g128+awq",
+        "--importance",
+        o,
+        "--tensor",
+        "layer\\.0\\.attention\\.self\\.query\\.weight",
+        "--json",
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    let row = &j["tensors"][0];
+    assert_eq!(row["method"]["method"], "awq");
+    assert!(row["weighted_sse"].as_f64().unwrap() <= row["method"]["plain_weighted_sse"].as_f64().unwrap());
+}

@@ -527,3 +527,62 @@ fn the_attention_view_runs_the_prompt_and_reads_an_exact_probability_under_the_p
     }
     assert!(seen, "a tooltip reading {expected:?}");
 }
+
+/// With a plan, the attention view runs the planned model beside the original: its maps are
+/// distributions that differ from the original's, "plan - original" shows the difference, and
+/// the tooltip under the pointer reads the exact change in probability. On the demo (BERT).
+#[test]
+fn the_attention_view_shows_the_plans_difference_with_its_exact_value() {
+    use weightbench::app::attention::Shown;
+    let mut harness = open_at([1280.0, 800.0], crate::fixtures::demo());
+    harness.state_mut().plan_edit(|p, ckpt| p.add_rule(ckpt, "*.weight", "q4_0")).unwrap();
+    harness.get_by_role_and_label(Role::Button, "Attention").click();
+    harness.run_steps(2);
+    harness.state_mut().session.as_mut().unwrap().attention.layer = 2;
+    harness.get_by_role_and_label(Role::CheckBox, "apply the plan").click();
+    harness.run_steps(1);
+    assert!(harness.state().session.as_ref().unwrap().attention.with_plan, "the plan is applied");
+    harness.get_by_role_and_label(Role::Button, "Run").click();
+    step_until(&mut harness, 180, "the attention run with the plan", |app| {
+        let a = &app.session.as_ref().unwrap().attention;
+        matches!(&a.run, Some(Computed::Ready(_)) | Some(Computed::Failed(_)))
+    });
+    let run = match &harness.state().session.as_ref().unwrap().attention.run {
+        Some(Computed::Ready(r)) => r.clone(),
+        Some(Computed::Failed(e)) => panic!("the run failed: {e}"),
+        _ => unreachable!(),
+    };
+    let planned = run.plan_maps.as_ref().expect("the planned model's maps");
+    let t = run.tokens.len();
+    let (orig, plan) = (&run.maps[3].probs, &planned[3].probs);
+    for i in 0..t {
+        let sum: f64 = plan[i * t..(i + 1) * t].iter().map(|&p| f64::from(p)).sum();
+        assert!((sum - 1.0).abs() < 1e-5, "row {i} of the planned map sums to {sum}");
+    }
+    let largest = orig.iter().zip(plan).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(largest > 1e-4, "q4_0 moves the map ({largest})");
+    harness.get_by_role_and_label(Role::Button, "plan - original").click();
+    harness.run_steps(2);
+    assert_eq!(harness.state().session.as_ref().unwrap().attention.shown, Shown::Difference);
+    harness.state_mut().session.as_mut().unwrap().attention.head = 3;
+    harness.run_steps(2);
+    let at = harness.state().session.as_ref().unwrap().attention.map_transform.expect("the map was drawn");
+    let (q, k) = (4usize, 2usize);
+    let pos = at.position_from_point(&egui_plot::PlotPoint::new(k as f64 + 0.5, -(q as f64) - 0.5));
+    let expected = format!(
+        "head 3: query {q} “{}”, key {k} “{}”\nchange in probability {:.6}",
+        run.tokens[q],
+        run.tokens[k],
+        plan[q * t + k] - orig[q * t + k]
+    );
+    let mut seen = false;
+    for _ in 0..90 {
+        harness.hover_at(pos);
+        harness.step();
+        if shows(&harness, &expected) {
+            seen = true;
+            break;
+        }
+    }
+    assert!(seen, "a tooltip reading {expected:?}");
+}

@@ -110,7 +110,7 @@ pub enum Command {
     Attention(AttentionArgs),
     /// Run the model on calibration text and write llama.cpp's importance matrix (GGUF): per
     /// linear layer, the sum of each input channel's squared activation and the tokens seen, for
-    /// `llama-quantize --imatrix` and for our own `--importance`. Llama family and Gemma 3.
+    /// `llama-quantize --imatrix` and for our own `--importance`. Llama family and Gemma 3; BERT under its transformers names.
     Imatrix(ImatrixArgs),
     /// The sentence embedding of a text from a BERT encoder (mean pooling, normalised when the
     /// folder's sentence-transformers modules say so), and with a plan the cosine similarity of

@@ -2,7 +2,8 @@
 //! activation statistics: `general.type = "imatrix"`, `imatrix.datasets`, `imatrix.chunk_count`,
 //! `imatrix.chunk_size`, and per weight (GGUF name) `<name>.in_sum2` (F32, one row of Σx² per
 //! input channel) and `<name>.counts` (F32, the tokens seen). `llama-quantize --imatrix` reads it,
-//! and so do our own previews (`--importance`).
+//! and so do our own previews (`--importance`). Architectures without GGUF names here (BERT) are
+//! written under their transformers names.
 
 use std::path::{Path, PathBuf};
 
@@ -27,10 +28,19 @@ pub fn write_imatrix(
     overwrite: bool,
 ) -> Result<PathBuf, ExportError> {
     let mut entries = Vec::new();
+    // Architectures without a GGUF name table here (BERT) keep their transformers names: our
+    // `--importance` finds them by name; llama.cpp's own conversion names would not match.
+    let mapped = hf_names::MAPPED_ARCHITECTURES.contains(&arch);
     for (name, sums) in &stats.in_sum2 {
-        let gguf = hf_names::gguf_name(name, arch).ok_or_else(|| ExportError::Unsupported {
-            message: format!("weight {name:?} has no GGUF name for architecture {arch}"),
-        })?;
+        let gguf = match hf_names::gguf_name(name, arch) {
+            Some(g) => g,
+            None if !mapped => name.clone(),
+            None => {
+                return Err(ExportError::Unsupported {
+                    message: format!("weight {name:?} has no GGUF name for architecture {arch}"),
+                });
+            }
+        };
         let count = stats.counts.get(name).copied().unwrap_or(0);
         entries.push((gguf, sums, count));
     }
