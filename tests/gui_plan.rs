@@ -274,3 +274,48 @@ fn snapshot_of_the_plan_view() {
     });
     harness.snapshot("plan");
 }
+
+/// Auto-allocate with the KL objective: the model runs on the shipped calibration text in the
+/// background and each free tensor's candidates are measured by the model's KL divergence; on
+/// SmolLM2 with every matrix but two pinned, both take the candidate that costs the output least.
+#[test]
+fn auto_allocation_by_kl_measures_the_models_output() {
+    let Some(path) = crate::fixtures::real_model("SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf") else {
+        return;
+    };
+    let mut harness = Harness::builder()
+        .with_size([1360.0, 860.0])
+        .build_eframe(move |cc| WorkbenchApp::new(&cc.egui_ctx, Some(path)));
+    step_until(&mut harness, 60, "SmolLM2 to open", |app| app.session.is_some());
+    harness.get_by_role_and_label(Role::Button, "Plan").click();
+    harness.run_steps(2);
+    let free = ["blk.0.attn_k.weight", "blk.0.attn_v.weight"];
+    let pinned: Vec<usize> = {
+        let s = harness.state().session.as_ref().unwrap();
+        s.ckpt.tensors().iter().enumerate().filter(|(_, t)| !free.contains(&t.name.as_str())).map(|(i, _)| i).collect()
+    };
+    harness.state_mut().plan_edit(|e, c| e.set_pinned(c, &pinned, true)).unwrap();
+    harness.state_mut().measure_cache = None;
+    harness.get_by_role_and_label(Role::Button, "Auto-allocate…").click();
+    harness.run_steps(2);
+    let dialog = harness.state_mut().auto_dialog.as_mut().unwrap();
+    dialog.target_bpw = 6.0;
+    for (c, on) in &mut dialog.candidates {
+        *on = matches!(c.as_str(), "q4_0" | "q8_0");
+    }
+    dialog.objective = weightbench::quant::auto::Objective::Kl;
+    harness.get_by_role_and_label(Role::Button, "Run").click();
+    step_until(&mut harness, 300, "the allocation", |app| {
+        app.session.as_ref().unwrap().auto_job.as_ref().is_some_and(|j| j.ended.is_some())
+    });
+    let s = harness.state().session.as_ref().unwrap();
+    let ended = s.auto_job.as_ref().unwrap().ended.clone().unwrap();
+    assert!(ended.as_ref().is_ok_and(|m| m.contains("Kl")), "{ended:?}");
+    let auto = s.plan.auto.clone().unwrap();
+    assert_eq!(auto.free.len(), 2);
+    for &i in &auto.free {
+        assert_eq!(s.plan.resolved_of(i).unwrap().scheme, "q8_0", "{}", s.ckpt.tensors()[i].name);
+        let Some(Computed::Ready(p)) = s.plan.preview_of(i) else { panic!("no measured row") };
+        assert!(p.kl.is_some_and(|kl| kl > 0.0), "{:?}", p.kl);
+    }
+}

@@ -231,6 +231,9 @@ pub struct AutoDone {
     pub summary: String,
 }
 
+/// Calibration tokens the window's KL objective runs the model on.
+pub const KL_TOKENS: usize = 256;
+
 /// What an automatic allocation is asked to do.
 #[derive(Clone)]
 pub struct AutoJob {
@@ -749,12 +752,55 @@ impl Jobs {
         use crate::quant::auto::{AutoError, AutoRequest, Budget, auto_allocate};
         self.spawn("auto", move |r| {
             let pinned = |t: &crate::checkpoint::TensorInfo| job.pinned.contains(&t.name);
-            let importance_id = match &job.importance {
+            let mut importance_id = match &job.importance {
                 None => "none".to_owned(),
                 Some(crate::quant::Importance::ColumnNorms) => "weight".to_owned(),
                 Some(crate::quant::Importance::Imatrix(m, _)) => {
                     crate::quant::cache::file_identity(std::path::Path::new(&m.source))
                 }
+            };
+            // The kl objective: the original model's pass over the calibration tokens, kept.
+            let kl_model = if job.objective == crate::quant::auto::Objective::Kl {
+                let loading = |done: usize, total: usize| {
+                    r.send(JobResult::AutoProgress {
+                        done: done as u64,
+                        total: total as u64,
+                        what: "loading the model for the KL objective".into(),
+                    });
+                };
+                let load = || -> Result<(crate::runtime::Model, Vec<u32>), crate::runtime::RuntimeError> {
+                    let text = include_str!("../../assets/calibration.txt");
+                    let mut ids = crate::runtime::tokenizer::TextTokenizer::of(&ckpt)?.encode(text)?;
+                    ids.truncate(KL_TOKENS);
+                    Ok((crate::runtime::Model::load(&ckpt, None, backend.as_ref(), &loading, &cancel)?, ids))
+                };
+                match load() {
+                    Ok(m) => Some(m),
+                    Err(e) => {
+                        r.send(JobResult::AutoDone(Err(format!("the KL objective: {e}"))));
+                        return;
+                    }
+                }
+            } else {
+                None
+            };
+            let sensitivity = match &kl_model {
+                Some((model, ids)) => match crate::runtime::sensitivity::Sensitivity::new(model, ids, &cancel) {
+                    Ok(s) => {
+                        importance_id.push_str(&format!(" | kl on {} tokens of calibration.txt", ids.len()));
+                        Some(s)
+                    }
+                    Err(e) => {
+                        r.send(JobResult::AutoDone(Err(format!("the KL objective: {e}"))));
+                        return;
+                    }
+                },
+                None => None,
+            };
+            let measure_kl = |t: &crate::checkpoint::TensorInfo, res: &crate::quant::Resolved, cancel: &Cancel| {
+                let Some(sens) = &sensitivity else { return Err("no model".to_owned()) };
+                crate::runtime::sensitivity::tensor_kl(sens, &ckpt, t, res, job.importance.as_ref(), backend.as_ref(), cancel)
+                    .map_err(|e| e.to_string())
             };
             let request = AutoRequest {
                 candidates: &job.candidates,
@@ -770,7 +816,7 @@ impl Jobs {
                 objective: job.objective,
                 budget: Budget::Bytes(job.budget_bytes),
                 pareto_points: 32,
-                sensitivity: None,
+                sensitivity: sensitivity.is_some().then_some(&measure_kl as &crate::quant::auto::SensitivityFn<'_>),
             };
             let mut cache = match &job.cache_dir {
                 Some(dir) => crate::quant::cache::MeasureCache::open(dir, &ckpt),
