@@ -29,6 +29,18 @@ pub fn step_until(
 }
 
 /// Whether any widget shows `text` (as its label or, for plain labels, its value).
+/// Holds the pointer at `pos` until the window shows `text` (a tooltip takes a few frames).
+pub fn hover_until_shown(harness: &mut Harness<'_, WorkbenchApp>, pos: egui::Pos2, text: &str) -> bool {
+    for _ in 0..90 {
+        harness.hover_at(pos);
+        harness.step();
+        if shows(harness, text) {
+            return true;
+        }
+    }
+    false
+}
+
 pub fn shows(harness: &Harness<'_, WorkbenchApp>, text: &str) -> bool {
     let text = text.to_owned();
     harness
@@ -516,16 +528,7 @@ fn the_attention_view_runs_the_prompt_and_reads_an_exact_probability_under_the_p
         run.tokens[1],
         run.maps[4].probs[20 * t + 1]
     );
-    let mut seen = false;
-    for _ in 0..90 {
-        harness.hover_at(pos);
-        harness.step();
-        if shows(&harness, &expected) {
-            seen = true;
-            break;
-        }
-    }
-    assert!(seen, "a tooltip reading {expected:?}");
+    assert!(hover_until_shown(&mut harness, pos, &expected), "a tooltip reading {expected:?}");
 }
 
 /// With a plan, the attention view runs the planned model beside the original: its maps are
@@ -575,14 +578,5 @@ fn the_attention_view_shows_the_plans_difference_with_its_exact_value() {
         run.tokens[k],
         plan[q * t + k] - orig[q * t + k]
     );
-    let mut seen = false;
-    for _ in 0..90 {
-        harness.hover_at(pos);
-        harness.step();
-        if shows(&harness, &expected) {
-            seen = true;
-            break;
-        }
-    }
-    assert!(seen, "a tooltip reading {expected:?}");
+    assert!(hover_until_shown(&mut harness, pos, &expected), "a tooltip reading {expected:?}");
 }

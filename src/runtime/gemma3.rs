@@ -5,11 +5,10 @@
 //! `layer_types` says), attention scaled by `query_pre_attn_scalar^-½`, a GELU (tanh) gated MLP,
 //! the head tied to the embedding. f32, as transformers computes on the CPU.
 
-use super::activations::ActivationStats;
 use super::linalg::{gelu_tanh, linear, rms_norm};
 use super::llama::{Mask, attention, rope_tables, rotate_half};
 use super::weights::WeightSource;
-use super::{AttentionMap, EMBED, HEAD, Pass, RuntimeError, Swap, layer_swapped, record_inputs, swapped};
+use super::{AttentionMap, Decoder, EMBED, HEAD, Pass, RuntimeError, Swap, layer_swapped, record_inputs, swapped};
 use crate::cancel::Cancel;
 use crate::checkpoint::{Checkpoint, ModelConfig};
 
@@ -163,30 +162,19 @@ impl Gemma3Model {
         let head = if src.has("lm_head.weight") { Some(src.load("lm_head.weight", cfg.vocab * d)?) } else { None };
         Ok(Self { cfg, embed, blocks, norm, head })
     }
+}
 
-    /// Final hidden states and the attention maps of `record`; inputs of every linear layer
-    /// added to `stats` when given.
-    pub fn forward(
-        &self,
-        tokens: &[u32],
-        record: &[(usize, usize)],
-        stats: Option<&mut ActivationStats>,
-        cancel: &Cancel,
-    ) -> Result<(Vec<f32>, Vec<AttentionMap>), RuntimeError> {
-        let h = self.embed(tokens, None)?;
-        self.blocks_from(h, 0, Pass { record, stats, swap: None, inputs: None }, cancel)
-    }
-
+impl Decoder for Gemma3Model {
     /// The embeddings of `tokens`, scaled by √hidden (from the swapped table when `swap`
     /// replaces it).
-    pub fn embed(&self, tokens: &[u32], swap: Swap<'_>) -> Result<Vec<f32>, RuntimeError> {
+    fn embed(&self, tokens: &[u32], swap: Swap<'_>) -> Result<Vec<f32>, RuntimeError> {
         let c = &self.cfg;
         let scale = (c.hidden as f32).sqrt();
         super::embed(swapped(swap, EMBED, &self.embed), tokens, c.hidden, c.vocab, scale)
     }
 
     /// Runs blocks `from..` on `h` (the input of block `from`) and the final norm.
-    pub fn blocks_from(
+    fn blocks_from(
         &self,
         mut h: Vec<f32>,
         from: usize,
@@ -262,7 +250,7 @@ impl Gemma3Model {
 
     /// Logits of hidden rows `rows`, with the head swapped when `swap` replaces it (or the
     /// embedding it is tied to).
-    pub fn logits(&self, hidden: &[f32], rows: std::ops::Range<usize>, swap: Swap<'_>) -> Vec<f32> {
+    fn logits(&self, hidden: &[f32], rows: std::ops::Range<usize>, swap: Swap<'_>) -> Vec<f32> {
         let d = self.cfg.hidden;
         let head = match &self.head {
             Some(h) => swapped(swap, HEAD, h),

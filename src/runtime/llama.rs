@@ -9,10 +9,9 @@
 use faer::{MatRef, Par};
 use rayon::prelude::*;
 
-use super::activations::ActivationStats;
 use super::linalg::{add_bias, linear, matmul, rms_norm, silu, softmax};
 use super::weights::WeightSource;
-use super::{AttentionMap, EMBED, HEAD, Pass, RuntimeError, Swap, layer_swapped, record_inputs, swapped};
+use super::{AttentionMap, Decoder, EMBED, HEAD, Pass, RuntimeError, Swap, layer_swapped, record_inputs, swapped};
 use crate::cancel::Cancel;
 use crate::checkpoint::ModelConfig;
 
@@ -141,28 +140,17 @@ impl LlamaModel {
         let head = if src.has("lm_head.weight") { Some(src.load("lm_head.weight", cfg.vocab * d)?) } else { None };
         Ok(Self { cfg, embed, blocks, norm, head })
     }
+}
 
-    /// The final hidden states (after the last norm, `T × hidden`) of `tokens`, and the
-    /// attention probabilities of the `(layer, head)` pairs in `record`.
-    pub fn forward(
-        &self,
-        tokens: &[u32],
-        record: &[(usize, usize)],
-        stats: Option<&mut ActivationStats>,
-        cancel: &Cancel,
-    ) -> Result<(Vec<f32>, Vec<AttentionMap>), RuntimeError> {
-        let h = self.embed(tokens, None)?;
-        self.blocks_from(h, 0, Pass { record, stats, swap: None, inputs: None }, cancel)
-    }
-
+impl Decoder for LlamaModel {
     /// The embeddings of `tokens` (from the swapped table when `swap` replaces it).
-    pub fn embed(&self, tokens: &[u32], swap: Swap<'_>) -> Result<Vec<f32>, RuntimeError> {
+    fn embed(&self, tokens: &[u32], swap: Swap<'_>) -> Result<Vec<f32>, RuntimeError> {
         let c = &self.cfg;
         super::embed(swapped(swap, EMBED, &self.embed), tokens, c.hidden, c.vocab, 1.0)
     }
 
     /// Runs blocks `from..` on `h` (the input of block `from`) and the final norm.
-    pub fn blocks_from(
+    fn blocks_from(
         &self,
         mut h: Vec<f32>,
         from: usize,
@@ -230,7 +218,7 @@ impl LlamaModel {
 
     /// Logits of hidden rows `rows` (`rows.len() × vocab`), with the head swapped when `swap`
     /// replaces it (or the embedding it is tied to).
-    pub fn logits(&self, hidden: &[f32], rows: std::ops::Range<usize>, swap: Swap<'_>) -> Vec<f32> {
+    fn logits(&self, hidden: &[f32], rows: std::ops::Range<usize>, swap: Swap<'_>) -> Vec<f32> {
         let d = self.cfg.hidden;
         let head = match &self.head {
             Some(h) => swapped(swap, HEAD, h),

@@ -175,10 +175,19 @@ impl Model {
         if tokens.is_empty() {
             return Err(RuntimeError::Input("the text has no tokens".into()));
         }
+        match (self, self.decoder()) {
+            (_, Some(d)) => d.forward(tokens, record, stats, cancel),
+            (Model::Bert(m), None) => m.forward(tokens, record, stats, cancel),
+            _ => Err(RuntimeError::Unsupported("no forward pass".into())),
+        }
+    }
+
+    /// The decoder, for models that predict tokens.
+    fn decoder(&self) -> Option<&dyn Decoder> {
         match self {
-            Model::Llama(m) => m.forward(tokens, record, stats, cancel),
-            Model::Gemma3(m) => m.forward(tokens, record, stats, cancel),
-            Model::Bert(m) => m.forward(tokens, record, stats, cancel),
+            Model::Llama(m) => Some(m),
+            Model::Gemma3(m) => Some(m),
+            Model::Bert(_) => None,
         }
     }
 
@@ -194,22 +203,15 @@ impl Model {
 
     /// [`Model::logits`] with a weight swapped (the head, or the embedding it is tied to).
     pub fn logits_swapped(&self, hidden: &[f32], rows: std::ops::Range<usize>, swap: Swap<'_>) -> Vec<f32> {
-        match self {
-            Model::Llama(m) => m.logits(hidden, rows, swap),
-            Model::Gemma3(m) => m.logits(hidden, rows, swap),
-            Model::Bert(_) => Vec::new(),
-        }
+        self.decoder().map_or_else(Vec::new, |d| d.logits(hidden, rows, swap))
     }
 
     /// The input of every block on `tokens`, and the final hidden states.
     pub fn block_inputs(&self, tokens: &[u32], cancel: &Cancel) -> Result<(Vec<Vec<f32>>, Vec<f32>), RuntimeError> {
         let mut inputs = Vec::new();
         let pass = Pass { record: &[], stats: None, swap: None, inputs: Some(&mut inputs) };
-        let (h, _) = match self {
-            Model::Llama(m) => m.blocks_from(m.embed(tokens, None)?, 0, pass, cancel)?,
-            Model::Gemma3(m) => m.blocks_from(m.embed(tokens, None)?, 0, pass, cancel)?,
-            Model::Bert(_) => return Err(self.no_head("a tensor's KL sensitivity")),
-        };
+        let d = self.decoder().ok_or_else(|| self.no_head("a tensor's KL sensitivity"))?;
+        let (h, _) = d.blocks_from(d.embed(tokens, None)?, 0, pass, cancel)?;
         Ok((inputs, h))
     }
 
@@ -232,13 +234,9 @@ impl Model {
             None if name == EMBED => 0,
             None => return Err(RuntimeError::Input(format!("{name} is no weight the forward pass swaps"))),
         };
-        let h =
-            |embedded: Result<Vec<f32>, RuntimeError>| if name == EMBED { embedded } else { Ok(inputs[from].clone()) };
-        Ok(match self {
-            Model::Llama(m) => m.blocks_from(h(m.embed(tokens, Some(swap)))?, from, pass, cancel)?.0,
-            Model::Gemma3(m) => m.blocks_from(h(m.embed(tokens, Some(swap)))?, from, pass, cancel)?.0,
-            Model::Bert(_) => return Err(self.no_head("a tensor's KL sensitivity")),
-        })
+        let d = self.decoder().ok_or_else(|| self.no_head("a tensor's KL sensitivity"))?;
+        let h = if name == EMBED { d.embed(tokens, Some(swap))? } else { inputs[from].clone() };
+        Ok(d.blocks_from(h, from, pass, cancel)?.0)
     }
 
     fn no_head(&self, what: &str) -> RuntimeError {
@@ -267,6 +265,34 @@ pub(crate) fn embed(
 /// A weight replaced for one pass: its transformers name and values (the KL sensitivity of
 /// one tensor under a scheme).
 pub type Swap<'a> = Option<(&'a str, &'a [f32])>;
+
+/// What the decoders (the Llama family, Gemma 3) share: embeddings, the blocks from any block
+/// on, and logits, each with a weight swapped if asked; the forward pass is the three in order.
+pub trait Decoder {
+    /// The embeddings of `tokens`.
+    fn embed(&self, tokens: &[u32], swap: Swap<'_>) -> Result<Vec<f32>, RuntimeError>;
+    /// Blocks `from..` on `h` (the input of block `from`) and the final norm.
+    fn blocks_from(
+        &self,
+        h: Vec<f32>,
+        from: usize,
+        pass: Pass<'_, '_>,
+        cancel: &Cancel,
+    ) -> Result<(Vec<f32>, Vec<AttentionMap>), RuntimeError>;
+    /// Logits of hidden rows `rows`.
+    fn logits(&self, hidden: &[f32], rows: std::ops::Range<usize>, swap: Swap<'_>) -> Vec<f32>;
+    /// The final hidden states and the attention maps of `record`, linear inputs into `stats`.
+    fn forward(
+        &self,
+        tokens: &[u32],
+        record: &[(usize, usize)],
+        stats: Option<&mut activations::ActivationStats>,
+        cancel: &Cancel,
+    ) -> Result<(Vec<f32>, Vec<AttentionMap>), RuntimeError> {
+        let h = self.embed(tokens, None)?;
+        self.blocks_from(h, 0, Pass { record, stats, swap: None, inputs: None }, cancel)
+    }
+}
 
 /// The token embedding's transformers name.
 pub const EMBED: &str = "model.embed_tokens.weight";
