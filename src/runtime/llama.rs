@@ -9,7 +9,7 @@
 use faer::{MatRef, Par};
 use rayon::prelude::*;
 
-use super::linalg::{add_bias, linear, matmul, rms_norm, silu, softmax};
+use super::linalg::{add_bias, linear, matmul, rms_norm, silu_gate, softmax};
 use super::weights::WeightSource;
 use super::{AttentionMap, Decoder, EMBED, HEAD, Pass, RuntimeError, Swap, layer_swapped, record_inputs, swapped};
 use crate::cancel::Cancel;
@@ -208,7 +208,7 @@ impl Decoder for LlamaModel {
             record_inputs(stats.as_deref_mut(), l, &["mlp.gate_proj", "mlp.up_proj"], &x, d);
             let g = linear(&x, t, layer_swapped(swap, l, "mlp.gate_proj.weight", &b.gate), f, d);
             let u = linear(&x, t, layer_swapped(swap, l, "mlp.up_proj.weight", &b.up), f, d);
-            let a: Vec<f32> = g.iter().zip(&u).map(|(g, u)| silu(*g) * u).collect();
+            let a = silu_gate(&g, &u);
             record_inputs(stats.as_deref_mut(), l, &["mlp.down_proj"], &a, f);
             let down = linear(&a, t, layer_swapped(swap, l, "mlp.down_proj.weight", &b.down), d, f);
             h.iter_mut().zip(&down).for_each(|(a, b)| *a += b);

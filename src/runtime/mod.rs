@@ -11,6 +11,7 @@
 pub mod activations;
 pub mod bert;
 pub mod eval;
+pub mod gemm;
 pub mod gemma3;
 pub mod linalg;
 pub mod llama;
