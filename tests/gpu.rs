@@ -567,6 +567,7 @@ fn the_papers_methods_run_their_base_quantizer_on_the_gpu_and_give_the_cpus_byte
             importance: Some(&imp),
             search: None,
             hessian: None,
+            compare: true,
         };
         let (mut gs, mut cs) = (CollectBytes::default(), CollectBytes::default());
         let g = encode(gpu.as_ref(), &job, &s, &mut gs, None, &Cancel::new()).unwrap();

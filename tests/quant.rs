@@ -72,7 +72,7 @@ fn encode_fixture(f: &Checkpoint, values: &str, scheme: &str) -> (CollectBytes, 
 fn encode_fixture_on(backend: &dyn Backend, f: &Checkpoint, values: &str, scheme: &str) -> (CollectBytes, Vec<f32>) {
     let t = f.require(values).unwrap();
     let src = TensorRef::new(f, t);
-    let job = Job { src: &src, dtype: t.dtype, stored_bytes: t.bytes, importance: None, search: None, hessian: None };
+    let job = Job { dtype: t.dtype, stored_bytes: t.bytes, ..Job::of_f32(&src) };
     let mut bytes = CollectBytes::default();
     let mut decoded = vec![0f32; t.numel() as usize];
     let mut put = |first: u64, v: &[f32]| {

@@ -755,9 +755,7 @@ impl Jobs {
             let mut importance_id = match &job.importance {
                 None => "none".to_owned(),
                 Some(crate::quant::Importance::ColumnNorms) => "weight".to_owned(),
-                Some(crate::quant::Importance::Imatrix(m, _)) => {
-                    crate::quant::cache::file_identity(std::path::Path::new(&m.source))
-                }
+                Some(crate::quant::Importance::Imatrix(m, _)) => m.fingerprint(),
             };
             // The kl objective: the original model's pass over the calibration tokens, kept.
             let kl_model = if job.objective == crate::quant::auto::Objective::Kl {

@@ -110,6 +110,21 @@ pub fn read_imatrix(path: &Path) -> Result<Imatrix, CheckpointError> {
 }
 
 impl Imatrix {
+    /// A fingerprint of the contents (every vector, and the Hessians' names and token counts), for
+    /// caches: a file's name or a calibration's label would not notice changed values.
+    pub fn fingerprint(&self) -> String {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for (name, v) in &self.vectors {
+            name.hash(&mut h);
+            v.iter().for_each(|x| x.to_bits().hash(&mut h));
+        }
+        for (name, hess) in &self.hessians {
+            (name, hess.n, hess.tokens).hash(&mut h);
+        }
+        format!("imatrix {:016x} ({} vectors, {} Hessians)", h.finish(), self.vectors.len(), self.hessians.len())
+    }
+
     /// The importance vector of a checkpoint tensor: by its own name, or by the GGUF name that
     /// maps to it (for transformers-named checkpoints); `arch` is the GGUF architecture key
     /// ([`super::ModelConfig::architecture`]).

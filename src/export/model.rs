@@ -531,7 +531,7 @@ pub fn export_plan(
             ),
         });
     }
-    let calibrated = matches!(importance, Some(crate::quant::Importance::Imatrix(m, _)) if !m.hessians.is_empty());
+    let calibrated = importance.is_some_and(crate::quant::Importance::has_hessians);
     if !calibrated && let Some(r) = resolved.iter().find(|r| r.parsed.needs_hessian()) {
         return Err(ExportError::Unsupported {
             message: format!(

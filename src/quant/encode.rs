@@ -113,13 +113,16 @@ pub struct Job<'a> {
     pub search: Option<&'a [f32]>,
     /// The second moment of the tensor's inputs, for `+gptq`.
     pub hessian: Option<&'a crate::checkpoint::imatrix::Hessian>,
+    /// Whether a method also measures the alternatives it is compared with in reports (GPTQ:
+    /// plain rounding and AWQ on the same base); off where only the values are used.
+    pub compare: bool,
 }
 
 impl<'a> Job<'a> {
     /// A job over f32 values with nothing beside them (no importance, no Hessian): tests, and
     /// encodes of values made in memory.
     pub fn of_f32(src: &'a dyn ValueSource) -> Self {
-        Job { src, dtype: DType::F32, stored_bytes: 0, importance: None, search: None, hessian: None }
+        Job { src, dtype: DType::F32, stored_bytes: 0, importance: None, search: None, hessian: None, compare: true }
     }
 }
 
@@ -592,7 +595,7 @@ pub(crate) fn encode_in_memory(
     sink: &mut dyn PartSink,
     cancel: &Cancel,
 ) -> Result<(Vec<f32>, Encoded), ComputeError> {
-    let job = Job { src, dtype, stored_bytes: 0, importance: None, search: None, hessian: None };
+    let job = Job { src, dtype, stored_bytes: 0, importance: None, search: None, hessian: None, compare: true };
     let mut out = vec![0f32; src.numel() as usize];
     let mut put = |first: u64, v: &[f32]| -> Result<(), ComputeError> {
         out[first as usize..first as usize + v.len()].copy_from_slice(v);

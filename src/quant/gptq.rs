@@ -14,6 +14,9 @@
 //! fixed grid, so the stored parts are exactly the base quantizer's, and any reader of the base
 //! format reads them. Runs on the CPU: each channel waits for the errors of those before it.
 
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+
 use faer::{Mat, Side};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -63,9 +66,39 @@ pub fn output_error(w: &[f32], y: &[f32], h: &Hessian) -> f64 {
     (0..n).into_par_iter().map(|j| (0..rows).map(|r| d[(r, j)] * dh[(r, j)]).sum::<f64>()).sum()
 }
 
+/// `U` and the dead channels of [`inverse_cholesky`].
+type Factor = (Vec<f64>, Vec<bool>);
+
+/// Factors kept by [`factor_of`]: enough for the tensors sharing one input that run together.
+const FACTORS_KEPT: usize = 4;
+
+/// The latest factors, by a fingerprint of their Hessian (its size, tokens and every value).
+static FACTORS: Mutex<Vec<(u64, Arc<Factor>)>> = Mutex::new(Vec::new());
+
+/// [`inverse_cholesky`] of `h`, computed once for the tensors that share it: q, k and v (gate
+/// and up) read one Hessian, and its O(n³) factorisation is GPTQ's costliest step on small rows.
+fn factor_of(h: &Hessian) -> Result<Arc<Factor>, String> {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (h.n, h.tokens).hash(&mut hasher);
+    h.values.iter().for_each(|v| v.to_bits().hash(&mut hasher));
+    let key = hasher.finish();
+    let kept =
+        FACTORS.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|(k, _)| *k == key).map(|(_, f)| f.clone());
+    if let Some(f) = kept {
+        return Ok(f);
+    }
+    let f = Arc::new(inverse_cholesky(h)?);
+    let mut all = FACTORS.lock().unwrap_or_else(|e| e.into_inner());
+    all.push((key, f.clone()));
+    if all.len() > FACTORS_KEPT {
+        all.remove(0);
+    }
+    Ok(f)
+}
+
 /// `U` (row-major, upper triangular) with `Uᵀ U = (H + λ I)⁻¹`, and which channels are dead
 /// (never active in the calibration text: a zero diagonal, given 1 as GPTQ does).
-fn inverse_cholesky(h: &Hessian) -> Result<(Vec<f64>, Vec<bool>), String> {
+fn inverse_cholesky(h: &Hessian) -> Result<Factor, String> {
     let n = h.n;
     let dead: Vec<bool> = (0..n).map(|i| h.values[i * n + i] <= 0.0).collect();
     let live_mean = (0..n).filter(|&i| !dead[i]).map(|i| f64::from(h.values[i * n + i])).sum::<f64>()
@@ -167,7 +200,8 @@ fn spread(x: &mut [f64], u: &[f64], i: usize, q: f64) {
 }
 
 /// GPTQ of the matrix `w` (`rows × cols`) with the base quantizer `base`: the stored parts go to
-/// `sink`, the decoded values to `decoded`; returns the decoded values and bytes stored.
+/// `sink`, the decoded values to `decoded`; returns the decoded values, bytes stored, and — when
+/// the job asks to compare — the output errors of GPTQ, plain rounding and AWQ.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn encode(
     backend: &dyn Backend,
@@ -178,7 +212,7 @@ pub(super) fn encode(
     sink: &mut dyn PartSink,
     decoded: Option<DecodedSink<'_>>,
     cancel: &Cancel,
-) -> Result<(Vec<f32>, Encoded, Outcome), ComputeError> {
+) -> Result<(Vec<f32>, Encoded, Option<Outcome>), ComputeError> {
     let h = job.hessian.ok_or_else(|| {
         shape_error(
             job.src,
@@ -192,7 +226,8 @@ pub(super) fn encode(
     if let Some(i) = w.iter().position(|v| !v.is_finite()) {
         return Err(shape_error(job.src, format!("GPTQ needs finite weights; value {i} is {}", w[i])));
     }
-    let (u, dead) = inverse_cholesky(h).map_err(|m| shape_error(job.src, m))?;
+    let factor = factor_of(h).map_err(|m| shape_error(job.src, m))?;
+    let (u, dead) = (&factor.0, &factor.1);
     let grid = match base {
         Scheme::Int { .. } => Grid::Int(
             base.int_spec(cols as u64, Arith::of(job.dtype))
@@ -212,7 +247,7 @@ pub(super) fn encode(
                 .chunks(cols)
                 .map(|row| {
                     let mut x: Vec<f64> = row.iter().map(|&v| f64::from(v)).collect();
-                    gptq_row(&mut x, &u, &dead, &grid)
+                    gptq_row(&mut x, u, dead, &grid)
                 })
                 .collect()
         })
@@ -244,6 +279,10 @@ pub(super) fn encode(
         }
     };
     let error = super::methods::error_of(w, &y, cols, job.importance);
+    let enc = Encoded { error, bytes, rank: None, on: CpuBackend.provenance(), method: None };
+    if !job.compare {
+        return Ok((y, enc, None));
+    }
     let (plain_y, _) = super::methods::encode_values(backend, job, w, base, job.search, &mut DiscardBytes, cancel)?;
     let plain = super::methods::error_of(w, &plain_y, cols, job.importance);
     // AWQ on the same base, its α searched on the Hessian's diagonal (the imatrix) unless an
@@ -263,8 +302,7 @@ pub(super) fn encode(
         signal: output_error(w, &vec![0f32; w.len()], h),
         tokens: h.tokens,
     };
-    let enc = Encoded { error, bytes, rank: None, on: CpuBackend.provenance(), method: None };
-    Ok((y, enc, Outcome { errors, plain_sse: plain.sq_err, plain_weighted_sse: plain.weighted_sq_err }))
+    Ok((y, enc, Some(Outcome { errors, plain_sse: plain.sq_err, plain_weighted_sse: plain.weighted_sq_err })))
 }
 
 /// What GPTQ reports beside its encoding.
@@ -363,10 +401,17 @@ mod tests {
                 importance: None,
                 search: None,
                 hessian: Some(&h),
+                compare: true,
             };
             let mut parts = CollectBytes::default();
             let (y, enc, out) = encode(&CpuBackend, &job, &base, &w, cols, &mut parts, None, &Cancel::new()).unwrap();
-            let out = out.errors;
+            let out = out.unwrap().errors;
+            // Without the comparison: the same values, no report.
+            let quick = Job { compare: false, ..job };
+            let (y2, _, none) =
+                encode(&CpuBackend, &quick, &base, &w, cols, &mut DiscardBytes, None, &Cancel::new()).unwrap();
+            assert_eq!(y2, y, "{scheme}");
+            assert!(none.is_none());
             assert!(out.gptq < 0.8 * out.plain, "{scheme}: GPTQ {} vs rounding {}", out.gptq, out.plain);
             assert!(out.awq.is_some_and(|a| out.gptq < a), "{scheme}: GPTQ {} vs AWQ {:?}", out.gptq, out.awq);
             // The stored parts decode to the values GPTQ chose.
@@ -400,8 +445,7 @@ mod tests {
         }
         let src = SliceSource::new("blk.0.w", &[rows as u64, cols as u64], &w).unwrap();
         let base: Scheme = "int4_g32".parse().unwrap();
-        let mut job =
-            Job { src: &src, dtype: DType::F32, stored_bytes: 0, importance: None, search: None, hessian: Some(&h) };
+        let mut job = Job { hessian: Some(&h), ..Job::of_f32(&src) };
         let (y, _, _) = encode(&CpuBackend, &job, &base, &w, cols, &mut DiscardBytes, None, &Cancel::new()).unwrap();
         assert!((0..rows).all(|r| y[r * cols + 3] == 0.0));
         job.hessian = None;

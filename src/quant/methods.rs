@@ -108,6 +108,8 @@ fn gptq(
     cancel: &Cancel,
 ) -> Result<Encoded, ComputeError> {
     let (_, mut enc, out) = super::gptq::encode(backend, job, base, w, cols, sink, decoded, cancel)?;
+    // Without the comparison (the runtime's fake quantization) there is no report to make.
+    let Some(out) = out else { return Ok(enc) };
     let weighted = job.importance.is_some();
     enc.method = Some(MethodReport {
         method: "gptq".into(),
@@ -143,8 +145,15 @@ pub(super) fn encode_values(
     cancel: &Cancel,
 ) -> Result<(Vec<f32>, Encoded), ComputeError> {
     let src = SliceSource::new(job.src.name(), job.src.shape(), values)?;
-    let inner =
-        Job { src: &src, dtype: job.dtype, stored_bytes: job.stored_bytes, importance: None, search, hessian: None };
+    let inner = Job {
+        src: &src,
+        dtype: job.dtype,
+        stored_bytes: job.stored_bytes,
+        importance: None,
+        search,
+        hessian: None,
+        ..*job
+    };
     let mut out = vec![0f32; values.len()];
     let mut put = |first: u64, v: &[f32]| -> Result<(), ComputeError> {
         out[first as usize..first as usize + v.len()].copy_from_slice(v);
@@ -692,6 +701,7 @@ mod tests {
             importance: imp,
             search: None,
             hessian: None,
+            compare: true,
         };
         let scheme: Scheme = scheme.parse().unwrap();
         let mut sink = CollectBytes::default();

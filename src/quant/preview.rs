@@ -24,6 +24,13 @@ pub enum Importance {
     ColumnNorms,
 }
 
+impl Importance {
+    /// Whether it came from calibration text and so carries the Hessians `+gptq` reads.
+    pub fn has_hessians(&self) -> bool {
+        matches!(self, Importance::Imatrix(m, _) if !m.hessians.is_empty())
+    }
+}
+
 /// The preview of one tensor.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TensorPreview {
@@ -175,8 +182,10 @@ pub fn hessian_of<'a>(
 /// tensor outside the layers the runtime runs) gets plain rounding, saying why; without
 /// calibration at all it stays, and its encoder asks for calibration.
 fn gptq_without_inputs(resolved: &Resolved, importance: Option<&Importance>) -> Option<Resolved> {
-    let Some(Importance::Imatrix(m, _)) = importance else { return None };
-    if !resolved.parsed.needs_hessian() || m.hessians.is_empty() || hessian_of(importance, &resolved.name).is_some() {
+    if !resolved.parsed.needs_hessian()
+        || !importance.is_some_and(Importance::has_hessians)
+        || hessian_of(importance, &resolved.name).is_some()
+    {
         return None;
     }
     let base = resolved.parsed.stored_form().clone();
@@ -216,6 +225,23 @@ pub fn preview_tensor(
     )
 }
 
+/// One tensor's values after its planned scheme (encoded, decoded again) sent to `decoded`, for
+/// the runtime's fake quantization: the same encoders as [`preview_tensor`], without the
+/// comparisons only a report reads (GPTQ's plain-rounding and AWQ alternatives).
+pub fn fake_quantize_tensor(
+    backend: &dyn Backend,
+    ckpt: &Checkpoint,
+    tensor: &TensorInfo,
+    resolved: &Resolved,
+    importance: Option<&Importance>,
+    decoded: DecodedSink<'_>,
+    cancel: &Cancel,
+) -> Result<TensorPreview, ComputeError> {
+    let src = TensorRef::new(ckpt, tensor);
+    let sink = &mut DiscardBytes;
+    encode_tensor_as(backend, ckpt, tensor, &src, resolved, importance, sink, Some(decoded), false, cancel)
+}
+
 /// Encodes one tensor, read from `src` (the tensor itself, or its values in another layout),
 /// with its resolved scheme: the stored parts go to `sink`, the decoded values to `decoded`,
 /// and the row says what it cost — the preview with a sink that keeps nothing, an export with
@@ -230,6 +256,24 @@ pub fn encode_tensor(
     importance: Option<&Importance>,
     sink: &mut dyn super::encode::PartSink,
     decoded: Option<DecodedSink<'_>>,
+    cancel: &Cancel,
+) -> Result<TensorPreview, ComputeError> {
+    encode_tensor_as(backend, ckpt, tensor, src, resolved, importance, sink, decoded, true, cancel)
+}
+
+/// [`encode_tensor`], with the alternatives a method compares itself with measured only when
+/// `compare`.
+#[allow(clippy::too_many_arguments)]
+fn encode_tensor_as(
+    backend: &dyn Backend,
+    ckpt: &Checkpoint,
+    tensor: &TensorInfo,
+    src: &dyn ValueSource,
+    resolved: &Resolved,
+    importance: Option<&Importance>,
+    sink: &mut dyn super::encode::PartSink,
+    decoded: Option<DecodedSink<'_>>,
+    compare: bool,
     cancel: &Cancel,
 ) -> Result<TensorPreview, ComputeError> {
     let plain;
@@ -247,7 +291,8 @@ pub fn encode_tensor(
         stored_bytes: tensor.bytes,
         importance: imp.as_deref(),
         search: if is_imatrix { imp.as_deref() } else { None },
-        hessian: hessian_of(importance, src.name()),
+        hessian: hessian_of(importance, &resolved.name),
+        compare,
     };
     let mut enc = encode(backend, &job, &resolved.parsed, sink, decoded, cancel)?;
     if let Some(m) = enc.method.as_mut()

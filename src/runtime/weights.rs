@@ -12,7 +12,7 @@ use crate::checkpoint::hf_names::{self, Transform};
 use crate::checkpoint::{Checkpoint, Format, TensorInfo};
 use crate::compute::{Backend, ComputeError};
 use crate::quant::plan::Resolved;
-use crate::quant::preview::{Importance, preview_tensor};
+use crate::quant::preview::{Importance, fake_quantize_tensor};
 use crate::quant::scheme::Scheme;
 
 /// Reads weights of one checkpoint, with or without a plan.
@@ -128,7 +128,7 @@ impl<'a> WeightSource<'a> {
                 .copy_from_slice(v);
             Ok(())
         };
-        preview_tensor(self.backend, self.ckpt, t, resolved, self.importance, Some(&mut put), &self.cancel)?;
+        fake_quantize_tensor(self.backend, self.ckpt, t, resolved, self.importance, &mut put, &self.cancel)?;
         Ok(out)
     }
 }
