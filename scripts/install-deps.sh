@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
-# Installs what building, running and testing weightbench needs on a fresh Debian machine that
-# has Rust: system libraries loaded at run time (X11/Wayland, fonts), Mesa's software Vulkan
-# driver (lavapipe) so wgpu has an adapter without a GPU, Xvfb for screenshots, and a Python
-# virtual environment (.venv) with the reference libraries that checks compare against.
-#   scripts/install-deps.sh            everything
-#   scripts/install-deps.sh --system   system packages only
+# Installs what weightbench needs on a fresh Debian machine that has Rust.
+#   scripts/install-deps.sh          running: the system libraries the window loads at run time
+#                                    (X11/Wayland, fonts) and Vulkan with Mesa's software driver
+#                                    (lavapipe), so wgpu has an adapter without a GPU. Small.
+#   scripts/install-deps.sh --test   testing, too: Xvfb and ImageMagick for the GUI tests and
+#                                    screenshots, and a Python virtual environment (.venv) with the
+#                                    reference libraries the checks compare against (torch among
+#                                    them: several GB).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+test=false
+case "${1:-}" in
+  "") ;;
+  --test) test=true ;;
+  *) echo "usage: $0 [--test]" >&2; exit 2 ;;
+esac
 
 packages=(
   # window and input (loaded at run time by winit)
@@ -14,11 +23,15 @@ packages=(
   libfontconfig1 libfreetype6
   # wgpu: Vulkan loader and Mesa's software Vulkan driver (lavapipe), EGL/GL fallback
   libvulkan1 mesa-vulkan-drivers libegl1 libegl-mesa0 libgbm1 libgl1-mesa-dri
-  # screenshots of the real window
-  xvfb imagemagick
-  # reference checks
-  python3 python3-venv python3-pip
 )
+if $test; then
+  packages+=(
+    # the GUI tests' and screenshots' private X server, and image tools
+    xvfb imagemagick
+    # reference checks
+    python3 python3-venv python3-pip
+  )
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -30,11 +43,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -q
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
-[ "${1:-}" = "--system" ] && exit 0
+$test || exit 0
 
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r scripts/reference/requirements.txt
-# transformers and torch for the conversion check (a large download: torch brings CUDA libraries).
+# transformers and torch for the runtime and conversion checks (a large download: torch brings
+# CUDA libraries).
 .venv/bin/python -m pip install -q --disable-pip-version-check -r scripts/reference/requirements-torch.txt

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Retakes the README's screenshots (assets/screenshots/) from the release build, each in a
 # private X server (../shared/tools/screenshot.sh, or SHOT=path/to/screenshot.sh), cropped to
-# the 1360×860 window.  Usage: scripts/screenshots.sh [BINARY]
+# the 1360×860 window (Xvfb and ImageMagick: scripts/install-deps.sh --test).
+# Usage: scripts/screenshots.sh [BINARY]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-target/release/weightbench}

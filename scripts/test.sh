@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/install-deps.sh
+scripts/install-deps.sh --test
 scripts/fetch-test-models.sh
 
 # A test never skips for want of a model or an adapter unless WEIGHTBENCH_ALLOW_SKIP says so;

@@ -50,7 +50,10 @@ fn main() -> ExitCode {
             }
             cli::run(command, args.backend, &mut std::io::stdout().lock())
         }
-        None => app::run_native(args.path.or_else(app::demo_checkpoint_path), args.backend, args.startup),
+        None => match app::display_problem() {
+            Some(why) => Err(anyhow::anyhow!(why)),
+            None => app::run_native(args.path.or_else(app::demo_checkpoint_path), args.backend, args.startup),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1074,3 +1074,24 @@ fn imatrix_of_the_encoder_keeps_transformers_names_and_drives_awq() {
     assert_eq!(row["method"]["method"], "awq");
     assert!(row["weighted_sse"].as_f64().unwrap() <= row["method"]["plain_weighted_sse"].as_f64().unwrap());
 }
+
+/// Without a display (a server over ssh), the bare command says so in one line, points at the
+/// headless commands and fails cleanly, instead of winit's error; with a path too.
+#[cfg(all(unix, not(target_os = "macos")))]
+#[test]
+fn no_display_is_one_line_that_points_at_the_headless_commands() {
+    for args in [&[][..], &["assets/demo"][..]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_weightbench"))
+            .args(args)
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+            .env_remove("WAYLAND_SOCKET")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = stderr(&out);
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains("no display") && err.contains("weightbench --help") && err.contains("info"), "{err}");
+        assert!(!err.contains("winit"), "{err}");
+    }
+}

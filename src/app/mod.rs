@@ -104,6 +104,24 @@ pub fn demo_checkpoint_path() -> Option<PathBuf> {
     candidates.into_iter().find(|p| p.join("model.safetensors").is_file())
 }
 
+/// Why no window can open here, in one line that points at the headless commands: on X11/Wayland
+/// systems, when neither `DISPLAY` nor `WAYLAND_DISPLAY` (nor `WAYLAND_SOCKET`) is set (a server
+/// over ssh, a container). `None` where a display may exist.
+pub fn display_problem() -> Option<String> {
+    if !cfg!(all(unix, not(target_os = "macos"))) {
+        return None;
+    }
+    let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+    if set("DISPLAY") || set("WAYLAND_DISPLAY") || set("WAYLAND_SOCKET") {
+        return None;
+    }
+    Some(
+        "no display here (DISPLAY and WAYLAND_DISPLAY are unset), so the window cannot open; the headless \
+         commands work without one: weightbench info|stats|spectrum|quantize|export|eval PATH ... (weightbench --help)"
+            .into(),
+    )
+}
+
 /// Opens the native window on `path` (or an empty workbench when `None`), computing on the
 /// backend `choice` selects (changeable in the window).
 pub fn run_native(path: Option<PathBuf>, choice: BackendChoice, startup: Startup) -> anyhow::Result<()> {
