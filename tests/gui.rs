@@ -28,7 +28,6 @@ pub fn step_until(
     harness.run_steps(2);
 }
 
-/// Whether any widget shows `text` (as its label or, for plain labels, its value).
 /// Holds the pointer at `pos` until the window shows `text` (a tooltip takes a few frames).
 pub fn hover_until_shown(harness: &mut Harness<'_, WorkbenchApp>, pos: egui::Pos2, text: &str) -> bool {
     for _ in 0..90 {
@@ -41,6 +40,7 @@ pub fn hover_until_shown(harness: &mut Harness<'_, WorkbenchApp>, pos: egui::Pos
     false
 }
 
+/// Whether any widget shows `text` (as its label or, for plain labels, its value).
 pub fn shows(harness: &Harness<'_, WorkbenchApp>, text: &str) -> bool {
     let text = text.to_owned();
     harness

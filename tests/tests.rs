@@ -12,6 +12,7 @@ mod gguf;
 mod gpu;
 mod gui;
 mod gui_plan;
+mod hostile;
 mod layers;
 mod malformed;
 mod quant;

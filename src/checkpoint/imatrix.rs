@@ -35,6 +35,18 @@ pub struct Hessian {
     pub tokens: u64,
 }
 
+/// Sums of squares and counts are finite and not negative: NaN here would turn every weighted
+/// error and search into NaN far from the file that caused it.
+fn check_values(path: &Path, name: &str, values: &[f32]) -> Result<(), CheckpointError> {
+    match values.iter().position(|v| !v.is_finite() || *v < 0.0) {
+        Some(i) => Err(invalid(
+            path,
+            format!("{name}: value {i} is {} (sums of squares and counts are finite and not negative)", values[i]),
+        )),
+        None => Ok(()),
+    }
+}
+
 fn invalid(path: &Path, message: String) -> CheckpointError {
     CheckpointError::InvalidHeader { path: path.to_owned(), message }
 }
@@ -60,7 +72,20 @@ pub fn read_imatrix(path: &Path) -> Result<Imatrix, CheckpointError> {
                 None => return Err(invalid(path, format!("{} has no {counts_name}", t.name))),
             };
             // counts hold one value per expert (one for dense weights); sums are laid out per expert.
-            let per = sums.len() / counts.len().max(1);
+            if counts.is_empty() || !sums.len().is_multiple_of(counts.len()) {
+                return Err(invalid(
+                    path,
+                    format!(
+                        "{}: {} counts cannot split its {} sums into equal matrices",
+                        counts_name,
+                        counts.len(),
+                        sums.len()
+                    ),
+                ));
+            }
+            check_values(path, t.name.as_str(), &sums)?;
+            check_values(path, &counts_name, &counts)?;
+            let per = sums.len() / counts.len();
             let v = sums
                 .iter()
                 .enumerate()
@@ -99,11 +124,12 @@ pub fn read_imatrix(path: &Path) -> Result<Imatrix, CheckpointError> {
         if nval < 0 || offset + 4 * nval as usize > bytes.len() {
             return Err(invalid(path, format!("entry {name:?}: {nval} values are out of range")));
         }
-        let v = bytes[offset..offset + 4 * nval as usize]
+        let v: Vec<f32> = bytes[offset..offset + 4 * nval as usize]
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
         offset += 4 * nval as usize;
+        check_values(path, &name, &v)?;
         vectors.insert(name, v);
     }
     Ok(Imatrix { vectors, source, hessians: BTreeMap::new() })

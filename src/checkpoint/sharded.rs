@@ -29,7 +29,8 @@ pub fn open_index(index_path: &Path) -> Result<Loaded> {
     let invalid = |message: String| CheckpointError::InvalidHeader { path: index_path.to_owned(), message };
     let text =
         std::str::from_utf8(&text).map_err(|e| invalid(format!("index is not UTF-8 at byte {}", e.valid_up_to())))?;
-    let index: Index = serde_json::from_str(text).map_err(|e| invalid(format!("index is not valid JSON: {e}")))?;
+    let index: Index = serde_json::from_str(text)
+        .map_err(|e| invalid(format!("not a safetensors index (JSON with a weight_map object): {e}")))?;
     if let Some(name) = index.weight_map.duplicate {
         return Err(CheckpointError::DuplicateTensor {
             path: index_path.to_owned(),

@@ -30,12 +30,12 @@ use super::scheme::{IntGroup, Scheme, rows_cols};
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
     /// The file could not be read.
-    #[error("cannot read plan {path}: {source}")]
+    #[error("cannot read plan {path}: {error}")]
     Io {
         /// The plan file.
         path: String,
-        /// Why.
-        source: std::io::Error,
+        /// Why (in the message, not as a source: a chain would print it twice).
+        error: std::io::Error,
     },
     /// The text is not a plan.
     #[error("{origin}: {message}")]
@@ -312,8 +312,8 @@ impl Plan {
 
     /// Reads a plan file (`.json` as JSON, anything else as TOML).
     pub fn load(path: &Path) -> Result<Plan, PlanError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| PlanError::Io { path: path.display().to_string(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|error| PlanError::Io { path: path.display().to_string(), error })?;
         let origin = path.display().to_string();
         if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
             Plan::parse_json(&text, &origin)

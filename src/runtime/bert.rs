@@ -103,7 +103,9 @@ impl BertModel {
         let token_type = load("embeddings.token_type_embeddings.weight", 2 * d)
             .or_else(|_| load("embeddings.token_type_embeddings.weight", d))?;
         let embed_norm = norm("embeddings.LayerNorm")?;
-        let mut blocks = Vec::with_capacity(cfg.layers);
+        // Grown block by block: the layer count is the configuration's word, and a hostile one
+        // (billions) must end at the first missing tensor, not in one huge allocation.
+        let mut blocks = Vec::new();
         for l in 0..cfg.layers {
             let p = |s: &str| format!("encoder.layer.{l}.{s}");
             blocks.push(Block {

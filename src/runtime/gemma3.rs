@@ -138,7 +138,9 @@ impl Gemma3Model {
         let (d, f, hd) = (cfg.hidden, cfg.intermediate, cfg.head_dim);
         let (qd, kd) = (cfg.heads * hd, cfg.kv_heads * hd);
         let embed = src.load("model.embed_tokens.weight", cfg.vocab * d)?;
-        let mut blocks = Vec::with_capacity(cfg.layers);
+        // Grown block by block: the layer count is the configuration's word, and a hostile one
+        // (billions) must end at the first missing tensor, not in one huge allocation.
+        let mut blocks = Vec::new();
         for l in 0..cfg.layers {
             let p = |s: &str| format!("model.layers.{l}.{s}");
             blocks.push(Block {

@@ -12,6 +12,13 @@ pub struct TextTokenizer {
     inner: tokenizers::Tokenizer,
     /// Where it came from, for messages.
     pub origin: String,
+    /// The model's vocabulary size (from its configuration), which every id must stay below.
+    vocab: Option<u64>,
+}
+
+/// The vocabulary size the checkpoint's configuration gives, if any.
+fn vocab_of(ckpt: &Checkpoint) -> Option<u64> {
+    ckpt.model_config().and_then(|c| c.vocab_size)
 }
 
 /// The folder a checkpoint lives in (the folder itself, or the file's parent).
@@ -30,7 +37,7 @@ impl TextTokenizer {
             // every text to 128) apply only when asked for.
             inner.with_padding(None);
             inner.with_truncation(None).map_err(|e| RuntimeError::Tokenizer(format!("{}: {e}", file.display())))?;
-            return Ok(Self { inner, origin: file.display().to_string() });
+            return Ok(Self { inner, origin: file.display().to_string(), vocab: vocab_of(ckpt) });
         }
         let origin = format!("{} (tokenizer.ggml.* keys)", ckpt.path().display());
         let rebuilt = crate::checkpoint::hf_tokenizer::from_gguf(ckpt).ok_or_else(|| {
@@ -42,7 +49,7 @@ impl TextTokenizer {
         let rebuilt = rebuilt.map_err(|e| RuntimeError::Tokenizer(format!("{origin}: {e}")))?;
         let inner: tokenizers::Tokenizer =
             rebuilt.tokenizer.to_string().parse().map_err(|e| RuntimeError::Tokenizer(format!("{origin}: {e}")))?;
-        Ok(Self { inner, origin })
+        Ok(Self { inner, origin, vocab: vocab_of(ckpt) })
     }
 
     /// The ids of `text`, special tokens added as the tokenizer's post-processor says (as
@@ -50,6 +57,14 @@ impl TextTokenizer {
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, RuntimeError> {
         let enc =
             self.inner.encode(text, true).map_err(|e| RuntimeError::Tokenizer(format!("{}: {e}", self.origin)))?;
+        let vocab = self.vocab.unwrap_or(u64::MAX);
+        if let Some((i, &id)) = enc.get_ids().iter().enumerate().find(|(_, id)| u64::from(**id) >= vocab) {
+            let token = enc.get_tokens().get(i).cloned().unwrap_or_default();
+            return Err(RuntimeError::Tokenizer(format!(
+                "{}: token {token:?} has id {id}, outside the model's vocabulary of {vocab} (is it this model's tokenizer?)",
+                self.origin
+            )));
+        }
         Ok(enc.get_ids().to_vec())
     }
 
