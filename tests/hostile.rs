@@ -284,6 +284,19 @@ fn corpus() -> Vec<Case> {
             names: "model.safetensors",
         },
         Case {
+            name: "st-empty-tensor-inside-another",
+            files: vec![(
+                "model.safetensors",
+                st(
+                    r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"e":{"dtype":"F32","shape":[0],"data_offsets":[4,4]}}"#,
+                    &[0; 8],
+                ),
+            )],
+            args: INFO,
+            expect: &["overlaps"],
+            names: "model.safetensors",
+        },
+        Case {
             name: "st-offsets-overlap",
             files: vec![(
                 "model.safetensors",

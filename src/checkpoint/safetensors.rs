@@ -153,7 +153,9 @@ pub fn read_header(file: &MappedFile) -> Result<Header> {
     Ok(Header { tensors, metadata })
 }
 
-/// Checks that the non-empty ranges do not overlap and cover the data section without holes.
+/// Checks that the ranges, in order, follow each other without overlaps or holes and cover the
+/// data section: a zero-size tensor too must sit where one tensor ends and the next begins (as the
+/// `safetensors` library requires; one placed inside another tensor's bytes is refused).
 fn check_coverage(
     path: &std::path::Path,
     tensors: &[RawTensor],
@@ -164,9 +166,6 @@ fn check_coverage(
     let mut covered_to = 0u64;
     let mut previous: Option<usize> = None;
     for &(begin, end, index) in ranges.iter() {
-        if begin == end {
-            continue; // zero-size tensors take no bytes
-        }
         if begin < covered_to {
             let other = previous.map(|i| tensors[i].name.as_str()).unwrap_or("?");
             return Err(CheckpointError::InvalidTensor {
