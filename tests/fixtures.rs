@@ -98,6 +98,9 @@ pub enum Missing {
     Models,
     /// A GPU adapter (Mesa's lavapipe does: `apt-get install mesa-vulkan-drivers`).
     Gpu,
+    /// Root, to mount a small tmpfs (a full disk) or run the binary as another user (a folder
+    /// it may not write); CI runs as root.
+    Root,
 }
 
 impl Missing {
@@ -105,6 +108,7 @@ impl Missing {
         match self {
             Missing::Models => "models",
             Missing::Gpu => "gpu",
+            Missing::Root => "root",
         }
     }
 }
@@ -119,6 +123,7 @@ pub fn skip(kind: Missing, what: &str) {
     let required = match kind {
         Missing::Gpu => std::env::var("WEIGHTBENCH_REQUIRE_GPU").is_ok_and(|v| v == "1"),
         Missing::Models => std::env::var("WEIGHTBENCH_REQUIRE_MODELS").is_ok_and(|v| v == "1"),
+        Missing::Root => false,
     };
     let test = std::thread::current().name().unwrap_or("a test").to_owned();
     assert!(

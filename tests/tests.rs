@@ -7,6 +7,7 @@ mod fixtures;
 mod analysis;
 mod checkpoint_open;
 mod cli;
+mod crash_safe;
 mod differential;
 mod export;
 mod gguf;

@@ -6,9 +6,10 @@
 //! files already renamed are taken back (the ones they replaced restored). Dropped unfinished,
 //! a transaction deletes what it staged.
 //!
-//! What remains: a crash (power loss, SIGKILL) in the middle of the commit's renames can leave
-//! some files renamed and hidden `.NAME.*.partial` temporaries beside them; nothing in that
-//! window is ever a half-written file under an output name.
+//! What remains: a process killed outright (SIGKILL, power loss) leaves its hidden
+//! `.NAME.PID.*.partial` temporaries, never a file under an output name; the next export into
+//! that folder removes those of processes no longer running. Killed in the middle of the commit's
+//! renames, some outputs may already be in place (and a replaced file kept as `.replaced.*.partial`).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -79,8 +80,9 @@ impl Transaction {
         }
         let folder = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        sweep_orphans(folder, &name);
         let file = tempfile::Builder::new()
-            .prefix(&format!(".{name}."))
+            .prefix(&format!(".{name}.{}.", std::process::id()))
             .suffix(".partial")
             .tempfile_in(folder)
             .map_err(|e| ExportError::io(folder, e))?;
@@ -176,6 +178,25 @@ impl Transaction {
                 }
                 Err(e)
             }
+        }
+    }
+}
+
+/// Removes the temporaries a killed export left for `name` in `folder`: `.NAME.PID.*.partial`
+/// files whose process no longer runs (no `/proc/PID`; elsewhere than Linux nothing is swept).
+/// SIGKILL, which no process survives to clean up, is the one way they are left behind.
+fn sweep_orphans(folder: &Path, name: &str) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let prefix = format!(".{name}.");
+    let Ok(entries) = std::fs::read_dir(folder) else { return };
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = file.strip_prefix(&prefix).filter(|_| file.ends_with(".partial")) else { continue };
+        let Some(pid) = rest.split('.').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _best_effort = std::fs::remove_file(entry.path());
         }
     }
 }

@@ -1,0 +1,176 @@
+//! Export under failure, run as a user runs it (the real binary): into a full disk, into a folder
+//! it may not write, over its own input, cancelled and killed midway. Each time: an error that
+//! says what happened (or the signal), nothing under the output's name, no temporary files left
+//! (after SIGKILL, which no process survives to clean up: swept by the next export into that
+//! folder), and the input untouched.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::fixtures::{Missing, TempDir, demo, skip};
+
+/// A copy of the demo checkpoint (43 MB of F16) in `dir`, readable by every user.
+fn demo_copy(dir: &Path) -> PathBuf {
+    let to = dir.join("demo");
+    std::fs::create_dir_all(&to).unwrap();
+    for entry in std::fs::read_dir(demo()).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_file() {
+            std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    to
+}
+
+fn export_args(input: &Path, output: &Path) -> Vec<String> {
+    ["export", &input.to_string_lossy(), "--scheme", "q8_0", "--format", "safetensors", "-o", &output.to_string_lossy()]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(["--backend".into(), "cpu".into()])
+        .collect()
+}
+
+fn export(input: &Path, output: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_weightbench")).args(export_args(input, output)).output().unwrap()
+}
+
+fn spawn_export(input: &Path, output: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_weightbench"))
+        .args(export_args(input, output))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Every file under `dir` (recursively), as paths relative to it.
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    for e in entries {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if p.is_dir() {
+            out.extend(files_under(&p).into_iter().map(|f| format!("{name}/{f}")));
+        } else {
+            out.push(name);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The bytes of every file of the input, to show it untouched.
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    files_under(dir).into_iter().map(|f| (f.clone(), std::fs::read(dir.join(&f)).unwrap())).collect()
+}
+
+/// Waits until a staged temporary (`.NAME.*.partial`) appears under `dir`: the export is midway.
+fn wait_for_partial(dir: &Path, child: &mut Child) {
+    let start = Instant::now();
+    while !files_under(dir).iter().any(|f| f.ends_with(".partial")) {
+        assert!(child.try_wait().unwrap().is_none(), "the export ended before it was interrupted");
+        assert!(start.elapsed() < Duration::from_secs(60), "no staged file appeared");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn an_export_over_its_own_input_is_refused_before_writing() {
+    let dir = TempDir::new();
+    let input = demo_copy(dir.path());
+    let before = snapshot(&input);
+    let out = export(&input, &input);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("input"), "{}", stderr(&out));
+    assert_eq!(snapshot(&input), before, "the input is untouched and nothing was added to it");
+}
+
+#[test]
+fn a_full_disk_leaves_no_output_and_no_temporary_files() {
+    let dir = TempDir::new();
+    let input = demo_copy(dir.path());
+    let mount = dir.join("small");
+    std::fs::create_dir_all(&mount).unwrap();
+    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"]).arg(&mount).status();
+    if !mounted.is_ok_and(|s| s.success()) {
+        skip(Missing::Root, "cannot mount a 1 MB tmpfs for a full disk");
+        return;
+    }
+    let before = snapshot(&input);
+    let out = export(&input, &mount.join("out"));
+    let left = files_under(&mount);
+    let _ = Command::new("umount").arg(&mount).status();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("No space left on device"), "{}", stderr(&out));
+    assert!(left.is_empty(), "left on the full disk: {left:?}");
+    assert_eq!(snapshot(&input), before);
+}
+
+#[test]
+fn a_folder_it_may_not_write_is_a_clear_error() {
+    let dir = TempDir::new();
+    let input = demo_copy(dir.path());
+    let locked = dir.join("locked");
+    std::fs::create_dir_all(&locked).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    for p in [dir.path(), &input, &locked] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    // Root writes anywhere: run the binary as `nobody`, for whom `locked` is read-only.
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_weightbench")])
+        .args(export_args(&input, &locked.join("out")))
+        .output();
+    let Some(out) = out.ok().filter(|o| !String::from_utf8_lossy(&o.stderr).contains("setpriv:")) else {
+        skip(Missing::Root, "cannot run the binary as another user (setpriv needs root)");
+        return;
+    };
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("Permission denied") && stderr(&out).contains("locked"), "{}", stderr(&out));
+    assert!(files_under(&locked).is_empty());
+}
+
+#[test]
+fn ctrl_c_midway_leaves_no_output_and_no_temporary_files() {
+    let dir = TempDir::new();
+    let input = demo_copy(dir.path());
+    let before = snapshot(&input);
+    let target = dir.join("out");
+    let mut child = spawn_export(&input, &target);
+    wait_for_partial(dir.path(), &mut child);
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cancelled"), "{}", stderr(&out));
+    let left: Vec<String> = files_under(dir.path()).into_iter().filter(|f| !f.starts_with("demo/")).collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    assert_eq!(snapshot(&input), before);
+}
+
+#[test]
+fn kill_9_midway_leaves_no_output_and_the_next_export_sweeps_its_temporaries() {
+    let dir = TempDir::new();
+    let input = demo_copy(dir.path());
+    let before = snapshot(&input);
+    let target = dir.join("out");
+    let mut child = spawn_export(&input, &target);
+    wait_for_partial(dir.path(), &mut child);
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let left: Vec<String> = files_under(dir.path()).into_iter().filter(|f| !f.starts_with("demo/")).collect();
+    assert!(left.iter().all(|f| f.ends_with(".partial")), "only hidden temporaries may remain: {left:?}");
+    assert!(!target.join("model.safetensors").exists(), "no output under its name");
+    assert_eq!(snapshot(&input), before);
+    // The next export into the same place removes the dead process's temporaries and succeeds.
+    let out = export(&input, &target);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let left: Vec<String> = files_under(dir.path()).into_iter().filter(|f| !f.starts_with("demo/")).collect();
+    assert!(!left.iter().any(|f| f.ends_with(".partial")), "temporaries left: {left:?}");
+    assert!(left.iter().any(|f| f == "out/model.safetensors"), "{left:?}");
+}
