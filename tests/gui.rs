@@ -580,3 +580,47 @@ fn the_attention_view_shows_the_plans_difference_with_its_exact_value() {
     );
     assert!(hover_until_shown(&mut harness, pos, &expected), "a tooltip reading {expected:?}");
 }
+
+/// A checkpoint that changes on disk while open (here: grown, then truncated to half) is noticed
+/// within a second: its work is cancelled, the window says so and opens it again — the grown file
+/// opens, the truncated one gives its error — and nothing reads the lost bytes (no SIGBUS).
+#[test]
+fn a_checkpoint_changed_on_disk_is_noticed_and_opened_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.safetensors");
+    std::fs::copy(demo().join("model.safetensors"), &path).unwrap();
+    let mut harness = open_at([1100.0, 700.0], path.clone());
+    step_until(&mut harness, 60, "the first work to finish", |app| !app.busy());
+    let grow = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+    std::io::Write::write_all(&mut &grow, &[0u8; 64]).unwrap();
+    drop(grow);
+    step_until(&mut harness, 5, "the change to be noticed", |app| {
+        app.message.as_deref().is_some_and(|m| m.contains("changed on disk") && m.contains("its size went from"))
+    });
+    // Reopened: the 64 bytes belong to no tensor, which the reader refuses with its reason.
+    step_until(&mut harness, 30, "the reopen", |app| app.opening.is_none());
+    assert!(harness.state().session.is_none());
+    assert!(
+        harness.state().message.as_deref().is_some_and(|m| m.contains("not fully indexed")),
+        "{:?}",
+        harness.state().message
+    );
+    // Truncated to half, then opened again from a good copy: the window works on.
+    let len = std::fs::metadata(&path).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(len / 2).unwrap();
+    std::fs::copy(demo().join("model.safetensors"), &path).unwrap();
+    harness.state_mut().open(path.clone());
+    step_until(&mut harness, 60, "the good copy to open", |app| app.session.is_some());
+    step_until(&mut harness, 60, "its work", |app| !app.busy());
+    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(len / 2).unwrap();
+    step_until(&mut harness, 5, "the truncation to be noticed", |app| {
+        app.message.as_deref().is_some_and(|m| m.contains("changed on disk"))
+    });
+    step_until(&mut harness, 30, "the reopen", |app| app.opening.is_none());
+    assert!(harness.state().session.is_none());
+    assert!(
+        harness.state().message.as_deref().is_some_and(|m| m.contains("model.safetensors")),
+        "{:?}",
+        harness.state().message
+    );
+}

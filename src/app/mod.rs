@@ -30,6 +30,9 @@ pub const HISTOGRAM_BINS: usize = 128;
 /// Wall time the UI spends taking job results per frame, at most.
 const DRAIN_BUDGET: Duration = Duration::from_millis(4);
 
+/// How often the window checks whether the open checkpoint's files changed on disk.
+const DISK_CHECK: Duration = Duration::from_millis(500);
+
 /// Views the window can open on (command line `--view`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum StartView {
@@ -158,6 +161,13 @@ pub enum Computed<T> {
 }
 
 impl<T> Computed<T> {
+    /// Stops the computation if it is still running.
+    pub fn cancel(&self) {
+        if let Computed::Pending(c) = self {
+            c.cancel();
+        }
+    }
+
     /// The result, when ready.
     pub fn ready(&self) -> Option<&Arc<T>> {
         match self {
@@ -379,6 +389,16 @@ impl Session {
         if let Some(e) = &self.export_job {
             e.cancel.cancel();
         }
+        if let Some(m) = &self.model_job {
+            m.cancel.cancel();
+        }
+        self.stats.values().for_each(Computed::cancel);
+        self.spectra.values().for_each(Computed::cancel);
+        self.channels.values().for_each(Computed::cancel);
+        self.salience.values().for_each(Computed::cancel);
+        if let Some((d, _)) = &self.diff {
+            d.cancel();
+        }
     }
 }
 
@@ -438,6 +458,8 @@ pub struct WorkbenchApp {
     pub session: Option<Session>,
     /// A checkpoint being opened.
     pub opening: Option<PathBuf>,
+    /// When the open files were last compared with the disk ([`DISK_CHECK`]).
+    last_disk_check: Option<Instant>,
     /// The path field's text.
     pub path_input: String,
     /// The tree's name filter.
@@ -577,6 +599,7 @@ impl WorkbenchApp {
             backend_starting: false,
             session: None,
             opening: None,
+            last_disk_check: None,
             path_input: String::new(),
             filter: String::new(),
             filter_regex: false,
@@ -1117,6 +1140,24 @@ impl WorkbenchApp {
         }
     }
 
+    /// Every [`DISK_CHECK`], whether the open checkpoint's files changed on disk (a download
+    /// finishing, a file replaced or truncated): then its work is cancelled before anything reads
+    /// the changed bytes (a shrunk mapped file raises SIGBUS), the window says so, and the path is
+    /// opened again, which validates it afresh.
+    fn watch_files(&mut self) {
+        if self.opening.is_some() || self.last_disk_check.is_some_and(|t| t.elapsed() < DISK_CHECK) {
+            return;
+        }
+        self.last_disk_check = Some(Instant::now());
+        let Some(session) = &self.session else { return };
+        let Some((file, why)) = session.ckpt.change_on_disk() else { return };
+        session.close();
+        let path = session.ckpt.path().to_owned();
+        self.session = None;
+        self.open(path);
+        self.message = Some(format!("{} changed on disk since it was opened: {why}; opening it again", file.display()));
+    }
+
     /// Takes results of background work; called once per frame before drawing.
     pub fn poll(&mut self, ctx: &egui::Context) {
         for result in self.jobs.drain(DRAIN_BUDGET) {
@@ -1131,6 +1172,7 @@ impl WorkbenchApp {
         if let Some(path) = dropped.into_iter().next() {
             self.open(path);
         }
+        self.watch_files();
         if self.busy() {
             // Results arrive with a repaint request; this keeps progress and spinners moving.
             ctx.request_repaint_after(Duration::from_millis(100));

@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use super::error::{CheckpointError, Result};
 
@@ -11,15 +12,19 @@ use super::error::{CheckpointError, Result};
 pub struct MappedFile {
     path: PathBuf,
     map: Option<memmap2::Mmap>,
+    /// Size and modification time when opened, to notice the file changing under the map.
+    opened: (u64, Option<SystemTime>),
 }
 
 impl MappedFile {
     /// Opens and maps `path`. An empty file is kept unmapped (mapping zero bytes fails on Linux).
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|e| CheckpointError::io(path, e))?;
-        let len = file.metadata().map_err(|e| CheckpointError::io(path, e))?.len();
+        let meta = file.metadata().map_err(|e| CheckpointError::io(path, e))?;
+        let len = meta.len();
+        let opened = (len, meta.modified().ok());
         if len == 0 {
-            return Ok(Self { path: path.to_owned(), map: None });
+            return Ok(Self { path: path.to_owned(), map: None, opened });
         }
         // SAFETY: the map is read-only and never handed out mutably. The one hazard of file-backed
         // maps is another process truncating the file while it is mapped: reading the lost pages
@@ -29,7 +34,25 @@ impl MappedFile {
         // while it is open — the same contract every mmap-based model loader has.
         #[allow(unsafe_code)]
         let map = unsafe { memmap2::MmapOptions::new().map(&file) }.map_err(|e| CheckpointError::io(path, e))?;
-        Ok(Self { path: path.to_owned(), map: Some(map) })
+        Ok(Self { path: path.to_owned(), map: Some(map), opened })
+    }
+
+    /// How the file on disk differs from the one mapped (gone, another size, rewritten), or
+    /// `None` while it is the same. Reading a mapped file that shrank raises SIGBUS: callers
+    /// check this before reading it again and reopen it instead.
+    pub fn change_on_disk(&self) -> Option<String> {
+        let meta = match std::fs::metadata(&self.path) {
+            Ok(m) => m,
+            Err(e) => return Some(format!("it can no longer be read ({e})")),
+        };
+        let (len, modified) = self.opened;
+        if meta.len() != len {
+            return Some(format!("its size went from {len} to {} bytes", meta.len()));
+        }
+        if meta.modified().ok() != modified {
+            return Some("it was rewritten (its modification time changed)".into());
+        }
+        None
     }
 
     /// The file's path as opened.

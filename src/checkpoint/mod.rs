@@ -240,6 +240,12 @@ impl Checkpoint {
         self.format
     }
 
+    /// The first of its files that changed on disk since it was opened, and how (see
+    /// [`MappedFile::change_on_disk`]).
+    pub fn change_on_disk(&self) -> Option<(PathBuf, String)> {
+        self.files.iter().find_map(|f| f.change_on_disk().map(|why| (f.path().to_owned(), why)))
+    }
+
     /// The files holding tensor data, in the order [`TensorInfo::file`] indexes.
     pub fn files(&self) -> &[MappedFile] {
         &self.files
