@@ -17,6 +17,7 @@ mod gui_plan;
 mod hostile;
 mod layers;
 mod malformed;
+mod mutations;
 mod quant;
 mod real_models;
 mod shader_validation;
