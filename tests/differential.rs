@@ -5,7 +5,7 @@
 
 use weightbench::checkpoint::Checkpoint;
 
-use crate::fixtures::TempDir;
+use crate::fixtures::{Rng, TempDir};
 
 /// Where we knowingly part from `safetensors::SafeTensors::deserialize`.
 #[derive(Debug, PartialEq, Eq)]
@@ -14,22 +14,6 @@ enum Difference {
     NonStringMetadata,
     /// The same key twice in the header: we refuse it (which one is meant?), it keeps the last.
     DuplicateKey,
-}
-
-/// A small deterministic generator (no dependency, same files on every run).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-        self.0 >> 33
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
 }
 
 /// One generated file and the differences it was built with.

@@ -300,3 +300,20 @@ pub fn q8_0_block(d: f32, codes: &[i8; 32]) -> Vec<u8> {
     b.extend(codes.iter().map(|&c| c as u8));
     b
 }
+
+/// A small deterministic generator for generated and damaged inputs (no dependency, the same
+/// files on every run).
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}

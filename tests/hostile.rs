@@ -760,7 +760,7 @@ fn corpus() -> Vec<Case> {
             ),
             args: EVAL,
             expect: &["heads"],
-            names: ".",
+            names: "config.json",
         },
         Case {
             name: "config-deeply-nested",

@@ -11,34 +11,27 @@ use weightbench::checkpoint::Checkpoint;
 use weightbench::checkpoint::imatrix::read_imatrix;
 use weightbench::quant::plan::Plan;
 
-use crate::fixtures::{Gguf, TempDir};
+use crate::fixtures::{Gguf, Rng, TempDir};
 use crate::gguf::small_llama;
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-        self.0 >> 33
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
+/// A random index below `n`.
+fn pick(rng: &mut Rng, n: usize) -> usize {
+    rng.below(n as u64) as usize
 }
 
 /// `bytes` with one to four random injuries.
 fn damage(rng: &mut Rng, bytes: &[u8]) -> Vec<u8> {
     let mut b = bytes.to_vec();
-    for _ in 0..1 + rng.below(4) {
+    for _ in 0..1 + pick(rng, 4) {
         if b.is_empty() {
             break;
         }
-        let at = rng.below(b.len());
-        match rng.below(5) {
-            0 => b[at] ^= 1 << rng.below(8),
+        let at = pick(rng, b.len());
+        match pick(rng, 5) {
+            0 => b[at] ^= 1 << pick(rng, 8),
             1 => {
                 // An extreme little-endian integer where a count, length or offset may sit.
-                let v: u64 = [u64::MAX, u64::MAX / 2, 1 << 32, 1 << 40, 0, 7][rng.below(6)];
+                let v: u64 = [u64::MAX, u64::MAX / 2, 1 << 32, 1 << 40, 0, 7][pick(rng, 6)];
                 for (i, byte) in v.to_le_bytes().iter().enumerate() {
                     if let Some(slot) = b.get_mut(at + i) {
                         *slot = *byte;
@@ -47,12 +40,12 @@ fn damage(rng: &mut Rng, bytes: &[u8]) -> Vec<u8> {
             }
             2 => b.truncate(at),
             3 => {
-                let len = rng.below(16);
+                let len = pick(rng, 16);
                 let copy: Vec<u8> = b[at..(at + len).min(b.len())].to_vec();
-                let to = rng.below(b.len());
+                let to = pick(rng, b.len());
                 b.splice(to..to, copy);
             }
-            _ => b[at] = [0, 0xff, b'{', b'"', b'['][rng.below(5)],
+            _ => b[at] = [0, 0xff, b'{', b'"', b'['][pick(rng, 5)],
         }
     }
     b

@@ -101,7 +101,12 @@ impl Model {
         let cfg = ckpt.model_config().ok_or_else(|| {
             RuntimeError::Unsupported(format!("{path}: no model configuration (config.json or GGUF metadata)"))
         })?;
-        let unsupported = |m: String| RuntimeError::Unsupported(format!("{path}: {m}"));
+        // A configuration's fault is reported against the file that holds it.
+        let config_file = match ckpt.format() {
+            crate::checkpoint::Format::Gguf => ckpt.path().to_owned(),
+            _ => tokenizer::folder_of(ckpt.path()).join("config.json"),
+        };
+        let unsupported = |m: String| RuntimeError::Unsupported(format!("{}: {m}", config_file.display()));
         let source = |heads: usize, kv_heads: usize| {
             let heads = (heads as u64, kv_heads as u64);
             weights::WeightSource::new(ckpt, &cfg.architecture, heads, plan, backend, cancel.clone())

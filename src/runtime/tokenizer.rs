@@ -22,7 +22,7 @@ fn vocab_of(ckpt: &Checkpoint) -> Option<u64> {
 }
 
 /// The folder a checkpoint lives in (the folder itself, or the file's parent).
-fn folder_of(path: &Path) -> PathBuf {
+pub(crate) fn folder_of(path: &Path) -> PathBuf {
     if path.is_dir() { path.to_path_buf() } else { path.parent().map(Path::to_path_buf).unwrap_or_default() }
 }
 
