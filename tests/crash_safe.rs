@@ -61,6 +61,11 @@ fn files_under(dir: &Path) -> Vec<String> {
     out
 }
 
+/// Every file under `dir` but the input copy (`demo/`): what an export left behind.
+fn outputs_in(dir: &Path) -> Vec<String> {
+    files_under(dir).into_iter().filter(|f| !f.starts_with("demo/")).collect()
+}
+
 /// The bytes of every file of the input, to show it untouched.
 fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
     files_under(dir).into_iter().map(|f| (f.clone(), std::fs::read(dir.join(&f)).unwrap())).collect()
@@ -148,7 +153,7 @@ fn ctrl_c_midway_leaves_no_output_and_no_temporary_files() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("cancelled"), "{}", stderr(&out));
-    let left: Vec<String> = files_under(dir.path()).into_iter().filter(|f| !f.starts_with("demo/")).collect();
+    let left = outputs_in(dir.path());
     assert!(left.is_empty(), "left behind: {left:?}");
     assert_eq!(snapshot(&input), before);
 }
@@ -163,14 +168,14 @@ fn kill_9_midway_leaves_no_output_and_the_next_export_sweeps_its_temporaries() {
     wait_for_partial(dir.path(), &mut child);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    let left: Vec<String> = files_under(dir.path()).into_iter().filter(|f| !f.starts_with("demo/")).collect();
+    let left = outputs_in(dir.path());
     assert!(left.iter().all(|f| f.ends_with(".partial")), "only hidden temporaries may remain: {left:?}");
     assert!(!target.join("model.safetensors").exists(), "no output under its name");
     assert_eq!(snapshot(&input), before);
     // The next export into the same place removes the dead process's temporaries and succeeds.
     let out = export(&input, &target);
     assert!(out.status.success(), "{}", stderr(&out));
-    let left: Vec<String> = files_under(dir.path()).into_iter().filter(|f| !f.starts_with("demo/")).collect();
+    let left = outputs_in(dir.path());
     assert!(!left.iter().any(|f| f.ends_with(".partial")), "temporaries left: {left:?}");
     assert!(left.iter().any(|f| f == "out/model.safetensors"), "{left:?}");
 }
