@@ -708,3 +708,72 @@ fn tall_matrices_past_the_software_loop_limit_match_the_cpu() {
     let s = selected.salience_tiles(&src, &importance, 2, &cancel).unwrap();
     assert_eq!(s.value, CpuBackend.salience_tiles(&src, &importance, 2, &cancel).unwrap());
 }
+
+/// A device lost in the middle of a job — the real thing, wgpu's `Device::destroy`, as a driver
+/// reset does it, while the third chunk is read: the job finishes on the CPU with the CPU's own
+/// result, says why once, and later jobs go to the CPU straight away, saying so.
+#[test]
+fn a_device_lost_midway_finishes_on_the_cpu_with_a_notice() {
+    let Some(_) = gpu() else { return };
+    let own = Arc::new(GpuBackend::new(true).unwrap());
+    own.context().cap_binding(64 << 10);
+    let v: Vec<f32> = (0..200_000).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+    let reads = std::sync::atomic::AtomicUsize::new(0);
+    let device = own.clone();
+    let src = FnSource::new("w", &[200_000], 1, |range: std::ops::Range<u64>, out: &mut Vec<f32>| {
+        if reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 2 {
+            device.context().destroy();
+        }
+        out.clear();
+        out.extend_from_slice(&v[range.start as usize..range.end as usize]);
+        Ok(())
+    });
+    let selected = SelectedBackend::with_gpu(own.clone());
+    let request = StatsRequest::default();
+    let ran = selected.stats(&src, &request, &Cancel::new()).unwrap();
+    assert!(reads.load(std::sync::atomic::Ordering::SeqCst) > 3, "the GPU had begun");
+    let cpu = CpuBackend.stats(&SliceSource::vector("w", &v), &request, &Cancel::new()).unwrap();
+    assert_eq!(ran.value, cpu, "nothing of the GPU's part is left in the result");
+    assert_eq!(ran.on.backend, "cpu");
+    assert!(ran.on.fallback.as_deref().is_some_and(|f| f.contains("lost")), "{:?}", ran.on);
+    let notices = selected.take_notices();
+    assert!(
+        notices.len() == 1 && notices[0].contains("computed on the CPU") && notices[0].contains("lost"),
+        "{notices:?}"
+    );
+    // The next job does not try the dead device again: the CPU, with the reason, no new notice.
+    let again = selected.gram(&SliceSource::new("m", &[100, 20], &v[..2000]).unwrap(), &Cancel::new()).unwrap();
+    assert_eq!(again.on.backend, "cpu");
+    assert!(again.on.fallback.as_deref().is_some_and(|f| f.contains("lost")), "{:?}", again.on);
+    assert!(selected.take_notices().is_empty());
+}
+
+/// An allocation the device refuses (out of memory, as when other processes hold the GPU's
+/// memory): the job finishes on the CPU with the CPU's result and a notice; the device itself
+/// is fine, so once memory is free again the next job runs on it.
+#[test]
+fn an_allocation_that_fails_finishes_on_the_cpu_with_a_notice() {
+    let Some(_) = gpu() else { return };
+    let own = Arc::new(GpuBackend::new(true).unwrap());
+    own.context().cap_binding(64 << 10);
+    own.context().fail_allocations_beyond(32 << 10);
+    let v: Vec<f32> = (0..64 * 1024).map(|i| ((i * 31) % 977) as f32 / 977.0 - 0.5).collect();
+    let src = SliceSource::new("m", &[64, 1024], &v).unwrap();
+    let spec = IntSpec::symmetric(4, 128);
+    let selected = SelectedBackend::with_gpu(own.clone());
+    let mut sink = CollectCodes::default();
+    let ran = selected.quantize_int(&src, &spec, None, &mut sink, &Cancel::new()).unwrap();
+    assert_eq!(ran.on.backend, "cpu");
+    assert!(ran.on.fallback.as_deref().is_some_and(|f| f.contains("out of memory")), "{:?}", ran.on);
+    let notices = selected.take_notices();
+    assert!(notices.len() == 1 && notices[0].contains("out of memory"), "{notices:?}");
+    let mut reference = CollectCodes::default();
+    CpuBackend.quantize_int(&src, &spec, None, &mut reference, &Cancel::new()).unwrap();
+    assert_eq!(sink, reference);
+    // Memory free again: the GPU takes the next job, and its codes are the CPU's.
+    own.context().fail_allocations_beyond(u64::MAX);
+    let mut on_gpu = CollectCodes::default();
+    let ran = selected.quantize_int(&src, &spec, None, &mut on_gpu, &Cancel::new()).unwrap();
+    assert_eq!((ran.on.backend.as_str(), ran.on.fallback.as_deref()), ("gpu", None));
+    assert_eq!(on_gpu, reference);
+}

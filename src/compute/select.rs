@@ -141,6 +141,12 @@ impl SelectedBackend {
     ) -> Result<Ran<T>, ComputeError> {
         match self.gpu() {
             None => kernel(&self.cpu),
+            Some(Ok(gpu)) if gpu.context().check_alive().is_err() => {
+                // Said once, when it happened; from then on the CPU does the work.
+                let ran = kernel(&self.cpu)?;
+                let why = gpu.context().check_alive().err().map(|e| e.to_string()).unwrap_or_default();
+                Ok(Ran { on: ran.on.with_fallback(why), value: ran.value })
+            }
             Some(Ok(gpu)) => match kernel(gpu.as_ref()) {
                 Err(ComputeError::Gpu(why)) => {
                     let ran = kernel(&self.cpu)?;

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use wgpu::util::DeviceExt;
 
@@ -35,6 +36,9 @@ pub struct GpuContext {
     pool: Mutex<Vec<wgpu::Buffer>>,
     lost: std::sync::Arc<Mutex<Option<String>>>,
     binding_cap: std::sync::atomic::AtomicU64,
+    /// Bytes of storage buffers alive (in use or pooled), and the most they may reach.
+    allocated: AtomicU64,
+    memory_limit: AtomicU64,
 }
 
 /// Adapter preference: discrete, integrated, virtual, CPU (lavapipe), other.
@@ -104,6 +108,8 @@ impl GpuContext {
             pool: Mutex::new(Vec::new()),
             lost,
             binding_cap: std::sync::atomic::AtomicU64::new(u64::MAX),
+            allocated: AtomicU64::new(0),
+            memory_limit: AtomicU64::new(u64::MAX),
         })
     }
 
@@ -124,6 +130,28 @@ impl GpuContext {
     /// Lowers the largest binding used, so that tests exercise the chunked paths on small data.
     pub fn cap_binding(&self, bytes: u64) {
         self.binding_cap.store(bytes.max(4096), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Makes buffer allocations fail, as the driver's out-of-memory error would, once the
+    /// buffers alive would pass `bytes`: a GPU whose memory other processes hold. For the tests
+    /// of that path (the kernels' own buffers stay bounded by [`GpuContext::max_binding`]).
+    pub fn fail_allocations_beyond(&self, bytes: u64) {
+        self.memory_limit.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Counts `bytes` of buffers as freed.
+    fn release(&self, bytes: u64) {
+        let _ = self.allocated.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |a| Some(a.saturating_sub(bytes)));
+    }
+
+    /// Destroys the device, as a driver reset or a GPU falling off the bus does: every later
+    /// use fails with "device lost", and the selected backend finishes the work on the CPU.
+    /// For the tests of that path: a destroyed device never comes back.
+    pub fn destroy(&self) {
+        self.device.destroy();
+        if let Ok(mut lost) = self.lost.lock() {
+            lost.get_or_insert_with(|| "GPU device lost (destroyed)".into());
+        }
     }
 
     /// Runs `f` inside error scopes for validation and out-of-memory errors.
@@ -193,6 +221,18 @@ impl GpuContext {
         {
             return Ok(PooledBuffer { buffer: pool.swap_remove(i), ctx: self });
         }
+        let limit = self.memory_limit.load(Ordering::Relaxed);
+        if self.allocated.load(Ordering::Relaxed).saturating_add(size) > limit {
+            // Pooled buffers are the first to go.
+            let freed: Vec<wgpu::Buffer> = self.pool.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
+            self.release(freed.iter().map(wgpu::Buffer::size).sum());
+            let alive = self.allocated.load(Ordering::Relaxed);
+            if alive.saturating_add(size) > limit {
+                return Err(gpu_error(format!(
+                    "allocating a buffer: out of memory ({size} bytes more than the {alive} in use would pass the {limit} available)"
+                )));
+            }
+        }
         let buffer = self.scoped("allocating a buffer", || {
             self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("storage"),
@@ -201,6 +241,7 @@ impl GpuContext {
                 mapped_at_creation: false,
             })
         })?;
+        self.allocated.fetch_add(size, Ordering::Relaxed);
         Ok(PooledBuffer { buffer, ctx: self })
     }
 
@@ -355,10 +396,9 @@ const POOL_BUFFERS: usize = 16;
 impl Drop for PooledBuffer<'_> {
     fn drop(&mut self) {
         // wgpu buffers are shared handles: the pool keeps one, this one goes.
-        if let Ok(mut pool) = self.ctx.pool.lock()
-            && pool.len() < POOL_BUFFERS
-        {
-            pool.push(self.buffer.clone());
+        match self.ctx.pool.lock() {
+            Ok(mut pool) if pool.len() < POOL_BUFFERS => pool.push(self.buffer.clone()),
+            _ => self.ctx.release(self.buffer.size()),
         }
     }
 }
