@@ -24,7 +24,17 @@ pub fn open(path: &Path) -> Result<Loaded> {
             });
         }
     }
+    with_parts(first, header, &paths)
+}
 
+/// One GGUF file on its own, whatever its `split.count` says (an imatrix, or bytes in memory).
+pub fn from_file(file: MappedFile) -> Result<Loaded> {
+    let header = gguf::read_header(&file)?;
+    with_parts(file, header, &[])
+}
+
+/// The checkpoint of a first file (already read) and the later parts at `paths[1..]`.
+fn with_parts(first: MappedFile, header: gguf::GgufHeader, paths: &[PathBuf]) -> Result<Loaded> {
     let metadata_json: BTreeMap<String, serde_json::Value> =
         header.metadata.iter().map(|(k, v)| (k.clone(), v.to_json(METADATA_ARRAY_ITEMS))).collect();
     let info = GgufInfo { version: header.version, alignment: header.alignment, metadata: header.metadata };

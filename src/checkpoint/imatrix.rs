@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{Checkpoint, CheckpointError};
+use super::gguf;
+use super::{Checkpoint, CheckpointError, MappedFile};
 
 /// Importance vectors by weight name (GGUF names, e.g. `blk.0.attn_q.weight`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -53,15 +54,19 @@ fn invalid(path: &Path, message: String) -> CheckpointError {
 
 /// Reads an imatrix file in either format.
 pub fn read_imatrix(path: &Path) -> Result<Imatrix, CheckpointError> {
+    parse_imatrix(MappedFile::open(path)?)
+}
+
+/// Reads an imatrix file, mapped or held in memory, in either format.
+pub fn parse_imatrix(file: MappedFile) -> Result<Imatrix, CheckpointError> {
+    let path = &file.path().to_owned();
     let source = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut magic = [0u8; 4];
-    {
-        use std::io::Read;
-        let mut f = std::fs::File::open(path).map_err(|e| CheckpointError::io(path, e))?;
-        f.read_exact(&mut magic).map_err(|e| CheckpointError::io(path, e))?;
+    if file.bytes().len() < 4 {
+        let at = if file.is_empty() { "the entry count" } else { "its first four bytes" };
+        return Err(invalid(path, format!("truncated at {at}")));
     }
-    if &magic == b"GGUF" {
-        let ckpt = Checkpoint::open(path)?;
+    if gguf::is_gguf(&file) {
+        let ckpt = Checkpoint::from_file(file)?;
         let mut vectors = BTreeMap::new();
         for t in ckpt.tensors().iter().filter(|t| t.name.ends_with(".in_sum2")) {
             let base = t.name.trim_end_matches(".in_sum2");
@@ -98,7 +103,7 @@ pub fn read_imatrix(path: &Path) -> Result<Imatrix, CheckpointError> {
         }
         return Ok(Imatrix { vectors, source, hessians: BTreeMap::new() });
     }
-    let bytes = std::fs::read(path).map_err(|e| CheckpointError::io(path, e))?;
+    let bytes = file.bytes();
     let read_i32 = |at: usize, what: &str| -> Result<i32, CheckpointError> {
         let b = bytes.get(at..at + 4).ok_or_else(|| invalid(path, format!("truncated at {what}")))?;
         Ok(i32::from_le_bytes([b[0], b[1], b[2], b[3]]))

@@ -11,9 +11,20 @@ use super::error::{CheckpointError, Result};
 #[derive(Debug)]
 pub struct MappedFile {
     path: PathBuf,
-    map: Option<memmap2::Mmap>,
+    bytes: Bytes,
     /// Size and modification time when opened, to notice the file changing under the map.
     opened: (u64, Option<SystemTime>),
+}
+
+/// Where a [`MappedFile`]'s bytes live.
+#[derive(Debug)]
+enum Bytes {
+    /// An empty file (mapping zero bytes fails on Linux).
+    Empty,
+    /// The file, mapped.
+    Mapped(memmap2::Mmap),
+    /// Bytes that are not on disk (fuzzing and in-memory tests): never "changed on disk".
+    Owned(Vec<u8>),
 }
 
 impl MappedFile {
@@ -24,7 +35,7 @@ impl MappedFile {
         let len = meta.len();
         let opened = (len, meta.modified().ok());
         if len == 0 {
-            return Ok(Self { path: path.to_owned(), map: None, opened });
+            return Ok(Self { path: path.to_owned(), bytes: Bytes::Empty, opened });
         }
         // SAFETY: the map is read-only and never handed out mutably. The one hazard of file-backed
         // maps is another process truncating the file while it is mapped: reading the lost pages
@@ -34,13 +45,22 @@ impl MappedFile {
         // while it is open — the same contract every mmap-based model loader has.
         #[allow(unsafe_code)]
         let map = unsafe { memmap2::MmapOptions::new().map(&file) }.map_err(|e| CheckpointError::io(path, e))?;
-        Ok(Self { path: path.to_owned(), map: Some(map), opened })
+        Ok(Self { path: path.to_owned(), bytes: Bytes::Mapped(map), opened })
+    }
+
+    /// A file's bytes held in memory under the name `path` (which need not exist): the readers
+    /// run on them exactly as on a mapped file, which lets fuzzers feed them without disk I/O.
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Self {
+        Self { path: path.to_owned(), opened: (bytes.len() as u64, None), bytes: Bytes::Owned(bytes) }
     }
 
     /// How the file on disk differs from the one mapped (gone, another size, rewritten), or
     /// `None` while it is the same. Reading a mapped file that shrank raises SIGBUS: callers
     /// check this before reading it again and reopen it instead.
     pub fn change_on_disk(&self) -> Option<String> {
+        if matches!(self.bytes, Bytes::Owned(_)) {
+            return None;
+        }
         let meta = match std::fs::metadata(&self.path) {
             Ok(m) => m,
             Err(e) => return Some(format!("it can no longer be read ({e})")),
@@ -62,7 +82,11 @@ impl MappedFile {
 
     /// All bytes of the file.
     pub fn bytes(&self) -> &[u8] {
-        self.map.as_deref().unwrap_or(&[])
+        match &self.bytes {
+            Bytes::Empty => &[],
+            Bytes::Mapped(map) => map,
+            Bytes::Owned(bytes) => bytes,
+        }
     }
 
     /// The file's length in bytes.

@@ -11,13 +11,13 @@ mod gguf_files;
 pub mod hf_names;
 pub mod hf_tokenizer;
 pub mod imatrix;
-mod json;
+pub mod json;
 mod mmap;
 pub mod model_config;
 pub mod names;
 mod safetensors;
 pub mod sentencepiece;
-mod sharded;
+pub mod sharded;
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
@@ -178,6 +178,15 @@ impl Checkpoint {
             Format::Gguf => None,
         };
         Ok(Self::assemble(path, loaded, config))
+    }
+
+    /// One file, read or mapped already: GGUF or safetensors by its first bytes, on its own (no
+    /// split parts, no `config.json`). For files that are not on disk (fuzzing, in-memory tests)
+    /// and formats that live in one file (imatrix).
+    pub fn from_file(file: MappedFile) -> Result<Self> {
+        let path = file.path().to_owned();
+        let loaded = if gguf::is_gguf(&file) { gguf_files::from_file(file)? } else { single(file)? };
+        Ok(Self::assemble(&path, loaded, None))
     }
 
     fn assemble(path: &Path, loaded: Loaded, config: Option<serde_json::Value>) -> Self {
@@ -394,7 +403,11 @@ pub fn block_ranges(n: u64, block: u64, chunk: u64) -> impl Iterator<Item = Rang
 
 /// Opens one safetensors file.
 fn open_single(path: &Path) -> Result<Loaded> {
-    let file = MappedFile::open(path)?;
+    single(MappedFile::open(path)?)
+}
+
+/// The checkpoint of one safetensors file.
+fn single(file: MappedFile) -> Result<Loaded> {
     let header = safetensors::read_header(&file)?;
     Ok(Loaded {
         tensors: header.tensors.into_iter().map(|t| (0, t)).collect(),

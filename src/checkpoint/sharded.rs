@@ -12,23 +12,24 @@ use super::json::UniqueMap;
 use super::mmap::MappedFile;
 use super::safetensors::{RawTensor, read_header};
 
+/// A `model.safetensors.index.json`, parsed.
 #[derive(Deserialize)]
-struct Index {
+pub struct Index {
+    /// The free-form `metadata` object.
     #[serde(default)]
-    metadata: Option<serde_json::Map<String, serde_json::Value>>,
-    weight_map: UniqueMap<String>,
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Tensor name → shard file name, in the index's order.
+    pub weight_map: UniqueMap<String>,
 }
 
-/// Opens an index file and the shards it names; the index decides which tensors belong to the
-/// checkpoint and each must be found in the shard the index names.
-pub fn open_index(index_path: &Path) -> Result<Loaded> {
-    let text = std::fs::read(index_path).map_err(|e| CheckpointError::io(index_path, e))?;
+/// Parses the bytes of the index at `index_path` (a name given twice is refused).
+pub fn parse_index(index_path: &Path, text: &[u8]) -> Result<Index> {
     if text.is_empty() {
         return Err(CheckpointError::Empty { path: index_path.to_owned() });
     }
     let invalid = |message: String| CheckpointError::InvalidHeader { path: index_path.to_owned(), message };
     let text =
-        std::str::from_utf8(&text).map_err(|e| invalid(format!("index is not UTF-8 at byte {}", e.valid_up_to())))?;
+        std::str::from_utf8(text).map_err(|e| invalid(format!("index is not UTF-8 at byte {}", e.valid_up_to())))?;
     let index: Index = serde_json::from_str(text)
         .map_err(|e| invalid(format!("not a safetensors index (JSON with a weight_map object): {e}")))?;
     if let Some(name) = index.weight_map.duplicate {
@@ -38,6 +39,15 @@ pub fn open_index(index_path: &Path) -> Result<Loaded> {
             where_: "the index's weight_map names it twice".into(),
         });
     }
+    Ok(index)
+}
+
+/// Opens an index file and the shards it names; the index decides which tensors belong to the
+/// checkpoint and each must be found in the shard the index names.
+pub(crate) fn open_index(index_path: &Path) -> Result<Loaded> {
+    let text = std::fs::read(index_path).map_err(|e| CheckpointError::io(index_path, e))?;
+    let index = parse_index(index_path, &text)?;
+    let invalid = |message: String| CheckpointError::InvalidHeader { path: index_path.to_owned(), message };
     let folder = index_path.parent().unwrap_or(Path::new("."));
 
     // Shards in name order; each index entry remembers which shard it expects.
@@ -98,7 +108,7 @@ pub fn open_index(index_path: &Path) -> Result<Loaded> {
 
 /// Opens several safetensors files as one checkpoint. A tensor name found in two files is an
 /// error: which one a loader would use depends on the loader.
-pub fn open_files(paths: &[PathBuf]) -> Result<Loaded> {
+pub(crate) fn open_files(paths: &[PathBuf]) -> Result<Loaded> {
     let mut files = Vec::with_capacity(paths.len());
     let mut tensors = Vec::new();
     let mut metadata = BTreeMap::new();
