@@ -22,10 +22,13 @@ import subprocess
 import sys
 import time
 
-LAYERS, HIDDEN, KV, MLP, VOCAB, SHARDS = 80, 8192, 1024, 28672, 32000, 30
+# Llama-2-70B's layout (benches/scale_sharded.py adds Llama-3.1-405B's).
+LLAMA_70B = dict(layers=80, hidden=8192, kv=1024, mlp=28672, vocab=32000, shards=30)
+LAYERS, HIDDEN, KV, MLP, VOCAB, SHARDS = (LLAMA_70B[k] for k in ("layers", "hidden", "kv", "mlp", "vocab", "shards"))
 
 
-def tensors():
+def tensors(shape=LLAMA_70B):
+    LAYERS, HIDDEN, KV, MLP, VOCAB = (shape[k] for k in ("layers", "hidden", "kv", "mlp", "vocab"))
     yield "model.embed_tokens.weight", [VOCAB, HIDDEN]
     for i in range(LAYERS):
         p = f"model.layers.{i}."
@@ -42,9 +45,10 @@ def tensors():
     yield "lm_head.weight", [VOCAB, HIDDEN]
 
 
-def write_checkpoint(folder):
+def write_checkpoint(folder, shape=LLAMA_70B):
+    SHARDS = shape["shards"]
     os.makedirs(folder, exist_ok=True)
-    items = list(tensors())
+    items = list(tensors(shape))
     per_shard = -(-len(items) // SHARDS)
     weight_map, total = {}, 0
     for s in range(SHARDS):

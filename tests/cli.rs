@@ -4,7 +4,7 @@ use std::process::{Command, Output};
 
 use crate::fixtures::{Missing, Spec, TempDir, skip, write_raw, write_safetensors, write_sharded_llama};
 
-fn weightbench(args: &[&str]) -> Output {
+pub(crate) fn weightbench(args: &[&str]) -> Output {
     // plan auto's measurement cache goes to a scratch folder, not the user's.
     let cache = std::env::temp_dir().join(format!("weightbench-test-cache-{}", std::process::id()));
     Command::new(env!("CARGO_BIN_EXE_weightbench")).args(args).env("XDG_CACHE_HOME", cache).output().unwrap()

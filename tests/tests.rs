@@ -10,6 +10,7 @@ mod cli;
 mod crash_safe;
 mod differential;
 mod export;
+mod fuzz_regressions;
 mod gguf;
 mod gpu;
 mod gui;

@@ -75,6 +75,27 @@ impl MappedFile {
         None
     }
 
+    /// Lets the OS take back the pages of `range` from this process: streaming a checkpoint
+    /// larger than memory then keeps its resident size to the chunks in flight, not the whole
+    /// file. The bytes stay readable: a later read pages them in again (from the page cache, or
+    /// the disk). Advice only; a failure changes nothing.
+    pub fn release(&self, range: std::ops::Range<usize>) {
+        if let Bytes::Mapped(map) = &self.bytes
+            && range.start < range.end
+            && range.end <= map.len()
+        {
+            // SAFETY: the map is a shared, read-only mapping of a file we never write.
+            // MADV_DONTNEED on it only drops page-table entries: the next access faults the
+            // file's pages back in, with the same contents, so every slice handed out from
+            // `bytes()` keeps reading the same bytes. (It would discard data only in private
+            // copy-on-write or anonymous memory, which this is not.)
+            #[allow(unsafe_code)]
+            let _ = unsafe {
+                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, range.start, range.end - range.start)
+            };
+        }
+    }
+
     /// The file's path as opened.
     pub fn path(&self) -> &Path {
         &self.path

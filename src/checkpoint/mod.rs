@@ -79,7 +79,7 @@ impl TensorInfo {
     /// Number of elements, or `None` when the shape's product overflows 64 bits (never for a
     /// tensor of an opened checkpoint: opening refuses such shapes).
     pub fn checked_numel(&self) -> Option<u64> {
-        self.shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d))
+        codec::numel(&self.shape)
     }
 
     /// Number of elements (saturating at `u64::MAX` for a shape too large to count, which
@@ -147,6 +147,10 @@ pub(crate) struct Loaded {
 
 /// Arrays longer than this are summarised in [`Checkpoint::metadata`].
 pub const METADATA_ARRAY_ITEMS: usize = 64;
+
+/// Tensors of at least this many bytes give their pages back after each decoded chunk
+/// ([`MappedFile::release`]); smaller ones stay resident for the views that read them again.
+pub const RELEASE_TENSORS_FROM: u64 = 64 << 20;
 
 /// Default number of elements decoded per chunk when streaming a tensor (4 MiB of f32).
 pub const DEFAULT_CHUNK_ELEMS: u64 = 1 << 20;
@@ -237,6 +241,14 @@ impl Checkpoint {
             gguf: loaded.gguf,
             warnings: loaded.warnings,
         }
+    }
+
+    /// Keeps only the tensors `keep` accepts (for work on part of a model, such as exporting a
+    /// few tensors of a 400B checkpoint); returns how many remain.
+    pub fn retain_tensors(&mut self, keep: impl Fn(&TensorInfo) -> bool) -> usize {
+        self.tensors.retain(|t| keep(t));
+        self.by_name = self.tensors.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+        self.tensors.len()
     }
 
     /// The path this checkpoint was opened from.
@@ -381,7 +393,28 @@ impl Checkpoint {
             .and_then(|(a, b)| self.raw_bytes(tensor).ok()?.get(a..b))
             .ok_or_else(outside)?;
         out.resize((range.end - range.start) as usize, 0.0);
-        codec::decode(tensor.dtype, bytes, out).map_err(|e| fail(e.to_string()))
+        codec::decode(tensor.dtype, bytes, out).map_err(|e| fail(e.to_string()))?;
+        // Large tensors are streamed once per job: give their pages back as each chunk is done,
+        // so that reading a model larger than memory keeps a small resident size.
+        if tensor.bytes >= RELEASE_TENSORS_FROM
+            && let Some(file) = self.files.get(tensor.file)
+        {
+            let start = (tensor.offset + byte_start) as usize;
+            file.release(start..start + bytes.len());
+        }
+        Ok(())
+    }
+
+    /// Gives a large tensor's pages back to the OS once a job is done with it (see
+    /// [`RELEASE_TENSORS_FROM`]): a whole-model pass over a checkpoint larger than memory keeps
+    /// a resident size of about one tensor.
+    pub fn release(&self, tensor: &TensorInfo) {
+        if tensor.bytes >= RELEASE_TENSORS_FROM
+            && let (Some(file), Ok(start), Ok(len)) =
+                (self.files.get(tensor.file), usize::try_from(tensor.offset), usize::try_from(tensor.bytes))
+        {
+            file.release(start..start.saturating_add(len));
+        }
     }
 
     /// Decodes a whole tensor. Meant for small tensors and tests: analysis streams with

@@ -39,6 +39,10 @@ pub struct ExportArgs {
     /// What to write.
     #[arg(long, value_enum)]
     pub format: FormatArg,
+    /// Only tensors whose name matches this regular expression (a part of the model, e.g. to try
+    /// a scheme on a few tensors of a large checkpoint).
+    #[arg(long)]
+    pub tensor: Option<String>,
     /// The output: a file for gguf, a folder for safetensors.
     #[arg(short = 'o', long)]
     pub output: PathBuf,
@@ -69,7 +73,14 @@ pub struct ExportArgs {
 
 pub(super) fn run(args: &ExportArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<()> {
     let plan = args.source.load()?;
-    let ckpt = super::open(&args.path)?;
+    let mut ckpt = super::open(&args.path)?;
+    if let Some(pattern) = &args.tensor {
+        let re = regex::Regex::new(pattern).context("invalid --tensor regular expression")?;
+        if ckpt.retain_tensors(|t| re.is_match(&t.name)) == 0 {
+            bail!("no tensor of {} matches {pattern:?}", args.path.display());
+        }
+    }
+    let ckpt = ckpt;
     let hessians = plan.resolve_all(&ckpt)?.0.iter().any(|r| r.parsed.needs_hessian());
     let importance =
         super::importance(&ckpt, args.importance.as_deref(), args.calibration.as_deref(), hessians, backend)?;

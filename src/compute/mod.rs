@@ -462,7 +462,9 @@ macro_rules! kernels {
             }
 
             $( fn $name(&self, $src: $src_ty $(, $arg: $ty)*) -> Result<Ran<$out>, ComputeError> {
-                self.run($src.name(), |backend| backend.$name($src $(, $arg)*))
+                let ran = self.run($src.name(), |backend| backend.$name($src $(, $arg)*));
+                $src.finished();
+                ran
             } )*
         }
     };

@@ -49,6 +49,10 @@ pub trait ValueSource: Sync {
         None
     }
 
+    /// Called when a kernel is done with the source: a large checkpoint tensor gives its pages
+    /// back to the OS ([`crate::checkpoint::Checkpoint::release`]). Nothing by default.
+    fn finished(&self) {}
+
     /// Number of elements (saturating: shapes too large to count are refused where opened).
     fn numel(&self) -> u64 {
         self.shape().iter().fold(1u64, |a, &d| a.saturating_mul(d))
@@ -158,6 +162,10 @@ impl ValueSource for TensorRef<'_> {
 
     fn read(&self, range: Range<u64>, out: &mut Vec<f32>) -> Result<(), ComputeError> {
         Ok(self.ckpt.decode_range(self.tensor, range, out)?)
+    }
+
+    fn finished(&self) {
+        self.ckpt.release(self.tensor);
     }
 
     fn stored(&self) -> Option<Stored<'_>> {
@@ -379,7 +387,7 @@ impl<'a> BlocksSource<'a> {
     /// `bytes` holding every value of `shape` as `dtype` blocks, or why not.
     pub fn new(name: impl Into<String>, shape: &[u64], dtype: DType, bytes: &'a [u8]) -> Result<Self, ComputeError> {
         let name = name.into();
-        let numel: u64 = shape.iter().product();
+        let numel: u64 = crate::codec::numel(shape).unwrap_or(u64::MAX);
         if dtype.byte_len(numel) != Some(bytes.len() as u64) {
             return Err(ComputeError::Shape {
                 tensor: name,

@@ -287,7 +287,7 @@ pub(super) fn write(
                 }
                 Source::Shape(t) => {
                     let shape = &tensors[t].shape;
-                    let (rows, cols) = rows_cols(shape).unwrap_or((1, shape.iter().product()));
+                    let (rows, cols) = rows_cols(shape).unwrap_or((1, crate::codec::numel(shape).unwrap_or(u64::MAX)));
                     let b: Vec<u8> = [rows as i64, cols as i64].iter().flat_map(|v| v.to_le_bytes()).collect();
                     write(sink, &b)
                 }

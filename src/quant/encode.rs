@@ -266,7 +266,7 @@ impl<'a, 'd> IntBytes<'a, 'd> {
         sink: &'a mut dyn PartSink,
         decoded: Option<DecodedSink<'d>>,
     ) -> Result<Self, ComputeError> {
-        let numel: u64 = shape.iter().product();
+        let numel: u64 = crate::codec::numel(shape).unwrap_or(u64::MAX);
         let (rows, cols) = rows_cols(shape).unwrap_or((1, numel));
         let parts = int_parts(&spec, shape);
         let total = parts.iter().map(|p| p.bytes).sum();
@@ -331,7 +331,7 @@ pub(super) fn write_int_codes(
 /// lays them out: codes (int8, or packed into int32 words per row), scales in the tensor's type,
 /// zero points when asymmetric (int8, or packed along the output dimension).
 pub(crate) fn int_parts(spec: &IntSpec, shape: &[u64]) -> Vec<Part> {
-    let numel: u64 = shape.iter().product();
+    let numel: u64 = crate::codec::numel(shape).unwrap_or(u64::MAX);
     let (rows, cols) = rows_cols(shape).unwrap_or((1, numel));
     let groups = cols / spec.group as u64;
     let bits = u64::from(spec.bits);
@@ -504,7 +504,7 @@ fn float_format(
 }
 
 pub(crate) fn float_parts(format: &FloatFormat, shape: &[u64]) -> Vec<Part> {
-    let numel: u64 = shape.iter().product();
+    let numel: u64 = crate::codec::numel(shape).unwrap_or(u64::MAX);
     let rows = rows_cols(shape).map_or(1, |(r, _)| r);
     let codes =
         |dtype: &str, bytes: u64| Part { role: "codes".into(), dtype: dtype.into(), shape: shape.to_vec(), bytes };

@@ -303,7 +303,7 @@ fn parse_int(s: &str) -> Option<Result<Scheme, String>> {
 pub fn rows_cols(shape: &[u64]) -> Option<(u64, u64)> {
     match shape {
         [] | [_] => None,
-        [.., last] => Some((shape[..shape.len() - 1].iter().product(), *last)),
+        [.., last] => Some((crate::codec::numel(&shape[..shape.len() - 1]).unwrap_or(u64::MAX), *last)),
     }
 }
 
@@ -358,7 +358,7 @@ impl Scheme {
 
     /// Why this scheme cannot store a tensor of `shape`, if it cannot.
     pub fn check(&self, shape: &[u64]) -> Result<(), String> {
-        let numel: u64 = shape.iter().product();
+        let numel: u64 = crate::codec::numel(shape).unwrap_or(u64::MAX);
         let needs_matrix =
             || rows_cols(shape).ok_or_else(|| format!("`{self}` needs a matrix; this tensor is 1-D ({numel} values)"));
         match self {
@@ -459,7 +459,7 @@ impl Scheme {
     /// Exact bytes this scheme stores for a tensor of `shape` held as `dtype` (whose stored size
     /// is `stored_bytes`). A low-rank scheme cut by energy needs the rank: `rank`.
     pub fn bytes(&self, shape: &[u64], dtype: DType, stored_bytes: u64, rank: Option<usize>) -> u64 {
-        let numel: u64 = shape.iter().product();
+        let numel: u64 = crate::codec::numel(shape).unwrap_or(u64::MAX);
         let arith = Arith::of(dtype);
         let (rows, cols) = rows_cols(shape).unwrap_or((1, numel));
         match self {
