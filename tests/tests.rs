@@ -21,4 +21,5 @@ mod malformed;
 mod mutations;
 mod quant;
 mod real_models;
+mod report;
 mod shader_validation;

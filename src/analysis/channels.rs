@@ -3,7 +3,7 @@
 //! above the median (the outlier input channels that activation-aware quantization cares about);
 //! and a tiled abs-max map for a heatmap.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{AnalysisError, Cancel};
 use crate::checkpoint::{Checkpoint, TensorInfo};
@@ -13,7 +13,7 @@ use crate::compute::{Backend, ChannelResult, Provenance, TensorRef};
 pub const DEFAULT_GRID: usize = 256;
 
 /// One channel that stands out.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TopChannel {
     /// Row or column index.
     pub index: usize,
@@ -28,7 +28,7 @@ pub struct TopChannel {
 }
 
 /// The channel report, as `weightbench channels --json` prints it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ChannelReport {
     /// Tensor name.
     pub name: String,

@@ -8,6 +8,7 @@ pub mod heatmap;
 /// llama.cpp importance matrices (read with the checkpoint files; here for the analyses that use them).
 pub use crate::checkpoint::imatrix;
 pub mod powerlaw;
+pub mod report;
 pub mod salience;
 pub mod spectrum;
 pub mod stats;

@@ -5,7 +5,7 @@
 //! (Clauset, Shalizi & Newman 2009). Below 20 eigenvalues WeightWatcher switches to a
 //! bias-corrected `alpha = 1 + (n − 1) / Σ ln(x / xmin)` over tails of at least 8; so does this.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Fewer eigenvalues than this use the small-sample fit (WeightWatcher's `SMALL_N_CUTOFF`).
 pub const SMALL_N_CUTOFF: usize = 20;
@@ -13,7 +13,7 @@ pub const SMALL_N_CUTOFF: usize = 20;
 const SMALL_N_MIN_TAIL: usize = 8;
 
 /// A fitted power law.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PowerLawFit {
     /// Exponent of p(x) ∝ x^−alpha above `xmin`.
     pub alpha: f64,

@@ -4,14 +4,14 @@
 //! a loaded vector (llama.cpp imatrix: the mean of squared activations per input channel), as
 //! AWQ-style methods weigh weights by the activations they multiply.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{AnalysisError, Cancel};
 use crate::checkpoint::{Checkpoint, TensorInfo};
 use crate::compute::{Backend, Provenance, TensorRef, ValueSource};
 
 /// Where an importance vector came from.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ImportanceSource {
     /// Column L2 norms of the weight itself.
@@ -21,7 +21,7 @@ pub enum ImportanceSource {
 }
 
 /// A tiled salience map of a matrix `[rows, cols]`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SalienceMap {
     /// Tensor name.
     pub name: String,

@@ -13,7 +13,7 @@
 //! With `gram`, eigenvalues carry an absolute error of about ε·λmax, so `rank` counts singular
 //! values above `smax · √(N·ε)` there, the level that error allows.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::powerlaw::{self, PowerLawFit};
 use super::{AnalysisError, Cancel};
@@ -24,7 +24,7 @@ use crate::compute::{Backend, ComputeError, Provenance, TensorRef, ValueSource};
 pub const EVALS_THRESHOLD: f64 = 1e-5;
 
 /// How singular values are computed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SpectrumMethod {
     /// `gram` (the default).
@@ -36,7 +36,7 @@ pub enum SpectrumMethod {
 }
 
 /// The spectrum of one matrix, as `weightbench spectrum --json` prints it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SpectrumReport {
     /// Tensor name.
     pub name: String,

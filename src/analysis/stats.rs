@@ -2,14 +2,14 @@
 //! outliers at 3σ and 6σ, and a histogram whose counts equal `numpy.histogram(values, bins=t)`
 //! for the reported f32 thresholds `t`.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{AnalysisError, Cancel};
 use crate::checkpoint::{Checkpoint, TensorInfo};
 use crate::compute::{Backend, HistogramCounts, Provenance, StatsRequest, TensorRef};
 
 /// Statistics of one tensor, as `weightbench stats --json` prints them.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TensorStats {
     /// Tensor name.
     pub name: String,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
 use crate::analysis::channels::{ChannelReport, channel_report};
+use crate::analysis::report::Report;
 use crate::analysis::salience::{SalienceMap, salience_map};
 use crate::analysis::spectrum::{SpectrumMethod, SpectrumReport, spectrum_report};
 use crate::analysis::stats::{TensorStats, tensor_stats};
@@ -83,6 +84,9 @@ pub enum JobResult {
         path: PathBuf,
         /// The checkpoint, or the error's full message.
         result: Result<Arc<Checkpoint>, String>,
+        /// When the path was a report (`analyze -o`): its results (the checkpoint then has no
+        /// weights).
+        report: Option<Arc<Report>>,
     },
     /// A per-tensor result (or why there is none), for the checkpoint at `checkpoint`.
     Tensor {
@@ -445,8 +449,17 @@ impl Jobs {
     /// Opens a checkpoint in the background.
     pub fn open(&self, path: PathBuf) {
         self.spawn("open", move |r| {
+            if is_report(&path) {
+                let opened = Report::read(&path).and_then(|report| Ok((report.checkpoint_at(&path)?, report)));
+                let (result, report) = match opened {
+                    Ok((ckpt, report)) => (Ok(Arc::new(ckpt)), Some(Arc::new(report))),
+                    Err(e) => (Err(e.to_string()), None),
+                };
+                r.send(JobResult::Opened { path, result, report });
+                return;
+            }
             let result = Checkpoint::open(&path).map(Arc::new).map_err(|e| e.to_string());
-            r.send(JobResult::Opened { path, result });
+            r.send(JobResult::Opened { path, result, report: None });
         });
     }
 
@@ -1025,6 +1038,15 @@ impl Jobs {
         }
         out
     }
+}
+
+/// Whether `path` is a report file (it starts with the report magic).
+fn is_report(path: &std::path::Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 8];
+    path.is_file()
+        && std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok()
+        && &magic == crate::analysis::report::REPORT_MAGIC
 }
 
 fn compute(

@@ -160,6 +160,16 @@ pub enum Computed<T> {
     Failed(String),
 }
 
+impl<T: Clone> Computed<T> {
+    /// A result computed elsewhere (a report's), or why there is none.
+    fn from_result(r: &Result<T, String>) -> Self {
+        match r {
+            Ok(v) => Computed::Ready(Arc::new(v.clone())),
+            Err(e) => Computed::Failed(e.clone()),
+        }
+    }
+}
+
 impl<T> Computed<T> {
     /// Stops the computation if it is still running.
     pub fn cancel(&self) {
@@ -379,6 +389,27 @@ pub struct Session {
 }
 
 impl Session {
+    /// Takes a report's results as computed (`analyze -o`): the views show them as they would
+    /// their own; what the report lacks is computed on demand, and fails for want of weights.
+    pub fn fill_from(&mut self, report: &crate::analysis::report::Report) {
+        let key = StatsKey { bins: report.histogram_bins, log_abs: false };
+        for (i, t) in self.ckpt.tensors().iter().enumerate() {
+            let Some(r) = report.tensors.get(&t.name) else { continue };
+            if let Some(s) = &r.stats {
+                self.stats.insert((i, key), Computed::from_result(s));
+            }
+            if let Some(s) = &r.spectrum {
+                self.spectra.insert(i, Computed::from_result(s));
+            }
+            if let Some(c) = &r.channels {
+                self.channels.insert(i, Computed::from_result(c));
+            }
+            if let Some(s) = &r.salience {
+                self.salience.insert(i, Computed::from_result(s));
+            }
+        }
+    }
+
     /// Stops the work still running for this checkpoint (it is being replaced).
     pub fn close(&self) {
         self.preview_queue.clear();
@@ -862,7 +893,7 @@ impl WorkbenchApp {
 
     fn apply(&mut self, result: JobResult) {
         match result {
-            JobResult::Opened { path, result } => {
+            JobResult::Opened { path, result, report } => {
                 if self.opening.as_ref() != Some(&path) {
                     return; // superseded by a later open
                 }
@@ -898,6 +929,17 @@ impl WorkbenchApp {
                             heat_focus: None,
                             attention: attention::AttentionState::default(),
                         });
+                        if let (Some(report), Some(session)) = (&report, &mut self.session) {
+                            session.fill_from(report);
+                            self.message = Some(format!(
+                                "a report of {} ({}, {} of {} tensors, by {}): views that need the weights say so",
+                                report.checkpoint.path,
+                                report.parts.iter().map(|p| format!("files {p}")).collect::<Vec<_>>().join(", "),
+                                report.tensors.len(),
+                                report.checkpoint.tensors.len(),
+                                report.created_by
+                            ));
+                        }
                         // Start on the largest tensor: usually the most interesting one.
                         if let Some(i) = largest {
                             self.select(i);

@@ -15,7 +15,7 @@ pub mod json;
 mod mmap;
 pub mod model_config;
 pub mod names;
-mod safetensors;
+pub mod safetensors;
 pub mod sentencepiece;
 pub mod sharded;
 
@@ -35,7 +35,7 @@ pub use names::{Role, classify};
 use crate::codec::{self, DType};
 
 /// The container format of a checkpoint.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     /// Hugging Face safetensors.
@@ -182,6 +182,25 @@ impl Checkpoint {
             Format::Gguf => None,
         };
         Ok(Self::assemble(path, loaded, config))
+    }
+
+    /// A checkpoint known only from its tensor table, as a report (`analyze -o`) carries it: it
+    /// lists, describes and classifies its tensors, and reading one says that the weights are
+    /// not here. `origin` names where the table came from (the report's path).
+    pub fn without_weights(
+        origin: &Path,
+        format: Format,
+        tensors: Vec<(usize, safetensors::RawTensor)>,
+        metadata: BTreeMap<String, serde_json::Value>,
+        config: Option<serde_json::Value>,
+    ) -> Self {
+        let loaded = Loaded { files: Vec::new(), tensors, metadata, warnings: Vec::new(), format, gguf: None };
+        Self::assemble(origin, loaded, config)
+    }
+
+    /// Whether the checkpoint has its weights (not one read from a report).
+    pub fn has_weights(&self) -> bool {
+        !self.files.is_empty()
     }
 
     /// One file, read or mapped already: GGUF or safetensors by its first bytes, on its own (no
@@ -349,6 +368,13 @@ impl Checkpoint {
             .ok()
             .zip(usize::try_from(tensor.bytes).ok())
             .and_then(|(start, len)| Some(start..start.checked_add(len)?));
+        if !self.has_weights() {
+            return Err(CheckpointError::Decode {
+                path: self.path.clone(),
+                tensor: tensor.name.clone(),
+                message: "this is a report: the weights are not in it (open the checkpoint itself for this)".into(),
+            });
+        }
         match (file, range) {
             (Some(f), Some(range)) if range.end <= f.bytes().len() => Ok(&f.bytes()[range]),
             _ => Err(CheckpointError::Decode {
@@ -387,10 +413,11 @@ impl Checkpoint {
         let outside = || fail(format!("element range {range:?} is outside the tensor's bytes"));
         let byte_start = (range.start / block_elems).checked_mul(block_bytes).ok_or_else(outside)?;
         let byte_end = range.end.div_ceil(block_elems).checked_mul(block_bytes).ok_or_else(outside)?;
+        let all = self.raw_bytes(tensor)?;
         let bytes = usize::try_from(byte_start)
             .ok()
             .zip(usize::try_from(byte_end).ok())
-            .and_then(|(a, b)| self.raw_bytes(tensor).ok()?.get(a..b))
+            .and_then(|(a, b)| all.get(a..b))
             .ok_or_else(outside)?;
         out.resize((range.end - range.start) as usize, 0.0);
         codec::decode(tensor.dtype, bytes, out).map_err(|e| fail(e.to_string()))?;
@@ -436,8 +463,20 @@ pub fn block_ranges(n: u64, block: u64, chunk: u64) -> impl Iterator<Item = Rang
 
 /// Opens one safetensors file.
 fn open_single(path: &Path) -> Result<Loaded> {
-    single(MappedFile::open(path)?)
+    let file = MappedFile::open(path)?;
+    if file.bytes().starts_with(REPORT_MAGIC) {
+        return Err(CheckpointError::NotACheckpoint {
+            path: path.to_owned(),
+            reason: "it is a weightbench report (`analyze -o`): open it in the window (`weightbench PATH`), \
+                     or join parts with `merge-reports`"
+                .into(),
+        });
+    }
+    single(file)
 }
+
+/// The first bytes of a report file (`weightbench analyze -o`), which is not a checkpoint.
+pub const REPORT_MAGIC: &[u8; 8] = b"WBREPORT";
 
 /// The checkpoint of one safetensors file.
 fn single(file: MappedFile) -> Result<Loaded> {

@@ -14,6 +14,7 @@ mod heatmap_png;
 mod info;
 mod plan;
 mod quantize;
+mod report;
 mod runtime;
 mod salience;
 mod spectrum;
@@ -116,6 +117,14 @@ pub enum Command {
     /// folder's sentence-transformers modules say so), and with a plan the cosine similarity of
     /// the planned model's embedding to the original's.
     Embed(EmbedArgs),
+    /// Compute what the window's views show (statistics and histograms, spectra, channel
+    /// profiles and tile maps, salience with --importance, a plan's preview with --plan/--scheme)
+    /// into one report file that the window opens without the checkpoint (`weightbench
+    /// report.wbr`). `--shards A-B` computes the part stored in those files, for fleets.
+    Analyze(report::AnalyzeArgs),
+    /// Join reports of parts of one checkpoint (`analyze --shards`) into one; any order gives
+    /// the same file.
+    MergeReports(report::MergeArgs),
 }
 
 /// The command line's names of the backends, parsed into [`BackendChoice`].
@@ -144,6 +153,8 @@ pub fn run(command: &Command, choice: BackendChoice, out: &mut dyn Write) -> Res
         Command::Attention(args) => runtime::run_attention(args, &backend, out),
         Command::Imatrix(args) => runtime::run_imatrix(args, &backend, out),
         Command::Embed(args) => runtime::run_embed(args, &backend, out),
+        Command::Analyze(args) => report::run_analyze(args, &backend, out),
+        Command::MergeReports(args) => report::run_merge(args, out),
     };
     for notice in backend.take_notices() {
         eprintln!("note: {notice}");

@@ -153,7 +153,7 @@ pub(super) fn run(args: &QuantizeArgs, backend: &dyn Backend, out: &mut dyn Writ
 }
 
 /// Previews every tensor in order, with a progress bar (after the first second) and Ctrl-C.
-fn measure(
+pub(super) fn measure(
     backend: &dyn Backend,
     ckpt: &Checkpoint,
     tensors: &[&TensorInfo],

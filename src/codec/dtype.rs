@@ -247,6 +247,11 @@ impl DType {
         }
     }
 
+    /// The type [`DType::name`] names (safetensors names, and ggml's block types), if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        DType::SAFETENSORS.into_iter().chain(GGML_IDS.iter().map(|(_, d)| *d)).find(|d| d.name() == name)
+    }
+
     /// The type of a ggml type id, if known.
     pub fn from_ggml_id(id: u32) -> Option<Self> {
         GGML_IDS.iter().find(|(i, _)| *i == id).map(|(_, d)| *d)

@@ -20,7 +20,7 @@ pub mod select;
 mod simd_x86;
 pub mod source;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use floats::FloatFormat;
 pub use provenance::{BackendKind, Provenance, Ran};
@@ -69,7 +69,7 @@ pub enum ComputeError {
 }
 
 /// How the histogram bins values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BinScale {
     /// Equal-width bins over [min, max] of the finite values.
@@ -94,7 +94,7 @@ impl Default for StatsRequest {
 }
 
 /// Moments of the finite values as exact-merge sums (Pébay's formulas), plus counts.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Moments {
     /// Finite values.
     pub n: u64,
@@ -123,7 +123,7 @@ pub struct Moments {
 }
 
 /// A histogram whose bin membership is defined by comparisons against f32 thresholds.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HistogramCounts {
     /// Bin scale.
     pub scale: BinScale,
@@ -137,7 +137,7 @@ pub struct HistogramCounts {
 }
 
 /// Everything the statistics kernel returns for one tensor.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StatsResult {
     /// Moments and counts.
     pub moments: Moments,
@@ -148,7 +148,7 @@ pub struct StatsResult {
 }
 
 /// Per-channel statistics of a matrix `[rows, cols]`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ChannelResult {
     /// Rows (output channels).
     pub rows: usize,
@@ -179,7 +179,7 @@ pub struct ChannelResult {
 }
 
 /// A tiled map of a matrix: one value per tile of `tile_rows × tile_cols` values.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TileMap {
     /// Tile height in rows.
     pub tile_rows: usize,
@@ -222,7 +222,7 @@ impl TileRegion {
 /// The running summaries of one tile (or of any set of values merged in row-major order): what
 /// every heatmap mode is made from. The maxima and the extreme are exact on every backend; the
 /// sums agree to about 1e-12 relative (f64 on the CPU, compensated f32 pairs on the GPU).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct TileSummary {
     /// max |x| of the finite values.
     pub max_abs: f32,

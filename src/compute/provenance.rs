@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Which kind of backend ran a kernel.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     /// The CPU (rayon).

@@ -131,14 +131,17 @@ pub fn status_bar_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
                 ui.label(format!("opening {}", path.display()));
             } else if let Some(s) = &app.session {
                 let ckpt = &s.ckpt;
+                let stored = if ckpt.has_weights() {
+                    format!("{} in {} file(s)", format::bytes(ckpt.total_bytes()), ckpt.files().len())
+                } else {
+                    format!("{} (a report: no weights here)", format::bytes(ckpt.total_bytes()))
+                };
                 ui.label(format!(
-                    "{} · {} · {} tensors · {} parameters · {} in {} file(s) · computing on {}",
+                    "{} · {} · {} tensors · {} parameters · {stored} · computing on {}",
                     ckpt.path().display(),
                     ckpt.architecture().unwrap_or("unknown architecture"),
                     ckpt.tensors().len(),
                     format::count(ckpt.total_params()),
-                    format::bytes(ckpt.total_bytes()),
-                    ckpt.files().len(),
                     app.backend_label()
                 ));
             }
