@@ -91,7 +91,9 @@ pub fn read_header(file: &MappedFile) -> Result<Header> {
     // serde_json refuses nesting deeper than 128 levels, so an absurdly deep header is an error,
     // not a stack overflow.
     let invalid_header = |message: String| CheckpointError::InvalidHeader { path: path.to_owned(), message };
-    let raw: UniqueMap<serde_json::Value> =
+    // Each entry is kept as its text and parsed on its own: a field given twice inside an entry
+    // is then refused (as the reference implementation does), where a parsed Value keeps the last.
+    let raw: UniqueMap<Box<serde_json::value::RawValue>> =
         serde_json::from_str(text).map_err(|e| invalid_header(format!("not valid JSON: {e}")))?;
     if let Some(name) = raw.duplicate {
         return Err(CheckpointError::DuplicateTensor {
@@ -108,13 +110,13 @@ pub fn read_header(file: &MappedFile) -> Result<Header> {
     for (name, value) in raw.entries {
         if name == "__metadata__" {
             // Values other than strings are tolerated and dropped: writers differ.
-            let serde_json::Value::Object(map) = value else {
+            let Ok(serde_json::Value::Object(map)) = serde_json::from_str(value.get()) else {
                 return Err(invalid_header("__metadata__ is not an object".into()));
             };
             metadata = map.into_iter().filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_owned()))).collect();
             continue;
         }
-        let entry = Entry::deserialize(&value)
+        let entry = serde_json::from_str::<Entry>(value.get())
             .map_err(|e| invalid_header(format!("tensor {name:?}: {e} (expected {{dtype, shape, data_offsets}})")))?;
         let invalid =
             |message: String| CheckpointError::InvalidTensor { path: path.to_owned(), tensor: name.clone(), message };
