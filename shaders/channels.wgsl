@@ -60,15 +60,20 @@ fn row_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     }
 }
 
-// One invocation per column (adjacent invocations read adjacent addresses).
+// Column statistics over the row chunks of a matrix too large for one buffer, in two passes
+// (one invocation per column; adjacent invocations read adjacent addresses). Chunks are given in
+// row order and each continues the sums the previous left, so the result is that of one pass
+// over all rows. Pass 1 adds to out[4*col..]: abs-max, sum, sum of squares, count (zeroed before
+// the first chunk). Pass 2 adds the squared and fourth central moments about the column's mean
+// to out[2*col..], reading pass 1's sums from `sums`.
 @compute @workgroup_size(256)
-fn col_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn col_sums(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let col = linear_index(wid, nwg, lid);
     if (col >= p.cols) { return; }
-    var amax = 0.0;
-    var sum = 0.0;
-    var sq = 0.0;
-    var n = 0.0;
+    var amax = out[4u * col];
+    var sum = out[4u * col + 1u];
+    var sq = out[4u * col + 2u];
+    var n = out[4u * col + 3u];
     for (var i = 0u; i < p.rows; i = i + 1u) {
         let v = x[i * p.cols + col];
         if (is_finite_bits(bitcast<u32>(v))) {
@@ -78,9 +83,21 @@ fn col_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
             n = n + 1.0;
         }
     }
-    let mean = sum / max(n, 1.0);
-    var m2 = 0.0;
-    var m4 = 0.0;
+    out[4u * col] = amax;
+    out[4u * col + 1u] = sum;
+    out[4u * col + 2u] = sq;
+    out[4u * col + 3u] = n;
+}
+
+@group(0) @binding(4) var<storage, read> sums: array<f32>;
+
+@compute @workgroup_size(256)
+fn col_moments(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let col = linear_index(wid, nwg, lid);
+    if (col >= p.cols) { return; }
+    let mean = sums[4u * col + 1u] / max(sums[4u * col + 3u], 1.0);
+    var m2 = out[2u * col];
+    var m4 = out[2u * col + 1u];
     for (var i = 0u; i < p.rows; i = i + 1u) {
         let v = x[i * p.cols + col];
         if (is_finite_bits(bitcast<u32>(v))) {
@@ -89,12 +106,8 @@ fn col_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
             m4 = m4 + d2 * d2;
         }
     }
-    let nn = max(n, 1.0);
-    var kurt = nan_f32();
-    if (m2 > 0.0) { kurt = (m4 / nn) / ((m2 / nn) * (m2 / nn)) - 3.0; }
-    out[3u * col] = amax;
-    out[3u * col + 1u] = sqrt(sq);
-    out[3u * col + 2u] = kurt;
+    out[2u * col] = m2;
+    out[2u * col + 1u] = m4;
 }
 
 // One invocation per tile: max |x| of its tile_rows x tile_cols values.

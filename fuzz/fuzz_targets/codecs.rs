@@ -59,7 +59,8 @@ fn encode_blocks(dtype: DType, bytes: &[u8], weighted: bool) {
     let importance: Option<Vec<f32>> = weighted.then(|| {
         // Activations' mean squares: far below 1e6 in any model (much larger ones overflow the
         // weighted sums to NaN scales, in llama.cpp's arithmetic as in ours).
-        let mut w: Vec<f32> = floats(importance).iter().map(|w| if w.is_finite() { w.abs().min(1e6) } else { 0.0 }).collect();
+        let mut w: Vec<f32> =
+            floats(importance).iter().map(|w| if w.is_finite() { w.abs().min(1e6) } else { 0.0 }).collect();
         w.resize(row.len(), 1.0);
         w
     });

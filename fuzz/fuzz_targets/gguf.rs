@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use weightbench::checkpoint::{Checkpoint, MappedFile, METADATA_ARRAY_ITEMS};
+use weightbench::checkpoint::{Checkpoint, METADATA_ARRAY_ITEMS, MappedFile};
 
 #[path = "common.rs"]
 mod common;

@@ -10,7 +10,8 @@ use weightbench::quant::plan::{ModelIdentity, Plan};
 fuzz_target!(|data: &[u8]| {
     let Some((&format, text)) = data.split_first() else { return };
     let Ok(text) = std::str::from_utf8(text) else { return };
-    let parsed = if format & 1 == 0 { Plan::parse_toml(text, "fuzz.toml") } else { Plan::parse_json(text, "fuzz.json") };
+    let parsed =
+        if format & 1 == 0 { Plan::parse_toml(text, "fuzz.toml") } else { Plan::parse_json(text, "fuzz.json") };
     let plan = match parsed {
         Ok(plan) => plan,
         Err(e) => {

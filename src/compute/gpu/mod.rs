@@ -498,7 +498,11 @@ impl GpuBackend {
         })
     }
 
-    /// Per-channel statistics and the abs-max map ([`super::Backend::channels`]).
+    /// Per-channel statistics and the abs-max map ([`super::Backend::channels`]). The matrix goes
+    /// through the device in chunks of whole tile rows that fit one binding (a 128k × 16k
+    /// embedding takes several): rows and tiles are complete in each chunk, and the columns'
+    /// sums and central moments carry from one chunk to the next, so any chunking gives the
+    /// result of one pass.
     pub fn channels(
         &self,
         src: &dyn ValueSource,
@@ -506,58 +510,106 @@ impl GpuBackend {
         cancel: &Cancel,
     ) -> Result<ChannelResult, ComputeError> {
         let (rows, cols) = source::require_matrix(src, "channel statistics")?;
-        let n = src.numel();
-        self.require_one_buffer(src, n)?;
-        // One invocation per column walks the rows twice; lavapipe ends an invocation after
-        // 65535 loop iterations, which would cut the columns of a tall matrix short.
         let tiling = kernels::tiling(rows, cols, max_grid);
-        if self.is_software() && (2 * rows > LAVAPIPE_LOOP_LIMIT || tiling.0 * tiling.1 > LAVAPIPE_LOOP_LIMIT) {
+        let (tile_rows, tile_cols, grid_rows, grid_cols) = tiling;
+        // lavapipe ends an invocation after 65535 loop iterations: a tile's loop must fit, and
+        // the columns' loops over a chunk's rows are kept below it.
+        if self.is_software() && tile_rows * (tile_cols + 1) > LAVAPIPE_LOOP_LIMIT {
             return Err(ComputeError::NotOnGpu(format!(
-                "channel statistics of {rows} rows run on the CPU: the software GPU stops a kernel after {LAVAPIPE_LOOP_LIMIT} loop iterations"
+                "channel statistics with tiles of {tile_rows} x {tile_cols} run on the CPU: the software GPU stops a kernel after {LAVAPIPE_LOOP_LIMIT} loop iterations"
             )));
         }
-        if cancel.is_cancelled() {
-            return Err(ComputeError::Cancelled);
+        let fit_rows = (self.ctx.max_binding() / 4 / cols.max(1) as u64) as usize;
+        let loop_rows = if self.is_software() { LAVAPIPE_LOOP_LIMIT - 1 } else { usize::MAX };
+        let chunk_rows = fit_rows.min(loop_rows) / tile_rows * tile_rows;
+        if chunk_rows == 0 {
+            return Err(gpu_error(format!("{} tile rows of {} are larger than one GPU buffer", tile_rows, src.name())));
         }
-        let buf = self.decode(src, 0..n)?;
-        let (tile_rows, tile_cols, grid_rows, grid_cols) = tiling;
-        let p = MatrixParams::new(rows, cols, tiling);
-        let params = self.ctx.uniform(bytemuck::bytes_of(&p))?;
-        let row_out = self.ctx.storage((rows * 3 * 4) as u64)?;
-        let col_out = self.ctx.storage((cols * 3 * 4) as u64)?;
-        let tiles = self.ctx.storage((grid_rows * grid_cols * 4) as u64)?;
-        self.ctx.dispatch(
-            "channels.wgsl",
-            "row_stats",
-            &[(0, buf.get()), (1, row_out.get()), (2, &params)],
-            rows as u32,
-        )?;
-        self.ctx.dispatch(
-            "channels.wgsl",
-            "col_stats",
-            &[(0, buf.get()), (1, col_out.get()), (2, &params)],
-            cols.div_ceil(256) as u32,
-        )?;
-        self.ctx.dispatch(
-            "channels.wgsl",
-            "tile_absmax",
-            &[(0, buf.get()), (1, tiles.get()), (2, &params)],
-            (grid_rows * grid_cols).div_ceil(256) as u32,
-        )?;
-        let r = self.ctx.read_f32(row_out.get(), rows * 3)?;
-        let c = self.ctx.read_f32(col_out.get(), cols * 3)?;
-        let tile_abs_max = self.ctx.read_f32(tiles.get(), grid_rows * grid_cols)?;
+        let col_sums = self.ctx.storage((cols * 4 * 4) as u64)?;
+        let col_moments = self.ctx.storage((cols * 2 * 4) as u64)?;
+        self.ctx.clear(col_sums.get(), (cols * 4 * 4) as u64)?;
+        self.ctx.clear(col_moments.get(), (cols * 2 * 4) as u64)?;
+        let chunks: Vec<std::ops::Range<usize>> =
+            (0..rows.div_ceil(chunk_rows)).map(|k| k * chunk_rows..((k + 1) * chunk_rows).min(rows)).collect();
+        let params_of = |r: &std::ops::Range<usize>| {
+            let chunk_grid_rows = r.len().div_ceil(tile_rows);
+            MatrixParams::new(r.len(), cols, (tile_rows, tile_cols, chunk_grid_rows, grid_cols))
+        };
+        let (mut row_stats, mut tile_abs_max) =
+            (Vec::with_capacity(rows * 3), Vec::with_capacity(grid_rows * grid_cols));
+        let col_groups = cols.div_ceil(256) as u32;
+        // The last chunk stays on the device for the second pass when there is only one.
+        let mut kept = None;
+        for r in &chunks {
+            if cancel.is_cancelled() {
+                return Err(ComputeError::Cancelled);
+            }
+            let buf = self.decode(src, (r.start * cols) as u64..(r.end * cols) as u64)?;
+            let p = params_of(r);
+            let params = self.ctx.uniform(bytemuck::bytes_of(&p))?;
+            let row_out = self.ctx.storage((r.len() * 3 * 4) as u64)?;
+            let tiles = self.ctx.storage((p.grid_rows as usize * grid_cols * 4) as u64)?;
+            self.ctx.dispatch(
+                "channels.wgsl",
+                "row_stats",
+                &[(0, buf.get()), (1, row_out.get()), (2, &params)],
+                r.len() as u32,
+            )?;
+            self.ctx.dispatch(
+                "channels.wgsl",
+                "col_sums",
+                &[(0, buf.get()), (1, col_sums.get()), (2, &params)],
+                col_groups,
+            )?;
+            self.ctx.dispatch(
+                "channels.wgsl",
+                "tile_absmax",
+                &[(0, buf.get()), (1, tiles.get()), (2, &params)],
+                (p.grid_rows as usize * grid_cols).div_ceil(256) as u32,
+            )?;
+            row_stats.extend(self.ctx.read_f32(row_out.get(), r.len() * 3)?);
+            tile_abs_max.extend(self.ctx.read_f32(tiles.get(), p.grid_rows as usize * grid_cols)?);
+            if chunks.len() == 1 {
+                kept = Some((buf, params));
+            }
+        }
+        for r in &chunks {
+            if cancel.is_cancelled() {
+                return Err(ComputeError::Cancelled);
+            }
+            let (buf, params) = match kept.take() {
+                Some(k) => k,
+                None => (
+                    self.decode(src, (r.start * cols) as u64..(r.end * cols) as u64)?,
+                    self.ctx.uniform(bytemuck::bytes_of(&params_of(r)))?,
+                ),
+            };
+            self.ctx.dispatch(
+                "channels.wgsl",
+                "col_moments",
+                &[(0, buf.get()), (1, col_moments.get()), (2, &params), (4, col_sums.get())],
+                col_groups,
+            )?;
+        }
+        let sums = self.ctx.read_f32(col_sums.get(), cols * 4)?;
+        let moments = self.ctx.read_f32(col_moments.get(), cols * 2)?;
         let split = |v: &[f32], k: usize| v.chunks_exact(3).map(|x| x[k]).collect::<Vec<f32>>();
         let widen = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<f64>>();
+        // The columns' kurtosis as the row kernel finishes a row's (in f32).
+        let kurtosis = |s: &[f32], m: &[f32]| {
+            let n = s[3].max(1.0);
+            let m2 = m[0] / n;
+            if m[0] > 0.0 { f64::from((m[1] / n) / (m2 * m2) - 3.0) } else { f64::NAN }
+        };
         Ok(ChannelResult {
             rows,
             cols,
-            row_abs_max: split(&r, 0),
-            row_l2: widen(split(&r, 1)),
-            row_kurtosis: widen(split(&r, 2)),
-            col_abs_max: split(&c, 0),
-            col_l2: widen(split(&c, 1)),
-            col_kurtosis: widen(split(&c, 2)),
+            row_abs_max: split(&row_stats, 0),
+            row_l2: widen(split(&row_stats, 1)),
+            row_kurtosis: widen(split(&row_stats, 2)),
+            col_abs_max: sums.chunks_exact(4).map(|s| s[0]).collect(),
+            col_l2: sums.chunks_exact(4).map(|s| f64::from(s[2].sqrt())).collect(),
+            col_kurtosis: sums.chunks_exact(4).zip(moments.chunks_exact(2)).map(|(s, m)| kurtosis(s, m)).collect(),
             tile_rows,
             tile_cols,
             grid_rows,
