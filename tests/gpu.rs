@@ -784,7 +784,7 @@ fn an_allocation_that_fails_finishes_on_the_cpu_with_a_notice() {
     assert_eq!(on_gpu, reference);
 }
 
-/// Channel statistics of a matrix past a buffer (a 128k × 16k embedding is 8 GiB of f32; here
+/// Channel statistics and salience of a matrix past a buffer (a 128k × 16k embedding is 8 GiB of f32; here
 /// bindings capped at 64 KiB cut a 2000 × 96 matrix into 12 chunks of tile rows): the same
 /// numbers, bit for bit, as one pass over the whole matrix on the same device, and the CPU's
 /// within float rounding.
@@ -822,4 +822,8 @@ fn channels_past_one_buffer_are_chunked_with_the_result_of_one_pass() {
     for (a, b) in chunked.col_kurtosis.iter().zip(&cpu.col_kurtosis) {
         assert!((a - b).abs() <= 1e-3 * (1.0 + b.abs()), "column kurtosis {a} vs {b}");
     }
+    // The salience map goes through in the same chunks, with the CPU's maxima.
+    let importance: Vec<f32> = (0..cols).map(|j| 1.0 + j as f32 * 0.01).collect();
+    let salience = small.salience_tiles(&src, &importance, 64, &cancel).unwrap();
+    assert_eq!(salience, CpuBackend.salience_tiles(&src, &importance, 64, &cancel).unwrap());
 }

@@ -267,6 +267,17 @@ impl GpuBackend {
         fit.min(src.numel().div_ceil(unit) * unit).max(unit)
     }
 
+    /// Rows per chunk for kernels that work in whole tile rows of `tile_rows`: as many as fit one
+    /// binding (on lavapipe, also fewer than its loop limit, as a column's loop runs over them).
+    fn tile_row_chunk(&self, src: &dyn ValueSource, cols: usize, tile_rows: usize) -> Result<usize, ComputeError> {
+        let fit_rows = (self.ctx.max_binding() / 4 / cols.max(1) as u64) as usize;
+        let loop_rows = if self.is_software() { LAVAPIPE_LOOP_LIMIT - 1 } else { usize::MAX };
+        match fit_rows.min(loop_rows) / tile_rows.max(1) * tile_rows {
+            0 => Err(gpu_error(format!("{tile_rows} tile rows of {} are larger than one GPU buffer", src.name()))),
+            rows => Ok(rows),
+        }
+    }
+
     /// An error unless `n` f32 values fit in one binding.
     fn require_one_buffer(&self, src: &dyn ValueSource, n: u64) -> Result<(), ComputeError> {
         if n.saturating_mul(4) > self.ctx.max_binding() {
@@ -519,12 +530,7 @@ impl GpuBackend {
                 "channel statistics with tiles of {tile_rows} x {tile_cols} run on the CPU: the software GPU stops a kernel after {LAVAPIPE_LOOP_LIMIT} loop iterations"
             )));
         }
-        let fit_rows = (self.ctx.max_binding() / 4 / cols.max(1) as u64) as usize;
-        let loop_rows = if self.is_software() { LAVAPIPE_LOOP_LIMIT - 1 } else { usize::MAX };
-        let chunk_rows = fit_rows.min(loop_rows) / tile_rows * tile_rows;
-        if chunk_rows == 0 {
-            return Err(gpu_error(format!("{} tile rows of {} are larger than one GPU buffer", tile_rows, src.name())));
-        }
+        let chunk_rows = self.tile_row_chunk(src, cols, tile_rows)?;
         let col_sums = self.ctx.storage((cols * 4 * 4) as u64)?;
         let col_moments = self.ctx.storage((cols * 2 * 4) as u64)?;
         self.ctx.clear(col_sums.get(), (cols * 4 * 4) as u64)?;
@@ -689,11 +695,6 @@ impl GpuBackend {
         cancel: &Cancel,
     ) -> Result<TileMap, ComputeError> {
         let (rows, cols) = super::cpu::check_importance(src, importance)?;
-        let n = src.numel();
-        self.require_one_buffer(src, n)?;
-        if cancel.is_cancelled() {
-            return Err(ComputeError::Cancelled);
-        }
         let tiling = kernels::tiling(rows, cols, max_grid);
         let (tr, tc, gr, gc) = tiling;
         if self.is_software() && tr * (tc + 1) > LAVAPIPE_LOOP_LIMIT {
@@ -701,18 +702,28 @@ impl GpuBackend {
                 "salience tiles of {tr} × {tc} run on the CPU: the software GPU stops a kernel after {LAVAPIPE_LOOP_LIMIT} loop iterations"
             )));
         }
-        let buf = self.decode(src, 0..n)?;
+        // Chunks of whole tile rows that fit one binding: each chunk's tiles are complete.
+        let chunk_rows = self.tile_row_chunk(src, cols, tr)?;
         let imp = self.ctx.upload(bytemuck::cast_slice(importance))?;
-        let p = MatrixParams::new(rows, cols, tiling);
-        let params = self.ctx.uniform(bytemuck::bytes_of(&p))?;
-        let tiles = self.ctx.storage((gr * gc * 4) as u64)?;
-        self.ctx.dispatch(
-            "channels.wgsl",
-            "tile_salience",
-            &[(0, buf.get()), (1, tiles.get()), (2, &params), (3, imp.get())],
-            (gr * gc).div_ceil(256) as u32,
-        )?;
-        let values = self.ctx.read_f32(tiles.get(), gr * gc)?;
+        let mut values = Vec::with_capacity(gr * gc);
+        for start in (0..rows).step_by(chunk_rows) {
+            if cancel.is_cancelled() {
+                return Err(ComputeError::Cancelled);
+            }
+            let end = (start + chunk_rows).min(rows);
+            let buf = self.decode(src, (start * cols) as u64..(end * cols) as u64)?;
+            let chunk_gr = (end - start).div_ceil(tr);
+            let p = MatrixParams::new(end - start, cols, (tr, tc, chunk_gr, gc));
+            let params = self.ctx.uniform(bytemuck::bytes_of(&p))?;
+            let tiles = self.ctx.storage((chunk_gr * gc * 4) as u64)?;
+            self.ctx.dispatch(
+                "channels.wgsl",
+                "tile_salience",
+                &[(0, buf.get()), (1, tiles.get()), (2, &params), (3, imp.get())],
+                (chunk_gr * gc).div_ceil(256) as u32,
+            )?;
+            values.extend(self.ctx.read_f32(tiles.get(), chunk_gr * gc)?);
+        }
         Ok(TileMap { tile_rows: tr, tile_cols: tc, grid_rows: gr, grid_cols: gc, values })
     }
 
