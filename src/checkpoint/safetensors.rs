@@ -110,8 +110,10 @@ pub fn read_header(file: &MappedFile) -> Result<Header> {
     for (name, value) in raw.entries {
         if name == "__metadata__" {
             // Values other than strings are tolerated and dropped: writers differ.
-            let Ok(serde_json::Value::Object(map)) = serde_json::from_str(value.get()) else {
-                return Err(invalid_header("__metadata__ is not an object".into()));
+            let map = match serde_json::from_str(value.get()) {
+                Ok(serde_json::Value::Object(map)) => map,
+                Ok(_) => return Err(invalid_header("__metadata__ is not an object".into())),
+                Err(e) => return Err(invalid_header(format!("__metadata__ is not valid JSON: {e}"))),
             };
             metadata = map.into_iter().filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_owned()))).collect();
             continue;
