@@ -27,14 +27,20 @@ fn analyze(ckpt: &Path, out: &Path, extra: &[&str]) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
-/// A whole report holds each view's result exactly as the engine computes it; parts of it
-/// (by files) merged in either order give the same bytes as each other and as the whole.
-#[test]
-fn parts_merged_in_any_order_give_the_whole_report() {
+/// A temporary folder holding `model/`, the three-shard Llama fixture.
+fn sharded_model() -> (TempDir, std::path::PathBuf) {
     let dir = TempDir::new();
     let model = dir.join("model");
     std::fs::create_dir(&model).unwrap();
     write_sharded_llama(&model);
+    (dir, model)
+}
+
+/// A whole report holds each view's result exactly as the engine computes it; parts of it
+/// (by files) merged in either order give the same bytes as each other and as the whole.
+#[test]
+fn parts_merged_in_any_order_give_the_whole_report() {
+    let (dir, model) = sharded_model();
     let (whole, a, b) = (dir.join("whole.wbr"), dir.join("a.wbr"), dir.join("b.wbr"));
     analyze(&model, &whole, &["--importance", "weight"]);
     analyze(&model, &a, &["--importance", "weight", "--shards", "1"]);
@@ -79,10 +85,7 @@ fn parts_merged_in_any_order_give_the_whole_report() {
 /// What cannot be joined or read says why, naming the file; nothing is written.
 #[test]
 fn reports_that_do_not_fit_are_refused_with_a_reason() {
-    let dir = TempDir::new();
-    let model = dir.join("model");
-    std::fs::create_dir(&model).unwrap();
-    write_sharded_llama(&model);
+    let (dir, model) = sharded_model();
     let (a, other) = (dir.join("a.wbr"), dir.join("other.wbr"));
     analyze(&model, &a, &["--shards", "1"]);
     analyze(&crate::fixtures::demo(), &other, &["--shards", "1"]);
@@ -118,10 +121,7 @@ fn reports_that_do_not_fit_are_refused_with_a_reason() {
 /// one that needs the weights says they are not here.
 #[test]
 fn the_window_opens_a_report_without_the_checkpoint() {
-    let dir = TempDir::new();
-    let model = dir.join("model");
-    std::fs::create_dir(&model).unwrap();
-    write_sharded_llama(&model);
+    let (dir, model) = sharded_model();
     let report_path = dir.join("r.wbr");
     analyze(&model, &report_path, &[]);
     std::fs::remove_dir_all(&model).unwrap();
