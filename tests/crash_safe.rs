@@ -1,4 +1,4 @@
-//! Export under failure, run as a user runs it (the real binary): into a full disk, into a folder
+//! Export (and report writing) under failure, run as a user runs it (the real binary): into a full disk, into a folder
 //! it may not write, over its own input, cancelled and killed midway. Each time: an error that
 //! says what happened (or the signal), nothing under the output's name, no temporary files left
 //! (after SIGKILL, which no process survives to clean up: swept by the next export into that
@@ -96,17 +96,23 @@ fn an_export_over_its_own_input_is_refused_before_writing() {
     assert_eq!(snapshot(&input), before, "the input is untouched and nothing was added to it");
 }
 
-#[test]
-fn a_full_disk_leaves_no_output_and_no_temporary_files() {
-    let dir = TempDir::new();
-    let input = demo_copy(dir.path());
+/// A 1 MB tmpfs mounted at `dir/small` (unmounted by the caller), or a loud skip without root.
+fn small_disk(dir: &Path) -> Option<PathBuf> {
     let mount = dir.join("small");
     std::fs::create_dir_all(&mount).unwrap();
     let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"]).arg(&mount).status();
     if !mounted.is_ok_and(|s| s.success()) {
         skip(Missing::Root, "cannot mount a 1 MB tmpfs for a full disk");
-        return;
+        return None;
     }
+    Some(mount)
+}
+
+#[test]
+fn a_full_disk_leaves_no_output_and_no_temporary_files() {
+    let dir = TempDir::new();
+    let input = demo_copy(dir.path());
+    let Some(mount) = small_disk(dir.path()) else { return };
     let before = snapshot(&input);
     let out = export(&input, &mount.join("out"));
     let left = files_under(&mount);
@@ -115,6 +121,24 @@ fn a_full_disk_leaves_no_output_and_no_temporary_files() {
     assert!(stderr(&out).contains("No space left on device"), "{}", stderr(&out));
     assert!(left.is_empty(), "left on the full disk: {left:?}");
     assert_eq!(snapshot(&input), before);
+}
+
+/// A report (`analyze -o`, 15 MB for the demo) into a full disk: the same clean failure.
+#[test]
+fn a_report_into_a_full_disk_leaves_no_output_and_no_temporary_files() {
+    let dir = TempDir::new();
+    let input = demo_copy(dir.path());
+    let Some(mount) = small_disk(dir.path()) else { return };
+    let report = mount.join("demo.wbr");
+    let out = Command::new(env!("CARGO_BIN_EXE_weightbench"))
+        .args(["analyze", "--backend", "cpu", &input.to_string_lossy(), "-o", &report.to_string_lossy()])
+        .output()
+        .unwrap();
+    let left = files_under(&mount);
+    let _ = Command::new("umount").arg(&mount).status();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("No space left on device") && stderr(&out).contains("demo.wbr"), "{}", stderr(&out));
+    assert!(left.is_empty(), "left on the full disk: {left:?}");
 }
 
 #[test]
