@@ -121,7 +121,7 @@ def main():
     rows.append((f"export ct int4_g128 ({len(report['tensors'])} tensors)", wall, read, rss, anon, f"{written / 1e9:.2f} GB written"))
     shutil.rmtree(target, ignore_errors=True)
 
-    print(f"| {args.shape} | step | wall | read | throughput | peak RSS | peak anonymous | notes |")
+    print(f"| shape | step | wall | read | throughput | peak RSS | peak anonymous | notes |")
     print("|---|---|---|---|---|---|---|---|")
     for name, wall, read, rss, anon, note in rows:
         tp = f"{read / wall / 1e9:.2f} GB/s" if read else "-"
