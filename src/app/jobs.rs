@@ -981,8 +981,8 @@ impl Jobs {
             let picked = match pick {
                 Pick::CheckpointFolder => dialog.set_title("Open a checkpoint folder").pick_folder(),
                 Pick::CheckpointFile => dialog
-                    .set_title("Open a checkpoint")
-                    .add_filter("checkpoints", &["safetensors", "json", "gguf"])
+                    .set_title("Open a checkpoint or a report")
+                    .add_filter("checkpoints and reports", &["safetensors", "json", "gguf", "wbr"])
                     .pick_file(),
                 Pick::Imatrix => {
                     dialog.set_title("Load an importance matrix").add_filter("imatrix", &["gguf", "dat"]).pick_file()
