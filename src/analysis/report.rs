@@ -28,10 +28,11 @@ use crate::compute::{Backend, BinScale, ComputeError, StatsRequest};
 /// The report format this build writes; it reads this one and older.
 pub const VERSION: u32 = 1;
 
-/// Histogram bins of a report's statistics (the window's default).
+/// Histogram bins of a report's statistics, and the window's default (`app::HISTOGRAM_BINS`), so a
+/// report fills the window's caches under the key it asks for.
 pub const HISTOGRAM_BINS: usize = 128;
 
-/// Outlying channels listed per matrix (as the window asks).
+/// Outlying channels listed per matrix, by reports and by the window alike.
 pub const TOP_CHANNELS: usize = 16;
 
 /// A report: where it came from, which parts it covers, and the results by tensor name.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
 use crate::analysis::channels::{ChannelReport, channel_report};
-use crate::analysis::report::Report;
+use crate::analysis::report::{Report, TOP_CHANNELS};
 use crate::analysis::salience::{SalienceMap, salience_map};
 use crate::analysis::spectrum::{SpectrumMethod, SpectrumReport, spectrum_report};
 use crate::analysis::stats::{TensorStats, tensor_stats};
@@ -1065,9 +1065,11 @@ fn compute(
         ResultKind::Spectrum => spectrum_report(backend, ckpt, t, SpectrumMethod::Auto, cancel)
             .map(|s| Output::Spectrum(Arc::new(s)))
             .map_err(message),
-        ResultKind::Channels => channel_report(backend, ckpt, t, 16, crate::analysis::channels::DEFAULT_GRID, cancel)
-            .map(|c| Output::Channels(Arc::new(c)))
-            .map_err(message),
+        ResultKind::Channels => {
+            channel_report(backend, ckpt, t, TOP_CHANNELS, crate::analysis::channels::DEFAULT_GRID, cancel)
+                .map(|c| Output::Channels(Arc::new(c)))
+                .map_err(message)
+        }
         ResultKind::Salience => {
             let arch = ckpt.model_config().map(|m| m.architecture.as_str()).unwrap_or("");
             let imported = importance.and_then(|m| m.for_tensor(&t.name, arch).map(|v| (v, m.source.clone())));

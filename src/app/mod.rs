@@ -26,7 +26,7 @@ use crate::compute::select::{BackendChoice, SelectedBackend};
 use jobs::{JobResult, Jobs, ModelJobKind, Output, Pick, ResultKind, StatsKey};
 
 /// Bins of the histograms the window shows.
-pub const HISTOGRAM_BINS: usize = 128;
+pub const HISTOGRAM_BINS: usize = crate::analysis::report::HISTOGRAM_BINS;
 /// Wall time the UI spends taking job results per frame, at most.
 const DRAIN_BUDGET: Duration = Duration::from_millis(4);
 
