@@ -1,5 +1,5 @@
-//! Export (and report writing) under failure, run as a user runs it (the real binary): into a full disk, into a folder
-//! it may not write, over its own input, cancelled and killed midway. Each time: an error that
+//! Export, convert and report writing under failure, run as a user runs them (the real binary):
+//! into a full disk, into a folder it may not write, over its own input, cancelled and killed midway. Each time: an error that
 //! says what happened (or the signal), nothing under the output's name, no temporary files left
 //! (after SIGKILL, which no process survives to clean up: swept by the next export into that
 //! folder), and the input untouched.
@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::fixtures::{Missing, TempDir, demo, skip};
+use crate::fixtures::{Gguf, Missing, TempDir, demo, q8_0_block, skip};
 
 /// A copy of the demo checkpoint (43 MB of F16) in `dir`, readable by every user.
 fn demo_copy(dir: &Path) -> PathBuf {
@@ -36,8 +36,13 @@ fn export(input: &Path, output: &Path) -> Output {
 }
 
 fn spawn_export(input: &Path, output: &Path) -> Child {
+    spawn(&export_args(input, output))
+}
+
+/// The binary with `args`, its stderr piped.
+fn spawn(args: &[String]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_weightbench"))
-        .args(export_args(input, output))
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -202,4 +207,129 @@ fn kill_9_midway_leaves_no_output_and_the_next_export_sweeps_its_temporaries() {
     let left = outputs_in(dir.path());
     assert!(!left.iter().any(|f| f.ends_with(".partial")), "temporaries left: {left:?}");
     assert!(left.iter().any(|f| f == "out/model.safetensors"), "{left:?}");
+}
+
+/// A Q8_0 GGUF in `dir/gguf/model.gguf` (16 tensors of 2048 × 1024: 36 MB, 134 MB once
+/// converted to F32), so that a convert runs long enough to be interrupted.
+fn gguf_copy(dir: &Path) -> PathBuf {
+    let folder = dir.join("gguf");
+    std::fs::create_dir_all(&folder).unwrap();
+    let mut g = Gguf::new("llama");
+    for i in 0..16u64 {
+        let mut data = Vec::new();
+        for b in 0..2048 * 1024 / 32 {
+            let codes: [i8; 32] = std::array::from_fn(|k| ((b * 7 + k as u64 * 13 + i) % 255) as i8);
+            data.extend(q8_0_block(0.01 + i as f32 * 1e-3, &codes));
+        }
+        g.tensor(&format!("blk.{i}.ffn_up.weight"), &[2048, 1024], 8, data);
+    }
+    let path = folder.join("model.gguf");
+    g.write(&path);
+    path
+}
+
+fn convert_args(input: &Path, output: &Path) -> Vec<String> {
+    ["convert", &input.to_string_lossy(), "--keep-names", "-o", &output.to_string_lossy()]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+fn convert(input: &Path, output: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_weightbench")).args(convert_args(input, output)).output().unwrap()
+}
+
+#[test]
+fn a_convert_into_its_own_input_is_refused_before_writing() {
+    let dir = TempDir::new();
+    let input = gguf_copy(dir.path());
+    let folder = input.parent().unwrap();
+    let before = snapshot(folder);
+    // Into the GGUF's own path, and into a folder where the output would take the input's name.
+    let out = convert(&input, &input);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("overwrite an input file") && stderr(&out).contains("model.gguf"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(snapshot(folder), before, "the input is untouched and nothing was added to it");
+    let renamed = folder.join("model.safetensors");
+    std::fs::rename(&input, &renamed).unwrap();
+    let before = snapshot(folder);
+    let out = Command::new(env!("CARGO_BIN_EXE_weightbench"))
+        .args(convert_args(&renamed, folder))
+        .arg("--overwrite")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("input"), "{}", stderr(&out));
+    assert_eq!(snapshot(folder), before, "the input is untouched and nothing was added to it");
+}
+
+#[test]
+fn a_convert_into_a_full_disk_leaves_no_output_and_no_temporary_files() {
+    let dir = TempDir::new();
+    let input = gguf_copy(dir.path());
+    let Some(mount) = small_disk(dir.path()) else { return };
+    let out = convert(&input, &mount.join("hf"));
+    let left = files_under(&mount);
+    let _ = Command::new("umount").arg(&mount).status();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("No space left on device"), "{}", stderr(&out));
+    assert!(left.is_empty(), "left on the full disk: {left:?}");
+}
+
+#[test]
+fn a_convert_into_a_folder_it_may_not_write_is_a_clear_error() {
+    let dir = TempDir::new();
+    let input = gguf_copy(dir.path());
+    let locked = dir.join("locked");
+    std::fs::create_dir_all(&locked).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    for p in [dir.path(), input.parent().unwrap(), &locked] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::set_permissions(&input, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_weightbench")])
+        .args(convert_args(&input, &locked.join("hf")))
+        .output();
+    let Some(out) = out.ok().filter(|o| !String::from_utf8_lossy(&o.stderr).contains("setpriv:")) else {
+        skip(Missing::Root, "cannot run the binary as another user (setpriv needs root)");
+        return;
+    };
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("Permission denied") && stderr(&out).contains("locked"), "{}", stderr(&out));
+    assert!(files_under(&locked).is_empty());
+}
+
+#[test]
+fn a_convert_cancelled_or_killed_midway_leaves_no_output_and_the_next_sweeps_its_temporaries() {
+    let dir = TempDir::new();
+    let input = gguf_copy(dir.path());
+    let before = snapshot(input.parent().unwrap());
+    let target = dir.join("hf");
+    let args = convert_args(&input, &target);
+    let outputs = || files_under(dir.path()).into_iter().filter(|f| !f.starts_with("gguf/")).collect::<Vec<_>>();
+
+    let mut child = spawn(&args);
+    wait_for_partial(dir.path(), &mut child);
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cancelled"), "{}", stderr(&out));
+    assert!(outputs().is_empty(), "left behind after Ctrl-C: {:?}", outputs());
+
+    let mut child = spawn(&args);
+    wait_for_partial(dir.path(), &mut child);
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(outputs().iter().all(|f| f.ends_with(".partial")), "only hidden temporaries may remain: {:?}", outputs());
+    assert!(!target.join("model.safetensors").exists(), "no output under its name");
+    assert_eq!(snapshot(input.parent().unwrap()), before, "the input is untouched");
+    let out = convert(&input, &target);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!outputs().iter().any(|f| f.ends_with(".partial")), "temporaries left: {:?}", outputs());
+    assert!(outputs().iter().any(|f| f == "hf/model.safetensors"), "{:?}", outputs());
 }

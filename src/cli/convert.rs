@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 
 /// Output element types of `convert`.
@@ -51,8 +51,12 @@ pub(super) fn run(args: &ConvertArgs, out: &mut dyn Write) -> Result<()> {
     let opts =
         ConvertOptions { out_dir: args.output.clone(), dtype, keep_names: args.keep_names, overwrite: args.overwrite };
     let bar = super::progress_bar(ckpt.total_bytes(), "converting");
-    let report = gguf_to_safetensors(&ckpt, &opts, &crate::analysis::Cancel::new(), &|done, _| bar.set_position(done))
-        .with_context(|| format!("cannot convert {}", args.path.display()))?;
+    let cancel = super::cancel_on_interrupt();
+    let report = match gguf_to_safetensors(&ckpt, &opts, &cancel, &|done, _| bar.set_position(done)) {
+        Ok(report) => report,
+        Err(crate::export::ExportError::Cancelled) => bail!("cancelled (Ctrl-C): nothing was written"),
+        Err(e) => return Err(e).with_context(|| format!("cannot convert {}", args.path.display())),
+    };
     bar.finish_and_clear();
     if args.json {
         super::write_json(out, &report)?;

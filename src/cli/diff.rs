@@ -7,8 +7,8 @@ use anyhow::{Result, bail};
 use clap::Args;
 use serde::Serialize;
 
+use crate::analysis::AnalysisError;
 use crate::analysis::diff::{DEFAULT_TOP, ShapeMismatch, TensorDiff, diff_pair, pair};
-use crate::analysis::{AnalysisError, Cancel};
 use crate::compute::{Backend, ComputeError};
 
 /// Arguments of `weightbench diff`.
@@ -79,11 +79,7 @@ pub(super) fn run(args: &DiffArgs, backend: &dyn Backend, out: &mut dyn Write) -
             pairing.shape_mismatch.len()
         );
     }
-    let cancel = Cancel::new();
-    {
-        let c = cancel.clone();
-        let _ = ctrlc::set_handler(move || c.cancel());
-    }
+    let cancel = super::cancel_on_interrupt();
     let reads = if args.top > 0 { 3 } else { 2 };
     let bar = super::progress_bar(pairs.iter().map(|p| reads * (p.a.bytes + p.b.bytes)).sum(), "comparing");
     let mut results = Vec::with_capacity(pairs.len());

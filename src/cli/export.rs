@@ -84,11 +84,7 @@ pub(super) fn run(args: &ExportArgs, backend: &dyn Backend, out: &mut dyn Write)
     let hessians = plan.resolve_all(&ckpt)?.0.iter().any(|r| r.parsed.needs_hessian());
     let importance =
         super::importance(&ckpt, args.importance.as_deref(), args.calibration.as_deref(), hessians, backend)?;
-    let cancel = Cancel::new();
-    {
-        let c = cancel.clone();
-        let _ = ctrlc::set_handler(move || c.cancel());
-    }
+    let cancel = super::cancel_on_interrupt();
     let format = match args.format {
         FormatArg::Gguf => ExportFormat::Gguf,
         FormatArg::Safetensors => ExportFormat::Safetensors,

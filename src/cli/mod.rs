@@ -267,6 +267,29 @@ fn write_tensors_json(out: &mut dyn Write, results: &impl serde::Serialize, skip
     write_json(out, &serde_json::json!({"tensors": results, "skipped": skipped}))
 }
 
+/// A fresh cancel flag that Ctrl-C (SIGINT) sets. One process-wide handler points at the latest
+/// command's flag: a second `ctrlc` handler is refused, and commands may run twice in a process.
+fn cancel_on_interrupt() -> crate::analysis::Cancel {
+    use std::sync::{Mutex, Once};
+    static CURRENT: Mutex<Option<crate::analysis::Cancel>> = Mutex::new(None);
+    static INSTALL: Once = Once::new();
+    let cancel = crate::analysis::Cancel::new();
+    if let Ok(mut current) = CURRENT.lock() {
+        *current = Some(cancel.clone());
+    }
+    INSTALL.call_once(|| {
+        // ctrlc runs the handler on its own thread, where taking a lock is allowed.
+        let _ = ctrlc::set_handler(|| {
+            if let Ok(current) = CURRENT.lock()
+                && let Some(c) = current.as_ref()
+            {
+                c.cancel();
+            }
+        });
+    });
+    cancel
+}
+
 /// A progress bar on stderr, hidden when stderr is not a terminal.
 fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());

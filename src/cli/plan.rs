@@ -157,11 +157,7 @@ fn auto(args: &AutoArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<(
     let importance =
         super::importance(&ckpt, args.importance.as_deref(), args.calibration.as_deref(), hessians, backend)?;
     let (tensors, _) = super::select(&ckpt, args.tensor.as_deref(), |_| true)?;
-    let cancel = Cancel::new();
-    {
-        let c = cancel.clone();
-        let _ = ctrlc::set_handler(move || c.cancel());
-    }
+    let cancel = super::cancel_on_interrupt();
     let bar = indicatif::ProgressBar::hidden();
     if let Ok(style) = indicatif::ProgressStyle::with_template("measuring {msg} {wide_bar} {pos}/{len} values ({eta})")
     {

@@ -101,12 +101,7 @@ pub(super) fn run(args: &QuantizeArgs, backend: &dyn Backend, out: &mut dyn Writ
             r.scheme
         );
     }
-    let cancel = Cancel::new();
-    {
-        let c = cancel.clone();
-        // A second handler (commands run twice in one process) is refused; the first stays.
-        let _ = ctrlc::set_handler(move || c.cancel());
-    }
+    let cancel = super::cancel_on_interrupt();
     // Tensors whose AWQ scales fold into one layer share one α.
     let mut resolved = resolved;
     let groups = share_awq_alphas(backend, &ckpt, &tensors, &mut resolved, importance.as_ref(), &cancel).map_err(

@@ -72,11 +72,7 @@ pub(super) fn run_analyze(args: &AnalyzeArgs, backend: &dyn Backend, out: &mut d
     let importance = super::importance(&ckpt, args.importance.as_deref(), None, false, backend)?;
     let mut report = Report::new(&ckpt, vec![part], args.importance.clone(), plan.as_ref().map(|p| p.origin.clone()));
     let tensors: Vec<&TensorInfo> = ckpt.tensors().iter().filter(|t| report.covers(t)).collect();
-    let cancel = Cancel::new();
-    {
-        let c = cancel.clone();
-        let _ = ctrlc::set_handler(move || c.cancel());
-    }
+    let cancel = super::cancel_on_interrupt();
     let bar = super::progress_bar(tensors.iter().map(|t| t.bytes).sum(), "analysing");
     let results = Mutex::new(std::collections::BTreeMap::new());
     crate::analysis::try_for_each_tensor(&tensors, |i| -> Result<(), ReportError> {

@@ -202,7 +202,7 @@ fn sweep_orphans(folder: &Path, name: &str) {
 }
 
 /// Whether `path` names the same file as one of `inputs`.
-fn is_one_of(path: &Path, inputs: &[&Path]) -> bool {
+pub(crate) fn is_one_of(path: &Path, inputs: &[&Path]) -> bool {
     let resolved = std::fs::canonicalize(path).ok();
     inputs.iter().any(|input| *input == path || (resolved.is_some() && std::fs::canonicalize(input).ok() == resolved))
 }

@@ -120,6 +120,19 @@ pub fn gguf_to_safetensors(
         jobs.push(Job { source: t, transform });
     }
 
+    // `-o` names a folder: an existing file there (the input itself, most likely) is refused
+    // by name rather than by the OS's "File exists".
+    if opts.out_dir.exists() && !opts.out_dir.is_dir() {
+        let inputs: Vec<&Path> = ckpt.files().iter().map(|f| f.path()).collect();
+        let is_input = super::atomic::is_one_of(&opts.out_dir, &inputs);
+        return Err(if is_input {
+            ExportError::WouldOverwriteInput { path: opts.out_dir.clone() }
+        } else {
+            ExportError::Unsupported {
+                message: format!("the output must be a folder, and {} is a file", opts.out_dir.display()),
+            }
+        });
+    }
     // A folder made here and left empty by a failure is removed again.
     let made_folder = !opts.out_dir.exists();
     std::fs::create_dir_all(&opts.out_dir).map_err(|e| ExportError::io(&opts.out_dir, e))?;
