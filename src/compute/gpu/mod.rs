@@ -17,6 +17,7 @@ pub mod shaders;
 use std::sync::{Arc, OnceLock};
 
 use bytemuck::{Pod, Zeroable};
+use rayon::prelude::*;
 
 pub use context::{GpuContext, gpu_error};
 
@@ -44,6 +45,19 @@ struct Params4 {
     a: u32,
     b: u32,
     c: u32,
+}
+
+/// The parameter block of `gram.wgsl` (`GramParams`).
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct GramParams {
+    k_len: u32,
+    n: u32,
+    stride_k: u32,
+    stride_i: u32,
+    row0: u32,
+    rows: u32,
+    pad: [u32; 2],
 }
 
 /// The parameter block of `ggml_encode.wgsl` (`EncodeParams`).
@@ -276,14 +290,6 @@ impl GpuBackend {
             0 => Err(gpu_error(format!("{tile_rows} tile rows of {} are larger than one GPU buffer", src.name()))),
             rows => Ok(rows),
         }
-    }
-
-    /// An error unless `n` f32 values fit in one binding.
-    fn require_one_buffer(&self, src: &dyn ValueSource, n: u64) -> Result<(), ComputeError> {
-        if n.saturating_mul(4) > self.ctx.max_binding() {
-            return Err(gpu_error(format!("{} is larger than one GPU buffer", src.name())));
-        }
-        Ok(())
     }
 
     /// Decodes `n` values of `dtype` stored in the device buffer `src` into a new f32 buffer.
@@ -624,64 +630,103 @@ impl GpuBackend {
         })
     }
 
-    /// The Gram matrix of the smaller side ([`super::Backend::gram`]).
+    /// The Gram matrix of the smaller side ([`super::Backend::gram`]), accumulated in f64 on the
+    /// host from blocks of vectors: chunks of whole rows decoded on the device for WᵀW; for WWᵀ,
+    /// the whole matrix when it fits one binding, else bands of columns gathered on the host.
+    /// The output goes in bands of whole rows of C, each one binding, so neither side needs to
+    /// fit a single buffer.
     pub fn gram(&self, src: &dyn ValueSource, cancel: &Cancel) -> Result<Gram, ComputeError> {
         let (rows, cols) = source::require_matrix(src, "a Gram matrix")?;
         let of_columns = cols <= rows;
         let n = rows.min(cols);
-        if (n * n * 4) as u64 > self.ctx.max_binding() {
-            return Err(gpu_error(format!("a {n}x{n} Gram matrix is larger than one GPU buffer")));
-        }
         let total = src.numel();
-        let mut chunk = if of_columns { self.chunk_values(src, cols as u64) } else { total };
-        if !of_columns {
-            self.require_one_buffer(src, total)?;
+        let max_values = self.ctx.max_binding() / 4;
+        let band_rows = (max_values / n as u64).min(n as u64) as usize;
+        if band_rows == 0 {
+            return Err(gpu_error(format!("a row of the {n}x{n} Gram matrix is larger than one GPU buffer")));
         }
-        // Each invocation loops about 17/16 times per row of the chunk: on lavapipe, which ends
-        // an invocation after 65535 iterations, chunks are cut to fewer rows.
-        if self.is_software() {
-            let max_k = LAVAPIPE_LOOP_LIMIT / 17 * 16;
-            if !of_columns && cols > max_k {
-                return Err(ComputeError::NotOnGpu(format!(
-                    "a Gram matrix over rows of {cols} runs on the CPU: the software GPU stops a kernel after {LAVAPIPE_LOOP_LIMIT} loop iterations"
-                )));
+        // Each invocation loops about 17/16 times per vector of a block: on lavapipe, which ends
+        // an invocation after 65535 iterations, blocks are cut to fewer vectors.
+        let max_k = if self.is_software() { LAVAPIPE_LOOP_LIMIT / 17 * 16 } else { usize::MAX };
+        let bands: Vec<(usize, usize)> = (0..n).step_by(band_rows).map(|r0| (r0, band_rows.min(n - r0))).collect();
+        let outs = bands.iter().map(|&(_, h)| self.ctx.storage((h * n * 4) as u64)).collect::<Result<Vec<_>, _>>()?;
+        let mut acc = vec![0f64; n * n];
+        let mut add_block = |x: &wgpu::Buffer, k_len: usize, stride_k: usize, stride_i: usize| {
+            for (&(row0, h), out) in bands.iter().zip(&outs) {
+                let p = GramParams {
+                    k_len: k_len as u32,
+                    n: n as u32,
+                    stride_k: stride_k as u32,
+                    stride_i: stride_i as u32,
+                    row0: row0 as u32,
+                    rows: h as u32,
+                    pad: [0; 2],
+                };
+                let params = self.ctx.uniform(bytemuck::bytes_of(&p))?;
+                let grid = (n.div_ceil(16) as u32, h.div_ceil(16) as u32);
+                self.ctx.dispatch_grid("gram.wgsl", "gram_tile", &[(0, x), (1, out.get()), (2, &params)], grid)?;
+                for (a, v) in acc[row0 * n..(row0 + h) * n].iter_mut().zip(self.ctx.read_f32(out.get(), h * n)?) {
+                    *a += f64::from(v);
+                }
             }
-            let unit = lcm(src.block_elems().max(1), cols as u64);
-            let fit = (max_k as u64 * cols as u64 / unit) * unit;
-            if of_columns && fit == 0 {
-                return Err(ComputeError::NotOnGpu(format!(
-                    "a Gram matrix of {} runs on the CPU: its storage blocks span too many rows for the software GPU",
-                    src.name()
-                )));
-            }
-            if of_columns {
+            Ok::<(), ComputeError>(())
+        };
+        if of_columns {
+            // WᵀW over chunks of whole rows: A(k, i) = W[k, i].
+            let mut chunk = self.chunk_values(src, cols as u64);
+            if max_k < usize::MAX {
+                let unit = lcm(src.block_elems().max(1), cols as u64);
+                let fit = (max_k as u64 * cols as u64 / unit) * unit;
+                if fit == 0 {
+                    return Err(ComputeError::NotOnGpu(format!(
+                        "a Gram matrix of {} runs on the CPU: its storage blocks span too many rows for the software GPU",
+                        src.name()
+                    )));
+                }
                 chunk = chunk.min(fit);
             }
-        }
-        let out = self.ctx.storage((n * n * 4) as u64)?;
-        let mut acc = vec![0f64; n * n];
-        let mut start = 0u64;
-        while start < total {
-            if cancel.is_cancelled() {
-                return Err(ComputeError::Cancelled);
+            let mut start = 0u64;
+            while start < total {
+                if cancel.is_cancelled() {
+                    return Err(ComputeError::Cancelled);
+                }
+                let end = (start + chunk).min(total);
+                let buf = self.decode(src, start..end)?;
+                add_block(buf.get(), (end - start) as usize / cols, cols, 1)?;
+                start = end;
             }
-            let end = (start + chunk).min(total);
-            let buf = self.decode(src, start..end)?;
-            let k_len = if of_columns { (end - start) as usize / cols } else { cols };
-            let (stride_k, stride_i) = if of_columns { (cols, 1) } else { (1, cols) };
-            let p = Params4 { n: k_len as u32, a: n as u32, b: stride_k as u32, c: stride_i as u32 };
-            let params = self.ctx.uniform(bytemuck::bytes_of(&p))?;
-            let tiles = n.div_ceil(16) as u32;
-            self.ctx.dispatch_grid(
-                "gram.wgsl",
-                "gram_tile",
-                &[(0, buf.get()), (1, out.get()), (2, &params)],
-                (tiles, tiles),
-            )?;
-            for (a, v) in acc.iter_mut().zip(self.ctx.read_f32(out.get(), n * n)?) {
-                *a += f64::from(v);
+        } else if total <= max_values && cols <= max_k {
+            // WWᵀ of a matrix that fits one binding, decoded on the device: A(k, i) = W[i, k].
+            let buf = self.decode(src, 0..total)?;
+            add_block(buf.get(), cols, 1, cols)?;
+        } else {
+            // WWᵀ over bands of columns, each gathered row by row on the host (segments read on
+            // whole storage blocks): A(k, i) = band[i · w + k].
+            let w = ((max_values / rows as u64) as usize).min(max_k).min(cols);
+            if w == 0 {
+                return Err(gpu_error(format!("a column of {} is larger than one GPU buffer", src.name())));
             }
-            start = end;
+            let block = src.block_elems().max(1) as usize;
+            let mut band = vec![0f32; rows * w];
+            for c0 in (0..cols).step_by(w) {
+                if cancel.is_cancelled() {
+                    return Err(ComputeError::Cancelled);
+                }
+                let width = w.min(cols - c0);
+                band[..rows * width].par_chunks_mut(width).enumerate().try_for_each_init(
+                    Vec::new,
+                    |buf, (r, out)| {
+                        let first = r * cols + c0;
+                        let start = first / block * block;
+                        let end = ((first + width).div_ceil(block) * block).min(total as usize);
+                        src.read(start as u64..end as u64, buf)?;
+                        out.copy_from_slice(&buf[first - start..first - start + width]);
+                        Ok::<(), ComputeError>(())
+                    },
+                )?;
+                let buf = self.ctx.upload(bytemuck::cast_slice(&band[..rows * width]))?;
+                add_block(buf.get(), width, 1, width)?;
+            }
         }
         Ok(Gram { n, of_columns, values: acc })
     }
