@@ -80,6 +80,7 @@ def main():
     ap.add_argument("--stats-tensors", help="regular expression: statistics of these tensors only (default: all)")
     ap.add_argument("--plan-tensors", help="regular expression: the dry-run plan on these tensors only (default: all)")
     ap.add_argument("--scheme", default="int8_ch")
+    ap.add_argument("--steps", default="info,stats,plan,export", help="comma-separated: which of info, stats, plan, export to run")
     ap.add_argument("--export-tensors", default=r"model\.embed_tokens\.weight|model\.layers\.0\.mlp\.down_proj\.weight")
     args = ap.parse_args()
     shape = SHAPES[args.shape]
@@ -87,13 +88,31 @@ def main():
     count, total = write_checkpoint(folder, shape)
     print(f"{args.shape}: {count} tensors, {total / 1e9:.1f} GB (sparse) in {shape['shards']} shards at {folder}")
     rows = []
+    steps = set(args.steps.split(","))
 
     wall, rss, anon, out = measure([args.bin, "info", "--json", folder])
     listed = json.loads(out)["tensors"]
     assert len(listed) == count
     size = {t["name"]: t["bytes"] for t in listed}
-    rows.append(("info (open + list)", wall, None, rss, anon, f"{count} tensors"))
+    if "info" in steps:
+        rows.append(("info (open + list)", wall, None, rss, anon, f"{count} tensors"))
 
+    if "stats" in steps:
+        stats_step(args, folder, size, rows)
+    if "plan" in steps:
+        plan_step(args, folder, size, rows)
+    if "export" in steps:
+        export_step(args, folder, size, rows)
+
+    print(f"| shape | step | wall | read | throughput | peak RSS | peak anonymous | notes |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, wall, read, rss, anon, note in rows:
+        tp = f"{read / wall / 1e9:.2f} GB/s" if read else "-"
+        rd = f"{read / 1e9:.1f} GB" if read else "-"
+        print(f"| {args.shape} | {name} | {wall:.2f} s | {rd} | {tp} | {rss:.0f} MiB | {anon:.0f} MiB | {note} |")
+
+
+def stats_step(args, folder, size, rows):
     cmd = [args.bin, "stats", "--json", "--backend", "cpu", folder]
     if args.stats_tensors:
         cmd += ["--tensor", args.stats_tensors]
@@ -102,6 +121,8 @@ def main():
     assert all(t["zeros"] == t["count"] for t in stats), "a sparse checkpoint reads as zeros"
     rows.append((f"stats ({len(stats)} tensors)", wall, sum(size[t["name"]] for t in stats), rss, anon, ""))
 
+
+def plan_step(args, folder, size, rows):
     cmd = [args.bin, "quantize", "--dry-run", "--json", "--backend", "cpu", "--scheme", args.scheme, folder]
     if args.plan_tensors:
         cmd += ["--tensor", args.plan_tensors]
@@ -111,6 +132,8 @@ def main():
     note = f"{plan['total']['bytes'] / 1e9:.2f} GB as planned"
     rows.append((f"dry-run plan, {args.scheme} ({len(plan['tensors'])} tensors)", wall, read, rss, anon, note))
 
+
+def export_step(args, folder, size, rows):
     target = folder + "-export"
     shutil.rmtree(target, ignore_errors=True)
     wall, rss, anon, out = measure([args.bin, "export", "--json", "--backend", "cpu", "--format", "ct", "--scheme", "int4_g128",
@@ -120,13 +143,6 @@ def main():
     written = sum(os.path.getsize(os.path.join(target, f)) for f in os.listdir(target) if f.endswith(".safetensors"))
     rows.append((f"export ct int4_g128 ({len(report['tensors'])} tensors)", wall, read, rss, anon, f"{written / 1e9:.2f} GB written"))
     shutil.rmtree(target, ignore_errors=True)
-
-    print(f"| shape | step | wall | read | throughput | peak RSS | peak anonymous | notes |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name, wall, read, rss, anon, note in rows:
-        tp = f"{read / wall / 1e9:.2f} GB/s" if read else "-"
-        rd = f"{read / 1e9:.1f} GB" if read else "-"
-        print(f"| {args.shape} | {name} | {wall:.2f} s | {rd} | {tp} | {rss:.0f} MiB | {anon:.0f} MiB | {note} |")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ mod gui_plan;
 mod hostile;
 mod layers;
 mod malformed;
+mod memory;
 mod mutations;
 mod quant;
 mod real_models;

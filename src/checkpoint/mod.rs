@@ -423,12 +423,7 @@ impl Checkpoint {
         codec::decode(tensor.dtype, bytes, out).map_err(|e| fail(e.to_string()))?;
         // Large tensors are streamed once per job: give their pages back as each chunk is done,
         // so that reading a model larger than memory keeps a small resident size.
-        if tensor.bytes >= RELEASE_TENSORS_FROM
-            && let Some(file) = self.files.get(tensor.file)
-        {
-            let start = (tensor.offset + byte_start) as usize;
-            file.release(start..start + bytes.len());
-        }
+        self.release_part(tensor, byte_start..byte_start + bytes.len() as u64);
         Ok(())
     }
 
@@ -436,11 +431,21 @@ impl Checkpoint {
     /// [`RELEASE_TENSORS_FROM`]): a whole-model pass over a checkpoint larger than memory keeps
     /// a resident size of about one tensor.
     pub fn release(&self, tensor: &TensorInfo) {
+        self.release_part(tensor, 0..tensor.bytes);
+    }
+
+    /// Gives back the pages of the stored bytes `bytes` (counted from the tensor's start) of a
+    /// tensor of [`RELEASE_TENSORS_FROM`] bytes or more; smaller tensors stay resident.
+    pub fn release_part(&self, tensor: &TensorInfo, bytes: Range<u64>) {
         if tensor.bytes >= RELEASE_TENSORS_FROM
-            && let (Some(file), Ok(start), Ok(len)) =
-                (self.files.get(tensor.file), usize::try_from(tensor.offset), usize::try_from(tensor.bytes))
+            && bytes.end <= tensor.bytes
+            && let (Some(file), Some(start), Some(end)) = (
+                self.files.get(tensor.file),
+                tensor.offset.checked_add(bytes.start).and_then(|b| usize::try_from(b).ok()),
+                tensor.offset.checked_add(bytes.end).and_then(|b| usize::try_from(b).ok()),
+            )
         {
-            file.release(start..start.saturating_add(len));
+            file.release(start..end);
         }
     }
 

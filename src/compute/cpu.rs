@@ -174,7 +174,9 @@ impl CpuBackend {
         if src.numel() >= patterns::MIN_VALUES
             && let Some(stored) = src.stored()
             && stored.dtype.byte_len(src.numel()) == Some(stored.bytes.len() as u64)
-            && let Some(r) = patterns::stats_of_patterns(stored.dtype, stored.bytes, req, cancel)?
+            && let Some(r) = patterns::stats_of_patterns(stored.dtype, stored.bytes, req, cancel, &|bytes| {
+                src.release_stored(bytes)
+            })?
         {
             return Ok(r);
         }

@@ -206,17 +206,32 @@ fn count_sorted(sorted: &[(f32, u64)], t: &[f32]) -> Vec<u64> {
     counts
 }
 
+/// Stored bytes counted between two calls of `done` in [`stats_of_patterns`] (even, so that no
+/// two-byte element is split).
+const WINDOW_BYTES: usize = 64 << 20;
+
 /// The statistics of a tensor of `dtype` stored in `bytes`, or `None` when the type is not a
-/// one- or two-byte scalar.
+/// one- or two-byte scalar. Counted in windows of 64 MiB; `done` hears each window's byte range
+/// once it is counted, so a large mapped tensor can give its pages back as it goes.
 pub fn stats_of_patterns(
     dtype: DType,
     bytes: &[u8],
     req: &StatsRequest,
     cancel: &Cancel,
+    done: &dyn Fn(std::ops::Range<u64>),
 ) -> Result<Option<StatsResult>, ComputeError> {
     let Some(bits) = pattern_bits(dtype) else { return Ok(None) };
     let Some(values) = pattern_values(dtype) else { return Ok(None) };
-    let counts = count_patterns(bytes, bits, cancel)?;
+    let mut total = vec![0u64; 1 << bits];
+    for (w, window) in bytes.chunks(WINDOW_BYTES).enumerate() {
+        for (p, c) in count_patterns(window, bits, cancel)? {
+            total[p as usize] += c;
+        }
+        let start = (w * WINDOW_BYTES) as u64;
+        done(start..start + window.len() as u64);
+    }
+    let counts: Vec<(u32, u64)> =
+        total.iter().enumerate().filter(|(_, c)| **c != 0).map(|(p, &c)| (p as u32, c)).collect();
     Ok(Some(stats_from_counts(&counts, &values, req)))
 }
 
@@ -268,7 +283,7 @@ mod tests {
     /// The pattern path against the f32 path and the per-value comparison rule.
     fn check(dtype: DType, bytes: &[u8], req: &StatsRequest, moments_rel: f64) {
         let cancel = Cancel::new();
-        let ours = stats_of_patterns(dtype, bytes, req, &cancel).unwrap().unwrap();
+        let ours = stats_of_patterns(dtype, bytes, req, &cancel, &|_| {}).unwrap().unwrap();
         let n = bytes.len() / dtype.block_bytes();
         let mut decoded = vec![0f32; n];
         codec::decode(dtype, bytes, &mut decoded).unwrap();
@@ -346,7 +361,7 @@ mod tests {
         assert_eq!(pattern_bits(DType::F8E4M3), Some(8));
         for dtype in [DType::F32, DType::F64, DType::I32, DType::Q4_0, DType::Q8_0] {
             assert_eq!(pattern_bits(dtype), None, "{dtype}");
-            assert!(stats_of_patterns(dtype, &[0; 64], &StatsRequest::default(), &Cancel::new()).unwrap().is_none());
+            assert!(stats_of_patterns(dtype, &[0; 64], &StatsRequest::default(), &Cancel::new(), &|_| {}).unwrap().is_none());
         }
     }
 

@@ -53,6 +53,12 @@ pub trait ValueSource: Sync {
     /// back to the OS ([`crate::checkpoint::Checkpoint::release`]). Nothing by default.
     fn finished(&self) {}
 
+    /// Called as a kernel that reads [`ValueSource::stored`] in place is done with the stored
+    /// bytes `bytes`: a large checkpoint tensor gives their pages back. Nothing by default.
+    fn release_stored(&self, bytes: Range<u64>) {
+        let _ = bytes;
+    }
+
     /// Number of elements (saturating: shapes too large to count are refused where opened).
     fn numel(&self) -> u64 {
         self.shape().iter().fold(1u64, |a, &d| a.saturating_mul(d))
@@ -168,6 +174,10 @@ impl ValueSource for TensorRef<'_> {
         self.ckpt.release(self.tensor);
     }
 
+    fn release_stored(&self, bytes: Range<u64>) {
+        self.ckpt.release_part(self.tensor, bytes);
+    }
+
     fn stored(&self) -> Option<Stored<'_>> {
         let bytes = self.ckpt.raw_bytes(self.tensor).ok()?;
         Some(Stored { dtype: self.tensor.dtype, bytes })
@@ -243,6 +253,14 @@ impl ValueSource for Transformed<'_> {
 
     fn as_f32(&self) -> Option<&[f32]> {
         if self.transform == Transform::None { self.inner.as_f32() } else { None }
+    }
+
+    fn release_stored(&self, bytes: Range<u64>) {
+        self.inner.release_stored(bytes);
+    }
+
+    fn finished(&self) {
+        self.inner.finished();
     }
 
     fn read(&self, range: Range<u64>, out: &mut Vec<f32>) -> Result<(), ComputeError> {
