@@ -157,3 +157,39 @@ fn the_window_opens_a_report_without_the_checkpoint() {
     assert!(e.contains("r.wbr") && e.contains("weights are not in it"), "{e}");
     assert!(crate::gui::shows(&harness, "weights are not in it"), "the view says why");
 }
+
+/// A report made with a plan opens with that plan in the plan view, each row's preview the
+/// stored one (bytes and errors without the weights), and nothing left to measure.
+#[test]
+fn the_window_shows_a_reports_plan_with_its_stored_previews() {
+    let (dir, model) = sharded_model();
+    let report_path = dir.join("r.wbr");
+    analyze(&model, &report_path, &["--scheme", "int8_ch"]);
+    std::fs::remove_dir_all(&model).unwrap();
+    let report = Report::read(&report_path).unwrap();
+    assert!(report.plan_toml.as_deref().is_some_and(|t| t.contains("int8_ch")), "{:?}", report.plan_toml);
+    let path = report_path.clone();
+    let mut harness = Harness::builder()
+        .with_size([1280.0, 800.0])
+        .build_eframe(move |cc| WorkbenchApp::new(&cc.egui_ctx, Some(path)));
+    crate::gui::step_until(&mut harness, 60, "the report to open", |app| app.session.is_some());
+    harness.get_by_role_and_label(Role::Button, "Plan").click();
+    harness.run_steps(4);
+    let s = harness.state().session.as_ref().unwrap();
+    assert!(s.plan.missing(&s.ckpt).is_empty(), "every row's preview came from the report");
+    let mut shown = 0;
+    for (i, t) in s.ckpt.tensors().iter().enumerate() {
+        let stored = report.tensors[&t.name].preview.as_ref().unwrap_or_else(|| panic!("{} has a stored row", t.name));
+        let Some(Computed::Ready(p)) = s.plan.preview_of(i) else { panic!("{}: no preview in the plan view", t.name) };
+        assert_eq!(p.scheme, stored["scheme"].as_str().unwrap(), "{}", t.name);
+        assert_eq!(p.bytes, stored["bytes"].as_u64().unwrap(), "{}", t.name);
+        assert_eq!(p.sse, stored["sse"].as_f64().unwrap(), "{}", t.name);
+        shown += usize::from(p.scheme == "int8_ch");
+    }
+    assert!(shown >= 4, "the matrices get int8_ch ({shown})");
+    let totals = s.plan.totals(&s.ckpt);
+    let stored_bytes: u64 =
+        report.tensors.values().filter_map(|r| r.preview.as_ref()).map(|p| p["bytes"].as_u64().unwrap()).sum();
+    assert_eq!(totals.bytes, stored_bytes, "the plan's total is the stored rows' sum");
+    assert!(crate::gui::shows(&harness, "int8_ch"), "the rows show their scheme");
+}

@@ -54,6 +54,10 @@ pub struct Report {
     pub importance: Option<String>,
     /// The plan whose preview errors are included, if any.
     pub plan: Option<String>,
+    /// That plan itself, as TOML ([`crate::quant::Plan::to_toml`]): the window's plan view opens
+    /// on it with the stored previews. (Absent from reports written before it existed.)
+    #[serde(default)]
+    pub plan_toml: Option<String>,
     /// Results by tensor name.
     pub tensors: BTreeMap<String, Results>,
 }
@@ -160,7 +164,12 @@ pub enum ReportError {
 
 impl Report {
     /// An empty report of `ckpt` covering `parts` (with what a view's computation needs).
-    pub fn new(ckpt: &Checkpoint, parts: Vec<Part>, importance: Option<String>, plan: Option<String>) -> Self {
+    pub fn new(
+        ckpt: &Checkpoint,
+        parts: Vec<Part>,
+        importance: Option<String>,
+        plan: Option<&crate::quant::Plan>,
+    ) -> Self {
         let files = ckpt
             .files()
             .iter()
@@ -194,7 +203,8 @@ impl Report {
             histogram_bins: HISTOGRAM_BINS,
             grid: DEFAULT_GRID,
             importance,
-            plan,
+            plan: plan.map(|p| p.origin.clone()),
+            plan_toml: plan.map(crate::quant::Plan::to_toml),
             tensors: BTreeMap::new(),
         }
     }
@@ -286,7 +296,7 @@ impl Report {
             if (r.version, r.histogram_bins, r.grid) != (merged.version, merged.histogram_bins, merged.grid) {
                 return Err(what("format version or settings"));
             }
-            if (&r.importance, &r.plan) != (&merged.importance, &merged.plan) {
+            if (&r.importance, &r.plan, &r.plan_toml) != (&merged.importance, &merged.plan, &merged.plan_toml) {
                 return Err(what("importance or plan"));
             }
             for (name, results) in r.tensors {

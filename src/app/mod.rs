@@ -408,6 +408,34 @@ impl Session {
                 self.salience.insert(i, Computed::from_result(s));
             }
         }
+        self.fill_plan_from(report);
+    }
+
+    /// The report's plan in the plan view, with the previews stored beside it: its rows show the
+    /// measured bytes and errors without the weights.
+    fn fill_plan_from(&mut self, report: &crate::analysis::report::Report) {
+        let Some(text) = &report.plan_toml else { return };
+        let origin = report.plan.as_deref().unwrap_or("the report's plan");
+        let plan = match crate::quant::Plan::parse_toml(text, origin) {
+            Ok(plan) => plan,
+            Err(e) => {
+                self.plan.error = Some(format!("the report's plan does not read: {e}"));
+                return;
+            }
+        };
+        if self.plan.replace(&self.ckpt, plan).is_err() {
+            return;
+        }
+        for (i, t) in self.ckpt.tensors().iter().enumerate() {
+            let Some(row) = report.tensors.get(&t.name).and_then(|r| r.preview.as_ref()) else { continue };
+            match serde_json::from_value::<crate::quant::preview::TensorPreview>(row.clone()) {
+                Ok(p) => drop(self.plan.previews.insert((i, p.scheme.clone()), Computed::Ready(Arc::new(p)))),
+                Err(e) => {
+                    let scheme = self.plan.resolved_of(i).map(|r| r.scheme.clone()).unwrap_or_default();
+                    self.plan.previews.insert((i, scheme), Computed::Failed(format!("the report's row: {e}")));
+                }
+            }
+        }
     }
 
     /// Stops the work still running for this checkpoint (it is being replaced).

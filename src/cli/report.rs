@@ -70,7 +70,7 @@ pub(super) fn run_analyze(args: &AnalyzeArgs, backend: &dyn Backend, out: &mut d
         (None, None) => None,
     };
     let importance = super::importance(&ckpt, args.importance.as_deref(), None, false, backend)?;
-    let mut report = Report::new(&ckpt, vec![part], args.importance.clone(), plan.as_ref().map(|p| p.origin.clone()));
+    let mut report = Report::new(&ckpt, vec![part], args.importance.clone(), plan.as_ref());
     let tensors: Vec<&TensorInfo> = ckpt.tensors().iter().filter(|t| report.covers(t)).collect();
     let cancel = super::cancel_on_interrupt();
     let bar = super::progress_bar(tensors.iter().map(|t| t.bytes).sum(), "analysing");

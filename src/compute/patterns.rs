@@ -361,7 +361,11 @@ mod tests {
         assert_eq!(pattern_bits(DType::F8E4M3), Some(8));
         for dtype in [DType::F32, DType::F64, DType::I32, DType::Q4_0, DType::Q8_0] {
             assert_eq!(pattern_bits(dtype), None, "{dtype}");
-            assert!(stats_of_patterns(dtype, &[0; 64], &StatsRequest::default(), &Cancel::new(), &|_| {}).unwrap().is_none());
+            assert!(
+                stats_of_patterns(dtype, &[0; 64], &StatsRequest::default(), &Cancel::new(), &|_| {})
+                    .unwrap()
+                    .is_none()
+            );
         }
     }
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::encode::{DecodedSink, DiscardBytes, Job, encode};
 use super::plan::Resolved;
@@ -31,8 +31,8 @@ impl Importance {
     }
 }
 
-/// The preview of one tensor.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// The preview of one tensor (read back from a report's stored rows, too).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TensorPreview {
     /// The tensor.
     pub name: String,
