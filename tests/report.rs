@@ -8,9 +8,11 @@ use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use weightbench::analysis::Cancel;
-use weightbench::analysis::report::{Report, VERSION};
+use weightbench::analysis::heatmap::{Mode, base_tile, heatmaps};
+use weightbench::analysis::report::{HEAT_MODES, Report, VERSION};
 use weightbench::analysis::spectrum::{SpectrumMethod, spectrum_report};
 use weightbench::analysis::stats::tensor_stats;
+use weightbench::app::jobs::HeatKey;
 use weightbench::app::jobs::StatsKey;
 use weightbench::app::{Computed, WorkbenchApp};
 use weightbench::checkpoint::Checkpoint;
@@ -58,9 +60,12 @@ fn parts_merged_in_any_order_give_the_whole_report() {
     let spectrum = spectrum_report(&CpuBackend, &ckpt, t, SpectrumMethod::Auto, &Cancel::new()).unwrap();
     assert_eq!(results.spectrum.as_ref().unwrap().as_ref().unwrap(), &spectrum);
     assert!(results.channels.as_ref().unwrap().is_ok() && results.salience.as_ref().unwrap().is_ok());
+    let heat = heatmaps(&CpuBackend, &ckpt, t, 0..2, 0..4, (2, 4), &HEAT_MODES, None, &Cancel::new()).unwrap();
+    assert_eq!(results.heat.as_ref().unwrap().as_ref().unwrap(), &heat, "the signed and rms base maps");
     for (name, r) in &report.tensors {
-        let views = [r.stats.is_some(), r.spectrum.is_some(), r.channels.is_some(), r.salience.is_some()];
-        assert_eq!(views, [true; 4], "{name}: every view of a matrix");
+        let views =
+            [r.stats.is_some(), r.spectrum.is_some(), r.channels.is_some(), r.salience.is_some(), r.heat.is_some()];
+        assert_eq!(views, [true; 5], "{name}: every view of a matrix");
     }
 
     let part = Report::read(&a).unwrap();
@@ -141,6 +146,20 @@ fn the_window_opens_a_report_without_the_checkpoint() {
         assert_eq!(Some(&**ready), report.tensors[&t.name].stats.as_ref().and_then(|r| r.as_ref().ok()));
     }
     assert!(crate::gui::shows(&harness, "a report of"), "the window says what it shows");
+    // The heatmap's signed and rms modes show the report's base maps.
+    harness.get_by_role_and_label(Role::Button, "Heatmap").click();
+    for mode in [Mode::Mean, Mode::Extreme, Mode::Rms] {
+        harness.state_mut().options.heat_mode = mode;
+        harness.run_steps(3);
+        let s = harness.state().session.as_ref().unwrap();
+        let i = s.selected.unwrap();
+        let t = &s.ckpt.tensors()[i];
+        let key = HeatKey { tensor: i, mode, rows: 0..2, cols: 0..4, tile: base_tile(2, 4) };
+        let shown = s.heat.tiles.get(&key).and_then(|c| c.ready()).unwrap_or_else(|| panic!("{mode:?}: no base map"));
+        let stored = report.tensors[&t.name].heat.as_ref().unwrap().as_ref().unwrap();
+        assert_eq!(Some(&**shown), stored.iter().find(|m| m.mode == mode), "{mode:?}");
+        assert!(crate::gui::shows(&harness, mode.label()), "{mode:?}");
+    }
     // What the report does not hold needs the weights: the log-scale histogram says they are
     // not here, and the window goes on.
     harness.get_by_role_and_label(Role::Button, "Distribution").click();

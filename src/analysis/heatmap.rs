@@ -7,14 +7,14 @@
 
 use std::ops::Range;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{AnalysisError, Cancel};
 use crate::checkpoint::{Checkpoint, TensorInfo};
 use crate::compute::{Backend, Provenance, TensorRef, TileRegion, TileSummary, ValueSource};
 
 /// What a tile's number is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// max |x|.
@@ -47,8 +47,16 @@ impl Mode {
     }
 }
 
+/// Tiles a side, at most, of the map of a whole matrix (the view's base map, and a report's).
+pub const BASE_GRID: usize = 256;
+
+/// Rows and columns per tile of the base map of a `rows` × `cols` matrix.
+pub fn base_tile(rows: usize, cols: usize) -> (usize, usize) {
+    (rows.div_ceil(BASE_GRID).max(1), cols.div_ceil(BASE_GRID).max(1))
+}
+
 /// The tiles of one region.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HeatmapTiles {
     /// The tensor.
     pub name: String,
@@ -132,6 +140,26 @@ pub fn heatmap(
     importance: Option<&[f32]>,
     cancel: &Cancel,
 ) -> Result<HeatmapTiles, AnalysisError> {
+    let mut maps = heatmaps(backend, ckpt, tensor, rows, cols, grid, &[mode], importance, cancel)?;
+    // One mode asked for, one map made.
+    maps.pop().ok_or_else(|| {
+        crate::compute::ComputeError::Shape { tensor: tensor.name.clone(), message: "no map was made".into() }.into()
+    })
+}
+
+/// The maps of several `modes` of one region, from one pass over it (as [`heatmap`]).
+#[allow(clippy::too_many_arguments)]
+pub fn heatmaps(
+    backend: &dyn Backend,
+    ckpt: &Checkpoint,
+    tensor: &TensorInfo,
+    rows: Range<usize>,
+    cols: Range<usize>,
+    grid: (usize, usize),
+    modes: &[Mode],
+    importance: Option<&[f32]>,
+    cancel: &Cancel,
+) -> Result<Vec<HeatmapTiles>, AnalysisError> {
     let src = TensorRef::new(ckpt, tensor);
     let shape_error = |message: String| crate::compute::ComputeError::Shape { tensor: tensor.name.clone(), message };
     if !src.is_matrix() {
@@ -143,17 +171,17 @@ pub fn heatmap(
             shape_error(format!("rows {rows:?} and columns {cols:?} are not a region of {n_rows} × {n_cols}")).into()
         );
     }
-    if mode == Mode::Salience && importance.is_none_or(|v| v.len() != n_cols) {
+    let salience = modes.contains(&Mode::Salience);
+    if salience && importance.is_none_or(|v| v.len() != n_cols) {
         return Err(shape_error(format!("salience needs one importance per column ({n_cols})")).into());
     }
     let (tile_rows, tile_cols) = (rows.len().div_ceil(grid.0.max(1)).max(1), cols.len().div_ceil(grid.1.max(1)).max(1));
     let region = TileRegion { rows: rows.clone(), cols: cols.clone(), tile_rows, tile_cols };
     let (grid_rows, grid_cols) = (region.grid_rows(), region.grid_cols());
-    let importance = if mode == Mode::Salience { importance } else { None };
+    let importance = if salience { importance } else { None };
     let ran = backend.region_tiles(&src, &region, importance, cancel)?;
     let tiles = ran.value;
-    let values = tiles.iter().map(|t| mode_value(t, mode)).collect();
-    let mut row_profile = Vec::with_capacity(grid_rows);
+    let mut row_sums = Vec::with_capacity(grid_rows);
     let mut col_sums = vec![TileSummary::default(); grid_cols];
     let mut non_finite = 0;
     for band in tiles.chunks_exact(grid_cols.max(1)) {
@@ -163,24 +191,25 @@ pub fn heatmap(
             col_sums[j].merge(t);
         }
         non_finite += whole.non_finite;
-        row_profile.push(mode_value(&whole, mode));
+        row_sums.push(whole);
     }
-    Ok(HeatmapTiles {
+    let map = |mode: Mode| HeatmapTiles {
         name: tensor.name.clone(),
         shape: [n_rows, n_cols],
-        rows,
-        cols,
+        rows: rows.clone(),
+        cols: cols.clone(),
         mode,
         tile_rows,
         tile_cols,
         grid_rows,
         grid_cols,
-        values,
-        row_profile,
+        values: tiles.iter().map(|t| mode_value(t, mode)).collect(),
+        row_profile: row_sums.iter().map(|t| mode_value(t, mode)).collect(),
         col_profile: col_sums.iter().map(|t| mode_value(t, mode)).collect(),
         non_finite,
-        computed: ran.on,
-    })
+        computed: ran.on.clone(),
+    };
+    Ok(modes.iter().map(|&m| map(m)).collect())
 }
 
 /// A region `a..b` from text `A..B` (end exclusive), checked against `len`.

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AnalysisError;
 use super::channels::{ChannelReport, DEFAULT_GRID, channel_report};
+use super::heatmap::{HeatmapTiles, Mode, base_tile, heatmaps};
 use super::salience::{SalienceMap, salience_map};
 use super::spectrum::{SpectrumMethod, SpectrumReport, spectrum_report};
 use super::stats::{TensorStats, tensor_stats};
@@ -23,7 +24,7 @@ pub use crate::checkpoint::REPORT_MAGIC;
 use crate::checkpoint::safetensors::RawTensor;
 use crate::checkpoint::{Checkpoint, Format, TensorInfo};
 use crate::codec::DType;
-use crate::compute::{Backend, BinScale, ComputeError, StatsRequest};
+use crate::compute::{Backend, BinScale, ComputeError, StatsRequest, TensorRef, ValueSource};
 
 /// The report format this build writes; it reads this one and older.
 pub const VERSION: u32 = 1;
@@ -54,7 +55,7 @@ pub struct Report {
     pub importance: Option<String>,
     /// The plan whose preview errors are included, if any.
     pub plan: Option<String>,
-    /// That plan itself, as TOML ([`crate::quant::Plan::to_toml`]): the window's plan view opens
+    /// That plan itself, as TOML (as `Plan::to_toml` writes it): the window's plan view opens
     /// on it with the stored previews. (Absent from reports written before it existed.)
     #[serde(default)]
     pub plan_toml: Option<String>,
@@ -141,7 +142,15 @@ pub struct Results {
     pub salience: Option<Result<SalienceMap, String>>,
     /// The plan's preview of this tensor (as `quantize --json` reports a tensor).
     pub preview: Option<serde_json::Value>,
+    /// The whole-matrix maps of the heatmap's signed-mean, signed-extreme and rms modes, at the
+    /// view's base resolution (the abs-max map is the channels' tile map). (Absent from
+    /// reports written before they were included.)
+    #[serde(default)]
+    pub heat: Option<Result<Vec<HeatmapTiles>, String>>,
 }
+
+/// The heatmap modes whose base maps a report holds beside the channels' abs-max map.
+pub const HEAT_MODES: [Mode; 3] = [Mode::Mean, Mode::Extreme, Mode::Rms];
 
 /// Why a report cannot be read or joined.
 #[derive(Debug, thiserror::Error)]
@@ -163,12 +172,13 @@ pub enum ReportError {
 }
 
 impl Report {
-    /// An empty report of `ckpt` covering `parts` (with what a view's computation needs).
+    /// An empty report of `ckpt` covering `parts` (with what a view's computation needs); `plan`
+    /// is the plan's origin and its TOML.
     pub fn new(
         ckpt: &Checkpoint,
         parts: Vec<Part>,
         importance: Option<String>,
-        plan: Option<&crate::quant::Plan>,
+        plan: Option<(String, String)>,
     ) -> Self {
         let files = ckpt
             .files()
@@ -203,8 +213,8 @@ impl Report {
             histogram_bins: HISTOGRAM_BINS,
             grid: DEFAULT_GRID,
             importance,
-            plan: plan.map(|p| p.origin.clone()),
-            plan_toml: plan.map(crate::quant::Plan::to_toml),
+            plan: plan.as_ref().map(|(origin, _)| origin.clone()),
+            plan_toml: plan.map(|(_, toml)| toml),
             tensors: BTreeMap::new(),
         }
     }
@@ -354,6 +364,10 @@ pub fn analyze_tensor(
     if t.shape.len() >= 2 && t.dtype.why_not_analysed().is_none() {
         results.spectrum = done(spectrum_report(backend, ckpt, t, SpectrumMethod::Auto, cancel))?;
         results.channels = done(channel_report(backend, ckpt, t, TOP_CHANNELS, DEFAULT_GRID, cancel))?;
+        let (rows, cols) = TensorRef::new(ckpt, t).matrix_shape();
+        let tile = base_tile(rows, cols);
+        let grid = (rows.div_ceil(tile.0), cols.div_ceil(tile.1));
+        results.heat = done(heatmaps(backend, ckpt, t, 0..rows, 0..cols, grid, &HEAT_MODES, None, cancel))?;
         if let Some((values, source)) = importance {
             let imported = values.map(|v| (v, source.to_owned()));
             results.salience = done(salience_map(backend, ckpt, t, imported, DEFAULT_GRID, cancel))?;

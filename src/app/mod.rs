@@ -274,7 +274,8 @@ pub struct HeatCache {
     pub textures: HashMap<(jobs::HeatKey, bool), egui::TextureHandle>,
     /// The base map's picture, with what it was drawn for (tensor, mode, scale bits, log).
     pub base: Option<(HeatBaseId, egui::TextureHandle)>,
-    /// Keys, oldest first.
+    /// Keys, oldest first (of the computed tiles: a report's are never evicted, as the
+    /// weights to compute them again are not there).
     order: std::collections::VecDeque<jobs::HeatKey>,
     /// How the map was last drawn (weights → screen; column x, −row y), to find a weight on screen.
     pub shown: Option<egui_plot::PlotTransform>,
@@ -294,11 +295,17 @@ impl HeatCache {
         true
     }
 
+    /// Keeps a map read from a report, outside the bound (never evicted).
+    pub fn put_from_report(&mut self, key: jobs::HeatKey, value: crate::analysis::heatmap::HeatmapTiles) {
+        self.tiles.insert(key, Computed::Ready(Arc::new(value)));
+    }
+
     /// Stores a result and evicts the oldest regions beyond the bound.
     pub fn put(&mut self, key: jobs::HeatKey, value: Computed<crate::analysis::heatmap::HeatmapTiles>) {
         self.tiles.insert(key, value);
         let size = |c: &Computed<crate::analysis::heatmap::HeatmapTiles>| c.ready().map_or(0, |t| t.values.len());
-        while self.tiles.values().map(size).sum::<usize>() > Self::MAX_VALUES && self.order.len() > 1 {
+        let evictable = |cache: &Self| cache.order.iter().filter_map(|k| cache.tiles.get(k)).map(size).sum::<usize>();
+        while evictable(self) > Self::MAX_VALUES && self.order.len() > 1 {
             if let Some(old) = self.order.pop_front() {
                 self.tiles.remove(&old);
                 self.textures.retain(|(k, _), _| *k != old);
@@ -406,6 +413,17 @@ impl Session {
             }
             if let Some(s) = &r.salience {
                 self.salience.insert(i, Computed::from_result(s));
+            }
+            for map in r.heat.iter().flatten().flatten() {
+                let (rows, cols) = (map.shape[0], map.shape[1]);
+                let key = jobs::HeatKey {
+                    tensor: i,
+                    mode: map.mode,
+                    rows: 0..rows,
+                    cols: 0..cols,
+                    tile: crate::analysis::heatmap::base_tile(rows, cols),
+                };
+                self.heat.put_from_report(key, map.clone());
             }
         }
         self.fill_plan_from(report);

@@ -58,7 +58,7 @@ pub struct MergeArgs {
 }
 
 pub(super) fn run_analyze(args: &AnalyzeArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<()> {
-    let ckpt = super::open(&args.path)?;
+    let ckpt = super::open_for_one_pass(&args.path)?;
     let files = ckpt.files().len();
     let part = args.shards.unwrap_or(Part { first: 1, last: files.max(1) });
     if part.last > files {
@@ -70,7 +70,8 @@ pub(super) fn run_analyze(args: &AnalyzeArgs, backend: &dyn Backend, out: &mut d
         (None, None) => None,
     };
     let importance = super::importance(&ckpt, args.importance.as_deref(), None, false, backend)?;
-    let mut report = Report::new(&ckpt, vec![part], args.importance.clone(), plan.as_ref());
+    let mut report =
+        Report::new(&ckpt, vec![part], args.importance.clone(), plan.as_ref().map(|p| (p.origin.clone(), p.to_toml())));
     let tensors: Vec<&TensorInfo> = ckpt.tensors().iter().filter(|t| report.covers(t)).collect();
     let cancel = super::cancel_on_interrupt();
     let bar = super::progress_bar(tensors.iter().map(|t| t.bytes).sum(), "analysing");
@@ -180,6 +181,8 @@ fn failures(r: &crate::analysis::report::Results) -> usize {
         r.stats.as_ref().map(Result::is_err),
         r.spectrum.as_ref().map(Result::is_err),
         r.channels.as_ref().map(Result::is_err),
+        r.salience.as_ref().map(Result::is_err),
+        r.heat.as_ref().map(Result::is_err),
     ]
     .into_iter()
     .filter(|f| *f == Some(true))

@@ -18,9 +18,6 @@ use crate::app::jobs::{HeatKey, ResultKind};
 use crate::app::{Computed, WorkbenchApp};
 use crate::colormap::{Scale, colour};
 
-/// Tiles per side of the whole-matrix map of the region kernel's modes.
-const BASE_GRID: usize = 256;
-
 /// Rows, columns and tile size (rows, columns) of a region to ask for.
 type Region = (Range<usize>, Range<usize>, (usize, usize));
 
@@ -141,7 +138,7 @@ pub fn heatmap_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui) {
         mode,
         rows: 0..shape.0,
         cols: 0..shape.1,
-        tile: (shape.0.div_ceil(BASE_GRID).max(1), shape.1.div_ceil(BASE_GRID).max(1)),
+        tile: crate::analysis::heatmap::base_tile(shape.0, shape.1),
     };
     let (base, computed) = match (mode, &channels, &salience) {
         (Mode::Absmax, Some(c), _) => {
