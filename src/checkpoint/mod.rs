@@ -115,6 +115,8 @@ pub struct Checkpoint {
     metadata: BTreeMap<String, serde_json::Value>,
     gguf: Option<GgufInfo>,
     warnings: Vec<String>,
+    /// Tensors of at least this many bytes give their pages back as they are read.
+    release_from: u64,
 }
 
 /// What a GGUF file says beyond its tensors.
@@ -259,6 +261,7 @@ impl Checkpoint {
             metadata: loaded.metadata,
             gguf: loaded.gguf,
             warnings: loaded.warnings,
+            release_from: RELEASE_TENSORS_FROM,
         }
     }
 
@@ -427,6 +430,12 @@ impl Checkpoint {
         Ok(())
     }
 
+    /// Makes tensors of `bytes` or more give their pages back as they are read (by default
+    /// [`RELEASE_TENSORS_FROM`]; 0 for every tensor, for a command that reads each tensor once).
+    pub fn set_release_from(&mut self, bytes: u64) {
+        self.release_from = bytes;
+    }
+
     /// Gives a large tensor's pages back to the OS once a job is done with it (see
     /// [`RELEASE_TENSORS_FROM`]): a whole-model pass over a checkpoint larger than memory keeps
     /// a resident size of about one tensor.
@@ -435,9 +444,9 @@ impl Checkpoint {
     }
 
     /// Gives back the pages of the stored bytes `bytes` (counted from the tensor's start) of a
-    /// tensor of [`RELEASE_TENSORS_FROM`] bytes or more; smaller tensors stay resident.
+    /// tensor of [`RELEASE_TENSORS_FROM`] bytes or more (by default); smaller tensors stay resident.
     pub fn release_part(&self, tensor: &TensorInfo, bytes: Range<u64>) {
-        if tensor.bytes >= RELEASE_TENSORS_FROM
+        if tensor.bytes >= self.release_from
             && bytes.end <= tensor.bytes
             && let (Some(file), Some(start), Some(end)) = (
                 self.files.get(tensor.file),

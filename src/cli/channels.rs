@@ -30,7 +30,7 @@ pub struct ChannelsArgs {
 
 pub(super) fn run(args: &ChannelsArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<()> {
     use crate::analysis::channels::channel_report;
-    let ckpt = super::open(&args.path)?;
+    let ckpt = super::open_for_one_pass(&args.path)?;
     let t = ckpt.require(&args.tensor)?;
     let report = channel_report(backend, &ckpt, t, args.top, args.grid, &Default::default())?;
     if args.json {

@@ -42,7 +42,7 @@ pub struct ConvertArgs {
 
 pub(super) fn run(args: &ConvertArgs, out: &mut dyn Write) -> Result<()> {
     use crate::export::convert::{ConvertOptions, gguf_to_safetensors};
-    let ckpt = super::open(&args.path)?;
+    let ckpt = super::open_for_one_pass(&args.path)?;
     let dtype = match args.dtype {
         OutDtype::F32 => crate::codec::DType::F32,
         OutDtype::Bf16 => crate::codec::DType::BF16,

@@ -52,8 +52,8 @@ struct DiffJson<'a> {
 }
 
 pub(super) fn run(args: &DiffArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<()> {
-    let a = super::open(&args.a)?;
-    let b = super::open(&args.b)?;
+    let a = super::open_for_one_pass(&args.a)?;
+    let b = super::open_for_one_pass(&args.b)?;
     let re = args.tensor.as_deref().map(regex::Regex::new).transpose()?;
     let pairing = pair(&a, &b, |t| re.as_ref().is_none_or(|re| re.is_match(&t.name)));
     let mut skipped = Vec::new();

@@ -227,6 +227,15 @@ fn open(path: &Path) -> Result<Checkpoint> {
     Checkpoint::open(path).with_context(|| format!("cannot open checkpoint {}", path.display()))
 }
 
+/// Opens a checkpoint for commands that read each tensor once: every tensor, not only the large
+/// ones, gives its pages back as it is read, so a whole-model pass keeps a resident size of the
+/// chunks in flight however many tensors the model has.
+fn open_for_one_pass(path: &Path) -> Result<Checkpoint> {
+    let mut ckpt = open(path)?;
+    ckpt.set_release_from(0);
+    Ok(ckpt)
+}
+
 /// Tensors of `ckpt` matching `pattern` and `keep`; tensors whose values cannot be read are
 /// reported on stderr, with the reason, and left out.
 fn select<'a>(

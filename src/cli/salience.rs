@@ -33,7 +33,7 @@ pub struct SalienceArgs {
 }
 
 pub(super) fn run(args: &SalienceArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<()> {
-    let ckpt = super::open(&args.path)?;
+    let ckpt = super::open_for_one_pass(&args.path)?;
     let t = ckpt.require(&args.tensor)?;
     let imatrix = match &args.importance {
         Some(path) => {

@@ -48,7 +48,7 @@ pub struct SpectrumArgs {
 }
 
 pub(super) fn run(args: &SpectrumArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<()> {
-    let ckpt = super::open(&args.path)?;
+    let ckpt = super::open_for_one_pass(&args.path)?;
     let (tensors, skipped) =
         super::select(&ckpt, args.tensor.as_deref(), |t| t.shape.len() >= 2 && t.numel() > 0 && !t.dtype.is_integer())?;
     let bar = super::progress_bar(tensors.iter().map(|t| t.bytes).sum(), "spectra");

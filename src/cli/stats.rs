@@ -30,7 +30,7 @@ pub struct StatsArgs {
 pub(super) fn run(args: &StatsArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<()> {
     use crate::analysis::stats::tensors_stats;
     use crate::compute::{BinScale, StatsRequest};
-    let ckpt = super::open(&args.path)?;
+    let ckpt = super::open_for_one_pass(&args.path)?;
     let (tensors, skipped) = super::select(&ckpt, args.tensor.as_deref(), |_| true)?;
     let req = StatsRequest {
         bins: args.bins.max(1),
