@@ -76,7 +76,7 @@ fn main() -> Result<()> {
         flag("--backend").map_or(Ok(BackendChoice::Cpu), |b| b.parse()).map_err(anyhow::Error::msg)?;
     let ckpt = Checkpoint::open(dir)?;
     let matrices: Vec<_> = ckpt.tensors().iter().filter(|t| t.shape.len() == 2).collect();
-    let shapes: Vec<(String, Vec<u64>)> = matrices.iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
+    let shapes = weightbench::quant::plan::described(matrices.iter().copied());
     let backend = SelectedBackend::new(choice);
     let cancel = Cancel::new();
     for scheme in schemes.split(',') {

@@ -44,8 +44,7 @@ fn small_gguf(dir: &TempDir) -> std::path::PathBuf {
 }
 
 fn resolve(ckpt: &Checkpoint, plan: &Plan) -> Vec<Resolved> {
-    let shapes: Vec<(String, Vec<u64>)> = ckpt.tensors().iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
-    plan.resolve(&shapes, &ModelIdentity::default()).unwrap().0
+    plan.resolve(&weightbench::quant::plan::described(ckpt.tensors()), &ModelIdentity::default()).unwrap().0
 }
 
 fn run(
@@ -610,4 +609,42 @@ fn kept_block_tensors_of_a_gguf_source_are_copied_byte_for_byte() {
     let t = got.tensor("blk.0.attn_q.weight").unwrap();
     assert_eq!(t.dtype.name(), "Q8_0");
     assert_eq!(got.raw_bytes(t).unwrap(), &blocks[..], "the stored blocks, unchanged");
+}
+
+/// Integer tensors (position ids, masks) are ids, not weights: a plan that quantizes everything
+/// keeps them, and every format writes them with their stored type and bytes; a kept float
+/// tensor is written byte for byte too.
+#[test]
+fn integer_tensors_are_kept_with_their_type_and_bytes_in_every_format() {
+    use safetensors::tensor::Dtype;
+    let dir = TempDir::new();
+    let ids: Vec<u8> = (0..512i64).flat_map(|i| ((i << 33) + i).to_le_bytes()).collect();
+    let norm: Vec<u8> = (0..256u16).flat_map(|i| (0x3c00 + i).to_le_bytes()).collect();
+    let path = dir.join("m.safetensors");
+    write_safetensors(
+        &path,
+        &[
+            Spec::f32("dense.weight", &[64, 256], &weights(64 * 256, 11)),
+            Spec::new("embeddings.position_ids", Dtype::I64, &[1, 512], ids.clone()),
+            Spec::new("norm.weight", Dtype::F16, &[256], norm.clone()),
+        ],
+    );
+    let ckpt = Checkpoint::open(&path).unwrap();
+    let (resolved, _) = Plan::single("int8_ch")
+        .unwrap()
+        .resolve(&weightbench::quant::plan::described(ckpt.tensors()), &ModelIdentity::default())
+        .unwrap();
+    let by_name = |n: &str| resolved.iter().find(|r| r.name == n).unwrap();
+    assert_eq!(by_name("embeddings.position_ids").scheme, "keep");
+    assert_eq!(by_name("dense.weight").scheme, "int8_ch");
+    for format in [ExportFormat::Safetensors, ExportFormat::Ct] {
+        let out = dir.join(&format!("{format:?}"));
+        run(&CpuBackend, &ckpt, &Plan::single("int8_ch").unwrap(), format, &out).unwrap();
+        let written = Checkpoint::open(&out).unwrap();
+        let t = written.require("embeddings.position_ids").unwrap();
+        assert_eq!((t.dtype, t.shape.as_slice()), (DType::I64, &[1u64, 512][..]), "{format:?}");
+        assert_eq!(written.raw_bytes(t).unwrap(), &ids[..], "{format:?}: the ids, bit for bit");
+        let n = written.require("norm.weight").unwrap();
+        assert_eq!((n.dtype, written.raw_bytes(n).unwrap()), (DType::F16, &norm[..]), "{format:?}: the kept norm");
+    }
 }

@@ -225,7 +225,7 @@ fn the_error_map_and_a_row_encoded_alone_agree_with_the_whole_tensors_decoded_va
     let t = &ckpt.tensors()[0];
     for scheme in ["q4_0", "int4_g32", "int3_ch_asym", "q8_0"] {
         let plan = Plan::single(scheme).unwrap();
-        let (resolved, _) = plan.resolve(&[(t.name.clone(), t.shape.clone())], &Default::default()).unwrap();
+        let (resolved, _) = plan.resolve(&[(t.name.clone(), t.shape.clone(), t.dtype)], &Default::default()).unwrap();
         let mut whole = Vec::new();
         let mut keep = |_: u64, v: &[f32]| -> Result<(), weightbench::compute::ComputeError> {
             whole.extend_from_slice(v);

@@ -116,13 +116,19 @@ impl WorkbenchApp {
         let pinned: std::collections::BTreeSet<String> =
             session.plan.plan.overrides.iter().filter(|(_, o)| o.pinned).map(|(n, _)| n.clone()).collect();
         // The dialog's target is the whole model's, as the budget bar's: what the vectors,
-        // the pinned and the unreadable tensors take as planned comes off it first.
+        // the integer (ids, masks), the pinned and the unreadable tensors take as planned comes
+        // off it first.
         let ckpt = &session.ckpt;
         let fixed: u64 = ckpt
             .tensors()
             .iter()
             .enumerate()
-            .filter(|(_, t)| t.shape.len() < 2 || t.dtype.why_not_analysed().is_some() || pinned.contains(&t.name))
+            .filter(|(_, t)| {
+                t.shape.len() < 2
+                    || t.dtype.is_integer()
+                    || t.dtype.why_not_analysed().is_some()
+                    || pinned.contains(&t.name)
+            })
             .map(|(i, t)| session.plan.bytes_of(t, i).0)
             .sum();
         let total = (dialog.target_bpw * ckpt.total_params() as f64 / 8.0) as u64;

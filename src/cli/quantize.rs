@@ -83,7 +83,7 @@ pub(super) fn run(args: &QuantizeArgs, backend: &dyn Backend, out: &mut dyn Writ
     let plan = args.source.load()?;
     let ckpt = super::open(&args.path)?;
     let (tensors, skipped) = super::select(&ckpt, args.tensor.as_deref(), |_| true)?;
-    let shapes: Vec<(String, Vec<u64>)> = tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
+    let shapes = crate::quant::plan::described(tensors.iter().copied());
     let identity = ModelIdentity::of(&ckpt);
     let (resolved, warnings) = plan.resolve(&shapes, &identity)?;
     let hessians = resolved.iter().any(|r| r.parsed.needs_hessian());

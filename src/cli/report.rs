@@ -153,7 +153,7 @@ fn add_previews(
     backend: &dyn Backend,
     cancel: &Cancel,
 ) -> Result<()> {
-    let shapes: Vec<(String, Vec<u64>)> = tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
+    let shapes = crate::quant::plan::described(tensors.iter().copied());
     let (mut resolved, warnings) = plan.resolve(&shapes, &crate::quant::plan::ModelIdentity::of(ckpt))?;
     for w in &warnings {
         eprintln!("warning: {w}");

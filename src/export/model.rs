@@ -328,8 +328,11 @@ pub fn export(
             (vec![file], bytes)
         }
         ExportFormat::Safetensors => {
-            let out_dtype = |t: &TensorInfo| {
-                if matches!(t.dtype, DType::F32 | DType::F16 | DType::BF16) { t.dtype } else { DType::F32 }
+            // Kept tensors keep their stored type (integer ids included) and bytes; the rest are
+            // decoded values, in their float type or F32.
+            let out_dtype = |t: &TensorInfo, r: &Resolved| {
+                let kept = r.parsed.is_keep() && DType::SAFETENSORS.contains(&t.dtype) && t.dtype.can_decode();
+                if kept || matches!(t.dtype, DType::F32 | DType::F16 | DType::BF16) { t.dtype } else { DType::F32 }
             };
             // With `--factors`, low-rank tensors are factored first (their ranks decide the
             // header's shapes) and their decoded factors held until written.
@@ -354,8 +357,8 @@ pub fn export(
             }
             let mut slots = Vec::with_capacity(tensors.len());
             let mut planned = Vec::with_capacity(tensors.len());
-            for (i, t) in tensors.iter().enumerate() {
-                let dtype = out_dtype(t);
+            for (i, (t, r)) in tensors.iter().zip(resolved).enumerate() {
+                let dtype = out_dtype(t, r);
                 match factored.get(&i) {
                     Some(f) => {
                         let module = t.name.strip_suffix(".weight").unwrap_or(&t.name);
@@ -443,9 +446,14 @@ pub fn export(
                             at += v.len() as u64;
                             write(v)
                         };
-                        let row =
+                        let row = if r.parsed.is_keep() && dtype == t.dtype {
+                            // The stored bytes as they are, streamed.
+                            let mut one = OnePart { sink, name: t.name.clone(), dtype };
+                            encode_tensor(backend, ckpt, t, &src, r, importance, &mut one, None, cancel)
+                        } else {
                             encode_tensor(backend, ckpt, t, &src, r, importance, &mut NoParts, Some(&mut put), cancel)
-                                .map_err(compute_error)?;
+                        }
+                        .map_err(compute_error)?;
                         if by_tensor[i].is_none() {
                             done += t.numel();
                             progress(done, total);

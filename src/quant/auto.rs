@@ -173,8 +173,9 @@ pub fn auto_allocate<'a>(
     if request.objective == Objective::Kl && request.sensitivity.is_none() {
         return Err(AutoError::Invalid("the kl objective needs the model run on calibration text".into()));
     }
+    // Integer tensors (ids, masks) are not weights: plans keep them, so they take no part.
     let (pinned, free): (Vec<&TensorInfo>, Vec<&TensorInfo>) =
-        request.tensors.iter().copied().partition(|t| (request.pinned)(t));
+        request.tensors.iter().copied().filter(|t| !t.dtype.is_integer()).partition(|t| (request.pinned)(t));
     if free.is_empty() {
         return Err(AutoError::Invalid("every selected tensor is pinned: nothing to allocate".into()));
     }

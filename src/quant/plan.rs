@@ -25,6 +25,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use super::scheme::{IntGroup, Scheme, rows_cols};
+use crate::codec::DType;
 
 /// Why a plan cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -367,16 +368,14 @@ impl Plan {
 
     /// [`Plan::resolve`] on every tensor of `ckpt`.
     pub fn resolve_all(&self, ckpt: &crate::checkpoint::Checkpoint) -> Result<(Vec<Resolved>, Vec<String>), PlanError> {
-        let shapes: Vec<(String, Vec<u64>)> =
-            ckpt.tensors().iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
-        self.resolve(&shapes, &ModelIdentity::of(ckpt))
+        self.resolve(&described(ckpt.tensors()), &ModelIdentity::of(ckpt))
     }
 
     /// The scheme of every tensor (`(name, shape)`, in checkpoint order), and warnings: rules
     /// that match nothing, overrides of tensors that do not exist, a model identity that differs.
     pub fn resolve(
         &self,
-        tensors: &[(String, Vec<u64>)],
+        tensors: &[Described],
         identity: &ModelIdentity,
     ) -> Result<(Vec<Resolved>, Vec<String>), PlanError> {
         let mut warnings = Vec::new();
@@ -395,9 +394,19 @@ impl Plan {
         }
         let mut used = vec![false; self.rules.len()];
         let mut out = Vec::with_capacity(tensors.len());
-        for (name, shape) in tensors {
+        for (name, shape, dtype) in tensors {
             let at = |line: usize| if line > 0 { format!(" (line {line})") } else { String::new() };
             if let Some(o) = self.overrides.get(name) {
+                if dtype.is_integer() && o.scheme != Scheme::Keep {
+                    return Err(PlanError::Invalid {
+                        origin: self.origin.clone(),
+                        line: o.line,
+                        message: format!(
+                            "tensor {name} holds {dtype} integers (ids or masks, not weights): it can only be kept, not `{}`",
+                            o.scheme
+                        ),
+                    });
+                }
                 o.scheme.check(shape).map_err(|m| PlanError::Invalid {
                     origin: self.origin.clone(),
                     line: o.line,
@@ -426,6 +435,17 @@ impl Plan {
                 continue;
             };
             used[k] = true;
+            if dtype.is_integer() && rule.scheme != Scheme::Keep {
+                out.push(Resolved {
+                    name: name.clone(),
+                    scheme: "keep".into(),
+                    requested: Some(rule.scheme.to_string()),
+                    fallback_reason: Some(format!("{dtype} tensor: kept, its integers are ids or masks, not weights")),
+                    by: format!("rule {}{}", k + 1, at(rule.line)),
+                    parsed: Scheme::Keep,
+                });
+                continue;
+            }
             let (scheme, reason) = fallback(&rule.scheme, shape).map_err(|m| PlanError::Invalid {
                 origin: self.origin.clone(),
                 line: rule.line,
@@ -447,13 +467,22 @@ impl Plan {
             }
         }
         for name in self.overrides.keys() {
-            if !tensors.iter().any(|(n, _)| n == name) {
+            if !tensors.iter().any(|(n, _, _)| n == name) {
                 warnings
                     .push(format!("{}: override of tensor {name}, which this checkpoint does not have", self.origin));
             }
         }
         Ok((out, warnings))
     }
+}
+
+/// What resolution needs of a tensor: its name, shape and stored type (integer tensors, such as
+/// position ids, are kept whatever a rule says).
+pub type Described = (String, Vec<u64>, DType);
+
+/// The [`Described`] form of `tensors`.
+pub fn described<'a>(tensors: impl IntoIterator<Item = &'a crate::checkpoint::TensorInfo>) -> Vec<Described> {
+    tensors.into_iter().map(|t| (t.name.clone(), t.shape.clone(), t.dtype)).collect()
 }
 
 /// The scheme a rule's `scheme` becomes for a tensor of `shape`, with the reason when it is not
@@ -517,13 +546,26 @@ mod tests {
         assert!(rule.matches("layers.0.q_proj.weight") && !rule.matches("layers.0.k_proj.weight"));
     }
 
-    fn tensors() -> Vec<(String, Vec<u64>)> {
+    fn tensors() -> Vec<Described> {
         vec![
-            ("model.embed_tokens.weight".into(), vec![49152, 576]),
-            ("model.layers.0.mlp.down_proj.weight".into(), vec![576, 1536]),
-            ("model.layers.0.mlp.up_proj.weight".into(), vec![1536, 576]),
-            ("model.layers.0.input_layernorm.weight".into(), vec![576]),
+            ("model.embed_tokens.weight".into(), vec![49152, 576], DType::BF16),
+            ("model.layers.0.mlp.down_proj.weight".into(), vec![576, 1536], DType::BF16),
+            ("model.layers.0.mlp.up_proj.weight".into(), vec![1536, 576], DType::BF16),
+            ("model.layers.0.input_layernorm.weight".into(), vec![576], DType::BF16),
         ]
+    }
+
+    #[test]
+    fn integer_tensors_are_kept_by_rules_and_refused_by_overrides() {
+        let ids: Vec<Described> = vec![("embeddings.position_ids".into(), vec![1, 512], DType::I64)];
+        let (r, _) = Plan::single("q8_0").unwrap().resolve(&ids, &ModelIdentity::default()).unwrap();
+        assert_eq!((r[0].scheme.as_str(), r[0].requested.as_deref()), ("keep", Some("q8_0")));
+        assert!(r[0].fallback_reason.as_deref().is_some_and(|w| w.contains("I64")), "{:?}", r[0].fallback_reason);
+        let text = "[tensor.\"embeddings.position_ids\"]\nscheme = \"int8_ch\"\n";
+        let err = Plan::parse_toml(text, "p.toml").unwrap().resolve(&ids, &ModelIdentity::default()).unwrap_err();
+        assert!(err.to_string().contains("position_ids") && err.to_string().contains("I64"), "{err}");
+        let keep = "[tensor.\"embeddings.position_ids\"]\nscheme = \"keep\"\n";
+        assert!(Plan::parse_toml(keep, "p.toml").unwrap().resolve(&ids, &ModelIdentity::default()).is_ok());
     }
 
     #[test]
