@@ -73,7 +73,7 @@ pub struct ExportArgs {
 
 pub(super) fn run(args: &ExportArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<()> {
     let plan = args.source.load()?;
-    let mut ckpt = super::open(&args.path)?;
+    let mut ckpt = super::open_for_one_pass(&args.path)?;
     if let Some(pattern) = &args.tensor {
         let re = regex::Regex::new(pattern).context("invalid --tensor regular expression")?;
         if ckpt.retain_tensors(|t| re.is_match(&t.name)) == 0 {

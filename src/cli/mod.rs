@@ -227,9 +227,11 @@ fn open(path: &Path) -> Result<Checkpoint> {
     Checkpoint::open(path).with_context(|| format!("cannot open checkpoint {}", path.display()))
 }
 
-/// Opens a checkpoint for commands that read each tensor once: every tensor, not only the large
-/// ones, gives its pages back as it is read, so a whole-model pass keeps a resident size of the
-/// chunks in flight however many tensors the model has.
+/// Opens a checkpoint for the commands that pass over its tensors one after another (statistics,
+/// spectra, reports, quantization, export): every tensor, not only the large ones, gives its pages
+/// back as it is read, so a whole-model pass keeps a resident size of the chunks in flight however
+/// many tensors the model has. (A tensor read again, as a plan's candidates are, comes back from
+/// the page cache.)
 fn open_for_one_pass(path: &Path) -> Result<Checkpoint> {
     let mut ckpt = open(path)?;
     ckpt.set_release_from(0);

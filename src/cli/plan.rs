@@ -152,7 +152,7 @@ fn auto(args: &AutoArgs, backend: &dyn Backend, out: &mut dyn Write) -> Result<(
         _ => bail!("give --target-bpw B (> 0) or --target-bytes N"),
     };
     let pin = args.pin.as_deref().map(pattern_regex).transpose().map_err(anyhow::Error::msg).context("--pin")?;
-    let ckpt = super::open(&args.path)?;
+    let ckpt = super::open_for_one_pass(&args.path)?;
     let hessians = candidates.iter().any(|c| c.needs_hessian());
     let importance =
         super::importance(&ckpt, args.importance.as_deref(), args.calibration.as_deref(), hessians, backend)?;

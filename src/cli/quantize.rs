@@ -81,7 +81,7 @@ pub(super) fn run(args: &QuantizeArgs, backend: &dyn Backend, out: &mut dyn Writ
         bail!("quantize only measures for now: pass --dry-run (`weightbench export` writes compressed models)");
     }
     let plan = args.source.load()?;
-    let ckpt = super::open(&args.path)?;
+    let ckpt = super::open_for_one_pass(&args.path)?;
     let (tensors, skipped) = super::select(&ckpt, args.tensor.as_deref(), |_| true)?;
     let shapes = crate::quant::plan::described(tensors.iter().copied());
     let identity = ModelIdentity::of(&ckpt);
