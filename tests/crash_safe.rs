@@ -35,10 +35,6 @@ fn export(input: &Path, output: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_weightbench")).args(export_args(input, output)).output().unwrap()
 }
 
-fn spawn_export(input: &Path, output: &Path) -> Child {
-    spawn(&export_args(input, output))
-}
-
 /// The binary with `args`, its stderr piped.
 fn spawn(args: &[String]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_weightbench"))
@@ -150,24 +146,43 @@ fn a_report_into_a_full_disk_leaves_no_output_and_no_temporary_files() {
 fn a_folder_it_may_not_write_is_a_clear_error() {
     let dir = TempDir::new();
     let input = demo_copy(dir.path());
+    let locked = locked_folder(&dir, &[&input]);
+    let Some(out) = run_as_nobody(&export_args(&input, &locked.join("out"))) else { return };
+    assert_refused_to_write(&out, &locked);
+}
+
+/// `dir/locked`, which `nobody` may read but not write, with `readable` (folders or files)
+/// readable by all.
+fn locked_folder(dir: &TempDir, readable: &[&Path]) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
     let locked = dir.join("locked");
     std::fs::create_dir_all(&locked).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    for p in [dir.path(), &input, &locked] {
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for p in [dir.path(), &locked].into_iter().chain(readable.iter().copied()) {
+        let mode = if p.is_dir() { 0o755 } else { 0o644 };
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
     }
-    // Root writes anywhere: run the binary as `nobody`, for whom `locked` is read-only.
+    locked
+}
+
+/// The binary run with `args` as `nobody` (root writes anywhere), or `None` after a loud skip
+/// where the test cannot switch users.
+fn run_as_nobody(args: &[String]) -> Option<Output> {
     let out = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_weightbench")])
-        .args(export_args(&input, &locked.join("out")))
+        .args(args)
         .output();
-    let Some(out) = out.ok().filter(|o| !String::from_utf8_lossy(&o.stderr).contains("setpriv:")) else {
+    let out = out.ok().filter(|o| !String::from_utf8_lossy(&o.stderr).contains("setpriv:"));
+    if out.is_none() {
         skip(Missing::Root, "cannot run the binary as another user (setpriv needs root)");
-        return;
-    };
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("Permission denied") && stderr(&out).contains("locked"), "{}", stderr(&out));
-    assert!(files_under(&locked).is_empty());
+    }
+    out
+}
+
+/// A write into `locked` refused: exit status 1, the OS's reason and the folder named, nothing there.
+fn assert_refused_to_write(out: &Output, locked: &Path) {
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(out));
+    assert!(stderr(out).contains("Permission denied") && stderr(out).contains("locked"), "{}", stderr(out));
+    assert!(files_under(locked).is_empty());
 }
 
 #[test]
@@ -175,15 +190,7 @@ fn ctrl_c_midway_leaves_no_output_and_no_temporary_files() {
     let dir = TempDir::new();
     let input = demo_copy(dir.path());
     let before = snapshot(&input);
-    let target = dir.join("out");
-    let mut child = spawn_export(&input, &target);
-    wait_for_partial(dir.path(), &mut child);
-    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("cancelled"), "{}", stderr(&out));
-    let left = outputs_in(dir.path());
-    assert!(left.is_empty(), "left behind: {left:?}");
+    ctrl_c_midway(dir.path(), &export_args(&input, &dir.join("out")), &|| outputs_in(dir.path()));
     assert_eq!(snapshot(&input), before);
 }
 
@@ -193,20 +200,37 @@ fn kill_9_midway_leaves_no_output_and_the_next_export_sweeps_its_temporaries() {
     let input = demo_copy(dir.path());
     let before = snapshot(&input);
     let target = dir.join("out");
-    let mut child = spawn_export(&input, &target);
-    wait_for_partial(dir.path(), &mut child);
+    kill_9_midway_then_again(dir.path(), &export_args(&input, &target), &|| outputs_in(dir.path()), &target);
+    assert_eq!(snapshot(&input), before);
+}
+
+/// Ctrl-C (SIGINT) to a run of `args` once its staged file appears under `dir`: it ends with
+/// exit status 1 and "cancelled", and `outputs` (what it wrote) is empty.
+fn ctrl_c_midway(dir: &Path, args: &[String], outputs: &dyn Fn() -> Vec<String>) {
+    let mut child = spawn(args);
+    wait_for_partial(dir, &mut child);
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cancelled"), "{}", stderr(&out));
+    assert!(outputs().is_empty(), "left behind after Ctrl-C: {:?}", outputs());
+}
+
+/// SIGKILL to a run of `args` once its staged file appears under `dir`: only hidden temporaries
+/// may remain and nothing under `target/model.safetensors`; the same command run again sweeps
+/// the dead process's temporaries and succeeds.
+fn kill_9_midway_then_again(dir: &Path, args: &[String], outputs: &dyn Fn() -> Vec<String>, target: &Path) {
+    let mut child = spawn(args);
+    wait_for_partial(dir, &mut child);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    let left = outputs_in(dir.path());
-    assert!(left.iter().all(|f| f.ends_with(".partial")), "only hidden temporaries may remain: {left:?}");
+    assert!(outputs().iter().all(|f| f.ends_with(".partial")), "only hidden temporaries may remain: {:?}", outputs());
     assert!(!target.join("model.safetensors").exists(), "no output under its name");
-    assert_eq!(snapshot(&input), before);
-    // The next export into the same place removes the dead process's temporaries and succeeds.
-    let out = export(&input, &target);
+    let out = Command::new(env!("CARGO_BIN_EXE_weightbench")).args(args).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let left = outputs_in(dir.path());
-    assert!(!left.iter().any(|f| f.ends_with(".partial")), "temporaries left: {left:?}");
-    assert!(left.iter().any(|f| f == "out/model.safetensors"), "{left:?}");
+    assert!(!outputs().iter().any(|f| f.ends_with(".partial")), "temporaries left: {:?}", outputs());
+    let name = format!("{}/model.safetensors", target.file_name().unwrap().to_string_lossy());
+    assert!(outputs().contains(&name), "{:?}", outputs());
 }
 
 /// A Q8_0 GGUF in `dir/gguf/model.gguf` (16 tensors of 2048 × 1024: 36 MB, 134 MB once
@@ -284,24 +308,9 @@ fn a_convert_into_a_full_disk_leaves_no_output_and_no_temporary_files() {
 fn a_convert_into_a_folder_it_may_not_write_is_a_clear_error() {
     let dir = TempDir::new();
     let input = gguf_copy(dir.path());
-    let locked = dir.join("locked");
-    std::fs::create_dir_all(&locked).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    for p in [dir.path(), input.parent().unwrap(), &locked] {
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    std::fs::set_permissions(&input, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_weightbench")])
-        .args(convert_args(&input, &locked.join("hf")))
-        .output();
-    let Some(out) = out.ok().filter(|o| !String::from_utf8_lossy(&o.stderr).contains("setpriv:")) else {
-        skip(Missing::Root, "cannot run the binary as another user (setpriv needs root)");
-        return;
-    };
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("Permission denied") && stderr(&out).contains("locked"), "{}", stderr(&out));
-    assert!(files_under(&locked).is_empty());
+    let locked = locked_folder(&dir, &[input.parent().unwrap(), &input]);
+    let Some(out) = run_as_nobody(&convert_args(&input, &locked.join("hf"))) else { return };
+    assert_refused_to_write(&out, &locked);
 }
 
 #[test]
@@ -312,24 +321,7 @@ fn a_convert_cancelled_or_killed_midway_leaves_no_output_and_the_next_sweeps_its
     let target = dir.join("hf");
     let args = convert_args(&input, &target);
     let outputs = || files_under(dir.path()).into_iter().filter(|f| !f.starts_with("gguf/")).collect::<Vec<_>>();
-
-    let mut child = spawn(&args);
-    wait_for_partial(dir.path(), &mut child);
-    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("cancelled"), "{}", stderr(&out));
-    assert!(outputs().is_empty(), "left behind after Ctrl-C: {:?}", outputs());
-
-    let mut child = spawn(&args);
-    wait_for_partial(dir.path(), &mut child);
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    assert!(outputs().iter().all(|f| f.ends_with(".partial")), "only hidden temporaries may remain: {:?}", outputs());
-    assert!(!target.join("model.safetensors").exists(), "no output under its name");
+    ctrl_c_midway(dir.path(), &args, &outputs);
+    kill_9_midway_then_again(dir.path(), &args, &outputs, &target);
     assert_eq!(snapshot(input.parent().unwrap()), before, "the input is untouched");
-    let out = convert(&input, &target);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(!outputs().iter().any(|f| f.ends_with(".partial")), "temporaries left: {:?}", outputs());
-    assert!(outputs().iter().any(|f| f == "hf/model.safetensors"), "{:?}", outputs());
 }
