@@ -124,22 +124,73 @@ fn a_full_disk_leaves_no_output_and_no_temporary_files() {
     assert_eq!(snapshot(&input), before);
 }
 
-/// A report (`analyze -o`, 15 MB for the demo) into a full disk: the same clean failure.
+fn analyze_args(input: &Path, report: &Path) -> Vec<String> {
+    ["analyze", "--backend", "cpu", &input.to_string_lossy(), "-o", &report.to_string_lossy()]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// A report (`analyze -o`, 27 MB for the demo) into a full disk: the same clean failure.
 #[test]
 fn a_report_into_a_full_disk_leaves_no_output_and_no_temporary_files() {
     let dir = TempDir::new();
     let input = demo_copy(dir.path());
     let Some(mount) = small_disk(dir.path()) else { return };
     let report = mount.join("demo.wbr");
-    let out = Command::new(env!("CARGO_BIN_EXE_weightbench"))
-        .args(["analyze", "--backend", "cpu", &input.to_string_lossy(), "-o", &report.to_string_lossy()])
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_weightbench")).args(analyze_args(&input, &report)).output().unwrap();
     let left = files_under(&mount);
     let _ = Command::new("umount").arg(&mount).status();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("No space left on device") && stderr(&out).contains("demo.wbr"), "{}", stderr(&out));
     assert!(left.is_empty(), "left on the full disk: {left:?}");
+}
+
+/// A report into a folder it may not write, and interrupted while it analyses (the report is
+/// staged only once everything is computed; its staged write is the export's transaction, which
+/// the export's tests interrupt): a clear error, or nothing at all, and never a partial file.
+#[test]
+fn a_report_refused_cancelled_or_killed_leaves_nothing() {
+    let dir = TempDir::new();
+    let input = demo_copy(dir.path());
+    let locked = locked_folder(&dir, &[&input]);
+    if let Some(out) = run_as_nobody(&analyze_args(&input, &locked.join("r.wbr"))) {
+        assert_refused_to_write(&out, &locked);
+    }
+    let report = dir.join("r.wbr");
+    for signal in ["-INT", "-KILL"] {
+        let mut child = spawn(&analyze_args(&input, &report));
+        wait_for_cpu_time(&mut child, 0.4);
+        assert!(Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap().success());
+        let out = child.wait_with_output().unwrap();
+        if signal == "-INT" {
+            assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+            assert!(
+                stderr(&out).contains("cancelled") && stderr(&out).contains("nothing was written"),
+                "{}",
+                stderr(&out)
+            );
+        }
+        let left = outputs_in(dir.path());
+        assert!(left.iter().all(|f| f.starts_with("locked")), "{signal}: left behind: {left:?}");
+    }
+}
+
+/// Waits until `child` has run `seconds` of CPU time (user and system, from /proc): midway
+/// through work that takes several times that.
+fn wait_for_cpu_time(child: &mut Child, seconds: f64) {
+    let start = Instant::now();
+    let ticks = |pid: u32| -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let after = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        Some((fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?) / 100.0)
+    };
+    while ticks(child.id()).unwrap_or(0.0) < seconds {
+        assert!(child.try_wait().unwrap().is_none(), "the command ended before it was interrupted");
+        assert!(start.elapsed() < Duration::from_secs(60), "the command did not start working");
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 #[test]
