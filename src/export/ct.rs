@@ -214,13 +214,16 @@ fn quantization_config(plan: &CtPlan) -> Value {
     })
 }
 
-/// Checks the announced parts against the plan's and keeps their bytes.
-struct Checked<'a> {
+/// Checks the announced parts against the plan's and keeps their bytes — all but part 0's when
+/// `first_to` is given: part 0 (the first entry in the file, and the largest: the packed codes or
+/// the integer weight) goes straight to it, so a tensor's codes are never held whole in memory.
+struct Checked<'a, 's, 'f> {
     want: &'a [PlannedTensor],
     inner: CollectBytes,
+    first_to: Option<&'s mut super::safetensors::TensorSink<'f>>,
 }
 
-impl PartSink for Checked<'_> {
+impl PartSink for Checked<'_, '_, '_> {
     fn begin(&mut self, parts: &[Part]) -> Result<(), ComputeError> {
         let same = parts.len() == self.want.len()
             && parts.iter().zip(self.want).all(|(p, w)| p.dtype == w.dtype.name() && p.shape == w.shape);
@@ -235,7 +238,10 @@ impl PartSink for Checked<'_> {
     }
 
     fn put(&mut self, part: usize, bytes: &[u8]) -> Result<(), ComputeError> {
-        self.inner.put(part, bytes)
+        match (part, self.first_to.as_mut()) {
+            (0, Some(sink)) => sink.write(bytes).map_err(|e| ComputeError::Sink(e.to_string())),
+            _ => self.inner.put(part, bytes),
+        }
     }
 }
 
@@ -274,11 +280,19 @@ pub(super) fn write(
                             .iter()
                             .take_while(|s| matches!(s, Source::Part(x, _) if *x == t))
                             .count();
-                        let mut checked =
-                            Checked { want: &plan.tensors[first..first + count], inner: CollectBytes::default() };
+                        // Part 0 is this entry: it streams to the file as it is encoded.
+                        let streams = k == 0;
+                        let mut checked = Checked {
+                            want: &plan.tensors[first..first + count],
+                            inner: CollectBytes::default(),
+                            first_to: streams.then_some(&mut *sink),
+                        };
                         let row = encode(t, &mut checked, None)?;
                         on_row(row);
                         stash = Some((t, checked.inner.bytes));
+                        if streams {
+                            return Ok(());
+                        }
                     }
                     let bytes = stash.as_ref().and_then(|(_, b)| b.get(k)).ok_or_else(|| ExportError::Unsupported {
                         message: format!("tensor {:?}: part {k} was not produced", tensors[t].name),
