@@ -154,6 +154,10 @@ pub const METADATA_ARRAY_ITEMS: usize = 64;
 /// ([`MappedFile::release`]); smaller ones stay resident for the views that read them again.
 pub const RELEASE_TENSORS_FROM: u64 = 64 << 20;
 
+/// Stored bytes read in place (bit-pattern counting, an export's read-back) between two page
+/// releases: a large tensor never has more than this resident at once.
+pub const RELEASE_WINDOW: usize = 64 << 20;
+
 /// Default number of elements decoded per chunk when streaming a tensor (4 MiB of f32).
 pub const DEFAULT_CHUNK_ELEMS: u64 = 1 << 20;
 

@@ -228,7 +228,7 @@ impl CpuBackend {
     }
 
     /// The summaries of a region's tiles ([`super::Backend::region_tiles`]): one task per tile
-    /// row, each reading its rows' segments (aligned to whole storage blocks) from the source.
+    /// row, each reading its rows' segments from the source (`source::segment`).
     pub fn region_tiles(
         &self,
         src: &dyn ValueSource,
@@ -236,9 +236,8 @@ impl CpuBackend {
         importance: Option<&[f32]>,
         cancel: &Cancel,
     ) -> Result<Vec<TileSummary>, ComputeError> {
-        let (n_rows, n_cols) = check_region(src, region, importance)?;
+        let (_, n_cols) = check_region(src, region, importance)?;
         let (grid_rows, grid_cols) = (region.grid_rows(), region.grid_cols());
-        let block = src.block_elems().max(1) as usize;
         let bands: Vec<Vec<TileSummary>> = (0..grid_rows)
             .into_par_iter()
             .map(|ti| {
@@ -249,11 +248,8 @@ impl CpuBackend {
                     if cancel.is_cancelled() {
                         return Err(ComputeError::Cancelled);
                     }
-                    let start = (r * n_cols + region.cols.start) / block * block;
-                    let end = ((r * n_cols + region.cols.end).div_ceil(block) * block).min(n_rows * n_cols);
-                    src.read(start as u64..end as u64, &mut buf)?;
-                    let skip = r * n_cols + region.cols.start - start;
-                    let row = &buf[skip..skip + region.cols.len()];
+                    let first = (r * n_cols + region.cols.start) as u64;
+                    let row = source::segment(src, first..first + region.cols.len() as u64, &mut buf)?;
                     kernels::add_region_row(row, region.cols.start, region.tile_cols, importance, &mut tiles);
                 }
                 Ok(tiles)

@@ -208,7 +208,7 @@ fn count_sorted(sorted: &[(f32, u64)], t: &[f32]) -> Vec<u64> {
 
 /// Stored bytes counted between two calls of `done` in [`stats_of_patterns`] (even, so that no
 /// two-byte element is split).
-const WINDOW_BYTES: usize = 64 << 20;
+const WINDOW_BYTES: usize = crate::checkpoint::RELEASE_WINDOW;
 
 /// The statistics of a tensor of `dtype` stored in `bytes`, or `None` when the type is not a
 /// one- or two-byte scalar. Counted in windows of 64 MiB; `done` hears each window's byte range

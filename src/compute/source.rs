@@ -123,6 +123,23 @@ pub fn values_in<'a>(
     }
 }
 
+/// The values of any element range `range`, which need not start or end on a storage block: read
+/// on the whole blocks around it into `buf` (or borrowed in place from f32 sources) and cut.
+pub fn segment<'a>(
+    src: &'a dyn ValueSource,
+    range: Range<u64>,
+    buf: &'a mut Vec<f32>,
+) -> Result<&'a [f32], ComputeError> {
+    let block = src.block_elems().max(1);
+    let start = range.start / block * block;
+    let end = range.end.div_ceil(block).saturating_mul(block).min(src.numel());
+    let values = values_in(src, start..end, buf)?;
+    let skip = (range.start - start) as usize;
+    values
+        .get(skip..skip + (range.end - range.start) as usize)
+        .ok_or_else(|| shape_error(src, format!("range {range:?} is outside the values")))
+}
+
 /// `(rows, cols)` of a source that must be a matrix for `what`, or an error saying so.
 pub fn require_matrix(src: &dyn ValueSource, what: &str) -> Result<(usize, usize), ComputeError> {
     if !src.is_matrix() {

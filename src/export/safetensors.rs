@@ -140,10 +140,6 @@ fn read_back(path: &Path, tensors: &[PlannedTensor], checksums: &[u32]) -> Resul
     check_tensors(&ckpt, path, tensors, checksums)
 }
 
-/// Bytes of a written tensor hashed between two page releases in [`check_tensors`] (its callers
-/// open the written file releasing every tensor).
-const READ_BACK_WINDOW: usize = 64 << 20;
-
 /// Whether `ckpt` (the written file at `path`, reopened) holds exactly `tensors`, each with the
 /// type, shape and CRC-32 of the bytes written (safetensors and GGUF writers alike).
 pub(super) fn check_tensors(
@@ -165,9 +161,9 @@ pub(super) fn check_tensors(
         // tensor): reading back a large output keeps little of it resident.
         let bytes = ckpt.raw_bytes(got).map_err(|e| fail(e.to_string()))?;
         let mut hasher = crc32fast::Hasher::new();
-        for (w, window) in bytes.chunks(READ_BACK_WINDOW).enumerate() {
+        for (w, window) in bytes.chunks(crate::checkpoint::RELEASE_WINDOW).enumerate() {
             hasher.update(window);
-            let start = (w * READ_BACK_WINDOW) as u64;
+            let start = (w * crate::checkpoint::RELEASE_WINDOW) as u64;
             ckpt.release_part(got, start..start + window.len() as u64);
         }
         if hasher.finalize() != crc {

@@ -706,7 +706,6 @@ impl GpuBackend {
             if w == 0 {
                 return Err(gpu_error(format!("a column of {} is larger than one GPU buffer", src.name())));
             }
-            let block = src.block_elems().max(1) as usize;
             let mut band = vec![0f32; rows * w];
             for c0 in (0..cols).step_by(w) {
                 if cancel.is_cancelled() {
@@ -716,11 +715,8 @@ impl GpuBackend {
                 band[..rows * width].par_chunks_mut(width).enumerate().try_for_each_init(
                     Vec::new,
                     |buf, (r, out)| {
-                        let first = r * cols + c0;
-                        let start = first / block * block;
-                        let end = ((first + width).div_ceil(block) * block).min(total as usize);
-                        src.read(start as u64..end as u64, buf)?;
-                        out.copy_from_slice(&buf[first - start..first - start + width]);
+                        let first = (r * cols + c0) as u64;
+                        out.copy_from_slice(source::segment(src, first..first + width as u64, buf)?);
                         Ok::<(), ComputeError>(())
                     },
                 )?;
